@@ -1,0 +1,175 @@
+//! The shard's append path: group commit.
+//!
+//! Every produce for a partition this shard owns queues an `AppendReq`. One task per shard
+//! drains the queue each loop turn: it prepares every queued append (validation, offset
+//! assignment — no copy of record bytes), submits all their writes to io_uring together,
+//! then, when the flush policy asks for it, one fdatasync per touched log covers all of them.
+//! Produce responses are released only after the completions that make them true.
+
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_channel::oneshot;
+use futures_util::future::join_all;
+use sluice_engine::{PendingAppend, SyncJob};
+use sluice_engine::AppendError;
+
+use crate::config::Config;
+use crate::metadata::PartitionInfo;
+use crate::shard::LogRef;
+
+/// Appends queued on one shard at most (producers wait beyond it).
+pub const APPEND_QUEUE_MAX: usize = 4096;
+/// Appends handled in one group-commit round at most.
+pub const ROUND_APPENDS_MAX: usize = 1024;
+
+/// Offsets assigned to an appended set of batches.
+#[derive(Debug, Clone, Copy)]
+pub struct Appended {
+    pub base_offset: i64,
+    pub last_offset: i64,
+}
+
+#[derive(Debug)]
+pub enum AppendFailure {
+    Rejected(AppendError),
+    Storage(String),
+}
+
+struct AppendReq {
+    log: LogRef,
+    partition: Arc<PartitionInfo>,
+    records: Bytes,
+    reply: oneshot::Sender<Result<Appended, AppendFailure>>,
+}
+
+/// Lives on one shard.
+pub struct Appender {
+    tx: async_channel::Sender<AppendReq>,
+    rx: async_channel::Receiver<AppendReq>,
+    /// `log.flush.interval.messages`: fsync before ack once this many messages are unflushed.
+    flush_interval_messages: Option<u64>,
+}
+
+impl Appender {
+    pub fn new(config: &Config) -> Appender {
+        let (tx, rx) = async_channel::bounded(APPEND_QUEUE_MAX);
+        Appender { tx, rx, flush_interval_messages: config.log_flush_interval_messages }
+    }
+
+    /// Queues `records` for `log` and waits until they are written (and fsynced, if the
+    /// policy says so).
+    pub async fn append(
+        &self,
+        log: LogRef,
+        partition: Arc<PartitionInfo>,
+        records: Bytes,
+    ) -> Result<Appended, AppendFailure> {
+        let (reply, answer) = oneshot::channel();
+        let req = AppendReq { log, partition, records, reply };
+        if self.tx.send(req).await.is_err() {
+            return Err(AppendFailure::Storage("the shard is stopping".into()));
+        }
+        answer.await.unwrap_or_else(|_| Err(AppendFailure::Storage("the append task stopped".into())))
+    }
+
+    /// The group-commit loop; returns when the queue is closed and drained.
+    pub async fn run(&self) {
+        while let Ok(first) = self.rx.recv().await {
+            let mut round = vec![first];
+            while round.len() < ROUND_APPENDS_MAX {
+                match self.rx.try_recv() {
+                    Ok(req) => round.push(req),
+                    Err(_) => break,
+                }
+            }
+            self.round(round).await;
+        }
+    }
+
+    /// No new appends are accepted; `run` finishes what is queued and returns.
+    pub fn close(&self) {
+        self.tx.close();
+    }
+
+    async fn round(&self, round: Vec<AppendReq>) {
+        let mut prepared: Vec<(AppendReq, PendingAppend)> = Vec::with_capacity(round.len());
+        for req in round {
+            let result = req.log.borrow_mut().prepare_append(req.records.clone(), 0);
+            match result {
+                Ok(pending) => prepared.push((req, pending)),
+                Err(e) => {
+                    let _ = req.reply.send(Err(AppendFailure::Rejected(e)));
+                }
+            }
+        }
+        let (reqs, pendings): (Vec<AppendReq>, Vec<PendingAppend>) = prepared.into_iter().unzip();
+        let written = join_all(pendings.into_iter().map(PendingAppend::write)).await;
+
+        let mut results = Vec::with_capacity(reqs.len());
+        let mut touched: HashMap<*const (), (LogRef, Arc<PartitionInfo>)> = HashMap::new();
+        for (req, outcome) in reqs.iter().zip(written) {
+            let key = Rc::as_ptr(&req.log) as *const ();
+            let mut log = req.log.borrow_mut();
+            let result = match outcome {
+                Ok(w) => {
+                    let appended = Appended { base_offset: w.base_offset, last_offset: w.last_offset };
+                    log.complete_append(w);
+                    Ok(appended)
+                }
+                Err(e) => {
+                    log.fail_append(&e);
+                    Err(AppendFailure::Storage(format!("write to {} failed: {e}", log.dir().display())))
+                }
+            };
+            results.push(result);
+            touched.entry(key).or_insert_with(|| (req.log.clone(), req.partition.clone()));
+        }
+
+        let sync_failed = self.sync_touched(touched.values().map(|(l, _)| l)).await;
+        for (req, mut result) in reqs.into_iter().zip(results) {
+            if let (Ok(_), Some(err)) = (&result, sync_failed.get(&(Rc::as_ptr(&req.log) as *const ()))) {
+                result = Err(AppendFailure::Storage(err.clone()));
+            }
+            let _ = req.reply.send(result);
+        }
+        for (_, partition) in touched.values() {
+            partition.appended.notify(usize::MAX);
+        }
+    }
+
+    /// Runs the fsyncs the flush policy asks for; returns the logs whose sync failed.
+    async fn sync_touched<'a>(&self, logs: impl Iterator<Item = &'a LogRef>) -> HashMap<*const (), String> {
+        let mut jobs: Vec<(LogRef, SyncJob)> = Vec::new();
+        for log in logs {
+            let mut l = log.borrow_mut();
+            let due = self.flush_interval_messages.is_some_and(|n| l.unflushed_messages() >= n);
+            if due {
+                if let Some(job) = l.sync_job() {
+                    jobs.push((log.clone(), job));
+                }
+            }
+        }
+        run_sync_jobs(jobs).await
+    }
+}
+
+/// Runs sync jobs concurrently and records what they made durable.
+pub async fn run_sync_jobs(jobs: Vec<(LogRef, SyncJob)>) -> HashMap<*const (), String> {
+    let (logs, jobs): (Vec<LogRef>, Vec<SyncJob>) = jobs.into_iter().unzip();
+    let outcomes = join_all(jobs.into_iter().map(SyncJob::run)).await;
+    let mut failed = HashMap::new();
+    for (log, outcome) in logs.iter().zip(outcomes) {
+        let mut l = log.borrow_mut();
+        match outcome {
+            Ok(upto) => l.mark_flushed(upto),
+            Err(e) => {
+                l.fail_append(&e);
+                failed.insert(Rc::as_ptr(log) as *const (), format!("fsync of {} failed: {e}", l.dir().display()));
+            }
+        }
+    }
+    failed
+}

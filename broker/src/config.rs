@@ -1,0 +1,342 @@
+//! `server.properties`: Kafka's file format and key names, plus `--override key=value`.
+//!
+//! Unknown keys get one warning each; a bad value refuses startup with a message naming the
+//! key, the value and what is expected.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+
+/// Kafka's `socket.request.max.bytes` default (100 MiB).
+pub const SOCKET_REQUEST_MAX_BYTES_DEFAULT: u64 = 104_857_600;
+/// Kafka's `log.segment.bytes` default (1 GiB).
+pub const LOG_SEGMENT_BYTES_DEFAULT: u64 = 1 << 30;
+/// Kafka's `message.max.bytes` default.
+pub const MESSAGE_MAX_BYTES_DEFAULT: u64 = 1_048_588;
+/// Kafka's minimum segment size (`log.segment.bytes` >= 14 bytes is allowed by Kafka; we ask
+/// for room for at least one batch header).
+pub const LOG_SEGMENT_BYTES_MIN: u64 = 1024;
+/// Segments address positions with i32 like Kafka's `.index` entries.
+pub const LOG_SEGMENT_BYTES_MAX: u64 = i32::MAX as u64;
+/// Shards are pinned threads; more than this is surely a typo.
+pub const NUM_SHARDS_MAX: u64 = 1024;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listener {
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+}
+
+impl Listener {
+    pub fn socket_addr(&self) -> Result<SocketAddr, ConfigError> {
+        let host = if self.host.is_empty() { "0.0.0.0" } else { &self.host };
+        (host, self.port)
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut addrs| addrs.next())
+            .ok_or_else(|| ConfigError::new("listeners", &self.host, "a resolvable host name or IP address"))
+    }
+}
+
+impl fmt::Display for Listener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}://{}:{}", self.name, self.host, self.port)
+    }
+}
+
+/// Everything `sluiced` reads from its configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listeners: Vec<Listener>,
+    pub advertised_listeners: Option<Vec<Listener>>,
+    pub node_id: i32,
+    pub log_dirs: Vec<PathBuf>,
+    pub num_partitions: i32,
+    pub default_replication_factor: i16,
+    pub auto_create_topics_enable: bool,
+    pub log_segment_bytes: u64,
+    pub message_max_bytes: u32,
+    pub socket_request_max_bytes: u32,
+    /// `None` = Kafka's default (Long.MAX_VALUE): never fsync because of a message count.
+    pub log_flush_interval_messages: Option<u64>,
+    pub log_flush_interval_ms: Option<u64>,
+    pub num_shards: Option<usize>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listeners: vec![Listener { name: "PLAINTEXT".into(), host: "127.0.0.1".into(), port: 9092 }],
+            advertised_listeners: None,
+            node_id: 1,
+            log_dirs: vec![PathBuf::from("./sluice-data")],
+            num_partitions: 1,
+            default_replication_factor: 1,
+            auto_create_topics_enable: true,
+            log_segment_bytes: LOG_SEGMENT_BYTES_DEFAULT,
+            message_max_bytes: MESSAGE_MAX_BYTES_DEFAULT as u32,
+            socket_request_max_bytes: SOCKET_REQUEST_MAX_BYTES_DEFAULT as u32,
+            log_flush_interval_messages: None,
+            log_flush_interval_ms: None,
+            num_shards: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl ConfigError {
+    fn new(key: &str, value: &str, expected: &str) -> Self {
+        ConfigError(format!("invalid value {value:?} for config key {key}: expected {expected}"))
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Parses Java-properties text (the subset Kafka's files use: `key=value` or `key: value`,
+/// `#`/`!` comments, blank lines, trailing-backslash continuations).
+pub fn parse_properties(text: &str) -> Result<Vec<(String, String)>, ConfigError> {
+    let mut out = Vec::new();
+    let mut pending = String::new();
+    for (number, raw) in text.lines().enumerate() {
+        let line = raw.trim_start();
+        if pending.is_empty() && (line.is_empty() || line.starts_with('#') || line.starts_with('!')) {
+            continue;
+        }
+        if let Some(head) = line.strip_suffix('\\') {
+            pending.push_str(head);
+            continue;
+        }
+        pending.push_str(line);
+        let entry = std::mem::take(&mut pending);
+        let split = entry.find(['=', ':']).ok_or_else(|| {
+            ConfigError(format!("line {}: {entry:?} is not `key=value`", number + 1))
+        })?;
+        let key = entry[..split].trim().to_string();
+        let value = entry[split + 1..].trim().to_string();
+        out.push((key, value));
+    }
+    Ok(out)
+}
+
+/// Keys we recognise but do not act on yet: accepted silently when set to Kafka's default.
+const KEYS_IGNORED: &[&str] = &["process.roles", "controller.quorum.voters", "controller.listener.names"];
+
+impl Config {
+    /// Applies `pairs` in order over the defaults; returns the config and one warning per
+    /// unknown key.
+    pub fn from_pairs(pairs: &[(String, String)]) -> Result<(Config, Vec<String>), ConfigError> {
+        let mut config = Config::default();
+        let mut warnings = Vec::new();
+        let mut seen_unknown = BTreeMap::new();
+        for (key, value) in pairs {
+            if !config.apply(key, value)? && seen_unknown.insert(key.clone(), ()).is_none() {
+                warnings.push(format!("unknown config key {key} (value {value:?}) ignored"));
+            }
+        }
+        config.check()?;
+        Ok((config, warnings))
+    }
+
+    /// Returns false for an unknown key.
+    fn apply(&mut self, key: &str, value: &str) -> Result<bool, ConfigError> {
+        match key {
+            "listeners" => self.listeners = parse_listeners(key, value)?,
+            "advertised.listeners" => self.advertised_listeners = Some(parse_listeners(key, value)?),
+            "node.id" | "broker.id" => self.node_id = parse_int(key, value, 0, i32::MAX as i64)? as i32,
+            "log.dirs" | "log.dir" => self.log_dirs = parse_dirs(key, value)?,
+            "num.partitions" => self.num_partitions = parse_int(key, value, 1, 1_000_000)? as i32,
+            "default.replication.factor" => {
+                self.default_replication_factor = parse_int(key, value, 1, i16::MAX as i64)? as i16
+            }
+            "auto.create.topics.enable" => self.auto_create_topics_enable = parse_bool(key, value)?,
+            "log.segment.bytes" => {
+                self.log_segment_bytes = parse_int(key, value, LOG_SEGMENT_BYTES_MIN as i64, LOG_SEGMENT_BYTES_MAX as i64)? as u64
+            }
+            "message.max.bytes" => self.message_max_bytes = parse_int(key, value, 0, i32::MAX as i64)? as u32,
+            "socket.request.max.bytes" => {
+                self.socket_request_max_bytes = parse_int(key, value, 1, i32::MAX as i64)? as u32
+            }
+            "log.flush.interval.messages" => {
+                let n = parse_int(key, value, 1, i64::MAX)?;
+                self.log_flush_interval_messages = (n != i64::MAX).then_some(n as u64);
+            }
+            "log.flush.interval.ms" => {
+                let n = parse_int(key, value, 0, i64::MAX)?;
+                self.log_flush_interval_ms = (n != i64::MAX).then_some(n as u64);
+            }
+            "num.shards" => self.num_shards = Some(parse_int(key, value, 1, NUM_SHARDS_MAX as i64)? as usize),
+            _ if KEYS_IGNORED.contains(&key) => {}
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        if self.default_replication_factor != 1 {
+            return Err(ConfigError(format!(
+                "default.replication.factor={} is not supported: this Sluice build is single-node \
+                 until replication lands; set it to 1",
+                self.default_replication_factor
+            )));
+        }
+        if self.listeners.is_empty() {
+            return Err(ConfigError::new("listeners", "", "at least one PLAINTEXT://host:port"));
+        }
+        if let Some(adv) = &self.advertised_listeners {
+            for l in adv {
+                if !self.listeners.iter().any(|x| x.name == l.name) {
+                    return Err(ConfigError::new(
+                        "advertised.listeners",
+                        &l.to_string(),
+                        "listener names that also appear in `listeners`",
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Where clients should connect for the listener named `name`.
+    pub fn advertised(&self, bound: &[(Listener, u16)]) -> Vec<Listener> {
+        match &self.advertised_listeners {
+            Some(adv) => adv.clone(),
+            None => bound
+                .iter()
+                .map(|(l, port)| Listener { name: l.name.clone(), host: advertised_host(&l.host), port: *port })
+                .collect(),
+        }
+    }
+}
+
+fn advertised_host(host: &str) -> String {
+    if !host.is_empty() && host != "0.0.0.0" && host != "::" {
+        return host.to_string();
+    }
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
+fn parse_int(key: &str, value: &str, min: i64, max: i64) -> Result<i64, ConfigError> {
+    let expected = format!("an integer in [{min}, {max}]");
+    let n: i64 = value.parse().map_err(|_| ConfigError::new(key, value, &expected))?;
+    if n < min || n > max {
+        return Err(ConfigError::new(key, value, &expected));
+    }
+    Ok(n)
+}
+
+fn parse_bool(key: &str, value: &str) -> Result<bool, ConfigError> {
+    match value.to_ascii_lowercase().as_str() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(ConfigError::new(key, value, "true or false")),
+    }
+}
+
+fn parse_dirs(key: &str, value: &str) -> Result<Vec<PathBuf>, ConfigError> {
+    let dirs: Vec<PathBuf> = value.split(',').map(str::trim).filter(|s| !s.is_empty()).map(PathBuf::from).collect();
+    if dirs.is_empty() {
+        return Err(ConfigError::new(key, value, "a comma-separated list of directories"));
+    }
+    Ok(dirs)
+}
+
+/// `PLAINTEXT://host:port[,NAME://host:port]`; only PLAINTEXT security is implemented.
+fn parse_listeners(key: &str, value: &str) -> Result<Vec<Listener>, ConfigError> {
+    let expected = "a comma-separated list of PLAINTEXT://host:port (host may be empty or 0.0.0.0; port 0 picks a free port)";
+    let mut out = Vec::new();
+    for item in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (name, rest) = item.split_once("://").ok_or_else(|| ConfigError::new(key, value, expected))?;
+        let (host, port) = rest.rsplit_once(':').ok_or_else(|| ConfigError::new(key, value, expected))?;
+        let port: u16 = port.parse().map_err(|_| ConfigError::new(key, value, expected))?;
+        let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+        if name != "PLAINTEXT" {
+            return Err(ConfigError(format!(
+                "listener {item:?} in {key}: security protocol {name} is not supported yet (only PLAINTEXT)"
+            )));
+        }
+        if out.iter().any(|l: &Listener| l.name == name) && key == "advertised.listeners" {
+            return Err(ConfigError::new(key, value, "each listener name once"));
+        }
+        out.push(Listener { name: name.to_string(), host, port });
+    }
+    if out.is_empty() {
+        return Err(ConfigError::new(key, value, expected));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(text: &str) -> Result<(Config, Vec<String>), ConfigError> {
+        Config::from_pairs(&parse_properties(text)?)
+    }
+
+    #[test]
+    fn defaults_are_single_node_loopback() {
+        let (c, w) = check("").unwrap();
+        assert!(w.is_empty());
+        assert_eq!(c.listeners[0].to_string(), "PLAINTEXT://127.0.0.1:9092");
+        assert_eq!(c.log_dirs, vec![PathBuf::from("./sluice-data")]);
+    }
+
+    #[test]
+    fn kafka_keys_and_aliases() {
+        let (c, _) = check(
+            "# comment\nbroker.id=7\nlog.dir = /tmp/x\nlisteners=PLAINTEXT://:0\nnum.partitions: 3\n\
+             log.flush.interval.messages=1\nauto.create.topics.enable=false\nnum.shards=2\n",
+        )
+        .unwrap();
+        assert_eq!(c.node_id, 7);
+        assert_eq!(c.log_dirs, vec![PathBuf::from("/tmp/x")]);
+        assert_eq!(c.listeners[0].port, 0);
+        assert_eq!(c.num_partitions, 3);
+        assert_eq!(c.log_flush_interval_messages, Some(1));
+        assert!(!c.auto_create_topics_enable);
+        assert_eq!(c.num_shards, Some(2));
+    }
+
+    #[test]
+    fn unknown_keys_warn_once() {
+        let (_, w) = check("foo.bar=1\nfoo.bar=2\nzap=3\n").unwrap();
+        assert_eq!(w.len(), 2);
+        assert!(w[0].contains("foo.bar"));
+    }
+
+    #[test]
+    fn bad_values_name_key_and_value() {
+        for (text, needle) in [
+            ("num.partitions=zero", "num.partitions"),
+            ("log.segment.bytes=10", "log.segment.bytes"),
+            ("auto.create.topics.enable=yes", "auto.create.topics.enable"),
+            ("listeners=SSL://:9093", "SSL"),
+            ("listeners=localhost:9092", "listeners"),
+            ("default.replication.factor=3", "default.replication.factor=3"),
+            ("num.shards=0", "num.shards"),
+            ("socket.request.max.bytes=-1", "socket.request.max.bytes"),
+        ] {
+            let err = check(text).unwrap_err().0;
+            assert!(err.contains(needle), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn continuation_lines() {
+        let pairs = parse_properties("log.dirs=/a,\\\n  /b\n").unwrap();
+        assert_eq!(pairs, vec![("log.dirs".to_string(), "/a,/b".to_string())]);
+    }
+}

@@ -1,0 +1,92 @@
+//! CreateTopics v2–v7. Replication factor must be 1 (or -1, the default) until replication
+//! lands; manual assignments must name this broker; topic-level configs are refused with
+//! INVALID_CONFIG until topic configs are implemented, rather than silently ignored.
+
+use std::rc::Rc;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
+use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
+use kafka_protocol::protocol::StrBytes;
+
+use crate::controller::request_create;
+use crate::shard::Shard;
+
+pub async fn handle(shard: &Rc<Shard>, version: i16, req: CreateTopicsRequest) -> CreateTopicsResponse {
+    let mut resp = CreateTopicsResponse::default();
+    for topic in req.topics {
+        resp.topics.push(create_one(shard, version, topic, req.validate_only).await);
+    }
+    resp
+}
+
+/// First versions with topic details (partitions, replication factor, configs) and with the topic id.
+const DETAILS_VERSION_MIN: i16 = 5;
+const TOPIC_ID_VERSION_MIN: i16 = 7;
+
+async fn create_one(shard: &Rc<Shard>, version: i16, topic: CreatableTopic, validate_only: bool) -> CreatableTopicResult {
+    let mut r = CreatableTopicResult::default();
+    r.name = topic.name.clone();
+    let outcome = match check(shard, &topic) {
+        Err(e) => Err(e),
+        Ok(partitions) => request_create(shard, &topic.name.0, partitions, validate_only).await,
+    };
+    match outcome {
+        Ok(info) => {
+            if version >= TOPIC_ID_VERSION_MIN && !validate_only {
+                r.topic_id = info.id.0;
+            }
+            if version >= DETAILS_VERSION_MIN {
+                r.num_partitions = info.partitions.len() as i32;
+                r.replication_factor = 1;
+                r.configs = Some(Vec::new());
+            }
+        }
+        Err((code, message)) => {
+            r.error_code = code;
+            if version >= DETAILS_VERSION_MIN {
+                r.num_partitions = -1;
+                r.replication_factor = -1;
+            }
+            r.error_message = Some(StrBytes::from_string(message));
+        }
+    }
+    r
+}
+
+/// Returns the partition count to create.
+fn check(shard: &Shard, topic: &CreatableTopic) -> Result<i32, (i16, String)> {
+    if let Some(c) = topic.configs.first() {
+        return Err((
+            ResponseError::InvalidConfig.code(),
+            format!("topic config {} is not supported yet by this broker", c.name),
+        ));
+    }
+    if !topic.assignments.is_empty() {
+        if topic.num_partitions != -1 || topic.replication_factor != -1 {
+            return Err((
+                ResponseError::InvalidRequest.code(),
+                "Both numPartitions or replicationFactor and replicasAssignments were set. Both cannot be used at the same time.".into(),
+            ));
+        }
+        let node = shard.broker.node_id;
+        for (i, a) in topic.assignments.iter().enumerate() {
+            if a.partition_index != i as i32 || a.broker_ids.len() != 1 || a.broker_ids[0].0 != node {
+                return Err((
+                    ResponseError::InvalidReplicaAssignment.code(),
+                    format!("partition {} must be assigned to exactly broker {node} (single-node broker)", a.partition_index),
+                ));
+            }
+        }
+        return Ok(topic.assignments.len() as i32);
+    }
+    let rf = if topic.replication_factor == -1 { shard.config.default_replication_factor } else { topic.replication_factor };
+    if rf != 1 {
+        return Err((
+            ResponseError::InvalidReplicationFactor.code(),
+            format!("Replication factor: {rf} larger than available brokers: 1."),
+        ));
+    }
+    Ok(if topic.num_partitions == -1 { shard.config.num_partitions } else { topic.num_partitions })
+}

@@ -1,0 +1,142 @@
+//! Metadata v0–v12: this broker, and the requested topics (by name, or by id from v10) with
+//! their partitions; auto-creates missing topics when `auto.create.topics.enable` (and the
+//! request allows it, v4+).
+
+use std::rc::Rc;
+use std::sync::Arc;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::metadata_response::{MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic};
+use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+
+use crate::controller::request_create;
+use crate::metadata::TopicInfo;
+use crate::shard::Shard;
+
+/// Kafka's value for "authorized operations not requested".
+const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
+/// The first version with topic ids.
+const TOPIC_ID_VERSION_MIN: i16 = 10;
+/// The first version with partition leader epochs.
+const LEADER_EPOCH_VERSION_MIN: i16 = 7;
+/// Topics one Metadata request may auto-create.
+const AUTO_CREATE_PER_REQUEST_MAX: usize = 1024;
+
+pub async fn handle(shard: &Rc<Shard>, version: i16, req: MetadataRequest) -> MetadataResponse {
+    let mut resp = MetadataResponse::default();
+    resp.brokers = brokers(shard);
+    if version >= 2 {
+        resp.cluster_id = Some(StrBytes::from_string(shard.broker.cluster_id.clone()));
+    }
+    if version >= 1 {
+        resp.controller_id = BrokerId(shard.broker.node_id);
+    }
+    resp.cluster_authorized_operations = AUTHORIZED_OPERATIONS_OMITTED;
+    // v0 has no null topics: an empty list means all topics.
+    let requested = match req.topics {
+        Some(t) if !(version == 0 && t.is_empty()) => t,
+        _ => {
+            let meta = shard.metadata();
+            let mut all: Vec<_> = meta.topics.values().cloned().collect();
+            all.sort_by(|a, b| a.name.cmp(&b.name));
+            resp.topics = all.iter().map(|t| topic_entry(shard, version, t)).collect();
+            return resp;
+        }
+    };
+    let allow_auto = version < 4 || req.allow_auto_topic_creation;
+    let mut created = 0;
+    for t in requested {
+        let entry = match t.name {
+            Some(name) => {
+                let auto = allow_auto && shard.config.auto_create_topics_enable && created < AUTO_CREATE_PER_REQUEST_MAX;
+                let (entry, made) = by_name(shard, version, name, auto).await;
+                created += made as usize;
+                entry
+            }
+            None => by_id(shard, version, t.topic_id),
+        };
+        resp.topics.push(entry);
+    }
+    resp
+}
+
+fn brokers(shard: &Shard) -> Vec<MetadataResponseBroker> {
+    shard
+        .broker
+        .advertised
+        .iter()
+        .take(1)
+        .map(|(host, port)| {
+            let mut b = MetadataResponseBroker::default();
+            b.node_id = BrokerId(shard.broker.node_id);
+            b.host = StrBytes::from_string(host.clone());
+            b.port = *port as i32;
+            b
+        })
+        .collect()
+}
+
+async fn by_name(shard: &Rc<Shard>, version: i16, name: TopicName, auto_create: bool) -> (MetadataResponseTopic, bool) {
+    if let Some(topic) = shard.metadata().topic(&name.0) {
+        return (topic_entry(shard, version, topic), false);
+    }
+    let unknown = || error_entry(Some(name.clone()), ResponseError::UnknownTopicOrPartition.code());
+    if !auto_create {
+        return (unknown(), false);
+    }
+    match request_create(shard, &name.0, shard.config.num_partitions, false).await {
+        Ok(topic) => (topic_entry(shard, version, &topic), true),
+        Err((code, _)) if code == ResponseError::TopicAlreadyExists.code() => match shard.metadata().topic(&name.0) {
+            Some(topic) => (topic_entry(shard, version, topic), false),
+            None => (unknown(), false),
+        },
+        Err((code, message)) => {
+            tracing::debug!(topic = %name.0, "auto-create refused: {message}");
+            (error_entry(Some(name), code), false)
+        }
+    }
+}
+
+fn by_id(shard: &Shard, version: i16, id: uuid::Uuid) -> MetadataResponseTopic {
+    match shard.metadata().topic_by_id(id) {
+        Some(topic) => topic_entry(shard, version, topic),
+        None => {
+            let mut e = error_entry(None, ResponseError::UnknownTopicId.code());
+            e.topic_id = id;
+            e
+        }
+    }
+}
+
+fn error_entry(name: Option<TopicName>, error_code: i16) -> MetadataResponseTopic {
+    let mut t = MetadataResponseTopic::default();
+    t.error_code = error_code;
+    t.name = name;
+    t.topic_authorized_operations = AUTHORIZED_OPERATIONS_OMITTED;
+    t
+}
+
+fn topic_entry(shard: &Shard, version: i16, topic: &Arc<TopicInfo>) -> MetadataResponseTopic {
+    let node = BrokerId(shard.broker.node_id);
+    let mut t = error_entry(Some(TopicName(StrBytes::from_string(topic.name.to_string()))), 0);
+    if version >= TOPIC_ID_VERSION_MIN {
+        t.topic_id = topic.id.0;
+    }
+    t.partitions = topic
+        .partitions
+        .iter()
+        .map(|p| {
+            let mut e = MetadataResponsePartition::default();
+            e.partition_index = p.index;
+            e.leader_id = node;
+            if version >= LEADER_EPOCH_VERSION_MIN {
+                e.leader_epoch = 0;
+            }
+            e.replica_nodes = vec![node];
+            e.isr_nodes = vec![node];
+            e
+        })
+        .collect();
+    t
+}

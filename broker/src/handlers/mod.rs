@@ -1,0 +1,40 @@
+//! One module per Kafka API. `SUPPORTED` is exactly what ApiVersions advertises and what the
+//! decoder lets through.
+
+use kafka_protocol::messages::ApiKey;
+
+pub mod api_versions;
+pub mod create_topics;
+pub mod delete_topics;
+pub mod fetch;
+pub mod list_offsets;
+pub mod metadata;
+pub mod produce;
+
+/// (API, lowest version, highest version) this broker implements.
+pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::Produce, 3, 11),
+    (ApiKey::Fetch, 4, 16),
+    (ApiKey::ListOffsets, 1, 8),
+    (ApiKey::Metadata, 0, 12),
+    (ApiKey::ApiVersions, 0, 4),
+    (ApiKey::CreateTopics, 2, 7),
+    (ApiKey::DeleteTopics, 1, 6),
+];
+
+pub fn supported(api_key: ApiKey) -> Option<(i16, i16)> {
+    SUPPORTED.iter().find(|(k, _, _)| *k == api_key).map(|(_, min, max)| (*min, *max))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn supported_ranges_are_within_the_codec() {
+        for (key, min, max) in SUPPORTED {
+            let valid = key.valid_versions();
+            assert!(valid.min <= *min && *max <= valid.max, "{key:?} {min}..={max} vs {valid:?}");
+        }
+    }
+}

@@ -1,0 +1,16 @@
+//! sluice-broker: the daemon `sluiced`. Shards (thread-per-core), partition→shard routing,
+//! one handler module per Kafka API, config, startup and shutdown.
+//!
+//! Architecture Invariant: only this crate knows about shards and threads.
+
+pub mod append;
+pub mod config;
+pub mod connection;
+pub mod controller;
+pub mod handlers;
+pub mod metadata;
+pub mod msg;
+pub mod ops;
+pub mod runtime;
+pub mod shard;
+pub mod startup;

@@ -1,0 +1,156 @@
+//! Cluster metadata: topics, their ids and partitions, and which shard owns each partition.
+//!
+//! Owned by the controller (shard 0) and published to every shard as an immutable, versioned
+//! snapshot (`Arc<ClusterMetadata>`); a shard swaps its snapshot when the controller's
+//! `ShardMsg::Metadata` arrives and acknowledges it, so once CreateTopics answers every shard
+//! routes the new topic.
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use sluice_engine::TopicId;
+
+/// A partition as every shard sees it. Shared across threads: only immutable routing data and
+/// the append signal (long polls on any shard listen to it; the owner notifies it).
+#[derive(Debug)]
+pub struct PartitionInfo {
+    pub index: i32,
+    pub shard: usize,
+    pub appended: event_listener::Event,
+}
+
+#[derive(Debug)]
+pub struct TopicInfo {
+    pub name: Arc<str>,
+    pub id: TopicId,
+    pub partitions: Vec<Arc<PartitionInfo>>,
+}
+
+#[derive(Debug, Default)]
+pub struct ClusterMetadata {
+    pub version: u64,
+    pub topics: HashMap<Arc<str>, Arc<TopicInfo>>,
+    pub topics_by_id: HashMap<uuid::Uuid, Arc<TopicInfo>>,
+}
+
+impl ClusterMetadata {
+    pub fn topic(&self, name: &str) -> Option<&Arc<TopicInfo>> {
+        self.topics.get(name)
+    }
+
+    pub fn topic_by_id(&self, id: uuid::Uuid) -> Option<&Arc<TopicInfo>> {
+        self.topics_by_id.get(&id)
+    }
+
+    pub fn partition_count(&self) -> usize {
+        self.topics.values().map(|t| t.partitions.len()).sum()
+    }
+
+    /// A new version with `topic` added (or replaced).
+    pub fn with_topic(&self, topic: Arc<TopicInfo>) -> ClusterMetadata {
+        let mut next = self.clone_maps();
+        next.topics_by_id.insert(topic.id.0, topic.clone());
+        next.topics.insert(topic.name.clone(), topic);
+        next
+    }
+
+    /// A new version without the topic `name`.
+    pub fn without_topic(&self, name: &str) -> ClusterMetadata {
+        let mut next = self.clone_maps();
+        if let Some(t) = next.topics.remove(name) {
+            next.topics_by_id.remove(&t.id.0);
+        }
+        next
+    }
+
+    fn clone_maps(&self) -> ClusterMetadata {
+        ClusterMetadata {
+            version: self.version + 1,
+            topics: self.topics.clone(),
+            topics_by_id: self.topics_by_id.clone(),
+        }
+    }
+}
+
+/// The shard that owns `topic`-`partition`: a stable hash, so a restart with the same shard
+/// count puts every partition back where it was.
+pub fn owner_shard(topic: &str, partition: i32, shards: usize) -> usize {
+    // FNV-1a: stable across Rust versions, unlike `DefaultHasher`.
+    struct Fnv(u64);
+    impl Hasher for Fnv {
+        fn finish(&self) -> u64 {
+            self.0
+        }
+        fn write(&mut self, bytes: &[u8]) {
+            for b in bytes {
+                self.0 = (self.0 ^ *b as u64).wrapping_mul(0x100_0000_01b3);
+            }
+        }
+    }
+    let mut h = Fnv(0xcbf2_9ce4_8422_2325);
+    topic.hash(&mut h);
+    partition.hash(&mut h);
+    (h.finish() % shards as u64) as usize
+}
+
+pub fn new_topic(name: &str, id: TopicId, partitions: i32, shards: usize) -> TopicInfo {
+    TopicInfo {
+        name: name.into(),
+        id,
+        partitions: (0..partitions)
+            .map(|index| {
+                Arc::new(PartitionInfo {
+                    index,
+                    shard: owner_shard(name, index, shards),
+                    appended: event_listener::Event::new(),
+                })
+            })
+            .collect(),
+    }
+}
+
+/// Kafka's topic name rules: 1..=249 chars of `[a-zA-Z0-9._-]`, not `.` or `..`.
+pub fn validate_topic_name(name: &str) -> Result<(), String> {
+    const TOPIC_NAME_BYTES_MAX: usize = 249;
+    if name.is_empty() {
+        return Err("Topic name is illegal, it can't be empty".into());
+    }
+    if name == "." || name == ".." {
+        return Err("Topic name cannot be \".\" or \"..\"".into());
+    }
+    if name.len() > TOPIC_NAME_BYTES_MAX {
+        return Err(format!("Topic name is illegal, it can't be longer than {TOPIC_NAME_BYTES_MAX} characters"));
+    }
+    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-') {
+        return Err(format!(
+            "Topic name {name:?} is illegal, it contains a character other than ASCII alphanumerics, '.', '_' and '-'"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owner_is_stable_and_spread() {
+        assert_eq!(owner_shard("t", 0, 4), owner_shard("t", 0, 4));
+        let mut counts = [0; 4];
+        for p in 0..400 {
+            counts[owner_shard("orders", p, 4)] += 1;
+        }
+        assert!(counts.iter().all(|c| *c > 50), "{counts:?}");
+    }
+
+    #[test]
+    fn topic_names() {
+        for ok in ["a", "orders.v1", "x_y-z", &"a".repeat(249)] {
+            assert!(validate_topic_name(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", ".", "..", "a b", "ü", &"a".repeat(250), "a/b"] {
+            assert!(validate_topic_name(bad).is_err(), "{bad}");
+        }
+    }
+}

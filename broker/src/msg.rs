@@ -1,0 +1,70 @@
+//! Messages between shards. Every inbox is bounded (`SHARD_INBOX_MAX`); a sender waits while
+//! the receiver is behind, which is the backpressure between shards.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_channel::oneshot;
+use sluice_engine::FirstBatch;
+use sluice_engine::TopicId;
+
+use crate::controller::ControllerCmd;
+use crate::metadata::ClusterMetadata;
+use crate::ops::{FetchPart, ListOffsetsPart, ProducePart};
+use crate::shard::{ShardGone, TopicPartition};
+
+/// Messages waiting in one shard's inbox at most.
+pub const SHARD_INBOX_MAX: usize = 1024;
+
+pub enum ShardMsg {
+    Produce { tp: TopicPartition, records: Bytes, reply: oneshot::Sender<ProducePart> },
+    Fetch { tp: TopicPartition, offset: i64, max_bytes: u32, first: FirstBatch, reply: oneshot::Sender<FetchPart> },
+    ListOffsets { tp: TopicPartition, timestamp: i64, reply: oneshot::Sender<ListOffsetsPart> },
+    CreatePartition { tp: TopicPartition, topic_id: TopicId, reply: oneshot::Sender<Result<(), String>> },
+    DeletePartition { tp: TopicPartition, reply: oneshot::Sender<Result<(), String>> },
+    /// A new metadata snapshot; the shard acknowledges once it routes by it.
+    Metadata { snapshot: Arc<ClusterMetadata>, reply: oneshot::Sender<()> },
+    /// For the controller (shard 0 only).
+    Controller(ControllerCmd),
+    /// Shutdown phase 1: stop accepting, finish in-flight requests (other shards still serve
+    /// this shard's partitions meanwhile).
+    Stop,
+    /// Shutdown phase 2, once every shard has drained: flush and close the logs, end the thread.
+    Close,
+}
+
+/// Senders to every shard's inbox, indexed by shard id. Shared by all shards.
+pub struct Peers {
+    inboxes: Vec<async_channel::Sender<ShardMsg>>,
+}
+
+impl Peers {
+    pub fn new(shards: usize) -> (Arc<Peers>, Vec<async_channel::Receiver<ShardMsg>>) {
+        let (inboxes, receivers) = (0..shards).map(|_| async_channel::bounded(SHARD_INBOX_MAX)).unzip();
+        (Arc::new(Peers { inboxes }), receivers)
+    }
+
+    pub fn len(&self) -> usize {
+        self.inboxes.len()
+    }
+
+    pub async fn send(&self, to: usize, msg: ShardMsg) -> Result<(), ShardGone> {
+        self.inboxes[to].send(msg).await.map_err(|_| ShardGone)
+    }
+
+    /// Sends without waiting (used from outside any runtime, e.g. the signal thread).
+    pub fn send_blocking(&self, to: usize, msg: ShardMsg) -> Result<(), ShardGone> {
+        self.inboxes[to].send_blocking(msg).map_err(|_| ShardGone)
+    }
+}
+
+/// Sends a request built around a fresh oneshot and waits for its answer.
+pub async fn call<T>(
+    peers: &Peers,
+    to: usize,
+    make: impl FnOnce(oneshot::Sender<T>) -> ShardMsg,
+) -> Result<T, ShardGone> {
+    let (tx, rx) = oneshot::channel();
+    peers.send(to, make(tx)).await?;
+    rx.await.map_err(|_| ShardGone)
+}

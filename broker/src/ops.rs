@@ -1,0 +1,199 @@
+//! Partition operations, run on the shard that owns the partition. The `*_routed` functions
+//! run them locally or send them across the owner's bounded inbox.
+
+use std::rc::Rc;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use kafka_protocol::error::ResponseError;
+use sluice_engine::FirstBatch;
+use sluice_engine::{AppendError, BatchErrorKind, PartitionLog, ReadError, TopicId};
+
+use crate::append::AppendFailure;
+use crate::metadata::PartitionInfo;
+use crate::msg::{call, ShardMsg};
+use crate::shard::{Shard, TopicPartition};
+
+pub const NONE: i16 = 0;
+
+#[derive(Debug, Clone)]
+pub struct ProducePart {
+    pub error: i16,
+    pub message: Option<String>,
+    pub base_offset: i64,
+    pub log_start_offset: i64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct FetchPart {
+    pub error: i16,
+    pub high_watermark: i64,
+    pub log_start_offset: i64,
+    pub records: Option<Bytes>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ListOffsetsPart {
+    pub error: i16,
+    pub timestamp: i64,
+    pub offset: i64,
+}
+
+fn produce_error(error: ResponseError, message: impl Into<String>) -> ProducePart {
+    ProducePart { error: error.code(), message: Some(message.into()), base_offset: -1, log_start_offset: -1 }
+}
+
+fn gone<T>(_: crate::shard::ShardGone, error: impl FnOnce() -> T) -> T {
+    error()
+}
+
+pub async fn produce_routed(shard: &Rc<Shard>, part: &Arc<PartitionInfo>, tp: TopicPartition, records: Bytes) -> ProducePart {
+    if part.shard == shard.id {
+        return produce_local(shard, tp, records).await;
+    }
+    call(&shard.peers, part.shard, |reply| ShardMsg::Produce { tp, records, reply })
+        .await
+        .unwrap_or_else(|e| gone(e, || produce_error(ResponseError::NotLeaderOrFollower, "owner shard stopped")))
+}
+
+pub async fn produce_local(shard: &Rc<Shard>, tp: TopicPartition, records: Bytes) -> ProducePart {
+    let (Some(log), Some(info)) = (shard.log(&tp), partition_info(shard, &tp)) else {
+        return produce_error(ResponseError::UnknownTopicOrPartition, "This server does not host this topic-partition.");
+    };
+    let result = shard.appender.append(log.clone(), info, records).await;
+    let log_start_offset = log.borrow().log_start_offset();
+    match result {
+        Ok(a) => ProducePart { error: NONE, message: None, base_offset: a.base_offset, log_start_offset },
+        Err(AppendFailure::Rejected(AppendError::Batch(e))) => {
+            let code = match e.kind {
+                BatchErrorKind::Corrupt => ResponseError::CorruptMessage,
+                BatchErrorKind::InvalidRecord => ResponseError::InvalidRecord,
+                BatchErrorKind::UnsupportedMagic => ResponseError::UnsupportedForMessageFormat,
+                BatchErrorKind::TooLarge => ResponseError::MessageTooLarge,
+            };
+            produce_error(code, e.message)
+        }
+        Err(AppendFailure::Rejected(AppendError::Offline)) => {
+            produce_error(ResponseError::KafkaStorageError, "the partition's log is offline after a disk error")
+        }
+        Err(AppendFailure::Rejected(AppendError::Io(e))) => produce_error(ResponseError::KafkaStorageError, e.to_string()),
+        Err(AppendFailure::Storage(m)) => produce_error(ResponseError::KafkaStorageError, m),
+    }
+}
+
+fn partition_info(shard: &Shard, tp: &TopicPartition) -> Option<Arc<PartitionInfo>> {
+    let meta = shard.metadata();
+    let topic = meta.topic(&tp.topic)?;
+    topic.partitions.get(usize::try_from(tp.partition).ok()?).cloned()
+}
+
+pub async fn fetch_routed(
+    shard: &Rc<Shard>,
+    part: &Arc<PartitionInfo>,
+    tp: TopicPartition,
+    offset: i64,
+    max_bytes: u32,
+    first: FirstBatch,
+) -> FetchPart {
+    if part.shard == shard.id {
+        return fetch_local(shard, tp, offset, max_bytes, first).await;
+    }
+    call(&shard.peers, part.shard, |reply| ShardMsg::Fetch { tp, offset, max_bytes, first, reply })
+        .await
+        .unwrap_or_else(|e| gone(e, || FetchPart { error: ResponseError::NotLeaderOrFollower.code(), ..FetchPart::default() }))
+}
+
+pub async fn fetch_local(shard: &Rc<Shard>, tp: TopicPartition, offset: i64, max_bytes: u32, first: FirstBatch) -> FetchPart {
+    let Some(log) = shard.log(&tp) else {
+        return FetchPart { error: ResponseError::UnknownTopicOrPartition.code(), high_watermark: -1, log_start_offset: -1, records: None };
+    };
+    let (slice, high_watermark, log_start_offset) = {
+        let mut l = log.borrow_mut();
+        (l.read(offset, max_bytes, first), l.log_end_offset(), l.log_start_offset())
+    };
+    let mut part = FetchPart { error: NONE, high_watermark, log_start_offset, records: None };
+    match slice {
+        Ok(None) => part.records = Some(Bytes::new()),
+        Ok(Some(slice)) => match slice.read_to_bytes().await {
+            Ok(bytes) => part.records = Some(bytes),
+            Err(e) => {
+                tracing::error!(topic = %tp.topic, partition = tp.partition, "fetch read failed: {e}");
+                part.error = ResponseError::KafkaStorageError.code();
+            }
+        },
+        Err(ReadError::OffsetOutOfRange { .. }) => part.error = ResponseError::OffsetOutOfRange.code(),
+        Err(ReadError::Io(e)) => {
+            tracing::error!(topic = %tp.topic, partition = tp.partition, "fetch failed: {e}");
+            part.error = ResponseError::KafkaStorageError.code();
+        }
+    }
+    part
+}
+
+/// Kafka's special ListOffsets timestamps.
+pub const LATEST_TIMESTAMP: i64 = -1;
+pub const EARLIEST_TIMESTAMP: i64 = -2;
+pub const MAX_TIMESTAMP: i64 = -3;
+pub const EARLIEST_LOCAL_TIMESTAMP: i64 = -4;
+
+pub async fn list_offsets_routed(shard: &Rc<Shard>, part: &Arc<PartitionInfo>, tp: TopicPartition, timestamp: i64) -> ListOffsetsPart {
+    if part.shard == shard.id {
+        return list_offsets_local(shard, tp, timestamp);
+    }
+    call(&shard.peers, part.shard, |reply| ShardMsg::ListOffsets { tp, timestamp, reply })
+        .await
+        .unwrap_or_else(|e| gone(e, || ListOffsetsPart { error: ResponseError::NotLeaderOrFollower.code(), timestamp: -1, offset: -1 }))
+}
+
+pub fn list_offsets_local(shard: &Rc<Shard>, tp: TopicPartition, timestamp: i64) -> ListOffsetsPart {
+    let not_found = ListOffsetsPart { error: NONE, timestamp: -1, offset: -1 };
+    let Some(log) = shard.log(&tp) else {
+        return ListOffsetsPart { error: ResponseError::UnknownTopicOrPartition.code(), ..not_found };
+    };
+    let mut l = log.borrow_mut();
+    let found = match timestamp {
+        LATEST_TIMESTAMP => Ok(Some((l.log_end_offset(), -1))),
+        EARLIEST_TIMESTAMP | EARLIEST_LOCAL_TIMESTAMP => Ok(Some((l.log_start_offset(), -1))),
+        MAX_TIMESTAMP => l.max_timestamp(),
+        t if t >= 0 => l.offset_for_timestamp(t),
+        _ => return ListOffsetsPart { error: ResponseError::InvalidRequest.code(), ..not_found },
+    };
+    match found {
+        Ok(Some((offset, timestamp))) => ListOffsetsPart { error: NONE, timestamp, offset },
+        Ok(None) => not_found,
+        Err(e) => {
+            tracing::error!(topic = %tp.topic, partition = tp.partition, "list offsets failed: {e}");
+            ListOffsetsPart { error: ResponseError::KafkaStorageError.code(), ..not_found }
+        }
+    }
+}
+
+/// Creates the partition's log on this (owning) shard.
+pub fn create_partition_local(shard: &Rc<Shard>, tp: TopicPartition, topic_id: TopicId) -> Result<(), String> {
+    if shard.log(&tp).is_some() {
+        return Ok(());
+    }
+    let dir = shard.pick_log_dir();
+    let log = PartitionLog::create(&dir, &tp.topic, tp.partition, topic_id, shard.log_config(), shard.files.clone())
+        .map_err(|e| format!("creating {}-{} in {}: {e}", tp.topic, tp.partition, dir.display()))?;
+    shard.logs.borrow_mut().insert(tp, Rc::new(std::cell::RefCell::new(log)));
+    Ok(())
+}
+
+/// Removes the partition's log on this (owning) shard once no append or read holds it.
+pub async fn delete_partition_local(shard: &Rc<Shard>, tp: TopicPartition) -> Result<(), String> {
+    const DELETE_WAIT_ROUNDS_MAX: u32 = 500;
+    let Some(mut log) = shard.logs.borrow_mut().remove(&tp) else {
+        return Ok(());
+    };
+    for _ in 0..DELETE_WAIT_ROUNDS_MAX {
+        match Rc::try_unwrap(log) {
+            Ok(cell) => {
+                return cell.into_inner().delete().map_err(|e| format!("deleting {}-{}: {e}", tp.topic, tp.partition));
+            }
+            Err(still_shared) => log = still_shared,
+        }
+        compio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    Err(format!("{}-{} is still in use; its directory was left in place", tp.topic, tp.partition))
+}

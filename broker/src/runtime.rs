@@ -1,0 +1,299 @@
+//! A shard thread's life: build the pinned io_uring runtime, open the partitions this shard
+//! owns, then serve its inbox and its listener until told to stop.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::mpsc::SyncSender;
+use std::sync::Arc;
+use std::time::Duration;
+
+use compio::net::TcpListener;
+use futures_util::future::{select, Either};
+use sluice_engine::{Recovery, RecoveryReport};
+use sluice_engine::{PartitionLog, TopicId};
+
+use crate::append::run_sync_jobs;
+use crate::config::Config;
+use crate::connection::serve_connection;
+use crate::controller::Controller;
+use crate::msg::{Peers, ShardMsg};
+use crate::ops;
+use crate::shard::{BrokerInfo, Shard, TopicPartition};
+
+/// Connections one shard serves at once; more are closed on accept.
+pub const SHARD_CONNECTIONS_MAX: usize = 16_384;
+/// How long stopping waits for in-flight requests to finish.
+pub const STOP_DRAIN_MS_MAX: u64 = 5_000;
+
+/// A partition directory found at startup, to be opened by its owning shard.
+pub struct FoundPartition {
+    pub topic: String,
+    pub partition: i32,
+    pub dir: PathBuf,
+    pub recovery: Recovery,
+}
+
+/// What a shard tells the main thread as it starts and stops.
+pub enum ShardEvent {
+    Opened { shard: usize, partitions: Vec<(String, i32, TopicId)>, failed: Vec<String> },
+    Drained { shard: usize },
+    Closed { shard: usize, clean: bool },
+    Failed { shard: usize, error: String },
+    /// From the signal thread: SIGTERM or SIGINT arrived.
+    Signal(i32),
+}
+
+pub struct ShardSetup {
+    pub id: usize,
+    pub cpu: Option<usize>,
+    pub config: Arc<Config>,
+    pub broker: Arc<BrokerInfo>,
+    pub peers: Arc<Peers>,
+    pub inbox: async_channel::Receiver<ShardMsg>,
+    pub listeners: Vec<std::net::TcpListener>,
+    pub partitions: Vec<FoundPartition>,
+    pub events: SyncSender<ShardEvent>,
+}
+
+pub fn run_shard(setup: ShardSetup) {
+    let events = setup.events.clone();
+    let id = setup.id;
+    let mut builder = compio::runtime::RuntimeBuilder::new();
+    if let Some(cpu) = setup.cpu {
+        builder.thread_affinity(HashSet::from([cpu]));
+    }
+    let runtime = match builder.build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            let _ = events.send(ShardEvent::Failed { shard: id, error: format!("shard {id}: io_uring runtime: {e}") });
+            return;
+        }
+    };
+    runtime.block_on(shard_main(setup));
+}
+
+async fn shard_main(setup: ShardSetup) {
+    let ShardSetup { id, config, broker, peers, inbox, listeners, partitions, events, .. } = setup;
+    let shard = Shard::new(id, config.clone(), broker, peers);
+    let (opened, failed) = open_partitions(&shard, partitions);
+    let _ = events.send(ShardEvent::Opened { shard: id, partitions: opened, failed });
+
+    let appender = compio::runtime::spawn({
+        let shard = shard.clone();
+        async move { shard.appender.run().await }
+    });
+    let controller = (id == 0).then(|| Rc::new(Controller::new()));
+    if let Some(c) = &controller {
+        let (c, s) = (c.clone(), shard.clone());
+        compio::runtime::spawn(async move { c.run(s).await }).detach();
+    }
+    if let Some(ms) = config.log_flush_interval_ms {
+        compio::runtime::spawn(periodic_flush(shard.clone(), ms)).detach();
+    }
+    let live = Rc::new(Cell::new(0usize));
+    let idle = Rc::new(event_listener::Event::new());
+    let listening: Vec<_> = listeners
+        .into_iter()
+        .filter_map(|l| match TcpListener::from_std(l) {
+            Ok(l) => Some(compio::runtime::spawn(accept_loop(shard.clone(), l, live.clone(), idle.clone()))),
+            Err(e) => {
+                tracing::error!(shard = id, "listener: {e}");
+                None
+            }
+        })
+        .collect();
+
+    serve_inbox(&shard, inbox, controller, &events, live, idle).await;
+    drop(listening);
+    shard.appender.close();
+    let _ = appender.await;
+    let clean = close_logs(&shard);
+    let _ = events.send(ShardEvent::Closed { shard: id, clean });
+}
+
+fn open_partitions(shard: &Rc<Shard>, found: Vec<FoundPartition>) -> (Vec<(String, i32, TopicId)>, Vec<String>) {
+    let mut opened = Vec::new();
+    let mut failed = Vec::new();
+    for p in found {
+        match PartitionLog::open(&p.dir, shard.log_config(), p.recovery, shard.files.clone()) {
+            Ok((log, report)) => {
+                log_recovery(&p, &report);
+                opened.push((p.topic.clone(), p.partition, log.topic_id()));
+                let tp = TopicPartition { topic: p.topic.as_str().into(), partition: p.partition };
+                shard.logs.borrow_mut().insert(tp, Rc::new(RefCell::new(log)));
+            }
+            Err(e) => failed.push(format!("{}: {e}", p.dir.display())),
+        }
+    }
+    (opened, failed)
+}
+
+fn log_recovery(p: &FoundPartition, report: &RecoveryReport) {
+    if report.truncated_bytes > 0 {
+        tracing::warn!(
+            dir = %p.dir.display(),
+            truncated_bytes = report.truncated_bytes,
+            truncated_to_offset = ?report.truncated_to_offset,
+            "recovery truncated the log tail: {}",
+            report.reason.as_deref().unwrap_or("torn or corrupt tail")
+        );
+    } else if report.scanned_bytes > 0 {
+        tracing::debug!(dir = %p.dir.display(), scanned_bytes = report.scanned_bytes, "recovered");
+    }
+}
+
+/// Rebinds the shard's copy of the listener: `SO_REUSEPORT` spreads connections over shards.
+async fn accept_loop(shard: Rc<Shard>, listener: TcpListener, live: Rc<Cell<usize>>, idle: Rc<event_listener::Event>) {
+    loop {
+        let accepted = {
+            let stop = shard.stop.listen();
+            if shard.stopping.get() {
+                return;
+            }
+            match select(Box::pin(listener.accept()), stop).await {
+                Either::Left((r, _)) => r,
+                Either::Right(_) => return,
+            }
+        };
+        let (stream, peer) = match accepted {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!(shard = shard.id, "accept failed: {e}");
+                compio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        if live.get() >= SHARD_CONNECTIONS_MAX {
+            tracing::warn!(shard = shard.id, %peer, "connection limit {SHARD_CONNECTIONS_MAX} reached; closing");
+            continue;
+        }
+        live.set(live.get() + 1);
+        let (shard, live, idle) = (shard.clone(), live.clone(), idle.clone());
+        compio::runtime::spawn(async move {
+            serve_connection(shard, stream, peer).await;
+            live.set(live.get() - 1);
+            if live.get() == 0 {
+                idle.notify(usize::MAX);
+            }
+        })
+        .detach();
+    }
+}
+
+async fn serve_inbox(
+    shard: &Rc<Shard>,
+    inbox: async_channel::Receiver<ShardMsg>,
+    controller: Option<Rc<Controller>>,
+    events: &SyncSender<ShardEvent>,
+    live: Rc<Cell<usize>>,
+    idle: Rc<event_listener::Event>,
+) {
+    while let Ok(msg) = inbox.recv().await {
+        match msg {
+            ShardMsg::Stop => {
+                shard.begin_stop();
+                drain_connections(shard, &live, &idle).await;
+                let _ = events.send(ShardEvent::Drained { shard: shard.id });
+            }
+            ShardMsg::Close => return,
+            ShardMsg::Controller(cmd) => match &controller {
+                Some(c) => {
+                    let c = c.clone();
+                    compio::runtime::spawn(async move { c.submit(cmd).await }).detach();
+                }
+                None => tracing::error!(shard = shard.id, "controller command sent to a non-controller shard"),
+            },
+            other => {
+                compio::runtime::spawn(handle_msg(shard.clone(), other)).detach();
+            }
+        }
+    }
+}
+
+async fn drain_connections(shard: &Shard, live: &Cell<usize>, idle: &event_listener::Event) {
+    let deadline = std::time::Instant::now() + Duration::from_millis(STOP_DRAIN_MS_MAX);
+    while live.get() > 0 {
+        let listener = idle.listen();
+        if live.get() == 0 {
+            break;
+        }
+        if compio::time::timeout_at(deadline, listener).await.is_err() {
+            tracing::warn!(shard = shard.id, connections = live.get(), "connections still busy after {STOP_DRAIN_MS_MAX} ms; closing anyway");
+            break;
+        }
+    }
+}
+
+async fn handle_msg(shard: Rc<Shard>, msg: ShardMsg) {
+    match msg {
+        ShardMsg::Produce { tp, records, reply } => {
+            let _ = reply.send(ops::produce_local(&shard, tp, records).await);
+        }
+        ShardMsg::Fetch { tp, offset, max_bytes, first, reply } => {
+            let _ = reply.send(ops::fetch_local(&shard, tp, offset, max_bytes, first).await);
+        }
+        ShardMsg::ListOffsets { tp, timestamp, reply } => {
+            let _ = reply.send(ops::list_offsets_local(&shard, tp, timestamp));
+        }
+        ShardMsg::CreatePartition { tp, topic_id, reply } => {
+            let _ = reply.send(ops::create_partition_local(&shard, tp, topic_id));
+        }
+        ShardMsg::DeletePartition { tp, reply } => {
+            let _ = reply.send(ops::delete_partition_local(&shard, tp).await);
+        }
+        ShardMsg::Metadata { snapshot, reply } => {
+            *shard.metadata.borrow_mut() = snapshot;
+            shard.ready.notify(usize::MAX);
+            let _ = reply.send(());
+        }
+        ShardMsg::Controller(_) | ShardMsg::Stop | ShardMsg::Close => {
+            tracing::error!(shard = shard.id, "control message reached handle_msg");
+        }
+    }
+}
+
+/// `log.flush.interval.ms`: fsync every log with unflushed messages once per interval.
+async fn periodic_flush(shard: Rc<Shard>, interval_ms: u64) {
+    let mut tick = compio::time::interval(Duration::from_millis(interval_ms.max(1)));
+    loop {
+        tick.tick().await;
+        if shard.stopping.get() {
+            return;
+        }
+        let jobs: Vec<_> = shard
+            .logs
+            .borrow()
+            .values()
+            .filter_map(|log| {
+                let job = {
+                    let mut l = log.borrow_mut();
+                    (l.unflushed_messages() > 0).then(|| l.sync_job()).flatten()
+                };
+                job.map(|j| (log.clone(), j))
+            })
+            .collect();
+        for (_, err) in run_sync_jobs(jobs).await {
+            tracing::error!(shard = shard.id, "{err}");
+        }
+    }
+}
+
+/// Closes every log this shard owns; false if any failed to close cleanly.
+fn close_logs(shard: &Shard) -> bool {
+    let logs: Vec<_> = shard.logs.borrow_mut().drain().collect();
+    let mut clean = true;
+    for (tp, log) in logs {
+        let Ok(cell) = Rc::try_unwrap(log) else {
+            tracing::error!(topic = %tp.topic, partition = tp.partition, "log still in use at shutdown");
+            clean = false;
+            continue;
+        };
+        if let Err(e) = cell.into_inner().close() {
+            tracing::error!(topic = %tp.topic, partition = tp.partition, "closing log: {e}");
+            clean = false;
+        }
+    }
+    clean
+}

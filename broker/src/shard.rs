@@ -1,0 +1,136 @@
+//! Shards: one pinned, single-threaded io_uring runtime per core.
+//!
+//! A shard owns some partitions (their `PartitionLog`s live here and are never locked: the
+//! state is `!Send`), accepts connections on its own `SO_REUSEPORT` listener socket, and
+//! serves requests. Work for a partition owned by another shard crosses that shard's bounded
+//! inbox (`ShardMsg`) and the answer comes back on a oneshot channel.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use sluice_engine::FileCache;
+use sluice_engine::{LogConfig, PartitionLog};
+
+use crate::append::Appender;
+use crate::config::Config;
+use crate::metadata::ClusterMetadata;
+use crate::msg::{Peers, ShardMsg};
+
+/// Read handles for non-active segments kept open per shard.
+pub const SHARD_READ_FILES_MAX: usize = 256;
+
+/// A partition key. Topic names are shared (`Arc<str>`) with the metadata snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TopicPartition {
+    pub topic: Arc<str>,
+    pub partition: i32,
+}
+
+pub type LogRef = Rc<RefCell<PartitionLog>>;
+
+/// Everything one shard owns. Lives on shard `id`'s thread only.
+pub struct Shard {
+    pub id: usize,
+    pub config: Arc<Config>,
+    pub broker: Arc<BrokerInfo>,
+    pub peers: Arc<Peers>,
+    pub metadata: RefCell<Arc<ClusterMetadata>>,
+    pub logs: RefCell<HashMap<TopicPartition, LogRef>>,
+    pub files: Rc<FileCache>,
+    pub appender: Appender,
+    pub stopping: Cell<bool>,
+    pub stop: event_listener::Event,
+    /// Set once the first metadata snapshot has arrived; connections wait for it.
+    pub ready: event_listener::Event,
+}
+
+/// Facts about this broker fixed at startup, shared by all shards.
+#[derive(Debug)]
+pub struct BrokerInfo {
+    pub node_id: i32,
+    pub cluster_id: String,
+    /// (host, port) clients should connect to.
+    pub advertised: Vec<(String, u16)>,
+    pub log_dirs: Vec<PathBuf>,
+}
+
+impl Shard {
+    pub fn new(id: usize, config: Arc<Config>, broker: Arc<BrokerInfo>, peers: Arc<Peers>) -> Rc<Shard> {
+        Rc::new(Shard {
+            id,
+            appender: Appender::new(&config),
+            config,
+            broker,
+            peers,
+            metadata: RefCell::new(Arc::new(ClusterMetadata::default())),
+            logs: RefCell::new(HashMap::new()),
+            files: Rc::new(FileCache::new(SHARD_READ_FILES_MAX)),
+            stopping: Cell::new(false),
+            stop: event_listener::Event::new(),
+            ready: event_listener::Event::new(),
+        })
+    }
+
+    pub fn metadata(&self) -> Arc<ClusterMetadata> {
+        self.metadata.borrow().clone()
+    }
+
+    pub fn log(&self, tp: &TopicPartition) -> Option<LogRef> {
+        self.logs.borrow().get(tp).cloned()
+    }
+
+    pub fn shard_count(&self) -> usize {
+        self.peers.len()
+    }
+
+    /// Sends `msg` to shard `to`'s inbox, waiting while it is full (the bound is the
+    /// backpressure). Fails only when that shard has stopped.
+    pub async fn send(&self, to: usize, msg: ShardMsg) -> Result<(), ShardGone> {
+        self.peers.send(to, msg).await
+    }
+
+    /// The log directory holding the fewest partitions of this shard (Kafka picks the dir
+    /// with the fewest partitions too).
+    pub fn pick_log_dir(&self) -> PathBuf {
+        let logs = self.logs.borrow();
+        let dirs = &self.broker.log_dirs;
+        let count = |d: &PathBuf| logs.values().filter(|l| l.borrow().dir().parent() == Some(d.as_path())).count();
+        dirs.iter().min_by_key(|d| count(d)).cloned().unwrap_or_else(|| dirs[0].clone())
+    }
+
+    pub fn log_config(&self) -> LogConfig {
+        LogConfig {
+            segment_bytes: self.config.log_segment_bytes,
+            max_message_bytes: self.config.message_max_bytes,
+            ..LogConfig::default()
+        }
+    }
+
+    /// Waits for the first metadata snapshot (version 0 is the empty placeholder).
+    pub async fn wait_ready(&self) {
+        while self.metadata.borrow().version == 0 {
+            let listener = self.ready.listen();
+            if self.metadata.borrow().version != 0 {
+                break;
+            }
+            listener.await;
+        }
+    }
+
+    pub fn begin_stop(&self) {
+        self.stopping.set(true);
+        self.stop.notify(usize::MAX);
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShardGone;
+
+impl std::fmt::Display for ShardGone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the owning shard has stopped")
+    }
+}

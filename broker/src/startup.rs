@@ -1,0 +1,390 @@
+//! Startup and shutdown of the whole broker: config, log dirs (lock, `meta.properties`,
+//! clean-shutdown marker), listeners, shard threads, signals.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::Arc;
+use std::time::Duration;
+
+use nix::sys::signal::{SigSet, Signal};
+use sluice_engine::Recovery;
+use sluice_engine::logdir::{lock_log_dir, scan_partition_dirs, take_clean_shutdown_marker, write_clean_shutdown_marker, LogDirLock};
+use sluice_engine::TopicId;
+
+use crate::config::{parse_properties, Config, Listener};
+use crate::metadata::{new_topic, owner_shard, ClusterMetadata};
+use crate::msg::{Peers, ShardMsg};
+use crate::runtime::{run_shard, FoundPartition, ShardEvent, ShardSetup};
+use crate::shard::BrokerInfo;
+
+/// Listen backlog per shard socket.
+pub const LISTEN_BACKLOG: i32 = 1024;
+/// How long shutdown waits for each phase before giving up on a clean stop.
+pub const SHUTDOWN_PHASE_MS_MAX: u64 = 10_000;
+/// How long startup waits for shards to open their partitions.
+pub const STARTUP_OPEN_MS_MAX: u64 = 600_000;
+
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .init();
+}
+
+/// `[server.properties] [--override key=value]...`
+pub fn load_config(args: &[String]) -> Result<(Config, Vec<String>), String> {
+    let mut pairs = Vec::new();
+    let mut i = 0;
+    while i < args.len() {
+        let arg = &args[i];
+        if arg == "--override" {
+            let kv = args.get(i + 1).ok_or("--override needs key=value")?;
+            let (k, v) = kv.split_once('=').ok_or_else(|| format!("--override {kv:?}: expected key=value"))?;
+            pairs.push((k.trim().to_string(), v.trim().to_string()));
+            i += 2;
+        } else if arg == "--help" || arg == "-h" {
+            return Err("usage: sluiced [server.properties] [--override key=value]...".into());
+        } else if i == 0 && !arg.starts_with("--") {
+            let text = std::fs::read_to_string(arg).map_err(|e| format!("reading config file {arg}: {e}"))?;
+            let mut file_pairs = parse_properties(&text).map_err(|e| format!("{arg}: {e}"))?;
+            file_pairs.append(&mut pairs);
+            pairs = file_pairs;
+            i += 1;
+        } else {
+            return Err(format!("unexpected argument {arg:?}; usage: sluiced [server.properties] [--override key=value]..."));
+        }
+    }
+    Config::from_pairs(&pairs).map_err(|e| e.to_string())
+}
+
+pub fn run(args: Vec<String>) -> Result<(), String> {
+    let (config, warnings) = load_config(&args)?;
+    for w in warnings {
+        tracing::warn!("{w}");
+    }
+    raise_open_files_limit();
+    let main_rt = probe_io_uring()?;
+    let cpus = affinity_cpus();
+    let shards = config.num_shards.unwrap_or(cpus.len()).max(1);
+    let dirs = prepare_log_dirs(&config)?;
+    let bound = bind_listeners(&config.listeners, shards)?;
+    for (l, port, _) in &bound {
+        tracing::info!("listening on {}://{}:{}", l.name, l.host, port);
+    }
+    let data: Vec<String> = config.log_dirs.iter().map(|d| d.display().to_string()).collect();
+    tracing::info!("data in {} ({shards} shards, node.id {})", data.join(","), config.node_id);
+
+    let advertised = config.advertised(&bound.iter().map(|(l, p, _)| (l.clone(), *p)).collect::<Vec<_>>());
+    let broker = Arc::new(BrokerInfo {
+        node_id: config.node_id,
+        cluster_id: dirs.cluster_id.clone(),
+        advertised: advertised.iter().map(|l| (l.host.clone(), l.port)).collect(),
+        log_dirs: config.log_dirs.clone(),
+    });
+    block_shutdown_signals();
+    let config = Arc::new(config);
+    let (peers, inboxes) = Peers::new(shards);
+    let (events_tx, events) = sync_channel::<ShardEvent>(shards * 4 + 4);
+    let mut by_shard: Vec<Vec<FoundPartition>> = (0..shards).map(|_| Vec::new()).collect();
+    for p in dirs.partitions {
+        by_shard[owner_shard(&p.topic, p.partition, shards)].push(p);
+    }
+    let mut sockets: Vec<Vec<std::net::TcpListener>> = (0..shards).map(|_| Vec::new()).collect();
+    for (_, _, per_shard) in bound {
+        for (i, s) in per_shard.into_iter().enumerate() {
+            sockets[i].push(s);
+        }
+    }
+    let mut threads = Vec::new();
+    for (id, (inbox, (listeners, partitions))) in inboxes.into_iter().zip(sockets.into_iter().zip(by_shard)).enumerate() {
+        let setup = ShardSetup {
+            id,
+            cpu: (cpus.len() >= shards).then(|| cpus[id]),
+            config: config.clone(),
+            broker: broker.clone(),
+            peers: peers.clone(),
+            inbox,
+            listeners,
+            partitions,
+            events: events_tx.clone(),
+        };
+        let handle = std::thread::Builder::new()
+            .name(format!("shard-{id}"))
+            .spawn(move || run_shard(setup))
+            .map_err(|e| format!("starting shard thread {id}: {e}"))?;
+        threads.push(handle);
+    }
+    spawn_signal_thread(events_tx);
+    let snapshot = gather_partitions(&events, shards)?;
+    let topics = snapshot.topics.len();
+    main_rt.block_on(crate::controller::publish_to(&peers, Arc::new(snapshot)));
+    tracing::info!("ready: {topics} topics");
+
+    let outcome = wait_for_stop(&events);
+    let clean = shutdown(&peers, &events, shards);
+    for t in threads {
+        let _ = t.join();
+    }
+    if clean {
+        for dir in &config.log_dirs {
+            if let Err(e) = write_clean_shutdown_marker(dir) {
+                tracing::error!("writing clean shutdown marker in {}: {e}", dir.display());
+            }
+        }
+    }
+    drop(dirs.locks);
+    tracing::info!("stopped{}", if clean { " cleanly" } else { " (logs will be recovered at next start)" });
+    outcome
+}
+
+struct LogDirs {
+    cluster_id: String,
+    partitions: Vec<FoundPartition>,
+    locks: Vec<LogDirLock>,
+}
+
+fn prepare_log_dirs(config: &Config) -> Result<LogDirs, String> {
+    let mut locks = Vec::new();
+    let mut partitions = Vec::new();
+    let mut cluster_id: Option<String> = None;
+    for dir in &config.log_dirs {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            format!("data dir {}: {e} (is the service user allowed to create and write it?)", dir.display())
+        })?;
+        locks.push(lock_log_dir(dir).map_err(|e| e.to_string())?);
+        let id = meta_properties(dir, config.node_id, cluster_id.as_deref())?;
+        cluster_id.get_or_insert(id);
+        let recovery = take_clean_shutdown_marker(dir).map_err(|e| format!("data dir {}: {e}", dir.display()))?;
+        let found = scan_partition_dirs(dir).map_err(|e| format!("scanning data dir {}: {e}", dir.display()))?;
+        if matches!(recovery, Recovery::Full) && !found.is_empty() {
+            tracing::info!("{}: no clean shutdown marker; logs will be recovered", dir.display());
+        }
+        partitions.extend(found.into_iter().map(|(topic, partition, path)| FoundPartition { topic, partition, dir: path, recovery }));
+    }
+    Ok(LogDirs { cluster_id: cluster_id.unwrap_or_default(), partitions, locks })
+}
+
+/// Kafka's `meta.properties`: the cluster id and node id this directory belongs to.
+fn meta_properties(dir: &Path, node_id: i32, cluster_id: Option<&str>) -> Result<String, String> {
+    let path = dir.join("meta.properties");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let pairs: BTreeMap<String, String> = parse_properties(&text)
+                .map_err(|e| format!("{}: {e}", path.display()))?
+                .into_iter()
+                .collect();
+            let found_node = pairs.get("node.id").or(pairs.get("broker.id")).and_then(|v| v.parse::<i32>().ok());
+            if found_node != Some(node_id) {
+                return Err(format!(
+                    "{}: node.id {found_node:?} does not match node.id {node_id} in the config (is this another broker's data?)",
+                    path.display()
+                ));
+            }
+            let found = pairs.get("cluster.id").cloned().ok_or_else(|| format!("{}: no cluster.id", path.display()))?;
+            if let Some(expected) = cluster_id.filter(|c| *c != found) {
+                return Err(format!("{}: cluster.id {found} differs from {expected} in another log dir", path.display()));
+            }
+            Ok(found)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let id = cluster_id.map(str::to_string).unwrap_or_else(|| TopicId(uuid::Uuid::new_v4()).to_kafka_string());
+            let text = format!("#\n#Written by sluiced\nnode.id={node_id}\nversion=1\ncluster.id={id}\n");
+            write_synced(&path, text.as_bytes()).map_err(|e| format!("writing {}: {e}", path.display()))?;
+            Ok(id)
+        }
+        Err(e) => Err(format!("reading {}: {e}", path.display())),
+    }
+}
+
+fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    std::fs::File::open(path.parent().unwrap_or(Path::new(".")))?.sync_all()
+}
+
+/// Binds every listener once per shard with `SO_REUSEPORT`. The first socket takes the
+/// configured port (0 = any free one); the others bind to the port it got.
+type BoundListener = (Listener, u16, Vec<std::net::TcpListener>);
+
+fn bind_listeners(listeners: &[Listener], shards: usize) -> Result<Vec<BoundListener>, String> {
+    let mut out = Vec::new();
+    for l in listeners {
+        let mut addr = l.socket_addr().map_err(|e| e.to_string())?;
+        let mut sockets = Vec::with_capacity(shards);
+        for _ in 0..shards {
+            let s = bind_one(addr).map_err(|e| format!("binding listener {l} ({addr}): {e}"))?;
+            addr.set_port(s.local_addr().map_err(|e| e.to_string())?.port());
+            sockets.push(s);
+        }
+        out.push((l.clone(), addr.port(), sockets));
+    }
+    Ok(out)
+}
+
+fn bind_one(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    Ok(socket.into())
+}
+
+/// Builds an io_uring runtime on the main thread first, so a missing io_uring is reported
+/// with its cause and fix instead of failing obscurely inside a shard.
+fn probe_io_uring() -> Result<compio::runtime::Runtime, String> {
+    compio::runtime::Runtime::new().map_err(|e| {
+        let sysctl = std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled").unwrap_or_default();
+        let cause = match (e.raw_os_error(), sysctl.trim()) {
+            (_, "2") => "io_uring is disabled by the sysctl kernel.io_uring_disabled=2; enable it with \
+                         `sysctl -w kernel.io_uring_disabled=0`"
+                .to_string(),
+            (Some(libc::EPERM), "1") => "io_uring is restricted by kernel.io_uring_disabled=1 to the group in \
+                                         kernel.io_uring_group; add the service user to that group or set the sysctl to 0"
+                .to_string(),
+            (Some(libc::ENOSYS), _) => "io_uring_setup is not available: the kernel lacks io_uring, or a seccomp filter \
+                                        (e.g. a container runtime's default profile) blocks it; allow io_uring_setup, \
+                                        io_uring_enter and io_uring_register"
+                .to_string(),
+            (Some(libc::EPERM), _) => "io_uring_setup was refused (EPERM): a seccomp filter or security module blocks it; \
+                                       allow io_uring_setup, io_uring_enter and io_uring_register"
+                .to_string(),
+            _ => "check that the kernel supports io_uring (Linux 5.19 or newer)".to_string(),
+        };
+        format!("cannot start: io_uring unavailable ({e}): {cause}")
+    })
+}
+
+fn raise_open_files_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        if soft < hard {
+            let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+        }
+    }
+}
+
+/// The CPUs in this process's affinity mask.
+fn affinity_cpus() -> Vec<usize> {
+    let Ok(set) = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0)) else {
+        return vec![0];
+    };
+    let cpus: Vec<usize> = (0..nix::sched::CpuSet::count()).filter(|c| set.is_set(*c).unwrap_or(false)).collect();
+    if cpus.is_empty() {
+        vec![0]
+    } else {
+        cpus
+    }
+}
+
+fn shutdown_signals() -> SigSet {
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGTERM);
+    set.add(Signal::SIGINT);
+    set
+}
+
+/// Blocks SIGTERM/SIGINT in this thread and every thread started after it; the signal
+/// thread takes them with sigwait.
+fn block_shutdown_signals() {
+    let _ = shutdown_signals().thread_block();
+}
+
+fn spawn_signal_thread(events: std::sync::mpsc::SyncSender<ShardEvent>) {
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            if let Ok(sig) = shutdown_signals().wait() {
+                let _ = events.send(ShardEvent::Signal(sig as i32));
+            }
+        })
+        .expect("spawning the signal thread");
+}
+
+fn gather_partitions(events: &Receiver<ShardEvent>, shards: usize) -> Result<ClusterMetadata, String> {
+    let mut found: BTreeMap<String, (TopicId, i32)> = BTreeMap::new();
+    let mut opened = 0;
+    while opened < shards {
+        match events.recv_timeout(Duration::from_millis(STARTUP_OPEN_MS_MAX)) {
+            Ok(ShardEvent::Opened { partitions, failed, .. }) => {
+                if let Some(f) = failed.first() {
+                    return Err(format!("cannot open partition log {f} ({} failed in all)", failed.len()));
+                }
+                for (topic, partition, id) in partitions {
+                    let entry = found.entry(topic).or_insert((id, 0));
+                    entry.1 = entry.1.max(partition + 1);
+                }
+                opened += 1;
+            }
+            Ok(ShardEvent::Failed { error, .. }) => return Err(error),
+            Ok(ShardEvent::Signal(_)) => return Err("stopped by a signal during startup".into()),
+            Ok(_) => {}
+            Err(_) => return Err("shards did not finish opening their partitions".into()),
+        }
+    }
+    let mut meta = ClusterMetadata { version: 1, ..ClusterMetadata::default() };
+    for (name, (id, partitions)) in found {
+        let topic = Arc::new(new_topic(&name, id, partitions, shards));
+        meta.topics_by_id.insert(id.0, topic.clone());
+        meta.topics.insert(topic.name.clone(), topic);
+    }
+    Ok(meta)
+}
+
+fn wait_for_stop(events: &Receiver<ShardEvent>) -> Result<(), String> {
+    loop {
+        match events.recv() {
+            Ok(ShardEvent::Signal(sig)) => {
+                tracing::info!("signal {sig} received: stopping");
+                return Ok(());
+            }
+            Ok(ShardEvent::Failed { error, .. }) => return Err(error),
+            Ok(_) => {}
+            Err(_) => return Err("all shards stopped unexpectedly".into()),
+        }
+    }
+}
+
+/// Two phases: every shard stops accepting and drains its connections (while still serving
+/// other shards' requests for its partitions), then every shard closes its logs. Returns true
+/// if all logs closed cleanly.
+fn shutdown(peers: &Peers, events: &Receiver<ShardEvent>, shards: usize) -> bool {
+    for to in 0..shards {
+        let _ = peers.send_blocking(to, ShardMsg::Stop);
+    }
+    let drained = wait_events(events, shards, |e| matches!(e, ShardEvent::Drained { .. }).then_some(true));
+    for to in 0..shards {
+        let _ = peers.send_blocking(to, ShardMsg::Close);
+    }
+    let closed = wait_events(events, shards, |e| match e {
+        ShardEvent::Closed { clean, .. } => Some(*clean),
+        _ => None,
+    });
+    drained.len() == shards && closed.len() == shards && closed.iter().all(|c| *c)
+}
+
+fn wait_events<T>(events: &Receiver<ShardEvent>, n: usize, pick: impl Fn(&ShardEvent) -> Option<T>) -> Vec<T> {
+    let deadline = std::time::Instant::now() + Duration::from_millis(SHUTDOWN_PHASE_MS_MAX);
+    let mut out = Vec::new();
+    while out.len() < n {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match events.recv_timeout(left) {
+            Ok(e) => out.extend(pick(&e)),
+            Err(_) => break,
+        }
+    }
+    out
+}
+

@@ -1,0 +1,203 @@
+//! A real client (librdkafka, built from the `rdkafka` crate's bundled source) against the
+//! real `sluiced` binary: create a topic, produce keyed records with acks=all, consume them
+//! back at their acknowledged offsets, list offsets, restart after SIGTERM and SIGKILL.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use common::Broker;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{DeliveryResult, Message};
+use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+
+const TOPIC: &str = "orders";
+const PARTITIONS: i32 = 3;
+const RECORDS: usize = 20_000;
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// (partition, offset) -> (key, value) of every acknowledged record.
+type Acked = Arc<Mutex<BTreeMap<(i32, i64), (Vec<u8>, Vec<u8>)>>>;
+
+struct Collect {
+    acked: Acked,
+    failed: Arc<Mutex<Vec<String>>>,
+}
+
+impl ClientContext for Collect {}
+
+impl ProducerContext for Collect {
+    type DeliveryOpaque = ();
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        match result {
+            Ok(m) => {
+                let kv = (m.key().unwrap_or_default().to_vec(), m.payload().unwrap_or_default().to_vec());
+                self.acked.lock().unwrap().insert((m.partition(), m.offset()), kv);
+            }
+            Err((e, _)) => self.failed.lock().unwrap().push(e.to_string()),
+        }
+    }
+}
+
+fn create_topic(bootstrap: &str, name: &str, partitions: i32) {
+    let admin: AdminClient<DefaultClientContext> =
+        ClientConfig::new().set("bootstrap.servers", bootstrap).create().expect("admin client");
+    let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+    let results = futures_executor::block_on(admin.create_topics([&topic], &AdminOptions::new())).expect("create_topics");
+    for r in results {
+        r.expect("topic created");
+    }
+}
+
+/// Produces `count` keyed records numbered from `start` with acks=all; returns what was acked.
+fn produce(bootstrap: &str, start: usize, count: usize, extra: &[(&str, &str)]) -> Acked {
+    let acked: Acked = Arc::default();
+    let failed: Arc<Mutex<Vec<String>>> = Arc::default();
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", bootstrap).set("acks", "all").set("linger.ms", "5");
+    for (k, v) in extra {
+        config.set(*k, *v);
+    }
+    let producer: ThreadedProducer<Collect> = config
+        .create_with_context(Collect { acked: acked.clone(), failed: failed.clone() })
+        .expect("producer");
+    for i in start..start + count {
+        let key = format!("key-{}", i % 97);
+        let value = format!("value-{i}");
+        let mut record = BaseRecord::to(TOPIC).key(&key).payload(&value);
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((e, r)) => {
+                    assert!(matches!(e.rdkafka_error_code(), Some(rdkafka::types::RDKafkaErrorCode::QueueFull)), "{e}");
+                    record = r;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
+        }
+    }
+    producer.flush(CLIENT_TIMEOUT).expect("flush");
+    assert!(failed.lock().unwrap().is_empty(), "delivery failures: {:?}", failed.lock().unwrap());
+    assert_eq!(acked.lock().unwrap().len(), count);
+    acked
+}
+
+fn consumer(bootstrap: &str) -> BaseConsumer {
+    ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "false")
+        .create()
+        .expect("consumer")
+}
+
+/// Reads every partition from the beginning until `expected` records arrived; checks each is
+/// at its acknowledged offset and that offsets increase within a partition.
+fn consume_all(bootstrap: &str, expected: &Acked) {
+    let expected = expected.lock().unwrap().clone();
+    let c = consumer(bootstrap);
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        tpl.add_partition_offset(TOPIC, p, Offset::Beginning).unwrap();
+    }
+    c.assign(&tpl).unwrap();
+    let mut seen: BTreeMap<(i32, i64), (Vec<u8>, Vec<u8>)> = BTreeMap::new();
+    let mut last: BTreeMap<i32, i64> = BTreeMap::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while seen.len() < expected.len() {
+        assert!(Instant::now() < deadline, "consumed {} of {}", seen.len(), expected.len());
+        let Some(m) = c.poll(Duration::from_millis(200)) else { continue };
+        let m = m.expect("consume");
+        let prev = last.insert(m.partition(), m.offset());
+        assert!(prev.is_none_or(|p| p < m.offset()), "partition {} went back from {prev:?} to {}", m.partition(), m.offset());
+        let kv = (m.key().unwrap_or_default().to_vec(), m.payload().unwrap_or_default().to_vec());
+        seen.insert((m.partition(), m.offset()), kv);
+    }
+    assert_eq!(seen, expected, "records differ from what was acknowledged");
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+fn check_list_offsets(bootstrap: &str, acked: &Acked, before_ms: i64) {
+    let c = consumer(bootstrap);
+    let acked = acked.lock().unwrap();
+    for p in 0..PARTITIONS {
+        let (low, high) = c.fetch_watermarks(TOPIC, p, CLIENT_TIMEOUT).expect("watermarks");
+        let count = acked.keys().filter(|(part, _)| *part == p).count() as i64;
+        assert_eq!((low, high), (0, count), "partition {p} watermarks");
+    }
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        tpl.add_partition_offset(TOPIC, p, Offset::Offset(before_ms)).unwrap();
+    }
+    let found = c.offsets_for_times(tpl, CLIENT_TIMEOUT).expect("offsets_for_times");
+    for e in found.elements() {
+        assert_eq!(e.offset(), Offset::Offset(0), "partition {}: first record at/after the start time", e.partition());
+    }
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(TOPIC, 0, Offset::Offset(now_ms() + 3_600_000)).unwrap();
+    let found = c.offsets_for_times(tpl, CLIENT_TIMEOUT).expect("offsets_for_times");
+    assert_eq!(found.elements()[0].offset(), Offset::End, "no record an hour from now");
+}
+
+#[test]
+fn produce_consume_list_offsets_and_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut broker = Broker::start(dir.path(), &[]);
+    create_topic(&broker.bootstrap(), TOPIC, PARTITIONS);
+    let start_ms = now_ms() - 1;
+    let acked = produce(&broker.bootstrap(), 0, RECORDS, &[]);
+    let per_partition: Vec<usize> =
+        (0..PARTITIONS).map(|p| acked.lock().unwrap().keys().filter(|(x, _)| *x == p).count()).collect();
+    assert!(per_partition.iter().all(|n| *n > 0), "keys spread over partitions: {per_partition:?}");
+    consume_all(&broker.bootstrap(), &acked);
+    check_list_offsets(&broker.bootstrap(), &acked, start_ms);
+
+    let (status, took) = broker.terminate();
+    assert!(status.success(), "SIGTERM exit: {status:?}");
+    assert!(took < Duration::from_secs(10), "stop took {took:?}");
+    let mut broker = Broker::start(dir.path(), &[]);
+    consume_all(&broker.bootstrap(), &acked);
+
+    let more = produce(&broker.bootstrap(), RECORDS, 2_000, &[]);
+    acked.lock().unwrap().extend(more.lock().unwrap().clone());
+    broker.kill();
+    let broker = Broker::start(dir.path(), &[]);
+    assert!(broker.log_contains("no clean shutdown marker"), "SIGKILL must lead to recovery");
+    consume_all(&broker.bootstrap(), &acked);
+}
+
+#[test]
+fn compressed_batches_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path(), &[]);
+    create_topic(&broker.bootstrap(), TOPIC, PARTITIONS);
+    let mut acked: Acked = Arc::default();
+    for (i, codec) in ["gzip", "snappy", "lz4", "zstd"].iter().enumerate() {
+        let got = produce(&broker.bootstrap(), i * 1000, 1000, &[("compression.codec", codec)]);
+        Arc::get_mut(&mut acked).unwrap().get_mut().unwrap().extend(got.lock().unwrap().clone());
+    }
+    consume_all(&broker.bootstrap(), &acked);
+}
+
+#[test]
+fn fsync_policy_and_small_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path(), &["log.flush.interval.messages=1", "log.segment.bytes=65536"]);
+    create_topic(&broker.bootstrap(), TOPIC, PARTITIONS);
+    let acked = produce(&broker.bootstrap(), 0, 5_000, &[]);
+    consume_all(&broker.bootstrap(), &acked);
+    let segments = std::fs::read_dir(dir.path().join(format!("{TOPIC}-0")))
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".log"))
+        .count();
+    assert!(segments > 1, "64 KiB segments must roll, found {segments}");
+}

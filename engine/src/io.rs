@@ -1,0 +1,294 @@
+//! The io_uring edge of the engine: append writes, fdatasync jobs and file-slice reads,
+//! submitted through compio's runtime on the shard's ring. None of these borrow the
+//! `PartitionLog`: the operation owns its buffers and a shared descriptor until its
+//! completion arrives, also when the future that started it is dropped.
+
+use std::fs::File;
+use std::io;
+use std::os::fd::RawFd;
+use std::path::PathBuf;
+
+use bytes::Bytes;
+use compio_buf::{BufResult, IntoInner, IoBuf};
+use compio_driver::op::{ReadAt, Sync, WriteVectoredAt};
+use compio_driver::SharedFd;
+
+use crate::file_cache::SegmentFile;
+
+/// Linux `IOV_MAX`: the most iovecs one `writev` (and `IORING_OP_WRITEV`) accepts.
+pub const WRITE_IOVECS_MAX: usize = 1024;
+
+/// A byte range of a segment file: what a fetch sends (with sendfile/splice on
+/// `raw_fd`, or copied with `read_to_bytes`). Holds the descriptor open.
+#[derive(Clone, Debug)]
+pub struct FileSlice {
+    file: SegmentFile,
+    pub position: u64,
+    pub len: u32,
+}
+
+impl FileSlice {
+    pub(crate) fn new(file: SegmentFile, position: u64, len: u32) -> FileSlice {
+        FileSlice {
+            file,
+            position,
+            len,
+        }
+    }
+
+    /// Reads the range into memory with io_uring positional reads.
+    pub async fn read_to_bytes(&self) -> io::Result<Bytes> {
+        let len = self.len as usize;
+        let mut buf = vec![0u8; len];
+        let mut done = 0usize;
+        while done < len {
+            let op = ReadAt::new(
+                self.file.clone(),
+                self.position + done as u64,
+                buf.slice(done..len),
+            );
+            let BufResult(result, slice) = compio::runtime::submit(op).await.into_inner();
+            buf = slice.into_inner();
+            match result {
+                Ok(0) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        format!("segment file ended {} bytes into a slice of {len}", done),
+                    ))
+                }
+                Ok(n) => done += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(Bytes::from(buf))
+    }
+
+    /// The segment file's descriptor, valid while this slice lives.
+    pub fn raw_fd(&self) -> RawFd {
+        crate::log::segment_raw_fd(&self.file)
+    }
+}
+
+/// A prepared append: offsets assigned, file positions reserved; the bytes still to be
+/// written. Produced by `PartitionLog::prepare_append`.
+#[derive(Debug)]
+pub struct PendingAppend {
+    pub base_offset: i64,
+    pub last_offset: i64,
+    pub record_count: u64,
+    file: SegmentFile,
+    position: u64,
+    bufs: Vec<Bytes>,
+    segment_base: i64,
+    end_position: u64,
+}
+
+impl PendingAppend {
+    pub(crate) fn new(
+        file: SegmentFile,
+        position: u64,
+        bufs: Vec<Bytes>,
+        (base_offset, last_offset): (i64, i64),
+        (segment_base, end_position): (i64, u64),
+    ) -> PendingAppend {
+        assert!(last_offset >= base_offset);
+        let bytes: usize = bufs.iter().map(Bytes::len).sum();
+        assert_eq!(position + bytes as u64, end_position);
+        PendingAppend {
+            base_offset,
+            last_offset,
+            record_count: (last_offset - base_offset + 1) as u64,
+            file,
+            position,
+            bufs,
+            segment_base,
+            end_position,
+        }
+    }
+
+    /// Performs the writes: io_uring positional vectored writes of at most
+    /// `WRITE_IOVECS_MAX` iovecs each, resumed after short writes.
+    pub async fn write(self) -> io::Result<WrittenAppend> {
+        let mut position = self.position;
+        let mut bufs = self.bufs;
+        while !bufs.is_empty() {
+            let rest = bufs.split_off(bufs.len().min(WRITE_IOVECS_MAX));
+            position = write_all_at(&self.file, bufs, position).await?;
+            bufs = rest;
+        }
+        assert_eq!(
+            position, self.end_position,
+            "every reserved byte was written"
+        );
+        Ok(WrittenAppend {
+            base_offset: self.base_offset,
+            last_offset: self.last_offset,
+            segment_base: self.segment_base,
+            end_position: self.end_position,
+        })
+    }
+}
+
+/// Writes all of `bufs` at `position`; returns the position after them.
+async fn write_all_at(
+    file: &SegmentFile,
+    mut bufs: Vec<Bytes>,
+    mut position: u64,
+) -> io::Result<u64> {
+    assert!(bufs.len() <= WRITE_IOVECS_MAX);
+    while bufs.iter().any(|b| !b.is_empty()) {
+        let op = WriteVectoredAt::new(file.clone(), position, bufs);
+        let BufResult(result, returned) = compio::runtime::submit(op).await.into_inner();
+        bufs = returned;
+        match result {
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::WriteZero,
+                    "segment write wrote 0 bytes",
+                ))
+            }
+            Ok(n) => {
+                position += n as u64;
+                advance(&mut bufs, n);
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(position)
+}
+
+/// Drops the first `n` bytes of `bufs` (after a short write).
+fn advance(bufs: &mut Vec<Bytes>, mut n: usize) {
+    let mut consumed = 0;
+    for buf in bufs.iter_mut() {
+        if n < buf.len() {
+            let _ = buf.split_to(n);
+            break;
+        }
+        n -= buf.len();
+        consumed += 1;
+    }
+    bufs.drain(..consumed);
+}
+
+/// A completed write, to hand to `PartitionLog::complete_append`.
+#[derive(Debug)]
+pub struct WrittenAppend {
+    pub base_offset: i64,
+    pub last_offset: i64,
+    segment_base: i64,
+    end_position: u64,
+}
+
+impl WrittenAppend {
+    pub(crate) fn end(&self) -> (i64, u64) {
+        (self.segment_base, self.end_position)
+    }
+}
+
+/// Proof of a finished `SyncJob`: every offset below `offset` is durable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FlushedUpTo {
+    pub offset: i64,
+}
+
+/// What to make durable: segment files to fdatasync, index files of rolled segments,
+/// directories to fsync. Produced by `PartitionLog::sync_job`; does not borrow the log.
+#[derive(Debug)]
+pub struct SyncJob {
+    files: Vec<SegmentFile>,
+    index_paths: Vec<PathBuf>,
+    dirs: Vec<PathBuf>,
+    upto: FlushedUpTo,
+}
+
+impl SyncJob {
+    pub(crate) fn new(upto: FlushedUpTo) -> SyncJob {
+        SyncJob {
+            files: Vec::new(),
+            index_paths: Vec::new(),
+            dirs: Vec::new(),
+            upto,
+        }
+    }
+
+    pub(crate) fn add_file(&mut self, file: SegmentFile) {
+        self.files.push(file);
+    }
+
+    pub(crate) fn add_index(&mut self, path: PathBuf) {
+        self.index_paths.push(path);
+    }
+
+    pub(crate) fn add_dir(&mut self, dir: PathBuf) {
+        self.dirs.push(dir);
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.files.is_empty() && self.index_paths.is_empty() && self.dirs.is_empty()
+    }
+
+    /// The offset this job makes durable (everything below it).
+    pub fn upto(&self) -> FlushedUpTo {
+        self.upto
+    }
+
+    /// fdatasyncs the files (io_uring `IORING_OP_FSYNC` with DATASYNC), then fsyncs the
+    /// directories. Index files and directories are opened synchronously (once per roll).
+    pub async fn run(self) -> io::Result<FlushedUpTo> {
+        for file in self.files {
+            sync(file, SyncKind::Data).await?;
+        }
+        for path in self.index_paths {
+            let file = File::open(&path)
+                .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+            sync(SharedFd::new(file), SyncKind::Data).await?;
+        }
+        for dir in self.dirs {
+            let file = File::open(&dir)
+                .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", dir.display())))?;
+            sync(SharedFd::new(file), SyncKind::All).await?;
+        }
+        Ok(self.upto)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SyncKind {
+    /// fdatasync(2)
+    Data,
+    /// fsync(2)
+    All,
+}
+
+async fn sync(file: SegmentFile, kind: SyncKind) -> io::Result<()> {
+    let op = Sync::new(file, kind == SyncKind::Data);
+    compio::runtime::submit(op).await.0?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn advance_drops_written_bytes() {
+        let check = |lens: &[usize], n: usize, expect: &[usize]| {
+            let mut bufs: Vec<Bytes> = lens.iter().map(|&l| Bytes::from(vec![7u8; l])).collect();
+            advance(&mut bufs, n);
+            assert_eq!(
+                bufs.iter().map(Bytes::len).collect::<Vec<_>>(),
+                expect,
+                "{lens:?} - {n}"
+            );
+        };
+        check(&[16, 100], 0, &[16, 100]);
+        check(&[16, 100], 10, &[6, 100]);
+        check(&[16, 100], 16, &[100]);
+        check(&[16, 100], 50, &[66]);
+        check(&[16, 100], 116, &[]);
+        check(&[16, 100, 16, 40], 120, &[12, 40]);
+    }
+}

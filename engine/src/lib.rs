@@ -1,0 +1,32 @@
+//! sluice-engine: bytes on disk.
+//!
+//! Kafka's on-disk layout: one directory per partition `<topic>-<partition>`, segment files
+//! `<base_offset:020>.log` holding magic-v2 record batches exactly as received (after offset
+//! assignment), sparse `.index` and `.timeindex` files in Kafka's formats.
+//!
+//! Architecture Invariant: this crate knows nothing of sockets, replicas, shards or the Kafka
+//! request format. Every type here lives on exactly one shard (they are `!Send`).
+//!
+//! `unsafe` lives in two places: `index` (mmap of index files) and `logdir` (flock).
+
+pub mod batch;
+pub mod file_cache;
+pub mod ids;
+pub mod index;
+pub mod io;
+pub mod log;
+pub mod logdir;
+pub mod segment;
+pub mod testing;
+
+pub use batch::{validate_batch, validate_batches, BatchError, BatchErrorKind, BatchHeader};
+pub use file_cache::{FileCache, SEGMENT_FILES_OPEN_MAX};
+pub use ids::{LeaderEpoch, Offset, TopicId};
+pub use io::{FileSlice, FlushedUpTo, PendingAppend, SyncJob, WrittenAppend};
+pub use log::{
+    AppendError, FirstBatch, LogConfig, PartitionLog, ReadError, Recovery, RecoveryReport,
+};
+pub use logdir::{
+    lock_log_dir, scan_partition_dirs, take_clean_shutdown_marker, write_clean_shutdown_marker,
+    LockError, LogDirLock,
+};

@@ -1,0 +1,396 @@
+//! PartitionLog: append/read round trips, rolling, ListOffsets, restart and recovery.
+
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use bytes::Bytes;
+use proptest::prelude::*;
+use sluice_engine::batch::BatchHeader;
+use sluice_engine::testing::build_batch;
+use sluice_engine::{FileCache, FirstBatch, LogConfig, PartitionLog, ReadError, Recovery, TopicId};
+
+fn run<T>(f: impl std::future::Future<Output = T>) -> T {
+    compio::runtime::Runtime::new()
+        .expect("runtime")
+        .block_on(f)
+}
+
+fn tiny_config() -> LogConfig {
+    LogConfig {
+        segment_bytes: 400,
+        index_interval_bytes: 100,
+        segment_index_bytes: 96,
+        ..LogConfig::default()
+    }
+}
+
+fn files() -> Rc<FileCache> {
+    Rc::new(FileCache::new(4))
+}
+
+fn new_log(dir: &Path, config: LogConfig) -> PartitionLog {
+    let id = TopicId(uuid::Uuid::from_u128(0x1234));
+    PartitionLog::create(dir, "orders", 3, id, config, files()).unwrap()
+}
+
+/// A batch of `count` records with values of `value_bytes`, timestamps from `ts`.
+fn batch(count: usize, value_bytes: usize, ts: i64) -> Bytes {
+    let value = vec![b'v'; value_bytes];
+    let records: Vec<_> = (0..count)
+        .map(|i| (Some(&b"key"[..]), Some(&value[..]), ts + i as i64))
+        .collect();
+    build_batch(&records)
+}
+
+async fn append(log: &mut PartitionLog, records: Bytes) -> (i64, i64) {
+    let pending = log.prepare_append(records, 5).unwrap();
+    let written = pending.write().await.unwrap();
+    let range = (written.base_offset, written.last_offset);
+    log.complete_append(written);
+    range
+}
+
+/// Every offset reads back from the batch holding it, with the bytes we appended (offsets
+/// and leader epoch rewritten).
+async fn check_reads(log: &mut PartitionLog, appended: &[(i64, Bytes)]) {
+    for (base, original) in appended {
+        let header = BatchHeader::parse(original).unwrap();
+        for offset in *base..=*base + i64::from(header.last_offset_delta) {
+            let slice = log
+                .read(offset, 1, FirstBatch::Whole)
+                .unwrap()
+                .expect("data");
+            let bytes = slice.read_to_bytes().await.unwrap();
+            assert_eq!(bytes.len(), original.len(), "offset {offset}");
+            let got = BatchHeader::parse(&bytes).unwrap();
+            assert_eq!(got.base_offset, *base, "offset {offset}");
+            assert_eq!(got.partition_leader_epoch, 5);
+            assert_eq!(&bytes[16..], &original[16..]);
+            sluice_engine::validate_batch(&bytes, u32::MAX).unwrap();
+        }
+    }
+    let end = log.log_end_offset();
+    assert!(log.read(end, 1 << 20, FirstBatch::Whole).unwrap().is_none());
+    assert!(matches!(
+        log.read(end + 1, 100, FirstBatch::Whole),
+        Err(ReadError::OffsetOutOfRange { .. })
+    ));
+}
+
+#[test]
+fn create_writes_kafka_layout() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = new_log(dir.path(), LogConfig::default());
+    let pdir = dir.path().join("orders-3");
+    assert_eq!(log.dir(), pdir);
+    let metadata = std::fs::read_to_string(pdir.join("partition.metadata")).unwrap();
+    assert_eq!(
+        metadata,
+        format!("version: 0\ntopic_id: {}\n", log.topic_id())
+    );
+    for suffix in ["log", "index", "timeindex"] {
+        assert!(pdir.join(format!("00000000000000000000.{suffix}")).exists());
+    }
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (0, 0));
+    log.close().unwrap();
+    assert_eq!(
+        std::fs::metadata(pdir.join("00000000000000000000.index"))
+            .unwrap()
+            .len(),
+        0
+    );
+}
+
+#[test]
+fn append_read_and_reads_respect_max_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    run(async {
+        let mut log = new_log(dir.path(), LogConfig::default());
+        let batches: Vec<Bytes> = (0..5).map(|i| batch(3, 20, 1000 + i)).collect();
+        let mut appended = Vec::new();
+        for b in &batches {
+            let (base, _) = append(&mut log, b.clone()).await;
+            appended.push((base, b.clone()));
+        }
+        assert_eq!(log.log_end_offset(), 15);
+        check_reads(&mut log, &appended).await;
+        let one = batches[0].len() as u32;
+        let check = |log: &mut PartitionLog, offset, max, first, expect: u32| {
+            let slice = log.read(offset, max, first).unwrap().unwrap();
+            assert_eq!(slice.len, expect, "read({offset}, {max}, {first:?})");
+        };
+        check(&mut log, 0, one * 2 + 5, FirstBatch::Whole, one * 2);
+        check(&mut log, 4, one * 10, FirstBatch::Whole, one * 4);
+        check(&mut log, 4, 10, FirstBatch::Whole, one);
+        check(&mut log, 4, 10, FirstBatch::WithinLimit, 0);
+        check(&mut log, 14, one, FirstBatch::WithinLimit, one);
+        log.close().unwrap();
+    });
+}
+
+#[test]
+fn pending_appends_are_invisible_until_completed() {
+    let dir = tempfile::tempdir().unwrap();
+    run(async {
+        let mut log = new_log(dir.path(), tiny_config());
+        let first = log.prepare_append(batch(2, 150, 10), 1).unwrap();
+        let second = log.prepare_append(batch(2, 150, 20), 1).unwrap();
+        assert_eq!((first.base_offset, second.base_offset), (0, 2));
+        assert_eq!(log.log_end_offset(), 0);
+        assert!(log.read(0, 1000, FirstBatch::Whole).unwrap().is_none());
+        let (w1, w2) = (first.write().await.unwrap(), second.write().await.unwrap());
+        log.complete_append(w1);
+        assert_eq!(log.log_end_offset(), 2);
+        let slice = log.read(0, 1 << 20, FirstBatch::Whole).unwrap().unwrap();
+        assert!(
+            BatchHeader::parse(&slice.read_to_bytes().await.unwrap())
+                .unwrap()
+                .last_offset()
+                == 1
+        );
+        log.complete_append(w2);
+        assert_eq!(log.log_end_offset(), 4);
+        assert_eq!(log.unflushed_messages(), 4);
+        let job = log.sync_job().expect("something to sync");
+        let upto = job.run().await.unwrap();
+        log.mark_flushed(upto);
+        assert_eq!(log.unflushed_messages(), 0);
+        assert!(log.sync_job().is_none());
+        log.close().unwrap();
+    });
+}
+
+#[test]
+fn list_offsets_by_timestamp_and_max_timestamp() {
+    let dir = tempfile::tempdir().unwrap();
+    run(async {
+        let mut log = new_log(dir.path(), tiny_config());
+        assert_eq!(log.max_timestamp().unwrap(), None);
+        assert_eq!(log.offset_for_timestamp(0).unwrap(), None);
+        let batches = [
+            build_batch(&[
+                (None, Some(b"a"), 100),
+                (None, Some(b"b"), 105),
+                (None, Some(b"c"), 103),
+            ]),
+            build_batch(&[(None, Some(&[b'x'; 200][..]), 110), (None, Some(b"e"), 90)]),
+            build_batch(&[(None, Some(&[b'y'; 200][..]), 108), (None, Some(b"g"), 110)]),
+            build_batch(&[(None, Some(b"h"), 107)]),
+        ];
+        for b in batches {
+            append(&mut log, b).await;
+        }
+        assert!(log.segment_count() > 1, "tiny segments roll");
+        let check = |log: &mut PartitionLog, ts, expect| {
+            assert_eq!(
+                log.offset_for_timestamp(ts).unwrap(),
+                expect,
+                "timestamp {ts}"
+            );
+        };
+        check(&mut log, 0, Some((0, 100)));
+        check(&mut log, 100, Some((0, 100)));
+        check(&mut log, 101, Some((1, 105)));
+        check(&mut log, 104, Some((1, 105)));
+        check(&mut log, 106, Some((3, 110)));
+        check(&mut log, 110, Some((3, 110)));
+        check(&mut log, 111, None);
+        assert_eq!(log.max_timestamp().unwrap(), Some((3, 110)));
+        log.close().unwrap();
+        let (mut log, _) = PartitionLog::open(
+            &dir.path().join("orders-3"),
+            tiny_config(),
+            Recovery::Clean,
+            files(),
+        )
+        .unwrap();
+        check(&mut log, 104, Some((1, 105)));
+        check(&mut log, 107, Some((3, 110)));
+        assert_eq!(log.max_timestamp().unwrap(), Some((3, 110)));
+    });
+}
+
+/// Appends `sizes` batches to a fresh tiny-segment log, closes it; returns what was appended.
+fn build_log(dir: &Path, sizes: &[(usize, usize)]) -> Vec<(i64, Bytes)> {
+    run(async {
+        let mut log = new_log(dir, tiny_config());
+        let mut appended = Vec::new();
+        for (i, &(count, value_bytes)) in sizes.iter().enumerate() {
+            let b = batch(count, value_bytes, 1000 + i as i64);
+            let (base, _) = append(&mut log, b.clone()).await;
+            appended.push((base, b));
+        }
+        let job = log.sync_job().unwrap();
+        log.mark_flushed(job.run().await.unwrap());
+        log.close().unwrap();
+        appended
+    })
+}
+
+fn reopen(pdir: &Path, recovery: Recovery) -> (PartitionLog, sluice_engine::RecoveryReport) {
+    PartitionLog::open(pdir, tiny_config(), recovery, files()).unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    #[test]
+    fn round_trip_with_rolls_and_restarts(sizes in proptest::collection::vec((1usize..6, 0usize..120), 1..25)) {
+        let dir = tempfile::tempdir().unwrap();
+        let appended = build_log(dir.path(), &sizes);
+        let pdir = dir.path().join("orders-3");
+        let total: i64 = sizes.iter().map(|s| s.0 as i64).sum();
+        for recovery in [Recovery::Clean, Recovery::Full] {
+            run(async {
+                let (mut log, report) = reopen(&pdir, recovery);
+                assert_eq!(report.truncated_bytes, 0, "{report:?}");
+                assert_eq!(log.log_end_offset(), total);
+                check_reads(&mut log, &appended).await;
+                log.close().unwrap();
+            });
+        }
+    }
+}
+
+fn last_segment(pdir: &Path) -> PathBuf {
+    let mut logs: Vec<PathBuf> = std::fs::read_dir(pdir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .collect();
+    logs.sort();
+    logs.pop().unwrap()
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, to.join(path.file_name().unwrap())).unwrap();
+    }
+}
+
+/// The log after recovery holds exactly `expected` batches and appends continue after them.
+fn check_recovered(pdir: &Path, appended: &[(i64, Bytes)], expected: usize) {
+    run(async {
+        let (mut log, report) = reopen(pdir, Recovery::Full);
+        let end = appended.get(expected).map_or_else(
+            || {
+                let (b, bytes) = appended.last().unwrap();
+                b + i64::from(BatchHeader::parse(bytes).unwrap().last_offset_delta) + 1
+            },
+            |(b, _)| *b,
+        );
+        assert_eq!(log.log_end_offset(), end, "{report:?}");
+        check_reads(&mut log, &appended[..expected]).await;
+        let (base, _) = append(&mut log, batch(2, 10, 5000)).await;
+        assert_eq!(base, end);
+        log.close().unwrap();
+        let (log, report) = reopen(pdir, Recovery::Full);
+        assert_eq!((log.log_end_offset(), report.truncated_bytes), (end + 2, 0));
+    });
+}
+
+#[test]
+fn truncating_the_last_segment_at_every_byte_recovers_whole_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let sizes: Vec<(usize, usize)> = (0..12).map(|i| (1 + i % 3, 10 + 7 * i)).collect();
+    let appended = build_log(dir.path(), &sizes);
+    let pristine = dir.path().join("orders-3");
+    let last = last_segment(&pristine);
+    let bytes = std::fs::read(&last).unwrap();
+    let segment_base: i64 = last.file_stem().unwrap().to_str().unwrap().parse().unwrap();
+    let first_in_last = appended
+        .iter()
+        .position(|(b, _)| *b == segment_base)
+        .unwrap();
+    assert!(first_in_last > 0, "the test needs several segments");
+    for cut in 0..=bytes.len() {
+        let work = tempfile::tempdir().unwrap();
+        let pdir = work.path().join("orders-3");
+        copy_dir(&pristine, &pdir);
+        std::fs::write(pdir.join(last.file_name().unwrap()), &bytes[..cut]).unwrap();
+        let mut whole = first_in_last;
+        let mut at = 0;
+        while whole < appended.len() && at + appended[whole].1.len() <= cut {
+            at += appended[whole].1.len();
+            whole += 1;
+        }
+        check_recovered(&pdir, &appended, whole);
+    }
+}
+
+#[test]
+fn a_flipped_byte_truncates_at_its_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let sizes: Vec<(usize, usize)> = (0..12).map(|i| (1 + i % 3, 10 + 7 * i)).collect();
+    let appended = build_log(dir.path(), &sizes);
+    let pristine = dir.path().join("orders-3");
+    let last = last_segment(&pristine);
+    let bytes = std::fs::read(&last).unwrap();
+    let segment_base: i64 = last.file_stem().unwrap().to_str().unwrap().parse().unwrap();
+    let first_in_last = appended
+        .iter()
+        .position(|(b, _)| *b == segment_base)
+        .unwrap();
+    let mut at = 0;
+    for (index, (_, batch)) in appended.iter().enumerate().skip(first_in_last) {
+        for flip in [at + 8 + 4 + 4 + 1 + 2, at + batch.len() - 1, at + 30] {
+            let work = tempfile::tempdir().unwrap();
+            let pdir = work.path().join("orders-3");
+            copy_dir(&pristine, &pdir);
+            let mut damaged = bytes.clone();
+            damaged[flip] ^= 0x10;
+            std::fs::write(pdir.join(last.file_name().unwrap()), &damaged).unwrap();
+            check_recovered(&pdir, &appended, index);
+        }
+        at += batch.len();
+    }
+}
+
+#[test]
+fn clean_and_full_restarts_agree() {
+    let dir = tempfile::tempdir().unwrap();
+    let sizes: Vec<(usize, usize)> = (0..40).map(|i| (1 + i % 4, 3 * i % 50)).collect();
+    let appended = build_log(dir.path(), &sizes);
+    let pdir = dir.path().join("orders-3");
+    let (clean, _) = reopen(&pdir, Recovery::Clean);
+    let clean_end = clean.log_end_offset();
+    clean.close().unwrap();
+    let (full, report) = reopen(&pdir, Recovery::Full);
+    assert_eq!(full.log_end_offset(), clean_end);
+    assert_eq!(report.truncated_bytes, 0);
+    assert!(report.scanned_bytes > 0);
+    assert_eq!(
+        clean_end,
+        appended
+            .iter()
+            .map(|(_, b)| i64::from(BatchHeader::parse(b).unwrap().records_count))
+            .sum::<i64>()
+    );
+    full.delete().unwrap();
+    assert!(!pdir.exists());
+}
+
+#[test]
+fn rejected_appends_reserve_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    run(async {
+        let mut log = new_log(dir.path(), LogConfig::default());
+        let mut bad = [batch(2, 5, 1).to_vec(), batch(1, 5, 1).to_vec()].concat();
+        let last = bad.len() - 1;
+        bad[last] ^= 1;
+        assert!(log.prepare_append(Bytes::from(bad), 0).is_err());
+        assert_eq!(log.next_offset(), 0);
+        assert_eq!(append(&mut log, batch(2, 5, 1)).await, (0, 1));
+        log.fail_append(&std::io::Error::other("disk on fire"));
+        assert!(matches!(
+            log.prepare_append(batch(1, 1, 1), 0),
+            Err(sluice_engine::AppendError::Offline)
+        ));
+        assert!(matches!(
+            log.read(0, 100, FirstBatch::Whole),
+            Err(ReadError::Io(_))
+        ));
+    });
+}
