@@ -13,8 +13,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures_channel::oneshot;
 use futures_util::future::join_all;
-use sluice_engine::{PendingAppend, SyncJob};
 use sluice_engine::AppendError;
+use sluice_engine::{PendingAppend, SyncJob};
 
 use crate::config::Config;
 use crate::metadata::PartitionInfo;
@@ -56,7 +56,11 @@ pub struct Appender {
 impl Appender {
     pub fn new(config: &Config) -> Appender {
         let (tx, rx) = async_channel::bounded(APPEND_QUEUE_MAX);
-        Appender { tx, rx, flush_interval_messages: config.log_flush_interval_messages }
+        Appender {
+            tx,
+            rx,
+            flush_interval_messages: config.log_flush_interval_messages,
+        }
     }
 
     /// Queues `records` for `log` and waits until they are written (and fsynced, if the
@@ -68,11 +72,18 @@ impl Appender {
         records: Bytes,
     ) -> Result<Appended, AppendFailure> {
         let (reply, answer) = oneshot::channel();
-        let req = AppendReq { log, partition, records, reply };
+        let req = AppendReq {
+            log,
+            partition,
+            records,
+            reply,
+        };
         if self.tx.send(req).await.is_err() {
             return Err(AppendFailure::Storage("the shard is stopping".into()));
         }
-        answer.await.unwrap_or_else(|_| Err(AppendFailure::Storage("the append task stopped".into())))
+        answer
+            .await
+            .unwrap_or_else(|_| Err(AppendFailure::Storage("the append task stopped".into())))
     }
 
     /// The group-commit loop; returns when the queue is closed and drained.
@@ -115,22 +126,33 @@ impl Appender {
             let mut log = req.log.borrow_mut();
             let result = match outcome {
                 Ok(w) => {
-                    let appended = Appended { base_offset: w.base_offset, last_offset: w.last_offset };
+                    let appended = Appended {
+                        base_offset: w.base_offset,
+                        last_offset: w.last_offset,
+                    };
                     log.complete_append(w);
                     Ok(appended)
                 }
                 Err(e) => {
                     log.fail_append(&e);
-                    Err(AppendFailure::Storage(format!("write to {} failed: {e}", log.dir().display())))
+                    Err(AppendFailure::Storage(format!(
+                        "write to {} failed: {e}",
+                        log.dir().display()
+                    )))
                 }
             };
             results.push(result);
-            touched.entry(key).or_insert_with(|| (req.log.clone(), req.partition.clone()));
+            touched
+                .entry(key)
+                .or_insert_with(|| (req.log.clone(), req.partition.clone()));
         }
 
         let sync_failed = self.sync_touched(touched.values().map(|(l, _)| l)).await;
         for (req, mut result) in reqs.into_iter().zip(results) {
-            if let (Ok(_), Some(err)) = (&result, sync_failed.get(&(Rc::as_ptr(&req.log) as *const ()))) {
+            if let (Ok(_), Some(err)) = (
+                &result,
+                sync_failed.get(&(Rc::as_ptr(&req.log) as *const ())),
+            ) {
                 result = Err(AppendFailure::Storage(err.clone()));
             }
             let _ = req.reply.send(result);
@@ -141,11 +163,16 @@ impl Appender {
     }
 
     /// Runs the fsyncs the flush policy asks for; returns the logs whose sync failed.
-    async fn sync_touched<'a>(&self, logs: impl Iterator<Item = &'a LogRef>) -> HashMap<*const (), String> {
+    async fn sync_touched<'a>(
+        &self,
+        logs: impl Iterator<Item = &'a LogRef>,
+    ) -> HashMap<*const (), String> {
         let mut jobs: Vec<(LogRef, SyncJob)> = Vec::new();
         for log in logs {
             let mut l = log.borrow_mut();
-            let due = self.flush_interval_messages.is_some_and(|n| l.unflushed_messages() >= n);
+            let due = self
+                .flush_interval_messages
+                .is_some_and(|n| l.unflushed_messages() >= n);
             if due {
                 if let Some(job) = l.sync_job() {
                     jobs.push((log.clone(), job));
@@ -167,7 +194,10 @@ pub async fn run_sync_jobs(jobs: Vec<(LogRef, SyncJob)>) -> HashMap<*const (), S
             Ok(upto) => l.mark_flushed(upto),
             Err(e) => {
                 l.fail_append(&e);
-                failed.insert(Rc::as_ptr(log) as *const (), format!("fsync of {} failed: {e}", l.dir().display()));
+                failed.insert(
+                    Rc::as_ptr(log) as *const (),
+                    format!("fsync of {} failed: {e}", l.dir().display()),
+                );
             }
         }
     }

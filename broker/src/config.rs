@@ -31,12 +31,22 @@ pub struct Listener {
 
 impl Listener {
     pub fn socket_addr(&self) -> Result<SocketAddr, ConfigError> {
-        let host = if self.host.is_empty() { "0.0.0.0" } else { &self.host };
+        let host = if self.host.is_empty() {
+            "0.0.0.0"
+        } else {
+            &self.host
+        };
         (host, self.port)
             .to_socket_addrs()
             .ok()
             .and_then(|mut addrs| addrs.next())
-            .ok_or_else(|| ConfigError::new("listeners", &self.host, "a resolvable host name or IP address"))
+            .ok_or_else(|| {
+                ConfigError::new(
+                    "listeners",
+                    &self.host,
+                    "a resolvable host name or IP address",
+                )
+            })
     }
 }
 
@@ -68,7 +78,11 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            listeners: vec![Listener { name: "PLAINTEXT".into(), host: "127.0.0.1".into(), port: 9092 }],
+            listeners: vec![Listener {
+                name: "PLAINTEXT".into(),
+                host: "127.0.0.1".into(),
+                port: 9092,
+            }],
             advertised_listeners: None,
             node_id: 1,
             log_dirs: vec![PathBuf::from("./sluice-data")],
@@ -90,7 +104,9 @@ pub struct ConfigError(pub String);
 
 impl ConfigError {
     fn new(key: &str, value: &str, expected: &str) -> Self {
-        ConfigError(format!("invalid value {value:?} for config key {key}: expected {expected}"))
+        ConfigError(format!(
+            "invalid value {value:?} for config key {key}: expected {expected}"
+        ))
     }
 }
 
@@ -109,7 +125,8 @@ pub fn parse_properties(text: &str) -> Result<Vec<(String, String)>, ConfigError
     let mut pending = String::new();
     for (number, raw) in text.lines().enumerate() {
         let line = raw.trim_start();
-        if pending.is_empty() && (line.is_empty() || line.starts_with('#') || line.starts_with('!')) {
+        if pending.is_empty() && (line.is_empty() || line.starts_with('#') || line.starts_with('!'))
+        {
             continue;
         }
         if let Some(head) = line.strip_suffix('\\') {
@@ -129,7 +146,11 @@ pub fn parse_properties(text: &str) -> Result<Vec<(String, String)>, ConfigError
 }
 
 /// Keys we recognise but do not act on yet: accepted silently when set to Kafka's default.
-const KEYS_IGNORED: &[&str] = &["process.roles", "controller.quorum.voters", "controller.listener.names"];
+const KEYS_IGNORED: &[&str] = &[
+    "process.roles",
+    "controller.quorum.voters",
+    "controller.listener.names",
+];
 
 impl Config {
     /// Applies `pairs` in order over the defaults; returns the config and one warning per
@@ -140,7 +161,9 @@ impl Config {
         let mut seen_unknown = BTreeMap::new();
         for (key, value) in pairs {
             if !config.apply(key, value)? && seen_unknown.insert(key.clone(), ()).is_none() {
-                warnings.push(format!("unknown config key {key} (value {value:?}) ignored"));
+                warnings.push(format!(
+                    "unknown config key {key} (value {value:?}) ignored"
+                ));
             }
         }
         config.check()?;
@@ -151,8 +174,12 @@ impl Config {
     fn apply(&mut self, key: &str, value: &str) -> Result<bool, ConfigError> {
         match key {
             "listeners" => self.listeners = parse_listeners(key, value)?,
-            "advertised.listeners" => self.advertised_listeners = Some(parse_listeners(key, value)?),
-            "node.id" | "broker.id" => self.node_id = parse_int(key, value, 0, i32::MAX as i64)? as i32,
+            "advertised.listeners" => {
+                self.advertised_listeners = Some(parse_listeners(key, value)?)
+            }
+            "node.id" | "broker.id" => {
+                self.node_id = parse_int(key, value, 0, i32::MAX as i64)? as i32
+            }
             "log.dirs" | "log.dir" => self.log_dirs = parse_dirs(key, value)?,
             "num.partitions" => self.num_partitions = parse_int(key, value, 1, 1_000_000)? as i32,
             "default.replication.factor" => {
@@ -160,9 +187,16 @@ impl Config {
             }
             "auto.create.topics.enable" => self.auto_create_topics_enable = parse_bool(key, value)?,
             "log.segment.bytes" => {
-                self.log_segment_bytes = parse_int(key, value, LOG_SEGMENT_BYTES_MIN as i64, LOG_SEGMENT_BYTES_MAX as i64)? as u64
+                self.log_segment_bytes = parse_int(
+                    key,
+                    value,
+                    LOG_SEGMENT_BYTES_MIN as i64,
+                    LOG_SEGMENT_BYTES_MAX as i64,
+                )? as u64
             }
-            "message.max.bytes" => self.message_max_bytes = parse_int(key, value, 0, i32::MAX as i64)? as u32,
+            "message.max.bytes" => {
+                self.message_max_bytes = parse_int(key, value, 0, i32::MAX as i64)? as u32
+            }
             "socket.request.max.bytes" => {
                 self.socket_request_max_bytes = parse_int(key, value, 1, i32::MAX as i64)? as u32
             }
@@ -174,7 +208,9 @@ impl Config {
                 let n = parse_int(key, value, 0, i64::MAX)?;
                 self.log_flush_interval_ms = (n != i64::MAX).then_some(n as u64);
             }
-            "num.shards" => self.num_shards = Some(parse_int(key, value, 1, NUM_SHARDS_MAX as i64)? as usize),
+            "num.shards" => {
+                self.num_shards = Some(parse_int(key, value, 1, NUM_SHARDS_MAX as i64)? as usize)
+            }
             _ if KEYS_IGNORED.contains(&key) => {}
             _ => return Ok(false),
         }
@@ -190,7 +226,11 @@ impl Config {
             )));
         }
         if self.listeners.is_empty() {
-            return Err(ConfigError::new("listeners", "", "at least one PLAINTEXT://host:port"));
+            return Err(ConfigError::new(
+                "listeners",
+                "",
+                "at least one PLAINTEXT://host:port",
+            ));
         }
         if let Some(adv) = &self.advertised_listeners {
             for l in adv {
@@ -212,7 +252,11 @@ impl Config {
             Some(adv) => adv.clone(),
             None => bound
                 .iter()
-                .map(|(l, port)| Listener { name: l.name.clone(), host: advertised_host(&l.host), port: *port })
+                .map(|(l, port)| Listener {
+                    name: l.name.clone(),
+                    host: advertised_host(&l.host),
+                    port: *port,
+                })
                 .collect(),
         }
     }
@@ -230,7 +274,9 @@ fn advertised_host(host: &str) -> String {
 
 fn parse_int(key: &str, value: &str, min: i64, max: i64) -> Result<i64, ConfigError> {
     let expected = format!("an integer in [{min}, {max}]");
-    let n: i64 = value.parse().map_err(|_| ConfigError::new(key, value, &expected))?;
+    let n: i64 = value
+        .parse()
+        .map_err(|_| ConfigError::new(key, value, &expected))?;
     if n < min || n > max {
         return Err(ConfigError::new(key, value, &expected));
     }
@@ -246,9 +292,18 @@ fn parse_bool(key: &str, value: &str) -> Result<bool, ConfigError> {
 }
 
 fn parse_dirs(key: &str, value: &str) -> Result<Vec<PathBuf>, ConfigError> {
-    let dirs: Vec<PathBuf> = value.split(',').map(str::trim).filter(|s| !s.is_empty()).map(PathBuf::from).collect();
+    let dirs: Vec<PathBuf> = value
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(PathBuf::from)
+        .collect();
     if dirs.is_empty() {
-        return Err(ConfigError::new(key, value, "a comma-separated list of directories"));
+        return Err(ConfigError::new(
+            key,
+            value,
+            "a comma-separated list of directories",
+        ));
     }
     Ok(dirs)
 }
@@ -258,10 +313,19 @@ fn parse_listeners(key: &str, value: &str) -> Result<Vec<Listener>, ConfigError>
     let expected = "a comma-separated list of PLAINTEXT://host:port (host may be empty or 0.0.0.0; port 0 picks a free port)";
     let mut out = Vec::new();
     for item in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        let (name, rest) = item.split_once("://").ok_or_else(|| ConfigError::new(key, value, expected))?;
-        let (host, port) = rest.rsplit_once(':').ok_or_else(|| ConfigError::new(key, value, expected))?;
-        let port: u16 = port.parse().map_err(|_| ConfigError::new(key, value, expected))?;
-        let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+        let (name, rest) = item
+            .split_once("://")
+            .ok_or_else(|| ConfigError::new(key, value, expected))?;
+        let (host, port) = rest
+            .rsplit_once(':')
+            .ok_or_else(|| ConfigError::new(key, value, expected))?;
+        let port: u16 = port
+            .parse()
+            .map_err(|_| ConfigError::new(key, value, expected))?;
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
         if name != "PLAINTEXT" {
             return Err(ConfigError(format!(
                 "listener {item:?} in {key}: security protocol {name} is not supported yet (only PLAINTEXT)"
@@ -270,7 +334,11 @@ fn parse_listeners(key: &str, value: &str) -> Result<Vec<Listener>, ConfigError>
         if out.iter().any(|l: &Listener| l.name == name) && key == "advertised.listeners" {
             return Err(ConfigError::new(key, value, "each listener name once"));
         }
-        out.push(Listener { name: name.to_string(), host, port });
+        out.push(Listener {
+            name: name.to_string(),
+            host,
+            port,
+        });
     }
     if out.is_empty() {
         return Err(ConfigError::new(key, value, expected));
@@ -325,7 +393,10 @@ mod tests {
             ("auto.create.topics.enable=yes", "auto.create.topics.enable"),
             ("listeners=SSL://:9093", "SSL"),
             ("listeners=localhost:9092", "listeners"),
-            ("default.replication.factor=3", "default.replication.factor=3"),
+            (
+                "default.replication.factor=3",
+                "default.replication.factor=3",
+            ),
             ("num.shards=0", "num.shards"),
             ("socket.request.max.bytes=-1", "socket.request.max.bytes"),
         ] {

@@ -69,13 +69,21 @@ pub async fn serve_connection(shard: Rc<Shard>, stream: TcpStream, peer: SocketA
 async fn handle_frame(shard: &Rc<Shard>, frame: Bytes) -> Result<Option<BytesMut>, String> {
     let request = match decode_request(frame, handlers::supported) {
         Ok(r) => r,
-        Err(DecodeError::UnsupportedVersion { api_key: ApiKey::ApiVersions, header, .. }) => {
+        Err(DecodeError::UnsupportedVersion {
+            api_key: ApiKey::ApiVersions,
+            header,
+            ..
+        }) => {
             let body = handlers::api_versions::unsupported_version();
             return encode(header.correlation_id, ApiKey::ApiVersions, 0, &body).map(Some);
         }
         Err(e) => return Err(e.to_string()),
     };
-    let (api_key, version, correlation_id) = (request.api_key, request.version, request.header.correlation_id);
+    let (api_key, version, correlation_id) = (
+        request.api_key,
+        request.version,
+        request.header.correlation_id,
+    );
     match dispatch(shard, version, request.body).await {
         Reply::Send(body) => encode(correlation_id, api_key, version, &body).map(Some),
         Reply::Nothing => Ok(None),
@@ -83,7 +91,12 @@ async fn handle_frame(shard: &Rc<Shard>, frame: Bytes) -> Result<Option<BytesMut
     }
 }
 
-fn encode(correlation_id: i32, api_key: ApiKey, version: i16, body: &ResponseKind) -> Result<BytesMut, String> {
+fn encode(
+    correlation_id: i32,
+    api_key: ApiKey,
+    version: i16,
+    body: &ResponseKind,
+) -> Result<BytesMut, String> {
     let mut out = BytesMut::new();
     encode_response(correlation_id, api_key, version, body, &mut out)
         .map_err(|e| format!("encoding {api_key:?} v{version} response: {e}"))?;
@@ -93,13 +106,25 @@ fn encode(correlation_id: i32, api_key: ApiKey, version: i16, body: &ResponseKin
 async fn dispatch(shard: &Rc<Shard>, version: i16, body: RequestKind) -> Reply {
     let send = |r: ResponseKind| Reply::Send(Box::new(r));
     match body {
-        RequestKind::ApiVersions(req) => send(ResponseKind::ApiVersions(handlers::api_versions::handle(version, req))),
-        RequestKind::Metadata(req) => send(ResponseKind::Metadata(handlers::metadata::handle(shard, version, req).await)),
+        RequestKind::ApiVersions(req) => send(ResponseKind::ApiVersions(
+            handlers::api_versions::handle(version, req),
+        )),
+        RequestKind::Metadata(req) => send(ResponseKind::Metadata(
+            handlers::metadata::handle(shard, version, req).await,
+        )),
         RequestKind::Produce(req) => handlers::produce::handle(shard, version, req).await,
-        RequestKind::Fetch(req) => send(ResponseKind::Fetch(handlers::fetch::handle(shard, version, req).await)),
-        RequestKind::ListOffsets(req) => send(ResponseKind::ListOffsets(handlers::list_offsets::handle(shard, version, req).await)),
-        RequestKind::CreateTopics(req) => send(ResponseKind::CreateTopics(handlers::create_topics::handle(shard, version, req).await)),
-        RequestKind::DeleteTopics(req) => send(ResponseKind::DeleteTopics(handlers::delete_topics::handle(shard, version, req).await)),
+        RequestKind::Fetch(req) => send(ResponseKind::Fetch(
+            handlers::fetch::handle(shard, version, req).await,
+        )),
+        RequestKind::ListOffsets(req) => send(ResponseKind::ListOffsets(
+            handlers::list_offsets::handle(shard, version, req).await,
+        )),
+        RequestKind::CreateTopics(req) => send(ResponseKind::CreateTopics(
+            handlers::create_topics::handle(shard, version, req).await,
+        )),
+        RequestKind::DeleteTopics(req) => send(ResponseKind::DeleteTopics(
+            handlers::delete_topics::handle(shard, version, req).await,
+        )),
         // decode_request only passes APIs in handlers::SUPPORTED.
         _ => Reply::Close("request for an API this broker does not serve".into()),
     }

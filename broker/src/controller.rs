@@ -44,6 +44,12 @@ pub struct Controller {
     rx: async_channel::Receiver<ControllerCmd>,
 }
 
+impl Default for Controller {
+    fn default() -> Self {
+        Controller::new()
+    }
+}
+
 impl Controller {
     pub fn new() -> Controller {
         let (tx, rx) = async_channel::bounded(CONTROLLER_QUEUE_MAX);
@@ -57,8 +63,14 @@ impl Controller {
     pub async fn run(&self, shard: Rc<Shard>) {
         while let Ok(cmd) = self.rx.recv().await {
             match cmd {
-                ControllerCmd::CreateTopic { name, partitions, validate_only, reply } => {
-                    let _ = reply.send(create_topic(&shard, &name, partitions, validate_only).await);
+                ControllerCmd::CreateTopic {
+                    name,
+                    partitions,
+                    validate_only,
+                    reply,
+                } => {
+                    let _ =
+                        reply.send(create_topic(&shard, &name, partitions, validate_only).await);
                 }
                 ControllerCmd::DeleteTopic { name, reply } => {
                     let _ = reply.send(delete_topic(&shard, &name).await);
@@ -69,29 +81,63 @@ impl Controller {
 }
 
 /// Asks the controller (from any shard) to create a topic.
-pub async fn request_create(shard: &Shard, name: &str, partitions: i32, validate_only: bool) -> ControllerResult<Arc<TopicInfo>> {
+pub async fn request_create(
+    shard: &Shard,
+    name: &str,
+    partitions: i32,
+    validate_only: bool,
+) -> ControllerResult<Arc<TopicInfo>> {
     let name = name.to_string();
-    call(&shard.peers, 0, |reply| ShardMsg::Controller(ControllerCmd::CreateTopic { name, partitions, validate_only, reply }))
-        .await
-        .unwrap_or_else(|_| Err((ResponseError::NotController.code(), "the controller shard stopped".into())))
+    call(&shard.peers, 0, |reply| {
+        ShardMsg::Controller(ControllerCmd::CreateTopic {
+            name,
+            partitions,
+            validate_only,
+            reply,
+        })
+    })
+    .await
+    .unwrap_or_else(|_| {
+        Err((
+            ResponseError::NotController.code(),
+            "the controller shard stopped".into(),
+        ))
+    })
 }
 
 pub async fn request_delete(shard: &Shard, name: &str) -> ControllerResult<Arc<TopicInfo>> {
     let name = name.to_string();
-    call(&shard.peers, 0, |reply| ShardMsg::Controller(ControllerCmd::DeleteTopic { name, reply }))
-        .await
-        .unwrap_or_else(|_| Err((ResponseError::NotController.code(), "the controller shard stopped".into())))
+    call(&shard.peers, 0, |reply| {
+        ShardMsg::Controller(ControllerCmd::DeleteTopic { name, reply })
+    })
+    .await
+    .unwrap_or_else(|_| {
+        Err((
+            ResponseError::NotController.code(),
+            "the controller shard stopped".into(),
+        ))
+    })
 }
 
-fn check_create(shard: &Shard, meta: &ClusterMetadata, name: &str, partitions: i32) -> ControllerResult<()> {
+fn check_create(
+    shard: &Shard,
+    meta: &ClusterMetadata,
+    name: &str,
+    partitions: i32,
+) -> ControllerResult<()> {
     validate_topic_name(name).map_err(|m| (ResponseError::InvalidTopicException.code(), m))?;
     if meta.topic(name).is_some() {
-        return Err((ResponseError::TopicAlreadyExists.code(), format!("Topic '{name}' already exists.")));
+        return Err((
+            ResponseError::TopicAlreadyExists.code(),
+            format!("Topic '{name}' already exists."),
+        ));
     }
-    if partitions < 1 || partitions > TOPIC_PARTITIONS_MAX {
+    if !(1..=TOPIC_PARTITIONS_MAX).contains(&partitions) {
         return Err((
             ResponseError::InvalidPartitions.code(),
-            format!("Number of partitions must be in [1, {TOPIC_PARTITIONS_MAX}], got {partitions}."),
+            format!(
+                "Number of partitions must be in [1, {TOPIC_PARTITIONS_MAX}], got {partitions}."
+            ),
         ));
     }
     let budget = partition_budget();
@@ -111,21 +157,41 @@ fn check_create(shard: &Shard, meta: &ClusterMetadata, name: &str, partitions: i
 
 /// Partitions this broker can hold within its open-files limit.
 pub fn partition_budget() -> u64 {
-    let (soft, _) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).unwrap_or((1024, 1024));
+    let (soft, _) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .unwrap_or((1024, 1024));
     soft.saturating_sub(DESCRIPTORS_RESERVED)
 }
 
-async fn create_topic(shard: &Rc<Shard>, name: &str, partitions: i32, validate_only: bool) -> ControllerResult<Arc<TopicInfo>> {
+async fn create_topic(
+    shard: &Rc<Shard>,
+    name: &str,
+    partitions: i32,
+    validate_only: bool,
+) -> ControllerResult<Arc<TopicInfo>> {
     let meta = shard.metadata();
     check_create(shard, &meta, name, partitions)?;
-    let topic = Arc::new(new_topic(name, TopicId(uuid::Uuid::new_v4()), partitions, shard.shard_count()));
+    let topic = Arc::new(new_topic(
+        name,
+        TopicId(uuid::Uuid::new_v4()),
+        partitions,
+        shard.shard_count(),
+    ));
     if validate_only {
         return Ok(topic);
     }
     let created = join_all(topic.partitions.iter().map(|p| {
-        let tp = TopicPartition { topic: topic.name.clone(), partition: p.index };
+        let tp = TopicPartition {
+            topic: topic.name.clone(),
+            partition: p.index,
+        };
         let topic_id = topic.id;
-        call(&shard.peers, p.shard, move |reply| ShardMsg::CreatePartition { tp, topic_id, reply })
+        call(&shard.peers, p.shard, move |reply| {
+            ShardMsg::CreatePartition {
+                tp,
+                topic_id,
+                reply,
+            }
+        })
     }))
     .await;
     let failures: Vec<String> = created
@@ -137,7 +203,11 @@ async fn create_topic(shard: &Rc<Shard>, name: &str, partitions: i32, validate_o
         })
         .collect();
     if !failures.is_empty() {
-        tracing::error!(topic = name, "creating topic failed: {}", failures.join("; "));
+        tracing::error!(
+            topic = name,
+            "creating topic failed: {}",
+            failures.join("; ")
+        );
         remove_partitions(shard, &topic).await;
         return Err((ResponseError::KafkaStorageError.code(), failures.join("; ")));
     }
@@ -149,7 +219,10 @@ async fn create_topic(shard: &Rc<Shard>, name: &str, partitions: i32, validate_o
 async fn delete_topic(shard: &Rc<Shard>, name: &str) -> ControllerResult<Arc<TopicInfo>> {
     let meta = shard.metadata();
     let Some(topic) = meta.topic(name).cloned() else {
-        return Err((ResponseError::UnknownTopicOrPartition.code(), format!("Topic '{name}' does not exist.")));
+        return Err((
+            ResponseError::UnknownTopicOrPartition.code(),
+            format!("Topic '{name}' does not exist."),
+        ));
     };
     publish(shard, Arc::new(meta.without_topic(name))).await;
     remove_partitions(shard, &topic).await;
@@ -159,8 +232,13 @@ async fn delete_topic(shard: &Rc<Shard>, name: &str) -> ControllerResult<Arc<Top
 
 async fn remove_partitions(shard: &Rc<Shard>, topic: &TopicInfo) {
     let removed = join_all(topic.partitions.iter().map(|p| {
-        let tp = TopicPartition { topic: topic.name.clone(), partition: p.index };
-        call(&shard.peers, p.shard, move |reply| ShardMsg::DeletePartition { tp, reply })
+        let tp = TopicPartition {
+            topic: topic.name.clone(),
+            partition: p.index,
+        };
+        call(&shard.peers, p.shard, move |reply| {
+            ShardMsg::DeletePartition { tp, reply }
+        })
     }))
     .await;
     for r in removed {
@@ -178,12 +256,18 @@ pub async fn publish(shard: &Shard, snapshot: Arc<ClusterMetadata>) {
 }
 
 pub async fn publish_to(peers: &Peers, snapshot: Arc<ClusterMetadata>) {
-    let acks = join_all((0..peers.len()).map(|to| {
+    let acks = join_all((0..peers.shards()).map(|to| {
         let snapshot = snapshot.clone();
-        call(peers, to, move |reply| ShardMsg::Metadata { snapshot, reply })
+        call(peers, to, move |reply| ShardMsg::Metadata {
+            snapshot,
+            reply,
+        })
     }))
     .await;
     if acks.iter().any(Result::is_err) {
-        tracing::warn!("a shard stopped before metadata version {} reached it", snapshot.version);
+        tracing::warn!(
+            "a shard stopped before metadata version {} reached it",
+            snapshot.version
+        );
     }
 }

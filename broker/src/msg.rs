@@ -17,13 +17,37 @@ use crate::shard::{ShardGone, TopicPartition};
 pub const SHARD_INBOX_MAX: usize = 1024;
 
 pub enum ShardMsg {
-    Produce { tp: TopicPartition, records: Bytes, reply: oneshot::Sender<ProducePart> },
-    Fetch { tp: TopicPartition, offset: i64, max_bytes: u32, first: FirstBatch, reply: oneshot::Sender<FetchPart> },
-    ListOffsets { tp: TopicPartition, timestamp: i64, reply: oneshot::Sender<ListOffsetsPart> },
-    CreatePartition { tp: TopicPartition, topic_id: TopicId, reply: oneshot::Sender<Result<(), String>> },
-    DeletePartition { tp: TopicPartition, reply: oneshot::Sender<Result<(), String>> },
+    Produce {
+        tp: TopicPartition,
+        records: Bytes,
+        reply: oneshot::Sender<ProducePart>,
+    },
+    Fetch {
+        tp: TopicPartition,
+        offset: i64,
+        max_bytes: u32,
+        first: FirstBatch,
+        reply: oneshot::Sender<FetchPart>,
+    },
+    ListOffsets {
+        tp: TopicPartition,
+        timestamp: i64,
+        reply: oneshot::Sender<ListOffsetsPart>,
+    },
+    CreatePartition {
+        tp: TopicPartition,
+        topic_id: TopicId,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
+    DeletePartition {
+        tp: TopicPartition,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
     /// A new metadata snapshot; the shard acknowledges once it routes by it.
-    Metadata { snapshot: Arc<ClusterMetadata>, reply: oneshot::Sender<()> },
+    Metadata {
+        snapshot: Arc<ClusterMetadata>,
+        reply: oneshot::Sender<()>,
+    },
     /// For the controller (shard 0 only).
     Controller(ControllerCmd),
     /// Shutdown phase 1: stop accepting, finish in-flight requests (other shards still serve
@@ -40,11 +64,14 @@ pub struct Peers {
 
 impl Peers {
     pub fn new(shards: usize) -> (Arc<Peers>, Vec<async_channel::Receiver<ShardMsg>>) {
-        let (inboxes, receivers) = (0..shards).map(|_| async_channel::bounded(SHARD_INBOX_MAX)).unzip();
+        let (inboxes, receivers) = (0..shards)
+            .map(|_| async_channel::bounded(SHARD_INBOX_MAX))
+            .unzip();
         (Arc::new(Peers { inboxes }), receivers)
     }
 
-    pub fn len(&self) -> usize {
+    /// The number of shards.
+    pub fn shards(&self) -> usize {
         self.inboxes.len()
     }
 

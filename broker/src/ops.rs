@@ -40,30 +40,56 @@ pub struct ListOffsetsPart {
 }
 
 fn produce_error(error: ResponseError, message: impl Into<String>) -> ProducePart {
-    ProducePart { error: error.code(), message: Some(message.into()), base_offset: -1, log_start_offset: -1 }
+    ProducePart {
+        error: error.code(),
+        message: Some(message.into()),
+        base_offset: -1,
+        log_start_offset: -1,
+    }
 }
 
 fn gone<T>(_: crate::shard::ShardGone, error: impl FnOnce() -> T) -> T {
     error()
 }
 
-pub async fn produce_routed(shard: &Rc<Shard>, part: &Arc<PartitionInfo>, tp: TopicPartition, records: Bytes) -> ProducePart {
+pub async fn produce_routed(
+    shard: &Rc<Shard>,
+    part: &Arc<PartitionInfo>,
+    tp: TopicPartition,
+    records: Bytes,
+) -> ProducePart {
     if part.shard == shard.id {
         return produce_local(shard, tp, records).await;
     }
-    call(&shard.peers, part.shard, |reply| ShardMsg::Produce { tp, records, reply })
-        .await
-        .unwrap_or_else(|e| gone(e, || produce_error(ResponseError::NotLeaderOrFollower, "owner shard stopped")))
+    call(&shard.peers, part.shard, |reply| ShardMsg::Produce {
+        tp,
+        records,
+        reply,
+    })
+    .await
+    .unwrap_or_else(|e| {
+        gone(e, || {
+            produce_error(ResponseError::NotLeaderOrFollower, "owner shard stopped")
+        })
+    })
 }
 
 pub async fn produce_local(shard: &Rc<Shard>, tp: TopicPartition, records: Bytes) -> ProducePart {
     let (Some(log), Some(info)) = (shard.log(&tp), partition_info(shard, &tp)) else {
-        return produce_error(ResponseError::UnknownTopicOrPartition, "This server does not host this topic-partition.");
+        return produce_error(
+            ResponseError::UnknownTopicOrPartition,
+            "This server does not host this topic-partition.",
+        );
     };
     let result = shard.appender.append(log.clone(), info, records).await;
     let log_start_offset = log.borrow().log_start_offset();
     match result {
-        Ok(a) => ProducePart { error: NONE, message: None, base_offset: a.base_offset, log_start_offset },
+        Ok(a) => ProducePart {
+            error: NONE,
+            message: None,
+            base_offset: a.base_offset,
+            log_start_offset,
+        },
         Err(AppendFailure::Rejected(AppendError::Batch(e))) => {
             let code = match e.kind {
                 BatchErrorKind::Corrupt => ResponseError::CorruptMessage,
@@ -73,10 +99,13 @@ pub async fn produce_local(shard: &Rc<Shard>, tp: TopicPartition, records: Bytes
             };
             produce_error(code, e.message)
         }
-        Err(AppendFailure::Rejected(AppendError::Offline)) => {
-            produce_error(ResponseError::KafkaStorageError, "the partition's log is offline after a disk error")
+        Err(AppendFailure::Rejected(AppendError::Offline)) => produce_error(
+            ResponseError::KafkaStorageError,
+            "the partition's log is offline after a disk error",
+        ),
+        Err(AppendFailure::Rejected(AppendError::Io(e))) => {
+            produce_error(ResponseError::KafkaStorageError, e.to_string())
         }
-        Err(AppendFailure::Rejected(AppendError::Io(e))) => produce_error(ResponseError::KafkaStorageError, e.to_string()),
         Err(AppendFailure::Storage(m)) => produce_error(ResponseError::KafkaStorageError, m),
     }
 }
@@ -84,7 +113,10 @@ pub async fn produce_local(shard: &Rc<Shard>, tp: TopicPartition, records: Bytes
 fn partition_info(shard: &Shard, tp: &TopicPartition) -> Option<Arc<PartitionInfo>> {
     let meta = shard.metadata();
     let topic = meta.topic(&tp.topic)?;
-    topic.partitions.get(usize::try_from(tp.partition).ok()?).cloned()
+    topic
+        .partitions
+        .get(usize::try_from(tp.partition).ok()?)
+        .cloned()
 }
 
 pub async fn fetch_routed(
@@ -98,20 +130,51 @@ pub async fn fetch_routed(
     if part.shard == shard.id {
         return fetch_local(shard, tp, offset, max_bytes, first).await;
     }
-    call(&shard.peers, part.shard, |reply| ShardMsg::Fetch { tp, offset, max_bytes, first, reply })
-        .await
-        .unwrap_or_else(|e| gone(e, || FetchPart { error: ResponseError::NotLeaderOrFollower.code(), ..FetchPart::default() }))
+    call(&shard.peers, part.shard, |reply| ShardMsg::Fetch {
+        tp,
+        offset,
+        max_bytes,
+        first,
+        reply,
+    })
+    .await
+    .unwrap_or_else(|e| {
+        gone(e, || FetchPart {
+            error: ResponseError::NotLeaderOrFollower.code(),
+            ..FetchPart::default()
+        })
+    })
 }
 
-pub async fn fetch_local(shard: &Rc<Shard>, tp: TopicPartition, offset: i64, max_bytes: u32, first: FirstBatch) -> FetchPart {
+pub async fn fetch_local(
+    shard: &Rc<Shard>,
+    tp: TopicPartition,
+    offset: i64,
+    max_bytes: u32,
+    first: FirstBatch,
+) -> FetchPart {
     let Some(log) = shard.log(&tp) else {
-        return FetchPart { error: ResponseError::UnknownTopicOrPartition.code(), high_watermark: -1, log_start_offset: -1, records: None };
+        return FetchPart {
+            error: ResponseError::UnknownTopicOrPartition.code(),
+            high_watermark: -1,
+            log_start_offset: -1,
+            records: None,
+        };
     };
     let (slice, high_watermark, log_start_offset) = {
         let mut l = log.borrow_mut();
-        (l.read(offset, max_bytes, first), l.log_end_offset(), l.log_start_offset())
+        (
+            l.read(offset, max_bytes, first),
+            l.log_end_offset(),
+            l.log_start_offset(),
+        )
     };
-    let mut part = FetchPart { error: NONE, high_watermark, log_start_offset, records: None };
+    let mut part = FetchPart {
+        error: NONE,
+        high_watermark,
+        log_start_offset,
+        records: None,
+    };
     match slice {
         Ok(None) => part.records = Some(Bytes::new()),
         Ok(Some(slice)) => match slice.read_to_bytes().await {
@@ -121,7 +184,9 @@ pub async fn fetch_local(shard: &Rc<Shard>, tp: TopicPartition, offset: i64, max
                 part.error = ResponseError::KafkaStorageError.code();
             }
         },
-        Err(ReadError::OffsetOutOfRange { .. }) => part.error = ResponseError::OffsetOutOfRange.code(),
+        Err(ReadError::OffsetOutOfRange { .. }) => {
+            part.error = ResponseError::OffsetOutOfRange.code()
+        }
         Err(ReadError::Io(e)) => {
             tracing::error!(topic = %tp.topic, partition = tp.partition, "fetch failed: {e}");
             part.error = ResponseError::KafkaStorageError.code();
@@ -136,19 +201,45 @@ pub const EARLIEST_TIMESTAMP: i64 = -2;
 pub const MAX_TIMESTAMP: i64 = -3;
 pub const EARLIEST_LOCAL_TIMESTAMP: i64 = -4;
 
-pub async fn list_offsets_routed(shard: &Rc<Shard>, part: &Arc<PartitionInfo>, tp: TopicPartition, timestamp: i64) -> ListOffsetsPart {
+pub async fn list_offsets_routed(
+    shard: &Rc<Shard>,
+    part: &Arc<PartitionInfo>,
+    tp: TopicPartition,
+    timestamp: i64,
+) -> ListOffsetsPart {
     if part.shard == shard.id {
         return list_offsets_local(shard, tp, timestamp);
     }
-    call(&shard.peers, part.shard, |reply| ShardMsg::ListOffsets { tp, timestamp, reply })
-        .await
-        .unwrap_or_else(|e| gone(e, || ListOffsetsPart { error: ResponseError::NotLeaderOrFollower.code(), timestamp: -1, offset: -1 }))
+    call(&shard.peers, part.shard, |reply| ShardMsg::ListOffsets {
+        tp,
+        timestamp,
+        reply,
+    })
+    .await
+    .unwrap_or_else(|e| {
+        gone(e, || ListOffsetsPart {
+            error: ResponseError::NotLeaderOrFollower.code(),
+            timestamp: -1,
+            offset: -1,
+        })
+    })
 }
 
-pub fn list_offsets_local(shard: &Rc<Shard>, tp: TopicPartition, timestamp: i64) -> ListOffsetsPart {
-    let not_found = ListOffsetsPart { error: NONE, timestamp: -1, offset: -1 };
+pub fn list_offsets_local(
+    shard: &Rc<Shard>,
+    tp: TopicPartition,
+    timestamp: i64,
+) -> ListOffsetsPart {
+    let not_found = ListOffsetsPart {
+        error: NONE,
+        timestamp: -1,
+        offset: -1,
+    };
     let Some(log) = shard.log(&tp) else {
-        return ListOffsetsPart { error: ResponseError::UnknownTopicOrPartition.code(), ..not_found };
+        return ListOffsetsPart {
+            error: ResponseError::UnknownTopicOrPartition.code(),
+            ..not_found
+        };
     };
     let mut l = log.borrow_mut();
     let found = match timestamp {
@@ -156,27 +247,60 @@ pub fn list_offsets_local(shard: &Rc<Shard>, tp: TopicPartition, timestamp: i64)
         EARLIEST_TIMESTAMP | EARLIEST_LOCAL_TIMESTAMP => Ok(Some((l.log_start_offset(), -1))),
         MAX_TIMESTAMP => l.max_timestamp(),
         t if t >= 0 => l.offset_for_timestamp(t),
-        _ => return ListOffsetsPart { error: ResponseError::InvalidRequest.code(), ..not_found },
+        _ => {
+            return ListOffsetsPart {
+                error: ResponseError::InvalidRequest.code(),
+                ..not_found
+            }
+        }
     };
     match found {
-        Ok(Some((offset, timestamp))) => ListOffsetsPart { error: NONE, timestamp, offset },
+        Ok(Some((offset, timestamp))) => ListOffsetsPart {
+            error: NONE,
+            timestamp,
+            offset,
+        },
         Ok(None) => not_found,
         Err(e) => {
             tracing::error!(topic = %tp.topic, partition = tp.partition, "list offsets failed: {e}");
-            ListOffsetsPart { error: ResponseError::KafkaStorageError.code(), ..not_found }
+            ListOffsetsPart {
+                error: ResponseError::KafkaStorageError.code(),
+                ..not_found
+            }
         }
     }
 }
 
 /// Creates the partition's log on this (owning) shard.
-pub fn create_partition_local(shard: &Rc<Shard>, tp: TopicPartition, topic_id: TopicId) -> Result<(), String> {
+pub fn create_partition_local(
+    shard: &Rc<Shard>,
+    tp: TopicPartition,
+    topic_id: TopicId,
+) -> Result<(), String> {
     if shard.log(&tp).is_some() {
         return Ok(());
     }
     let dir = shard.pick_log_dir();
-    let log = PartitionLog::create(&dir, &tp.topic, tp.partition, topic_id, shard.log_config(), shard.files.clone())
-        .map_err(|e| format!("creating {}-{} in {}: {e}", tp.topic, tp.partition, dir.display()))?;
-    shard.logs.borrow_mut().insert(tp, Rc::new(std::cell::RefCell::new(log)));
+    let log = PartitionLog::create(
+        &dir,
+        &tp.topic,
+        tp.partition,
+        topic_id,
+        shard.log_config(),
+        shard.files.clone(),
+    )
+    .map_err(|e| {
+        format!(
+            "creating {}-{} in {}: {e}",
+            tp.topic,
+            tp.partition,
+            dir.display()
+        )
+    })?;
+    shard
+        .logs
+        .borrow_mut()
+        .insert(tp, Rc::new(std::cell::RefCell::new(log)));
     Ok(())
 }
 
@@ -189,11 +313,17 @@ pub async fn delete_partition_local(shard: &Rc<Shard>, tp: TopicPartition) -> Re
     for _ in 0..DELETE_WAIT_ROUNDS_MAX {
         match Rc::try_unwrap(log) {
             Ok(cell) => {
-                return cell.into_inner().delete().map_err(|e| format!("deleting {}-{}: {e}", tp.topic, tp.partition));
+                return cell
+                    .into_inner()
+                    .delete()
+                    .map_err(|e| format!("deleting {}-{}: {e}", tp.topic, tp.partition));
             }
             Err(still_shared) => log = still_shared,
         }
         compio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
-    Err(format!("{}-{} is still in use; its directory was left in place", tp.topic, tp.partition))
+    Err(format!(
+        "{}-{} is still in use; its directory was left in place",
+        tp.topic, tp.partition
+    ))
 }

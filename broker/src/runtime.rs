@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use compio::net::TcpListener;
 use futures_util::future::{select, Either};
-use sluice_engine::{Recovery, RecoveryReport};
 use sluice_engine::{PartitionLog, TopicId};
+use sluice_engine::{Recovery, RecoveryReport};
 
 use crate::append::run_sync_jobs;
 use crate::config::Config;
@@ -37,10 +37,22 @@ pub struct FoundPartition {
 
 /// What a shard tells the main thread as it starts and stops.
 pub enum ShardEvent {
-    Opened { shard: usize, partitions: Vec<(String, i32, TopicId)>, failed: Vec<String> },
-    Drained { shard: usize },
-    Closed { shard: usize, clean: bool },
-    Failed { shard: usize, error: String },
+    Opened {
+        shard: usize,
+        partitions: Vec<(String, i32, TopicId)>,
+        failed: Vec<String>,
+    },
+    Drained {
+        shard: usize,
+    },
+    Closed {
+        shard: usize,
+        clean: bool,
+    },
+    Failed {
+        shard: usize,
+        error: String,
+    },
     /// From the signal thread: SIGTERM or SIGINT arrived.
     Signal(i32),
 }
@@ -67,7 +79,10 @@ pub fn run_shard(setup: ShardSetup) {
     let runtime = match builder.build() {
         Ok(rt) => rt,
         Err(e) => {
-            let _ = events.send(ShardEvent::Failed { shard: id, error: format!("shard {id}: io_uring runtime: {e}") });
+            let _ = events.send(ShardEvent::Failed {
+                shard: id,
+                error: format!("shard {id}: io_uring runtime: {e}"),
+            });
             return;
         }
     };
@@ -75,10 +90,24 @@ pub fn run_shard(setup: ShardSetup) {
 }
 
 async fn shard_main(setup: ShardSetup) {
-    let ShardSetup { id, config, broker, peers, inbox, listeners, partitions, events, .. } = setup;
+    let ShardSetup {
+        id,
+        config,
+        broker,
+        peers,
+        inbox,
+        listeners,
+        partitions,
+        events,
+        ..
+    } = setup;
     let shard = Shard::new(id, config.clone(), broker, peers);
     let (opened, failed) = open_partitions(&shard, partitions);
-    let _ = events.send(ShardEvent::Opened { shard: id, partitions: opened, failed });
+    let _ = events.send(ShardEvent::Opened {
+        shard: id,
+        partitions: opened,
+        failed,
+    });
 
     let appender = compio::runtime::spawn({
         let shard = shard.clone();
@@ -97,7 +126,12 @@ async fn shard_main(setup: ShardSetup) {
     let listening: Vec<_> = listeners
         .into_iter()
         .filter_map(|l| match TcpListener::from_std(l) {
-            Ok(l) => Some(compio::runtime::spawn(accept_loop(shard.clone(), l, live.clone(), idle.clone()))),
+            Ok(l) => Some(compio::runtime::spawn(accept_loop(
+                shard.clone(),
+                l,
+                live.clone(),
+                idle.clone(),
+            ))),
             Err(e) => {
                 tracing::error!(shard = id, "listener: {e}");
                 None
@@ -113,7 +147,10 @@ async fn shard_main(setup: ShardSetup) {
     let _ = events.send(ShardEvent::Closed { shard: id, clean });
 }
 
-fn open_partitions(shard: &Rc<Shard>, found: Vec<FoundPartition>) -> (Vec<(String, i32, TopicId)>, Vec<String>) {
+fn open_partitions(
+    shard: &Rc<Shard>,
+    found: Vec<FoundPartition>,
+) -> (Vec<(String, i32, TopicId)>, Vec<String>) {
     let mut opened = Vec::new();
     let mut failed = Vec::new();
     for p in found {
@@ -121,8 +158,14 @@ fn open_partitions(shard: &Rc<Shard>, found: Vec<FoundPartition>) -> (Vec<(Strin
             Ok((log, report)) => {
                 log_recovery(&p, &report);
                 opened.push((p.topic.clone(), p.partition, log.topic_id()));
-                let tp = TopicPartition { topic: p.topic.as_str().into(), partition: p.partition };
-                shard.logs.borrow_mut().insert(tp, Rc::new(RefCell::new(log)));
+                let tp = TopicPartition {
+                    topic: p.topic.as_str().into(),
+                    partition: p.partition,
+                };
+                shard
+                    .logs
+                    .borrow_mut()
+                    .insert(tp, Rc::new(RefCell::new(log)));
             }
             Err(e) => failed.push(format!("{}: {e}", p.dir.display())),
         }
@@ -145,7 +188,12 @@ fn log_recovery(p: &FoundPartition, report: &RecoveryReport) {
 }
 
 /// Rebinds the shard's copy of the listener: `SO_REUSEPORT` spreads connections over shards.
-async fn accept_loop(shard: Rc<Shard>, listener: TcpListener, live: Rc<Cell<usize>>, idle: Rc<event_listener::Event>) {
+async fn accept_loop(
+    shard: Rc<Shard>,
+    listener: TcpListener,
+    live: Rc<Cell<usize>>,
+    idle: Rc<event_listener::Event>,
+) {
     loop {
         let accepted = {
             let stop = shard.stop.listen();
@@ -203,7 +251,10 @@ async fn serve_inbox(
                     let c = c.clone();
                     compio::runtime::spawn(async move { c.submit(cmd).await }).detach();
                 }
-                None => tracing::error!(shard = shard.id, "controller command sent to a non-controller shard"),
+                None => tracing::error!(
+                    shard = shard.id,
+                    "controller command sent to a non-controller shard"
+                ),
             },
             other => {
                 compio::runtime::spawn(handle_msg(shard.clone(), other)).detach();
@@ -220,7 +271,11 @@ async fn drain_connections(shard: &Shard, live: &Cell<usize>, idle: &event_liste
             break;
         }
         if compio::time::timeout_at(deadline, listener).await.is_err() {
-            tracing::warn!(shard = shard.id, connections = live.get(), "connections still busy after {STOP_DRAIN_MS_MAX} ms; closing anyway");
+            tracing::warn!(
+                shard = shard.id,
+                connections = live.get(),
+                "connections still busy after {STOP_DRAIN_MS_MAX} ms; closing anyway"
+            );
             break;
         }
     }
@@ -231,13 +286,27 @@ async fn handle_msg(shard: Rc<Shard>, msg: ShardMsg) {
         ShardMsg::Produce { tp, records, reply } => {
             let _ = reply.send(ops::produce_local(&shard, tp, records).await);
         }
-        ShardMsg::Fetch { tp, offset, max_bytes, first, reply } => {
+        ShardMsg::Fetch {
+            tp,
+            offset,
+            max_bytes,
+            first,
+            reply,
+        } => {
             let _ = reply.send(ops::fetch_local(&shard, tp, offset, max_bytes, first).await);
         }
-        ShardMsg::ListOffsets { tp, timestamp, reply } => {
+        ShardMsg::ListOffsets {
+            tp,
+            timestamp,
+            reply,
+        } => {
             let _ = reply.send(ops::list_offsets_local(&shard, tp, timestamp));
         }
-        ShardMsg::CreatePartition { tp, topic_id, reply } => {
+        ShardMsg::CreatePartition {
+            tp,
+            topic_id,
+            reply,
+        } => {
             let _ = reply.send(ops::create_partition_local(&shard, tp, topic_id));
         }
         ShardMsg::DeletePartition { tp, reply } => {

@@ -58,7 +58,12 @@ pub struct BrokerInfo {
 }
 
 impl Shard {
-    pub fn new(id: usize, config: Arc<Config>, broker: Arc<BrokerInfo>, peers: Arc<Peers>) -> Rc<Shard> {
+    pub fn new(
+        id: usize,
+        config: Arc<Config>,
+        broker: Arc<BrokerInfo>,
+        peers: Arc<Peers>,
+    ) -> Rc<Shard> {
         Rc::new(Shard {
             id,
             appender: Appender::new(&config),
@@ -83,7 +88,7 @@ impl Shard {
     }
 
     pub fn shard_count(&self) -> usize {
-        self.peers.len()
+        self.peers.shards()
     }
 
     /// Sends `msg` to shard `to`'s inbox, waiting while it is full (the bound is the
@@ -97,8 +102,15 @@ impl Shard {
     pub fn pick_log_dir(&self) -> PathBuf {
         let logs = self.logs.borrow();
         let dirs = &self.broker.log_dirs;
-        let count = |d: &PathBuf| logs.values().filter(|l| l.borrow().dir().parent() == Some(d.as_path())).count();
-        dirs.iter().min_by_key(|d| count(d)).cloned().unwrap_or_else(|| dirs[0].clone())
+        let count = |d: &PathBuf| {
+            logs.values()
+                .filter(|l| l.borrow().dir().parent() == Some(d.as_path()))
+                .count()
+        };
+        dirs.iter()
+            .min_by_key(|d| count(d))
+            .cloned()
+            .unwrap_or_else(|| dirs[0].clone())
     }
 
     pub fn log_config(&self) -> LogConfig {

@@ -9,8 +9,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use nix::sys::signal::{SigSet, Signal};
+use sluice_engine::logdir::{
+    lock_log_dir, scan_partition_dirs, take_clean_shutdown_marker, write_clean_shutdown_marker,
+    LogDirLock,
+};
 use sluice_engine::Recovery;
-use sluice_engine::logdir::{lock_log_dir, scan_partition_dirs, take_clean_shutdown_marker, write_clean_shutdown_marker, LogDirLock};
 use sluice_engine::TopicId;
 
 use crate::config::{parse_properties, Config, Listener};
@@ -29,7 +32,9 @@ pub const STARTUP_OPEN_MS_MAX: u64 = 600_000;
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr)
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .init();
@@ -43,13 +48,16 @@ pub fn load_config(args: &[String]) -> Result<(Config, Vec<String>), String> {
         let arg = &args[i];
         if arg == "--override" {
             let kv = args.get(i + 1).ok_or("--override needs key=value")?;
-            let (k, v) = kv.split_once('=').ok_or_else(|| format!("--override {kv:?}: expected key=value"))?;
+            let (k, v) = kv
+                .split_once('=')
+                .ok_or_else(|| format!("--override {kv:?}: expected key=value"))?;
             pairs.push((k.trim().to_string(), v.trim().to_string()));
             i += 2;
         } else if arg == "--help" || arg == "-h" {
             return Err("usage: sluiced [server.properties] [--override key=value]...".into());
         } else if i == 0 && !arg.starts_with("--") {
-            let text = std::fs::read_to_string(arg).map_err(|e| format!("reading config file {arg}: {e}"))?;
+            let text = std::fs::read_to_string(arg)
+                .map_err(|e| format!("reading config file {arg}: {e}"))?;
             let mut file_pairs = parse_properties(&text).map_err(|e| format!("{arg}: {e}"))?;
             file_pairs.append(&mut pairs);
             pairs = file_pairs;
@@ -75,14 +83,30 @@ pub fn run(args: Vec<String>) -> Result<(), String> {
     for (l, port, _) in &bound {
         tracing::info!("listening on {}://{}:{}", l.name, l.host, port);
     }
-    let data: Vec<String> = config.log_dirs.iter().map(|d| d.display().to_string()).collect();
-    tracing::info!("data in {} ({shards} shards, node.id {})", data.join(","), config.node_id);
+    let data: Vec<String> = config
+        .log_dirs
+        .iter()
+        .map(|d| d.display().to_string())
+        .collect();
+    tracing::info!(
+        "data in {} ({shards} shards, node.id {})",
+        data.join(","),
+        config.node_id
+    );
 
-    let advertised = config.advertised(&bound.iter().map(|(l, p, _)| (l.clone(), *p)).collect::<Vec<_>>());
+    let advertised = config.advertised(
+        &bound
+            .iter()
+            .map(|(l, p, _)| (l.clone(), *p))
+            .collect::<Vec<_>>(),
+    );
     let broker = Arc::new(BrokerInfo {
         node_id: config.node_id,
         cluster_id: dirs.cluster_id.clone(),
-        advertised: advertised.iter().map(|l| (l.host.clone(), l.port)).collect(),
+        advertised: advertised
+            .iter()
+            .map(|l| (l.host.clone(), l.port))
+            .collect(),
         log_dirs: config.log_dirs.clone(),
     });
     block_shutdown_signals();
@@ -100,7 +124,11 @@ pub fn run(args: Vec<String>) -> Result<(), String> {
         }
     }
     let mut threads = Vec::new();
-    for (id, (inbox, (listeners, partitions))) in inboxes.into_iter().zip(sockets.into_iter().zip(by_shard)).enumerate() {
+    for (id, (inbox, (listeners, partitions))) in inboxes
+        .into_iter()
+        .zip(sockets.into_iter().zip(by_shard))
+        .enumerate()
+    {
         let setup = ShardSetup {
             id,
             cpu: (cpus.len() >= shards).then(|| cpus[id]),
@@ -137,7 +165,14 @@ pub fn run(args: Vec<String>) -> Result<(), String> {
         }
     }
     drop(dirs.locks);
-    tracing::info!("stopped{}", if clean { " cleanly" } else { " (logs will be recovered at next start)" });
+    tracing::info!(
+        "stopped{}",
+        if clean {
+            " cleanly"
+        } else {
+            " (logs will be recovered at next start)"
+        }
+    );
     outcome
 }
 
@@ -153,19 +188,40 @@ fn prepare_log_dirs(config: &Config) -> Result<LogDirs, String> {
     let mut cluster_id: Option<String> = None;
     for dir in &config.log_dirs {
         std::fs::create_dir_all(dir).map_err(|e| {
-            format!("data dir {}: {e} (is the service user allowed to create and write it?)", dir.display())
+            format!(
+                "data dir {}: {e} (is the service user allowed to create and write it?)",
+                dir.display()
+            )
         })?;
         locks.push(lock_log_dir(dir).map_err(|e| e.to_string())?);
         let id = meta_properties(dir, config.node_id, cluster_id.as_deref())?;
         cluster_id.get_or_insert(id);
-        let recovery = take_clean_shutdown_marker(dir).map_err(|e| format!("data dir {}: {e}", dir.display()))?;
-        let found = scan_partition_dirs(dir).map_err(|e| format!("scanning data dir {}: {e}", dir.display()))?;
+        let recovery = take_clean_shutdown_marker(dir)
+            .map_err(|e| format!("data dir {}: {e}", dir.display()))?;
+        let found = scan_partition_dirs(dir)
+            .map_err(|e| format!("scanning data dir {}: {e}", dir.display()))?;
         if matches!(recovery, Recovery::Full) && !found.is_empty() {
-            tracing::info!("{}: no clean shutdown marker; logs will be recovered", dir.display());
+            tracing::info!(
+                "{}: no clean shutdown marker; logs will be recovered",
+                dir.display()
+            );
         }
-        partitions.extend(found.into_iter().map(|(topic, partition, path)| FoundPartition { topic, partition, dir: path, recovery }));
+        partitions.extend(
+            found
+                .into_iter()
+                .map(|(topic, partition, path)| FoundPartition {
+                    topic,
+                    partition,
+                    dir: path,
+                    recovery,
+                }),
+        );
     }
-    Ok(LogDirs { cluster_id: cluster_id.unwrap_or_default(), partitions, locks })
+    Ok(LogDirs {
+        cluster_id: cluster_id.unwrap_or_default(),
+        partitions,
+        locks,
+    })
 }
 
 /// Kafka's `meta.properties`: the cluster id and node id this directory belongs to.
@@ -177,23 +233,36 @@ fn meta_properties(dir: &Path, node_id: i32, cluster_id: Option<&str>) -> Result
                 .map_err(|e| format!("{}: {e}", path.display()))?
                 .into_iter()
                 .collect();
-            let found_node = pairs.get("node.id").or(pairs.get("broker.id")).and_then(|v| v.parse::<i32>().ok());
+            let found_node = pairs
+                .get("node.id")
+                .or(pairs.get("broker.id"))
+                .and_then(|v| v.parse::<i32>().ok());
             if found_node != Some(node_id) {
                 return Err(format!(
                     "{}: node.id {found_node:?} does not match node.id {node_id} in the config (is this another broker's data?)",
                     path.display()
                 ));
             }
-            let found = pairs.get("cluster.id").cloned().ok_or_else(|| format!("{}: no cluster.id", path.display()))?;
+            let found = pairs
+                .get("cluster.id")
+                .cloned()
+                .ok_or_else(|| format!("{}: no cluster.id", path.display()))?;
             if let Some(expected) = cluster_id.filter(|c| *c != found) {
-                return Err(format!("{}: cluster.id {found} differs from {expected} in another log dir", path.display()));
+                return Err(format!(
+                    "{}: cluster.id {found} differs from {expected} in another log dir",
+                    path.display()
+                ));
             }
             Ok(found)
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let id = cluster_id.map(str::to_string).unwrap_or_else(|| TopicId(uuid::Uuid::new_v4()).to_kafka_string());
-            let text = format!("#\n#Written by sluiced\nnode.id={node_id}\nversion=1\ncluster.id={id}\n");
-            write_synced(&path, text.as_bytes()).map_err(|e| format!("writing {}: {e}", path.display()))?;
+            let id = cluster_id
+                .map(str::to_string)
+                .unwrap_or_else(|| TopicId(uuid::Uuid::new_v4()).to_kafka_string());
+            let text =
+                format!("#\n#Written by sluiced\nnode.id={node_id}\nversion=1\ncluster.id={id}\n");
+            write_synced(&path, text.as_bytes())
+                .map_err(|e| format!("writing {}: {e}", path.display()))?;
             Ok(id)
         }
         Err(e) => Err(format!("reading {}: {e}", path.display())),
@@ -281,7 +350,9 @@ fn affinity_cpus() -> Vec<usize> {
     let Ok(set) = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0)) else {
         return vec![0];
     };
-    let cpus: Vec<usize> = (0..nix::sched::CpuSet::count()).filter(|c| set.is_set(*c).unwrap_or(false)).collect();
+    let cpus: Vec<usize> = (0..nix::sched::CpuSet::count())
+        .filter(|c| set.is_set(*c).unwrap_or(false))
+        .collect();
     if cpus.is_empty() {
         vec![0]
     } else {
@@ -313,14 +384,22 @@ fn spawn_signal_thread(events: std::sync::mpsc::SyncSender<ShardEvent>) {
         .expect("spawning the signal thread");
 }
 
-fn gather_partitions(events: &Receiver<ShardEvent>, shards: usize) -> Result<ClusterMetadata, String> {
+fn gather_partitions(
+    events: &Receiver<ShardEvent>,
+    shards: usize,
+) -> Result<ClusterMetadata, String> {
     let mut found: BTreeMap<String, (TopicId, i32)> = BTreeMap::new();
     let mut opened = 0;
     while opened < shards {
         match events.recv_timeout(Duration::from_millis(STARTUP_OPEN_MS_MAX)) {
-            Ok(ShardEvent::Opened { partitions, failed, .. }) => {
+            Ok(ShardEvent::Opened {
+                partitions, failed, ..
+            }) => {
                 if let Some(f) = failed.first() {
-                    return Err(format!("cannot open partition log {f} ({} failed in all)", failed.len()));
+                    return Err(format!(
+                        "cannot open partition log {f} ({} failed in all)",
+                        failed.len()
+                    ));
                 }
                 for (topic, partition, id) in partitions {
                     let entry = found.entry(topic).or_insert((id, 0));
@@ -334,7 +413,10 @@ fn gather_partitions(events: &Receiver<ShardEvent>, shards: usize) -> Result<Clu
             Err(_) => return Err("shards did not finish opening their partitions".into()),
         }
     }
-    let mut meta = ClusterMetadata { version: 1, ..ClusterMetadata::default() };
+    let mut meta = ClusterMetadata {
+        version: 1,
+        ..ClusterMetadata::default()
+    };
     for (name, (id, partitions)) in found {
         let topic = Arc::new(new_topic(&name, id, partitions, shards));
         meta.topics_by_id.insert(id.0, topic.clone());
@@ -364,7 +446,9 @@ fn shutdown(peers: &Peers, events: &Receiver<ShardEvent>, shards: usize) -> bool
     for to in 0..shards {
         let _ = peers.send_blocking(to, ShardMsg::Stop);
     }
-    let drained = wait_events(events, shards, |e| matches!(e, ShardEvent::Drained { .. }).then_some(true));
+    let drained = wait_events(events, shards, |e| {
+        matches!(e, ShardEvent::Drained { .. }).then_some(true)
+    });
     for to in 0..shards {
         let _ = peers.send_blocking(to, ShardMsg::Close);
     }
@@ -375,7 +459,11 @@ fn shutdown(peers: &Peers, events: &Receiver<ShardEvent>, shards: usize) -> bool
     drained.len() == shards && closed.len() == shards && closed.iter().all(|c| *c)
 }
 
-fn wait_events<T>(events: &Receiver<ShardEvent>, n: usize, pick: impl Fn(&ShardEvent) -> Option<T>) -> Vec<T> {
+fn wait_events<T>(
+    events: &Receiver<ShardEvent>,
+    n: usize,
+    pick: impl Fn(&ShardEvent) -> Option<T>,
+) -> Vec<T> {
     let deadline = std::time::Instant::now() + Duration::from_millis(SHUTDOWN_PHASE_MS_MAX);
     let mut out = Vec::new();
     while out.len() < n {
@@ -387,4 +475,3 @@ fn wait_events<T>(events: &Receiver<ShardEvent>, n: usize, pick: impl Fn(&ShardE
     }
     out
 }
-

@@ -37,8 +37,14 @@ impl ProducerContext for Collect {
     fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
         match result {
             Ok(m) => {
-                let kv = (m.key().unwrap_or_default().to_vec(), m.payload().unwrap_or_default().to_vec());
-                self.acked.lock().unwrap().insert((m.partition(), m.offset()), kv);
+                let kv = (
+                    m.key().unwrap_or_default().to_vec(),
+                    m.payload().unwrap_or_default().to_vec(),
+                );
+                self.acked
+                    .lock()
+                    .unwrap()
+                    .insert((m.partition(), m.offset()), kv);
             }
             Err((e, _)) => self.failed.lock().unwrap().push(e.to_string()),
         }
@@ -46,10 +52,13 @@ impl ProducerContext for Collect {
 }
 
 fn create_topic(bootstrap: &str, name: &str, partitions: i32) {
-    let admin: AdminClient<DefaultClientContext> =
-        ClientConfig::new().set("bootstrap.servers", bootstrap).create().expect("admin client");
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .expect("admin client");
     let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
-    let results = futures_executor::block_on(admin.create_topics([&topic], &AdminOptions::new())).expect("create_topics");
+    let results = futures_executor::block_on(admin.create_topics([&topic], &AdminOptions::new()))
+        .expect("create_topics");
     for r in results {
         r.expect("topic created");
     }
@@ -60,12 +69,18 @@ fn produce(bootstrap: &str, start: usize, count: usize, extra: &[(&str, &str)]) 
     let acked: Acked = Arc::default();
     let failed: Arc<Mutex<Vec<String>>> = Arc::default();
     let mut config = ClientConfig::new();
-    config.set("bootstrap.servers", bootstrap).set("acks", "all").set("linger.ms", "5");
+    config
+        .set("bootstrap.servers", bootstrap)
+        .set("acks", "all")
+        .set("linger.ms", "5");
     for (k, v) in extra {
         config.set(*k, *v);
     }
     let producer: ThreadedProducer<Collect> = config
-        .create_with_context(Collect { acked: acked.clone(), failed: failed.clone() })
+        .create_with_context(Collect {
+            acked: acked.clone(),
+            failed: failed.clone(),
+        })
         .expect("producer");
     for i in start..start + count {
         let key = format!("key-{}", i % 97);
@@ -75,7 +90,13 @@ fn produce(bootstrap: &str, start: usize, count: usize, extra: &[(&str, &str)]) 
             match producer.send(record) {
                 Ok(()) => break,
                 Err((e, r)) => {
-                    assert!(matches!(e.rdkafka_error_code(), Some(rdkafka::types::RDKafkaErrorCode::QueueFull)), "{e}");
+                    assert!(
+                        matches!(
+                            e.rdkafka_error_code(),
+                            Some(rdkafka::types::RDKafkaErrorCode::QueueFull)
+                        ),
+                        "{e}"
+                    );
                     record = r;
                     std::thread::sleep(Duration::from_millis(5));
                 }
@@ -83,7 +104,11 @@ fn produce(bootstrap: &str, start: usize, count: usize, extra: &[(&str, &str)]) 
         }
     }
     producer.flush(CLIENT_TIMEOUT).expect("flush");
-    assert!(failed.lock().unwrap().is_empty(), "delivery failures: {:?}", failed.lock().unwrap());
+    assert!(
+        failed.lock().unwrap().is_empty(),
+        "delivery failures: {:?}",
+        failed.lock().unwrap()
+    );
     assert_eq!(acked.lock().unwrap().len(), count);
     acked
 }
@@ -91,7 +116,11 @@ fn produce(bootstrap: &str, start: usize, count: usize, extra: &[(&str, &str)]) 
 fn consumer(bootstrap: &str) -> BaseConsumer {
     ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
+        // librdkafka needs a group id for assign(); with explicit start offsets and no
+        // commits it never needs the group coordinator.
+        .set("group.id", "sluice-test")
         .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
         .set("enable.partition.eof", "false")
         .create()
         .expect("consumer")
@@ -104,48 +133,84 @@ fn consume_all(bootstrap: &str, expected: &Acked) {
     let c = consumer(bootstrap);
     let mut tpl = TopicPartitionList::new();
     for p in 0..PARTITIONS {
-        tpl.add_partition_offset(TOPIC, p, Offset::Beginning).unwrap();
+        tpl.add_partition_offset(TOPIC, p, Offset::Beginning)
+            .unwrap();
     }
     c.assign(&tpl).unwrap();
     let mut seen: BTreeMap<(i32, i64), (Vec<u8>, Vec<u8>)> = BTreeMap::new();
     let mut last: BTreeMap<i32, i64> = BTreeMap::new();
     let deadline = Instant::now() + Duration::from_secs(60);
     while seen.len() < expected.len() {
-        assert!(Instant::now() < deadline, "consumed {} of {}", seen.len(), expected.len());
-        let Some(m) = c.poll(Duration::from_millis(200)) else { continue };
+        assert!(
+            Instant::now() < deadline,
+            "consumed {} of {}",
+            seen.len(),
+            expected.len()
+        );
+        let Some(m) = c.poll(Duration::from_millis(200)) else {
+            continue;
+        };
         let m = m.expect("consume");
         let prev = last.insert(m.partition(), m.offset());
-        assert!(prev.is_none_or(|p| p < m.offset()), "partition {} went back from {prev:?} to {}", m.partition(), m.offset());
-        let kv = (m.key().unwrap_or_default().to_vec(), m.payload().unwrap_or_default().to_vec());
+        assert!(
+            prev.is_none_or(|p| p < m.offset()),
+            "partition {} went back from {prev:?} to {}",
+            m.partition(),
+            m.offset()
+        );
+        let kv = (
+            m.key().unwrap_or_default().to_vec(),
+            m.payload().unwrap_or_default().to_vec(),
+        );
         seen.insert((m.partition(), m.offset()), kv);
     }
     assert_eq!(seen, expected, "records differ from what was acknowledged");
 }
 
 fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
 }
 
 fn check_list_offsets(bootstrap: &str, acked: &Acked, before_ms: i64) {
     let c = consumer(bootstrap);
     let acked = acked.lock().unwrap();
     for p in 0..PARTITIONS {
-        let (low, high) = c.fetch_watermarks(TOPIC, p, CLIENT_TIMEOUT).expect("watermarks");
+        let (low, high) = c
+            .fetch_watermarks(TOPIC, p, CLIENT_TIMEOUT)
+            .expect("watermarks");
         let count = acked.keys().filter(|(part, _)| *part == p).count() as i64;
         assert_eq!((low, high), (0, count), "partition {p} watermarks");
     }
     let mut tpl = TopicPartitionList::new();
     for p in 0..PARTITIONS {
-        tpl.add_partition_offset(TOPIC, p, Offset::Offset(before_ms)).unwrap();
+        tpl.add_partition_offset(TOPIC, p, Offset::Offset(before_ms))
+            .unwrap();
     }
-    let found = c.offsets_for_times(tpl, CLIENT_TIMEOUT).expect("offsets_for_times");
+    let found = c
+        .offsets_for_times(tpl, CLIENT_TIMEOUT)
+        .expect("offsets_for_times");
     for e in found.elements() {
-        assert_eq!(e.offset(), Offset::Offset(0), "partition {}: first record at/after the start time", e.partition());
+        assert_eq!(
+            e.offset(),
+            Offset::Offset(0),
+            "partition {}: first record at/after the start time",
+            e.partition()
+        );
     }
     let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(TOPIC, 0, Offset::Offset(now_ms() + 3_600_000)).unwrap();
-    let found = c.offsets_for_times(tpl, CLIENT_TIMEOUT).expect("offsets_for_times");
-    assert_eq!(found.elements()[0].offset(), Offset::End, "no record an hour from now");
+    tpl.add_partition_offset(TOPIC, 0, Offset::Offset(now_ms() + 3_600_000))
+        .unwrap();
+    let found = c
+        .offsets_for_times(tpl, CLIENT_TIMEOUT)
+        .expect("offsets_for_times");
+    assert_eq!(
+        found.elements()[0].offset(),
+        Offset::End,
+        "no record an hour from now"
+    );
 }
 
 #[test]
@@ -155,9 +220,20 @@ fn produce_consume_list_offsets_and_restart() {
     create_topic(&broker.bootstrap(), TOPIC, PARTITIONS);
     let start_ms = now_ms() - 1;
     let acked = produce(&broker.bootstrap(), 0, RECORDS, &[]);
-    let per_partition: Vec<usize> =
-        (0..PARTITIONS).map(|p| acked.lock().unwrap().keys().filter(|(x, _)| *x == p).count()).collect();
-    assert!(per_partition.iter().all(|n| *n > 0), "keys spread over partitions: {per_partition:?}");
+    let per_partition: Vec<usize> = (0..PARTITIONS)
+        .map(|p| {
+            acked
+                .lock()
+                .unwrap()
+                .keys()
+                .filter(|(x, _)| *x == p)
+                .count()
+        })
+        .collect();
+    assert!(
+        per_partition.iter().all(|n| *n > 0),
+        "keys spread over partitions: {per_partition:?}"
+    );
     consume_all(&broker.bootstrap(), &acked);
     check_list_offsets(&broker.bootstrap(), &acked, start_ms);
 
@@ -171,7 +247,10 @@ fn produce_consume_list_offsets_and_restart() {
     acked.lock().unwrap().extend(more.lock().unwrap().clone());
     broker.kill();
     let broker = Broker::start(dir.path(), &[]);
-    assert!(broker.log_contains("no clean shutdown marker"), "SIGKILL must lead to recovery");
+    assert!(
+        broker.log_contains("no clean shutdown marker"),
+        "SIGKILL must lead to recovery"
+    );
     consume_all(&broker.bootstrap(), &acked);
 }
 
@@ -182,8 +261,17 @@ fn compressed_batches_round_trip() {
     create_topic(&broker.bootstrap(), TOPIC, PARTITIONS);
     let mut acked: Acked = Arc::default();
     for (i, codec) in ["gzip", "snappy", "lz4", "zstd"].iter().enumerate() {
-        let got = produce(&broker.bootstrap(), i * 1000, 1000, &[("compression.codec", codec)]);
-        Arc::get_mut(&mut acked).unwrap().get_mut().unwrap().extend(got.lock().unwrap().clone());
+        let got = produce(
+            &broker.bootstrap(),
+            i * 1000,
+            1000,
+            &[("compression.codec", codec)],
+        );
+        Arc::get_mut(&mut acked)
+            .unwrap()
+            .get_mut()
+            .unwrap()
+            .extend(got.lock().unwrap().clone());
     }
     consume_all(&broker.bootstrap(), &acked);
 }
@@ -191,13 +279,22 @@ fn compressed_batches_round_trip() {
 #[test]
 fn fsync_policy_and_small_segments() {
     let dir = tempfile::tempdir().unwrap();
-    let broker = Broker::start(dir.path(), &["log.flush.interval.messages=1", "log.segment.bytes=65536"]);
+    let broker = Broker::start(
+        dir.path(),
+        &["log.flush.interval.messages=1", "log.segment.bytes=16384"],
+    );
     create_topic(&broker.bootstrap(), TOPIC, PARTITIONS);
     let acked = produce(&broker.bootstrap(), 0, 5_000, &[]);
     consume_all(&broker.bootstrap(), &acked);
     let segments = std::fs::read_dir(dir.path().join(format!("{TOPIC}-0")))
         .unwrap()
-        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".log"))
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".log")
+        })
         .count();
-    assert!(segments > 1, "64 KiB segments must roll, found {segments}");
+    assert!(segments > 1, "16 KiB segments must roll, found {segments}");
 }

@@ -69,6 +69,20 @@ async fn check_reads(log: &mut PartitionLog, appended: &[(i64, Bytes)]) {
             sluice_engine::validate_batch(&bytes, u32::MAX).unwrap();
         }
     }
+    for (index, (base, original)) in appended.iter().enumerate() {
+        for max_bytes in [original.len() as u32 + 100, 1 << 20] {
+            let slice = log
+                .read(*base, max_bytes, FirstBatch::WithinLimit)
+                .unwrap()
+                .expect("data");
+            assert!(slice.len <= max_bytes);
+            let bytes = slice.read_to_bytes().await.unwrap();
+            let headers = sluice_engine::validate_batches(&bytes, u32::MAX).unwrap();
+            for (k, header) in headers.iter().enumerate() {
+                assert_eq!(header.base_offset, appended[index + k].0);
+            }
+        }
+    }
     let end = log.log_end_offset();
     assert!(log.read(end, 1 << 20, FirstBatch::Whole).unwrap().is_none());
     assert!(matches!(
@@ -349,6 +363,25 @@ fn a_flipped_byte_truncates_at_its_batch() {
 }
 
 #[test]
+fn a_clean_open_of_a_torn_tail_falls_back_to_a_rescan() {
+    let dir = tempfile::tempdir().unwrap();
+    let sizes: Vec<(usize, usize)> = (0..12).map(|i| (1 + i % 3, 10 + 7 * i)).collect();
+    let appended = build_log(dir.path(), &sizes);
+    let pdir = dir.path().join("orders-3");
+    let last = last_segment(&pdir);
+    let bytes = std::fs::read(&last).unwrap();
+    let (final_base, final_batch) = appended.last().unwrap();
+    std::fs::write(&last, &bytes[..bytes.len() - final_batch.len() / 2]).unwrap();
+    let (log, report) = reopen(&pdir, Recovery::Clean);
+    assert_eq!(log.log_end_offset(), *final_base);
+    assert_eq!(report.truncated_to_offset, Some(*final_base));
+    assert_eq!(
+        report.truncated_bytes as usize,
+        final_batch.len() - final_batch.len() / 2
+    );
+}
+
+#[test]
 fn clean_and_full_restarts_agree() {
     let dir = tempfile::tempdir().unwrap();
     let sizes: Vec<(usize, usize)> = (0..40).map(|i| (1 + i % 4, 3 * i % 50)).collect();
@@ -392,5 +425,41 @@ fn rejected_appends_reserve_nothing() {
             log.read(0, 100, FirstBatch::Whole),
             Err(ReadError::Io(_))
         ));
+    });
+}
+
+#[test]
+fn a_full_index_rolls_the_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    // Room for 3 offset index entries and 2 time index entries; an entry per batch.
+    let config = LogConfig {
+        index_interval_bytes: 0,
+        segment_index_bytes: 24,
+        ..LogConfig::default()
+    };
+    run(async {
+        let mut log = new_log(dir.path(), config);
+        let mut appended = Vec::new();
+        for i in 0..12 {
+            let b = batch(2, 30, 1000 + 10 * i);
+            let (base, _) = append(&mut log, b.clone()).await;
+            appended.push((base, b));
+        }
+        assert!(log.segment_count() >= 4, "{log:?}");
+        check_reads(&mut log, &appended).await;
+        assert_eq!(log.offset_for_timestamp(1055).unwrap(), Some((12, 1060)));
+        let job = log.sync_job().unwrap();
+        log.mark_flushed(job.run().await.unwrap());
+        assert!(log.sync_job().is_none());
+        log.close().unwrap();
+        let (mut log, _) = PartitionLog::open(
+            &dir.path().join("orders-3"),
+            config,
+            Recovery::Clean,
+            files(),
+        )
+        .unwrap();
+        assert_eq!(log.log_end_offset(), 24);
+        check_reads(&mut log, &appended).await;
     });
 }

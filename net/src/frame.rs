@@ -278,6 +278,33 @@ mod tests {
     }
 
     #[test]
+    fn reads_pipelined_frames_from_a_tcp_socket() {
+        use compio::io::AsyncWriteExt;
+        use compio::net::{TcpListener, TcpStream};
+        let bodies: Vec<Vec<u8>> = (0..50u8).map(|i| vec![i; 1000 * usize::from(i)]).collect();
+        let wire: Vec<u8> = bodies.iter().flat_map(|b| frame(b)).collect();
+        let received = compio::runtime::Runtime::new()
+            .unwrap()
+            .block_on(async move {
+                let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+                let address = listener.local_addr().unwrap();
+                let writer = compio::runtime::spawn(async move {
+                    let mut client = TcpStream::connect(address).await.unwrap();
+                    client.write_all(wire).await.0.unwrap();
+                });
+                let (mut server, _) = listener.accept().await.unwrap();
+                let mut reader = FrameReader::new(1 << 20);
+                let mut frames = Vec::new();
+                while let Some(body) = reader.read_frame(&mut server).await.unwrap() {
+                    frames.push(body.to_vec());
+                }
+                writer.await.unwrap();
+                frames
+            });
+        assert!(received == bodies, "{} frames", received.len());
+    }
+
+    #[test]
     fn frame_header_round_trips() {
         let mut buf = BytesMut::new();
         write_frame_header(&mut buf, 513);

@@ -23,7 +23,8 @@ pub mod frame;
 pub mod limits;
 
 pub use codec::{
-    decode_request, encode_response, DecodeError, DecodedRequest, EncodeError, RequestHeaderV,
+    decode_request, encode_response, peek_request_header, response_header_version, DecodeError,
+    DecodedRequest, EncodeError, RequestHeaderV,
 };
 pub use frame::{write_frame_header, FrameError, FrameReader};
 

@@ -26,6 +26,7 @@ pub fn handle(_version: i16, _req: ApiVersionsRequest) -> ApiVersionsResponse {
 pub fn unsupported_version() -> ResponseKind {
     let mut resp = handle(0, ApiVersionsRequest::default());
     resp.error_code = ResponseError::UnsupportedVersion.code();
-    resp.api_keys.retain(|v| v.api_key == ApiKey::ApiVersions as i16);
+    resp.api_keys
+        .retain(|v| v.api_key == ApiKey::ApiVersions as i16);
     ResponseKind::ApiVersions(resp)
 }

@@ -13,10 +13,15 @@ use kafka_protocol::protocol::StrBytes;
 use crate::controller::request_create;
 use crate::shard::Shard;
 
-pub async fn handle(shard: &Rc<Shard>, version: i16, req: CreateTopicsRequest) -> CreateTopicsResponse {
+pub async fn handle(
+    shard: &Rc<Shard>,
+    version: i16,
+    req: CreateTopicsRequest,
+) -> CreateTopicsResponse {
     let mut resp = CreateTopicsResponse::default();
     for topic in req.topics {
-        resp.topics.push(create_one(shard, version, topic, req.validate_only).await);
+        resp.topics
+            .push(create_one(shard, version, topic, req.validate_only).await);
     }
     resp
 }
@@ -25,7 +30,12 @@ pub async fn handle(shard: &Rc<Shard>, version: i16, req: CreateTopicsRequest) -
 const DETAILS_VERSION_MIN: i16 = 5;
 const TOPIC_ID_VERSION_MIN: i16 = 7;
 
-async fn create_one(shard: &Rc<Shard>, version: i16, topic: CreatableTopic, validate_only: bool) -> CreatableTopicResult {
+async fn create_one(
+    shard: &Rc<Shard>,
+    version: i16,
+    topic: CreatableTopic,
+    validate_only: bool,
+) -> CreatableTopicResult {
     let mut r = CreatableTopicResult::default();
     r.name = topic.name.clone();
     let outcome = match check(shard, &topic) {
@@ -60,7 +70,10 @@ fn check(shard: &Shard, topic: &CreatableTopic) -> Result<i32, (i16, String)> {
     if let Some(c) = topic.configs.first() {
         return Err((
             ResponseError::InvalidConfig.code(),
-            format!("topic config {} is not supported yet by this broker", c.name),
+            format!(
+                "topic config {} is not supported yet by this broker",
+                c.name
+            ),
         ));
     }
     if !topic.assignments.is_empty() {
@@ -72,7 +85,8 @@ fn check(shard: &Shard, topic: &CreatableTopic) -> Result<i32, (i16, String)> {
         }
         let node = shard.broker.node_id;
         for (i, a) in topic.assignments.iter().enumerate() {
-            if a.partition_index != i as i32 || a.broker_ids.len() != 1 || a.broker_ids[0].0 != node {
+            if a.partition_index != i as i32 || a.broker_ids.len() != 1 || a.broker_ids[0].0 != node
+            {
                 return Err((
                     ResponseError::InvalidReplicaAssignment.code(),
                     format!("partition {} must be assigned to exactly broker {node} (single-node broker)", a.partition_index),
@@ -81,12 +95,20 @@ fn check(shard: &Shard, topic: &CreatableTopic) -> Result<i32, (i16, String)> {
         }
         return Ok(topic.assignments.len() as i32);
     }
-    let rf = if topic.replication_factor == -1 { shard.config.default_replication_factor } else { topic.replication_factor };
+    let rf = if topic.replication_factor == -1 {
+        shard.config.default_replication_factor
+    } else {
+        topic.replication_factor
+    };
     if rf != 1 {
         return Err((
             ResponseError::InvalidReplicationFactor.code(),
             format!("Replication factor: {rf} larger than available brokers: 1."),
         ));
     }
-    Ok(if topic.num_partitions == -1 { shard.config.num_partitions } else { topic.num_partitions })
+    Ok(if topic.num_partitions == -1 {
+        shard.config.num_partitions
+    } else {
+        topic.num_partitions
+    })
 }

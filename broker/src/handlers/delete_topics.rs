@@ -10,12 +10,21 @@ use kafka_protocol::protocol::StrBytes;
 use crate::controller::request_delete;
 use crate::shard::Shard;
 
-pub async fn handle(shard: &Rc<Shard>, version: i16, req: DeleteTopicsRequest) -> DeleteTopicsResponse {
-    let mut targets: Vec<(Option<TopicName>, uuid::Uuid)> = req.topic_names.into_iter().map(|n| (Some(n), uuid::Uuid::nil())).collect();
+pub async fn handle(
+    shard: &Rc<Shard>,
+    version: i16,
+    req: DeleteTopicsRequest,
+) -> DeleteTopicsResponse {
+    let mut targets: Vec<(Option<TopicName>, uuid::Uuid)> = req
+        .topic_names
+        .into_iter()
+        .map(|n| (Some(n), uuid::Uuid::nil()))
+        .collect();
     targets.extend(req.topics.into_iter().map(|t| (t.name, t.topic_id)));
     let mut resp = DeleteTopicsResponse::default();
     for (name, id) in targets {
-        resp.responses.push(delete_one(shard, version, name, id).await);
+        resp.responses
+            .push(delete_one(shard, version, name, id).await);
     }
     resp
 }
@@ -24,7 +33,12 @@ pub async fn handle(shard: &Rc<Shard>, version: i16, req: DeleteTopicsRequest) -
 const TOPIC_ID_VERSION_MIN: i16 = 6;
 const ERROR_MESSAGE_VERSION_MIN: i16 = 5;
 
-async fn delete_one(shard: &Rc<Shard>, version: i16, name: Option<TopicName>, id: uuid::Uuid) -> DeletableTopicResult {
+async fn delete_one(
+    shard: &Rc<Shard>,
+    version: i16,
+    name: Option<TopicName>,
+    id: uuid::Uuid,
+) -> DeletableTopicResult {
     let mut r = DeletableTopicResult::default();
     r.topic_id = id;
     let resolved = match &name {

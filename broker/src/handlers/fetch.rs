@@ -41,7 +41,10 @@ pub async fn handle(shard: &Rc<Shard>, version: i16, req: FetchRequest) -> Fetch
         let listeners: Vec<_> = wanted
             .iter()
             .filter_map(|w| w.topic.as_ref().map(|t| (t, &w.partitions)))
-            .flat_map(|(t, ps)| ps.iter().filter_map(|p| t.partitions.get(usize::try_from(p.partition).ok()?)))
+            .flat_map(|(t, ps)| {
+                ps.iter()
+                    .filter_map(|p| t.partitions.get(usize::try_from(p.partition).ok()?))
+            })
             .map(|p| p.appended.listen())
             .collect();
         let (resp, bytes, errors) = read_all(shard, version, &wanted, req.max_bytes).await;
@@ -57,15 +60,29 @@ fn resolve(shard: &Shard, version: i16, req: &FetchRequest) -> Vec<Wanted> {
     req.topics
         .iter()
         .map(|t| {
-            let topic = if version >= TOPIC_ID_VERSION_MIN { meta.topic_by_id(t.topic_id) } else { meta.topic(&t.topic.0) };
-            Wanted { name: t.topic.clone(), topic_id: t.topic_id, topic: topic.cloned(), partitions: t.partitions.clone() }
+            let topic = if version >= TOPIC_ID_VERSION_MIN {
+                meta.topic_by_id(t.topic_id)
+            } else {
+                meta.topic(&t.topic.0)
+            };
+            Wanted {
+                name: t.topic.clone(),
+                topic_id: t.topic_id,
+                topic: topic.cloned(),
+                partitions: t.partitions.clone(),
+            }
         })
         .collect()
 }
 
 /// Reads every wanted partition within the response's byte budget. Returns the response, the
 /// record bytes in it, and whether any partition had an error (which answers at once).
-async fn read_all(shard: &Rc<Shard>, version: i16, wanted: &[Wanted], max_bytes: i32) -> (FetchResponse, usize, bool) {
+async fn read_all(
+    shard: &Rc<Shard>,
+    version: i16,
+    wanted: &[Wanted],
+    max_bytes: i32,
+) -> (FetchResponse, usize, bool) {
     let mut remaining = max_bytes.max(0) as usize;
     let mut total = 0usize;
     let mut errors = false;
@@ -75,20 +92,37 @@ async fn read_all(shard: &Rc<Shard>, version: i16, wanted: &[Wanted], max_bytes:
         t.topic = w.name.clone();
         t.topic_id = w.topic_id;
         for p in &w.partitions {
-            let part = match w.topic.as_ref().and_then(|t| t.partitions.get(usize::try_from(p.partition).ok()?)) {
+            let part = match w
+                .topic
+                .as_ref()
+                .and_then(|t| t.partitions.get(usize::try_from(p.partition).ok()?))
+            {
                 Some(info) => {
-                    let tp = TopicPartition { topic: w.topic.as_ref().unwrap().name.clone(), partition: p.partition };
+                    let tp = TopicPartition {
+                        topic: w.topic.as_ref().unwrap().name.clone(),
+                        partition: p.partition,
+                    };
                     let limit = (p.partition_max_bytes.max(0) as usize).min(remaining) as u32;
-                    let first = if total == 0 { FirstBatch::Whole } else { FirstBatch::WithinLimit };
+                    let first = if total == 0 {
+                        FirstBatch::Whole
+                    } else {
+                        FirstBatch::WithinLimit
+                    };
                     fetch_routed(shard, info, tp, p.fetch_offset, limit, first).await
                 }
-                None => FetchPart { error: unknown_topic(version).code(), high_watermark: -1, log_start_offset: -1, records: None },
+                None => FetchPart {
+                    error: unknown_topic(version).code(),
+                    high_watermark: -1,
+                    log_start_offset: -1,
+                    records: None,
+                },
             };
             let n = part.records.as_ref().map_or(0, |r| r.len());
             total += n;
             remaining = remaining.saturating_sub(n);
             errors |= part.error != 0;
-            t.partitions.push(partition_data(version, p.partition, part));
+            t.partitions
+                .push(partition_data(version, p.partition, part));
         }
         resp.responses.push(t);
     }

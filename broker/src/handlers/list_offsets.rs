@@ -6,13 +6,19 @@ use std::rc::Rc;
 
 use futures_util::future::join_all;
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 
 use crate::ops::{list_offsets_routed, ListOffsetsPart};
 use crate::shard::{Shard, TopicPartition};
 
-pub async fn handle(shard: &Rc<Shard>, version: i16, req: ListOffsetsRequest) -> ListOffsetsResponse {
+pub async fn handle(
+    shard: &Rc<Shard>,
+    version: i16,
+    req: ListOffsetsRequest,
+) -> ListOffsetsResponse {
     let meta = shard.metadata();
     let mut resp = ListOffsetsResponse::default();
     for topic in req.topics {
@@ -20,13 +26,22 @@ pub async fn handle(shard: &Rc<Shard>, version: i16, req: ListOffsetsRequest) ->
         let parts = join_all(topic.partitions.iter().map(|p| {
             let info = info.clone();
             async move {
-                let part = info.as_ref().and_then(|t| t.partitions.get(usize::try_from(p.partition_index).ok()?));
+                let part = info
+                    .as_ref()
+                    .and_then(|t| t.partitions.get(usize::try_from(p.partition_index).ok()?));
                 let found = match part {
                     Some(part) => {
-                        let tp = TopicPartition { topic: info.as_ref().unwrap().name.clone(), partition: p.partition_index };
+                        let tp = TopicPartition {
+                            topic: info.as_ref().unwrap().name.clone(),
+                            partition: p.partition_index,
+                        };
                         list_offsets_routed(shard, part, tp, p.timestamp).await
                     }
-                    None => ListOffsetsPart { error: ResponseError::UnknownTopicOrPartition.code(), timestamp: -1, offset: -1 },
+                    None => ListOffsetsPart {
+                        error: ResponseError::UnknownTopicOrPartition.code(),
+                        timestamp: -1,
+                        offset: -1,
+                    },
                 };
                 partition_response(version, p.partition_index, found)
             }
@@ -43,7 +58,11 @@ pub async fn handle(shard: &Rc<Shard>, version: i16, req: ListOffsetsRequest) ->
 /// The first version with `leader_epoch` in the answer.
 const LEADER_EPOCH_VERSION_MIN: i16 = 4;
 
-fn partition_response(version: i16, index: i32, found: ListOffsetsPart) -> ListOffsetsPartitionResponse {
+fn partition_response(
+    version: i16,
+    index: i32,
+    found: ListOffsetsPart,
+) -> ListOffsetsPartitionResponse {
     let mut r = ListOffsetsPartitionResponse::default();
     r.partition_index = index;
     r.error_code = found.error;

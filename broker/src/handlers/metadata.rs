@@ -6,7 +6,9 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::metadata_response::{MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic};
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
@@ -49,7 +51,9 @@ pub async fn handle(shard: &Rc<Shard>, version: i16, req: MetadataRequest) -> Me
     for t in requested {
         let entry = match t.name {
             Some(name) => {
-                let auto = allow_auto && shard.config.auto_create_topics_enable && created < AUTO_CREATE_PER_REQUEST_MAX;
+                let auto = allow_auto
+                    && shard.config.auto_create_topics_enable
+                    && created < AUTO_CREATE_PER_REQUEST_MAX;
                 let (entry, made) = by_name(shard, version, name, auto).await;
                 created += made as usize;
                 entry
@@ -77,20 +81,32 @@ fn brokers(shard: &Shard) -> Vec<MetadataResponseBroker> {
         .collect()
 }
 
-async fn by_name(shard: &Rc<Shard>, version: i16, name: TopicName, auto_create: bool) -> (MetadataResponseTopic, bool) {
+async fn by_name(
+    shard: &Rc<Shard>,
+    version: i16,
+    name: TopicName,
+    auto_create: bool,
+) -> (MetadataResponseTopic, bool) {
     if let Some(topic) = shard.metadata().topic(&name.0) {
         return (topic_entry(shard, version, topic), false);
     }
-    let unknown = || error_entry(Some(name.clone()), ResponseError::UnknownTopicOrPartition.code());
+    let unknown = || {
+        error_entry(
+            Some(name.clone()),
+            ResponseError::UnknownTopicOrPartition.code(),
+        )
+    };
     if !auto_create {
         return (unknown(), false);
     }
     match request_create(shard, &name.0, shard.config.num_partitions, false).await {
         Ok(topic) => (topic_entry(shard, version, &topic), true),
-        Err((code, _)) if code == ResponseError::TopicAlreadyExists.code() => match shard.metadata().topic(&name.0) {
-            Some(topic) => (topic_entry(shard, version, topic), false),
-            None => (unknown(), false),
-        },
+        Err((code, _)) if code == ResponseError::TopicAlreadyExists.code() => {
+            match shard.metadata().topic(&name.0) {
+                Some(topic) => (topic_entry(shard, version, topic), false),
+                None => (unknown(), false),
+            }
+        }
         Err((code, message)) => {
             tracing::debug!(topic = %name.0, "auto-create refused: {message}");
             (error_entry(Some(name), code), false)
@@ -119,7 +135,10 @@ fn error_entry(name: Option<TopicName>, error_code: i16) -> MetadataResponseTopi
 
 fn topic_entry(shard: &Shard, version: i16, topic: &Arc<TopicInfo>) -> MetadataResponseTopic {
     let node = BrokerId(shard.broker.node_id);
-    let mut t = error_entry(Some(TopicName(StrBytes::from_string(topic.name.to_string()))), 0);
+    let mut t = error_entry(
+        Some(TopicName(StrBytes::from_string(topic.name.to_string()))),
+        0,
+    );
     if version >= TOPIC_ID_VERSION_MIN {
         t.topic_id = topic.id.0;
     }

@@ -23,7 +23,10 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
 ];
 
 pub fn supported(api_key: ApiKey) -> Option<(i16, i16)> {
-    SUPPORTED.iter().find(|(k, _, _)| *k == api_key).map(|(_, min, max)| (*min, *max))
+    SUPPORTED
+        .iter()
+        .find(|(k, _, _)| *k == api_key)
+        .map(|(_, min, max)| (*min, *max))
 }
 
 #[cfg(test)]
@@ -34,7 +37,10 @@ mod tests {
     fn supported_ranges_are_within_the_codec() {
         for (key, min, max) in SUPPORTED {
             let valid = key.valid_versions();
-            assert!(valid.min <= *min && *max <= valid.max, "{key:?} {min}..={max} vs {valid:?}");
+            assert!(
+                valid.min <= *min && *max <= valid.max,
+                "{key:?} {min}..={max} vs {valid:?}"
+            );
         }
     }
 }

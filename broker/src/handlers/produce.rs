@@ -14,6 +14,9 @@ use crate::connection::Reply;
 use crate::ops::{produce_routed, ProducePart, NONE};
 use crate::shard::{Shard, TopicPartition};
 
+/// acks=0 (no answer), 1 (leader), -1 (all in-sync replicas).
+const ACKS_VALID: [i16; 3] = [0, 1, -1];
+
 pub async fn handle(shard: &Rc<Shard>, version: i16, req: ProduceRequest) -> Reply {
     let acks = req.acks;
     let meta = shard.metadata();
@@ -24,18 +27,30 @@ pub async fn handle(shard: &Rc<Shard>, version: i16, req: ProduceRequest) -> Rep
             let info = info.clone();
             let name = topic.name.0.clone();
             async move {
-                let part = info.as_ref().and_then(|t| usize::try_from(pd.index).ok().and_then(|i| t.partitions.get(i)));
-                let result = match (acks, part, pd.records) {
-                    (0 | 1 | -1, Some(part), Some(records)) => {
-                        let tp = TopicPartition { topic: info.as_ref().unwrap().name.clone(), partition: pd.index };
+                let part = info.as_ref().and_then(|t| {
+                    usize::try_from(pd.index)
+                        .ok()
+                        .and_then(|i| t.partitions.get(i))
+                });
+                let result = match (ACKS_VALID.contains(&acks), part, pd.records) {
+                    (true, Some(part), Some(records)) => {
+                        let tp = TopicPartition {
+                            topic: info.as_ref().unwrap().name.clone(),
+                            partition: pd.index,
+                        };
                         produce_routed(shard, part, tp, records).await
                     }
-                    (0 | 1 | -1, Some(_), None) => failed(ResponseError::InvalidRecord, "produce without records"),
-                    (0 | 1 | -1, None, _) => failed(
+                    (true, Some(_), None) => {
+                        failed(ResponseError::InvalidRecord, "produce without records")
+                    }
+                    (true, None, _) => failed(
                         ResponseError::UnknownTopicOrPartition,
                         &format!("This server does not host {name}-{}.", pd.index),
                     ),
-                    _ => failed(ResponseError::InvalidRequiredAcks, "acks must be 0, 1 or -1"),
+                    _ => failed(
+                        ResponseError::InvalidRequiredAcks,
+                        "acks must be 0, 1 or -1",
+                    ),
                 };
                 (pd.index, result)
             }
@@ -44,7 +59,10 @@ pub async fn handle(shard: &Rc<Shard>, version: i16, req: ProduceRequest) -> Rep
         let mut t = TopicProduceResponse::default();
         t.name = topic.name;
         t.topic_id = topic.topic_id;
-        t.partition_responses = parts.into_iter().map(|(index, p)| partition_response(version, index, p)).collect();
+        t.partition_responses = parts
+            .into_iter()
+            .map(|(index, p)| partition_response(version, index, p))
+            .collect();
         resp.responses.push(t);
     }
     if acks == 0 {
@@ -65,7 +83,12 @@ pub async fn handle(shard: &Rc<Shard>, version: i16, req: ProduceRequest) -> Rep
 }
 
 fn failed(error: ResponseError, message: &str) -> ProducePart {
-    ProducePart { error: error.code(), message: Some(message.to_string()), base_offset: -1, log_start_offset: -1 }
+    ProducePart {
+        error: error.code(),
+        message: Some(message.to_string()),
+        base_offset: -1,
+        log_start_offset: -1,
+    }
 }
 
 /// First versions with `log_start_offset` and with `error_message` in the answer.

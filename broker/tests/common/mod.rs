@@ -65,11 +65,19 @@ impl Broker {
                 Ok(Err(())) => ready = true,
                 Err(_) => {
                     let _ = child.kill();
-                    panic!("sluiced did not become ready; log:\n{}", log.lock().unwrap().join("\n"));
+                    panic!(
+                        "sluiced did not become ready; log:\n{}",
+                        log.lock().unwrap().join("\n")
+                    );
                 }
             }
         }
-        Broker { child: Some(child), port: port.unwrap(), dir: dir.to_path_buf(), log }
+        Broker {
+            child: Some(child),
+            port: port.unwrap(),
+            dir: dir.to_path_buf(),
+            log,
+        }
     }
 
     pub fn bootstrap(&self) -> String {
@@ -89,7 +97,10 @@ impl Broker {
             if let Some(status) = child.try_wait().unwrap() {
                 return status;
             }
-            assert!(Instant::now() < deadline, "sluiced did not exit after signal {sig}");
+            assert!(
+                Instant::now() < deadline,
+                "sluiced did not exit after signal {sig}"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -129,5 +140,8 @@ pub fn start_fails(args: &[&str]) -> (i32, String) {
         .expect("spawn sluiced")
         .wait_with_output()
         .unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
