@@ -14,7 +14,7 @@ use bytes::Bytes;
 use futures_channel::oneshot;
 use futures_util::future::join_all;
 use sluice_engine::AppendError;
-use sluice_engine::{PendingAppend, SyncJob};
+use sluice_engine::{PartitionLog, PendingAppend, SyncJob};
 
 use crate::config::Config;
 use crate::metadata::PartitionInfo;
@@ -160,6 +160,22 @@ impl Appender {
         for (_, partition) in touched.values() {
             partition.appended.notify(usize::MAX);
         }
+        self.sync_rolled(touched.values().map(|(l, _)| l));
+    }
+
+    /// Rolled segments and new directories are fsynced whatever the flush policy, off the
+    /// ack path (Kafka flushes a rolled segment asynchronously too).
+    fn sync_rolled<'a>(&self, logs: impl Iterator<Item = &'a LogRef>) {
+        let jobs = collect_sync_jobs(logs, PartitionLog::roll_sync_due);
+        if jobs.is_empty() {
+            return;
+        }
+        compio::runtime::spawn(async move {
+            for (_, err) in run_sync_jobs(jobs).await {
+                tracing::error!("{err}");
+            }
+        })
+        .detach();
     }
 
     /// Runs the fsyncs the flush policy asks for; returns the logs whose sync failed.
@@ -167,20 +183,31 @@ impl Appender {
         &self,
         logs: impl Iterator<Item = &'a LogRef>,
     ) -> HashMap<*const (), String> {
-        let mut jobs: Vec<(LogRef, SyncJob)> = Vec::new();
-        for log in logs {
-            let mut l = log.borrow_mut();
-            let due = self
-                .flush_interval_messages
-                .is_some_and(|n| l.unflushed_messages() >= n);
-            if due {
-                if let Some(job) = l.sync_job() {
-                    jobs.push((log.clone(), job));
-                }
-            }
-        }
+        let policy = self.flush_interval_messages;
+        let jobs = collect_sync_jobs(logs, |l| {
+            policy.is_some_and(|n| l.unflushed_messages() >= n)
+        });
         run_sync_jobs(jobs).await
     }
+}
+
+/// The sync jobs of the logs for which `due` holds.
+pub fn collect_sync_jobs<'a>(
+    logs: impl Iterator<Item = &'a LogRef>,
+    due: impl Fn(&PartitionLog) -> bool,
+) -> Vec<(LogRef, SyncJob)> {
+    logs.filter_map(|log| {
+        let job = {
+            let mut l = log.borrow_mut();
+            if due(&l) {
+                l.sync_job()
+            } else {
+                None
+            }
+        };
+        job.map(|j| (log.clone(), j))
+    })
+    .collect()
 }
 
 /// Runs sync jobs concurrently and records what they made durable.

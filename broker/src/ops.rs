@@ -99,6 +99,9 @@ pub async fn produce_local(shard: &Rc<Shard>, tp: TopicPartition, records: Bytes
             };
             produce_error(code, e.message)
         }
+        Err(AppendFailure::Rejected(e @ AppendError::LargerThanSegment { .. })) => {
+            produce_error(ResponseError::RecordListTooLarge, e.to_string())
+        }
         Err(AppendFailure::Rejected(AppendError::Offline)) => produce_error(
             ResponseError::KafkaStorageError,
             "the partition's log is offline after a disk error",

@@ -14,7 +14,7 @@ use futures_util::future::{select, Either};
 use sluice_engine::{PartitionLog, TopicId};
 use sluice_engine::{Recovery, RecoveryReport};
 
-use crate::append::run_sync_jobs;
+use crate::append::{collect_sync_jobs, run_sync_jobs};
 use crate::config::Config;
 use crate::connection::serve_connection;
 use crate::controller::Controller;
@@ -331,18 +331,8 @@ async fn periodic_flush(shard: Rc<Shard>, interval_ms: u64) {
         if shard.stopping.get() {
             return;
         }
-        let jobs: Vec<_> = shard
-            .logs
-            .borrow()
-            .values()
-            .filter_map(|log| {
-                let job = {
-                    let mut l = log.borrow_mut();
-                    (l.unflushed_messages() > 0).then(|| l.sync_job()).flatten()
-                };
-                job.map(|j| (log.clone(), j))
-            })
-            .collect();
+        let logs: Vec<_> = shard.logs.borrow().values().cloned().collect();
+        let jobs = collect_sync_jobs(logs.iter(), |l| l.unflushed_messages() > 0);
         for (_, err) in run_sync_jobs(jobs).await {
             tracing::error!(shard = shard.id, "{err}");
         }

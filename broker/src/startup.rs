@@ -4,8 +4,9 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use nix::sys::signal::{SigSet, Signal};
@@ -75,6 +76,7 @@ pub fn run(args: Vec<String>) -> Result<(), String> {
         tracing::warn!("{w}");
     }
     raise_open_files_limit();
+    warn_if_overcommit_strict();
     let main_rt = probe_io_uring()?;
     let cpus = affinity_cpus();
     let shards = config.num_shards.unwrap_or(cpus.len()).max(1);
@@ -94,16 +96,12 @@ pub fn run(args: Vec<String>) -> Result<(), String> {
         config.node_id
     );
 
-    let advertised = config.advertised(
-        &bound
-            .iter()
-            .map(|(l, p, _)| (l.clone(), *p))
-            .collect::<Vec<_>>(),
-    );
+    let ports: Vec<_> = bound.iter().map(|(l, p, _)| (l.clone(), *p)).collect();
     let broker = Arc::new(BrokerInfo {
         node_id: config.node_id,
         cluster_id: dirs.cluster_id.clone(),
-        advertised: advertised
+        advertised: config
+            .advertised(&ports)
             .iter()
             .map(|l| (l.host.clone(), l.port))
             .collect(),
@@ -111,10 +109,65 @@ pub fn run(args: Vec<String>) -> Result<(), String> {
     });
     block_shutdown_signals();
     let config = Arc::new(config);
-    let (peers, inboxes) = Peers::new(shards);
     let (events_tx, events) = sync_channel::<ShardEvent>(shards * 4 + 4);
+    let placement = Placement {
+        cpus,
+        shards,
+        bound,
+        partitions: dirs.partitions,
+    };
+    let (peers, threads) = spawn_shards(&config, &broker, placement, &events_tx)?;
+    spawn_signal_thread(events_tx);
+    let snapshot = gather_partitions(&events, shards)?;
+    let topics = snapshot.topics.len();
+    main_rt.block_on(crate::controller::publish_to(&peers, Arc::new(snapshot)));
+    tracing::info!("ready: {topics} topics");
+
+    let outcome = wait_for_stop(&events);
+    let clean = shutdown(&peers, &events, shards);
+    for t in threads {
+        let _ = t.join();
+    }
+    if clean {
+        for dir in &config.log_dirs {
+            if let Err(e) = write_clean_shutdown_marker(dir) {
+                tracing::error!("writing clean shutdown marker in {}: {e}", dir.display());
+            }
+        }
+    }
+    drop(dirs.locks);
+    let how = if clean {
+        " cleanly"
+    } else {
+        " (logs will be recovered at next start)"
+    };
+    tracing::info!("stopped{how}");
+    outcome
+}
+
+/// What goes where when the shard threads start.
+struct Placement {
+    cpus: Vec<usize>,
+    shards: usize,
+    bound: Vec<BoundListener>,
+    partitions: Vec<FoundPartition>,
+}
+
+fn spawn_shards(
+    config: &Arc<Config>,
+    broker: &Arc<BrokerInfo>,
+    placement: Placement,
+    events: &SyncSender<ShardEvent>,
+) -> Result<(Arc<Peers>, Vec<JoinHandle<()>>), String> {
+    let Placement {
+        cpus,
+        shards,
+        bound,
+        partitions,
+    } = placement;
+    let (peers, inboxes) = Peers::new(shards);
     let mut by_shard: Vec<Vec<FoundPartition>> = (0..shards).map(|_| Vec::new()).collect();
-    for p in dirs.partitions {
+    for p in partitions {
         by_shard[owner_shard(&p.topic, p.partition, shards)].push(p);
     }
     let mut sockets: Vec<Vec<std::net::TcpListener>> = (0..shards).map(|_| Vec::new()).collect();
@@ -138,7 +191,7 @@ pub fn run(args: Vec<String>) -> Result<(), String> {
             inbox,
             listeners,
             partitions,
-            events: events_tx.clone(),
+            events: events.clone(),
         };
         let handle = std::thread::Builder::new()
             .name(format!("shard-{id}"))
@@ -146,34 +199,18 @@ pub fn run(args: Vec<String>) -> Result<(), String> {
             .map_err(|e| format!("starting shard thread {id}: {e}"))?;
         threads.push(handle);
     }
-    spawn_signal_thread(events_tx);
-    let snapshot = gather_partitions(&events, shards)?;
-    let topics = snapshot.topics.len();
-    main_rt.block_on(crate::controller::publish_to(&peers, Arc::new(snapshot)));
-    tracing::info!("ready: {topics} topics");
+    Ok((peers, threads))
+}
 
-    let outcome = wait_for_stop(&events);
-    let clean = shutdown(&peers, &events, shards);
-    for t in threads {
-        let _ = t.join();
+/// Under `vm.overcommit_memory=2` the lazy reservations that make hostile array counts
+/// harmless are refused, and such a request would abort the process.
+fn warn_if_overcommit_strict() {
+    if let Ok(true) = sluice_net::alloc::overcommit_refuses_lazy_reservation() {
+        tracing::warn!(
+            "vm.overcommit_memory=2: a request claiming a huge array count can abort sluiced \
+             (kafka-protocol sizes allocations from the peer's counts); use overcommit mode 0 or 1"
+        );
     }
-    if clean {
-        for dir in &config.log_dirs {
-            if let Err(e) = write_clean_shutdown_marker(dir) {
-                tracing::error!("writing clean shutdown marker in {}: {e}", dir.display());
-            }
-        }
-    }
-    drop(dirs.locks);
-    tracing::info!(
-        "stopped{}",
-        if clean {
-            " cleanly"
-        } else {
-            " (logs will be recovered at next start)"
-        }
-    );
-    outcome
 }
 
 struct LogDirs {

@@ -284,7 +284,8 @@ fn fsync_policy_and_small_segments() {
         &["log.flush.interval.messages=1", "log.segment.bytes=16384"],
     );
     create_topic(&broker.bootstrap(), TOPIC, PARTITIONS);
-    let acked = produce(&broker.bootstrap(), 0, 5_000, &[]);
+    let small_batches = [("linger.ms", "0"), ("batch.size", "4096")];
+    let acked = produce(&broker.bootstrap(), 0, 5_000, &small_batches);
     consume_all(&broker.bootstrap(), &acked);
     let segments = std::fs::read_dir(dir.path().join(format!("{TOPIC}-0")))
         .unwrap()

@@ -145,6 +145,12 @@ pub enum AppendError {
     Io(#[from] io::Error),
     #[error("the log is offline after a failed write")]
     Offline,
+    /// The records of one append exceed `segment_bytes` (Kafka's RecordBatchTooLarge).
+    #[error("{records_bytes} bytes of records exceed the segment size {segment_bytes}")]
+    LargerThanSegment {
+        records_bytes: u64,
+        segment_bytes: u64,
+    },
 }
 
 /// Where the visible log ends: the offset and its byte position in its segment.
@@ -523,6 +529,12 @@ impl PartitionLog {
             return Err(AppendError::Offline);
         }
         let headers = validate_batches(&records, self.config.max_message_bytes)?;
+        if records.len() as u64 > self.config.segment_bytes {
+            return Err(AppendError::LargerThanSegment {
+                records_bytes: records.len() as u64,
+                segment_bytes: self.config.segment_bytes,
+            });
+        }
         let record_count: i64 = headers
             .iter()
             .map(|h| i64::from(h.last_offset_delta) + 1)
@@ -697,6 +709,17 @@ impl PartitionLog {
             self.dir_sync_owed = DirSync::Done;
         }
         (!job.is_empty()).then_some(job)
+    }
+
+    /// True when a rolled segment (or the directory after a roll) still waits for its fsync
+    /// and everything it holds has been written, so `sync_job` would include it.
+    pub fn roll_sync_due(&self) -> bool {
+        self.offline.is_none()
+            && (self.dir_sync_owed == DirSync::Owed
+                || self
+                    .roll_syncs
+                    .iter()
+                    .any(|r| r.end_offset <= self.log_end.offset))
     }
 
     /// Records that a `SyncJob` finished.

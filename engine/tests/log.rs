@@ -7,7 +7,9 @@ use bytes::Bytes;
 use proptest::prelude::*;
 use sluice_engine::batch::BatchHeader;
 use sluice_engine::testing::build_batch;
-use sluice_engine::{FileCache, FirstBatch, LogConfig, PartitionLog, ReadError, Recovery, TopicId};
+use sluice_engine::{
+    AppendError, FileCache, FirstBatch, LogConfig, PartitionLog, ReadError, Recovery, TopicId,
+};
 
 fn run<T>(f: impl std::future::Future<Output = T>) -> T {
     compio::runtime::Runtime::new()
@@ -17,7 +19,7 @@ fn run<T>(f: impl std::future::Future<Output = T>) -> T {
 
 fn tiny_config() -> LogConfig {
     LogConfig {
-        segment_bytes: 400,
+        segment_bytes: 1024,
         index_interval_bytes: 100,
         segment_index_bytes: 96,
         ..LogConfig::default()
@@ -187,8 +189,8 @@ fn list_offsets_by_timestamp_and_max_timestamp() {
                 (None, Some(b"b"), 105),
                 (None, Some(b"c"), 103),
             ]),
-            build_batch(&[(None, Some(&[b'x'; 200][..]), 110), (None, Some(b"e"), 90)]),
-            build_batch(&[(None, Some(&[b'y'; 200][..]), 108), (None, Some(b"g"), 110)]),
+            build_batch(&[(None, Some(&[b'x'; 500][..]), 110), (None, Some(b"e"), 90)]),
+            build_batch(&[(None, Some(&[b'y'; 500][..]), 108), (None, Some(b"g"), 110)]),
             build_batch(&[(None, Some(b"h"), 107)]),
         ];
         for b in batches {
@@ -249,7 +251,7 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
 
     #[test]
-    fn round_trip_with_rolls_and_restarts(sizes in proptest::collection::vec((1usize..6, 0usize..120), 1..25)) {
+    fn round_trip_with_rolls_and_restarts(sizes in proptest::collection::vec((1usize..6, 0usize..100), 1..40)) {
         let dir = tempfile::tempdir().unwrap();
         let appended = build_log(dir.path(), &sizes);
         let pdir = dir.path().join("orders-3");
@@ -462,4 +464,22 @@ fn a_full_index_rolls_the_segment() {
         assert_eq!(log.log_end_offset(), 24);
         check_reads(&mut log, &appended).await;
     });
+}
+
+#[test]
+fn an_append_larger_than_a_segment_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = new_log(dir.path(), tiny_config());
+    let err = log.prepare_append(batch(1, 2000, 1), 0).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            AppendError::LargerThanSegment {
+                segment_bytes: 1024,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(log.next_offset(), 0, "nothing reserved");
 }
