@@ -39,7 +39,7 @@ log "sluiced on $bootstrap"
 python3 tests/clients/roundtrip.py kafka-python "$bootstrap" py-topic
 python3 tests/clients/roundtrip.py confluent-kafka "$bootstrap" ck-topic
 
-log "kcat $(kcat -V 2>&1 | head -n1)"
+log "kcat with $(kcat -V 2>&1 | grep -o 'librdkafka [0-9.]*' | head -n1)"
 seq 1 1000 | awk '{print "key-" $1 ":value-" $1}' >"$data/in.txt"
 kcat -b "$bootstrap" -P -t kcat-topic -K: -X acks=all -X topic.metadata.refresh.interval.ms=100 <"$data/in.txt"
 kcat -b "$bootstrap" -C -t kcat-topic -K: -o beginning -e -q -f '%k:%s\n' >"$data/out.txt"

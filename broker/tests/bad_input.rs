@@ -166,15 +166,7 @@ fn hostile_bodies() -> Vec<Vec<u8>> {
 fn huge_claimed_counts_for_every_served_api() {
     let dir = tempfile::tempdir().unwrap();
     let broker = Broker::start(dir.path(), &[]);
-    let served = [
-        (ApiKey::Produce, 3, 11),
-        (ApiKey::Fetch, 4, 16),
-        (ApiKey::ListOffsets, 1, 8),
-        (ApiKey::Metadata, 0, 12),
-        (ApiKey::ApiVersions, 0, 4),
-        (ApiKey::CreateTopics, 2, 7),
-        (ApiKey::DeleteTopics, 1, 6),
-    ];
+    let served = sluice_broker::handlers::SUPPORTED;
     let sent: usize = std::thread::scope(|scope| {
         let workers: Vec<_> = served
             .iter()
