@@ -299,3 +299,40 @@ fn fsync_policy_and_small_segments() {
         .count();
     assert!(segments > 1, "16 KiB segments must roll, found {segments}");
 }
+
+/// A consumer long-polling with a 20 s `fetch.wait.max.ms` sees a record appended meanwhile
+/// well before its wait ends: the parked fetch wakes on the append, not on a timer.
+#[test]
+fn long_poll_wakes_on_append() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path(), &[]);
+    create_topic(&broker.bootstrap(), TOPIC, 1);
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", broker.bootstrap())
+        .set("group.id", "sluice-test")
+        .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", "20000")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(TOPIC, 0, Offset::Beginning)
+        .unwrap();
+    c.assign(&tpl).unwrap();
+    // Let the consumer park its first fetch on the empty partition.
+    assert!(c.poll(Duration::from_millis(1500)).is_none());
+    let sent = Instant::now();
+    produce(&broker.bootstrap(), 0, 1, &[]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let m = loop {
+        assert!(Instant::now() < deadline, "record never arrived");
+        if let Some(m) = c.poll(Duration::from_millis(100)) {
+            break m.expect("consume");
+        }
+    };
+    assert_eq!(m.offset(), 0);
+    let waited = sent.elapsed();
+    assert!(
+        waited < Duration::from_secs(10),
+        "the long poll woke after {waited:?}, not on the append"
+    );
+}

@@ -8,7 +8,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_util::future::select_all;
+use futures_util::future::{select, select_all};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_request::FetchPartition;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
@@ -47,11 +47,14 @@ pub async fn handle(shard: &Rc<Shard>, version: i16, req: FetchRequest) -> Fetch
             })
             .map(|p| p.appended.listen())
             .collect();
+        let stop = shard.stop.listen();
         let (resp, bytes, errors) = read_all(shard, version, &wanted, req.max_bytes).await;
-        if bytes >= min_bytes || errors || listeners.is_empty() || Instant::now() >= deadline {
+        let done = bytes >= min_bytes || errors || listeners.is_empty();
+        if done || shard.stopping.get() || Instant::now() >= deadline {
             return resp;
         }
-        let _ = compio::time::timeout_at(deadline, select_all(listeners)).await;
+        // Wakes on an append to any wanted partition, the deadline, or the broker stopping.
+        let _ = compio::time::timeout_at(deadline, select(select_all(listeners), stop)).await;
     }
 }
 
