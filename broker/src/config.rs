@@ -19,6 +19,8 @@ pub const MESSAGE_MAX_BYTES_DEFAULT: u64 = 1_048_588;
 pub const LOG_SEGMENT_BYTES_MIN: u64 = 1024;
 /// Segments address positions with i32 like Kafka's `.index` entries.
 pub const LOG_SEGMENT_BYTES_MAX: u64 = i32::MAX as u64;
+/// Kafka's `log.flush.offset.checkpoint.interval.ms` default (1 minute).
+pub const LOG_FLUSH_OFFSET_CHECKPOINT_INTERVAL_MS_DEFAULT: u64 = 60_000;
 /// Shards are pinned threads; more than this is surely a typo.
 pub const NUM_SHARDS_MAX: u64 = 1024;
 
@@ -73,6 +75,8 @@ pub struct Config {
     pub log_flush_interval_messages: Option<u64>,
     pub log_flush_interval_ms: Option<u64>,
     pub num_shards: Option<usize>,
+    /// How often each log dir's `recovery-point-offset-checkpoint` is written.
+    pub log_flush_offset_checkpoint_interval_ms: u64,
 }
 
 impl Default for Config {
@@ -95,6 +99,8 @@ impl Default for Config {
             log_flush_interval_messages: None,
             log_flush_interval_ms: None,
             num_shards: None,
+            log_flush_offset_checkpoint_interval_ms:
+                LOG_FLUSH_OFFSET_CHECKPOINT_INTERVAL_MS_DEFAULT,
         }
     }
 }
@@ -207,6 +213,10 @@ impl Config {
             "log.flush.interval.ms" => {
                 let n = parse_int(key, value, 0, i64::MAX)?;
                 self.log_flush_interval_ms = (n != i64::MAX).then_some(n as u64);
+            }
+            "log.flush.offset.checkpoint.interval.ms" => {
+                self.log_flush_offset_checkpoint_interval_ms =
+                    parse_int(key, value, 1, i32::MAX as i64)? as u64
             }
             "num.shards" => {
                 self.num_shards = Some(parse_int(key, value, 1, NUM_SHARDS_MAX as i64)? as usize)

@@ -48,6 +48,10 @@ pub enum ShardMsg {
         snapshot: Arc<ClusterMetadata>,
         reply: oneshot::Sender<()>,
     },
+    /// Every owned partition's log dir, topic, partition and recovery point.
+    RecoveryPoints {
+        reply: oneshot::Sender<Vec<RecoveryPoint>>,
+    },
     /// For the controller (shard 0 only).
     Controller(ControllerCmd),
     /// Shutdown phase 1: stop accepting, finish in-flight requests (other shards still serve
@@ -56,6 +60,9 @@ pub enum ShardMsg {
     /// Shutdown phase 2, once every shard has drained: flush and close the logs, end the thread.
     Close,
 }
+
+/// (log dir, topic, partition, recovery point) of one partition.
+pub type RecoveryPoint = (std::path::PathBuf, String, i32, i64);
 
 /// Senders to every shard's inbox, indexed by shard id. Shared by all shards.
 pub struct Peers {

@@ -117,6 +117,12 @@ async fn shard_main(setup: ShardSetup) {
     if let Some(c) = &controller {
         let (c, s) = (c.clone(), shard.clone());
         compio::runtime::spawn(async move { c.run(s).await }).detach();
+        let interval_ms = config.log_flush_offset_checkpoint_interval_ms;
+        compio::runtime::spawn(crate::checkpoint::checkpoint_loop(
+            shard.clone(),
+            interval_ms,
+        ))
+        .detach();
     }
     if let Some(ms) = config.log_flush_interval_ms {
         compio::runtime::spawn(periodic_flush(shard.clone(), ms)).detach();
@@ -174,11 +180,13 @@ fn open_partitions(
 }
 
 fn log_recovery(p: &FoundPartition, report: &RecoveryReport) {
-    if report.truncated_bytes > 0 {
+    if report.truncated_to_offset.is_some() {
         tracing::warn!(
             dir = %p.dir.display(),
             truncated_bytes = report.truncated_bytes,
             truncated_to_offset = ?report.truncated_to_offset,
+            deleted_segments = report.deleted_segments,
+            rescanned_segments = report.rescanned_segments,
             "recovery truncated the log tail: {}",
             report.reason.as_deref().unwrap_or("torn or corrupt tail")
         );
@@ -316,6 +324,9 @@ async fn handle_msg(shard: Rc<Shard>, msg: ShardMsg) {
             *shard.metadata.borrow_mut() = snapshot;
             shard.ready.notify(usize::MAX);
             let _ = reply.send(());
+        }
+        ShardMsg::RecoveryPoints { reply } => {
+            let _ = reply.send(crate::checkpoint::local_recovery_points(&shard));
         }
         ShardMsg::Controller(_) | ShardMsg::Stop | ShardMsg::Close => {
             tracing::error!(shard = shard.id, "control message reached handle_msg");

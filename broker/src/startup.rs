@@ -14,8 +14,9 @@ use sluice_engine::logdir::{
     lock_log_dir, scan_partition_dirs, take_clean_shutdown_marker, write_clean_shutdown_marker,
     LogDirLock,
 };
-use sluice_engine::Recovery;
 use sluice_engine::TopicId;
+use sluice_engine::{read_offset_checkpoint, Shutdown, RECOVERY_POINT_CHECKPOINT_FILE};
+use std::collections::HashMap;
 
 use crate::config::{parse_properties, Config, Listener};
 use crate::metadata::{new_topic, owner_shard, ClusterMetadata};
@@ -233,26 +234,31 @@ fn prepare_log_dirs(config: &Config) -> Result<LogDirs, String> {
         locks.push(lock_log_dir(dir).map_err(|e| e.to_string())?);
         let id = meta_properties(dir, config.node_id, cluster_id.as_deref())?;
         cluster_id.get_or_insert(id);
-        let recovery = take_clean_shutdown_marker(dir)
+        let shutdown = take_clean_shutdown_marker(dir)
             .map_err(|e| format!("data dir {}: {e}", dir.display()))?;
         let found = scan_partition_dirs(dir)
             .map_err(|e| format!("scanning data dir {}: {e}", dir.display()))?;
-        if matches!(recovery, Recovery::Full) && !found.is_empty() {
+        let mut points = HashMap::new();
+        if shutdown == Shutdown::Unclean && !found.is_empty() {
             tracing::info!(
                 "{}: no clean shutdown marker; logs will be recovered",
                 dir.display()
             );
+            points = read_offset_checkpoint(&dir.join(RECOVERY_POINT_CHECKPOINT_FILE))
+                .unwrap_or_else(|e| {
+                    tracing::warn!("{e}; every segment will be rescanned");
+                    HashMap::new()
+                });
         }
-        partitions.extend(
-            found
-                .into_iter()
-                .map(|(topic, partition, path)| FoundPartition {
-                    topic,
-                    partition,
-                    dir: path,
-                    recovery,
-                }),
-        );
+        partitions.extend(found.into_iter().map(|(topic, partition, path)| {
+            let recovery = shutdown.recovery(points.get(&(topic.clone(), partition)).copied());
+            FoundPartition {
+                topic,
+                partition,
+                dir: path,
+                recovery,
+            }
+        }));
     }
     Ok(LogDirs {
         cluster_id: cluster_id.unwrap_or_default(),

@@ -336,3 +336,50 @@ fn long_poll_wakes_on_append() {
         "the long poll woke after {waited:?}, not on the append"
     );
 }
+
+/// Rolled segments are fsynced and their recovery points checkpointed (Kafka's
+/// `recovery-point-offset-checkpoint`), so recovery after SIGKILL rescans only what follows.
+#[test]
+fn recovery_points_are_checkpointed() {
+    let dir = tempfile::tempdir().unwrap();
+    let overrides = [
+        "log.segment.bytes=16384",
+        "log.flush.offset.checkpoint.interval.ms=100",
+    ];
+    let mut broker = Broker::start(dir.path(), &overrides);
+    create_topic(&broker.bootstrap(), TOPIC, PARTITIONS);
+    let acked = produce(
+        &broker.bootstrap(),
+        0,
+        5_000,
+        &[("linger.ms", "0"), ("batch.size", "4096")],
+    );
+    let path = dir.path().join("recovery-point-offset-checkpoint");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let points = loop {
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        let points: Vec<(String, i64)> = text
+            .lines()
+            .skip(2)
+            .map(|l| {
+                let f: Vec<&str> = l.split(' ').collect();
+                (format!("{}-{}", f[0], f[1]), f[2].parse().unwrap())
+            })
+            .collect();
+        if points.len() == PARTITIONS as usize && points.iter().all(|(_, p)| *p > 0) {
+            break points;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "checkpoint {path:?} never covered rolled segments: {text:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    broker.kill();
+    let broker = Broker::start(dir.path(), &overrides);
+    consume_all(&broker.bootstrap(), &acked);
+    assert!(
+        points.iter().all(|(tp, _)| tp.starts_with(TOPIC)),
+        "{points:?}"
+    );
+}

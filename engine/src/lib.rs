@@ -10,6 +10,7 @@
 //! `unsafe` lives in two places: `index` (mmap of index files) and `logdir` (flock).
 
 pub mod batch;
+pub mod checkpoint;
 pub mod file_cache;
 pub mod ids;
 pub mod index;
@@ -20,6 +21,9 @@ pub mod segment;
 pub mod testing;
 
 pub use batch::{validate_batch, validate_batches, BatchError, BatchErrorKind, BatchHeader};
+pub use checkpoint::{
+    read_offset_checkpoint, write_offset_checkpoint, RECOVERY_POINT_CHECKPOINT_FILE,
+};
 pub use file_cache::{FileCache, SEGMENT_FILES_OPEN_MAX};
 pub use ids::{LeaderEpoch, Offset, TopicId};
 pub use io::{FileSlice, FlushedUpTo, PendingAppend, SyncJob, WrittenAppend};
@@ -28,5 +32,5 @@ pub use log::{
 };
 pub use logdir::{
     lock_log_dir, scan_partition_dirs, take_clean_shutdown_marker, write_clean_shutdown_marker,
-    LockError, LogDirLock,
+    LockError, LogDirLock, Shutdown,
 };

@@ -18,8 +18,8 @@ use crate::ids::TopicId;
 use crate::index::{IndexMode, NO_TIMESTAMP};
 use crate::logdir::{fsync_dir, parse_partition_dir_name};
 use crate::segment::{
-    parse_segment_file_name, read_header_at, segment_file_path, LogSegment, ScanOutcome,
-    SegmentConfig, SegmentOpen, INDEX_SUFFIX, TIME_INDEX_SUFFIX,
+    parse_segment_file_name, read_header_at, segment_file_path, LogSegment, SegmentConfig,
+    SegmentOpen, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX,
 };
 
 pub use crate::io::{FileSlice, FlushedUpTo, PendingAppend, SyncJob, WrittenAppend};
@@ -94,26 +94,34 @@ impl LogConfig {
     }
 }
 
-/// How to open a log dir's partitions after a restart.
+/// How to open a partition after a restart (see [`crate::logdir::Shutdown::recovery`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Recovery {
     /// The log dir had Kafka's `.kafka_cleanshutdown` marker: trust the index files.
     Clean,
-    /// Unclean shutdown: rescan the active segment batch by batch.
-    Full,
+    /// Unclean shutdown: rescan batch by batch every segment from the one holding
+    /// `recovery_point` (the offset below which the log was known fsynced, from the log
+    /// dir's `recovery-point-offset-checkpoint`; 0 rescans the whole log).
+    Full { recovery_point: i64 },
 }
 
 /// What opening a partition found and repaired.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RecoveryReport {
+    /// Segments in the log after opening.
     pub segments: usize,
-    /// Bytes of valid batches read by a rescan (0 when the indexes were trusted).
+    /// Segments read batch by batch (CRC-32C, offsets, lengths) and their indexes rebuilt.
+    pub rescanned_segments: usize,
+    /// Bytes of valid batches read by those rescans (0 when the indexes were trusted).
     pub scanned_bytes: u64,
-    /// Bytes cut from the end of the active segment.
+    /// Bytes cut from the log: the invalid tail of the segment where the rescan stopped
+    /// plus every byte of the later segments deleted because they followed a hole.
     pub truncated_bytes: u64,
+    /// Segments deleted because they followed a hole.
+    pub deleted_segments: usize,
     /// The log end offset after a truncation.
     pub truncated_to_offset: Option<i64>,
-    /// Why the tail was cut.
+    /// Why the log was cut (the segment file and what was wrong there).
     pub reason: Option<String>,
 }
 
@@ -276,6 +284,8 @@ impl PartitionLog {
             segments,
             next_offset: log_end.offset,
             log_end,
+            // Durable up to the end: `create` fdatasynced its empty segment, `open` either
+            // trusted a clean close or fdatasynced what it rescanned (see `open`).
             recovery_point: log_end.offset,
             last_flush_ms: now_ms(),
             roll_syncs: Vec::new(),
@@ -284,16 +294,32 @@ impl PartitionLog {
         }
     }
 
-    /// Opens an existing partition dir. With `Recovery::Full` the active (last) segment is
-    /// rescanned batch by batch (lengths, CRC-32C, offset continuity); a torn or corrupt
-    /// tail is truncated (file and indexes) and reported; its indexes are rebuilt. With
-    /// `Recovery::Clean` the index files are trusted and only the batch headers after the
-    /// last index entry are walked (a tail that does not parse falls back to a rescan).
+    /// Opens an existing partition dir.
     ///
-    /// Segments before the last are trusted: they were fdatasynced (log and indexes) by the
-    /// first `SyncJob` after they rolled. Known gap: a crash between a roll and that sync
-    /// can leave a torn previous segment undetected (Kafka covers this with its
-    /// recovery-point checkpoint, not implemented yet).
+    /// With `Recovery::Full { recovery_point }` every segment from the one holding
+    /// `recovery_point` (the last whose base offset is <= it; all of them when it is below
+    /// the first base) to the end is rescanned batch by batch (lengths, CRC-32C, offset
+    /// continuity within and across segments) and its indexes are rebuilt. At the first
+    /// bad batch, or where a segment ends short of the next segment's base offset, that
+    /// segment is truncated (file and indexes) and becomes the active one, and every later
+    /// segment is deleted: its data follows a hole. Every rescanned segment is fdatasynced.
+    ///
+    /// Segments before the recovery point's segment are trusted (indexes included):
+    /// `mark_flushed` only moves the recovery point past a rolled segment once a `SyncJob`
+    /// fdatasynced that segment's log and indexes, and the broker checkpoints
+    /// `recovery_point()`, so everything below the checkpointed offset reached the disk
+    /// before the checkpoint named it. (A trusted segment found corrupt is an error: that
+    /// is a failing disk, not a torn write.)
+    ///
+    /// With `Recovery::Clean` the index files are trusted and only the batch headers after
+    /// the active segment's last index entry are walked (a tail that does not parse falls
+    /// back to a rescan of that segment).
+    ///
+    /// Either way `recovery_point()` starts at the log end offset: after a clean shutdown
+    /// `close` fdatasynced everything; after a full recovery everything from the rescan
+    /// start was read back, cut to valid batches and fdatasynced here (the read alone
+    /// would not do: after a process crash without a power loss it may come from dirty
+    /// pages that never reached the disk).
     pub fn open(
         partition_dir: &Path,
         config: LogConfig,
@@ -321,12 +347,13 @@ impl PartitionLog {
             files,
             segments,
         );
-        if report.truncated_bytes > 0 {
+        if report.truncated_to_offset.is_some() {
             tracing::warn!(
                 dir = %partition_dir.display(),
                 truncated_bytes = report.truncated_bytes,
                 log_end_offset = log.log_end.offset,
                 reason = report.reason.as_deref().unwrap_or(""),
+                deleted_segments = report.deleted_segments,
                 "truncated a torn or corrupt log tail"
             );
         }
@@ -382,6 +409,14 @@ impl PartitionLog {
         (self.log_end.offset - self.recovery_point) as u64
     }
 
+    /// The offset below which everything is fdatasynced (log, indexes and the directory
+    /// entries): what `mark_flushed` recorded, the log end offset after `open`, 0 for a
+    /// new log. This is what the broker writes to the log dir's
+    /// `recovery-point-offset-checkpoint` and passes back as `Recovery::Full` after a crash.
+    pub fn recovery_point(&self) -> i64 {
+        self.recovery_point
+    }
+
     /// Wall-clock ms of the last `mark_flushed` (or of open/create).
     pub fn last_flush_ms(&self) -> i64 {
         self.last_flush_ms
@@ -423,15 +458,23 @@ fn open_segments(
     let segment_config = config.segment_config();
     let bases = list_segment_bases(dir)?;
     let mut report = RecoveryReport::default();
-    let Some((&last, sealed)) = bases.split_last() else {
+    if bases.is_empty() {
         tracing::warn!(dir = %dir.display(), "no segment files; starting an empty log at 0");
         let segment = LogSegment::create(dir, 0, segment_config)?;
         fsync_dir(dir)?;
         report.segments = 1;
         return Ok((vec![segment], report));
+    }
+    let (trusted, rest) = match recovery {
+        Recovery::Clean => bases.split_at(bases.len() - 1),
+        Recovery::Full { recovery_point } => {
+            // The segment holding the recovery point: the last base at or below it.
+            let at_or_below = bases.partition_point(|&base| base <= recovery_point);
+            bases.split_at(at_or_below.saturating_sub(1))
+        }
     };
     let mut segments = Vec::with_capacity(bases.len());
-    for &base in sealed {
+    for &base in trusted {
         let (segment, _) = LogSegment::open(
             dir,
             base,
@@ -441,27 +484,114 @@ fn open_segments(
         )?;
         segments.push(segment);
     }
-    let how = match recovery {
-        Recovery::Clean => SegmentOpen::TrustIndexes,
-        Recovery::Full => SegmentOpen::Rescan,
-    };
-    let (active, outcome) = LogSegment::open(dir, last, segment_config, IndexMode::Active, how)?;
-    if let Some(ScanOutcome {
-        scanned_bytes,
-        invalid_bytes,
-        reason,
-    }) = outcome
-    {
-        report.scanned_bytes = scanned_bytes;
-        report.truncated_bytes = invalid_bytes;
-        if invalid_bytes > 0 {
-            report.truncated_to_offset = Some(active.next_offset());
-            report.reason = reason;
+    match recovery {
+        Recovery::Clean => {
+            let active = open_active_trusting(dir, rest[0], segment_config, &mut report)?;
+            segments.push(active);
+        }
+        Recovery::Full { .. } => {
+            segments.extend(rescan_segments(dir, rest, segment_config, &mut report)?);
         }
     }
-    segments.push(active);
     report.segments = segments.len();
     Ok((segments, report))
+}
+
+/// Clean open of the last segment: trusts its indexes (a tail that does not parse is
+/// rescanned and cut, which the report says).
+fn open_active_trusting(
+    dir: &Path,
+    base: i64,
+    segment_config: SegmentConfig,
+    report: &mut RecoveryReport,
+) -> io::Result<LogSegment> {
+    let how = SegmentOpen::TrustIndexes;
+    let (active, outcome) = LogSegment::open(dir, base, segment_config, IndexMode::Active, how)?;
+    if let Some(outcome) = outcome {
+        report.rescanned_segments = 1;
+        report.scanned_bytes = outcome.scanned_bytes;
+        if outcome.invalid_bytes > 0 {
+            report.truncated_bytes = outcome.invalid_bytes;
+            report.truncated_to_offset = Some(active.next_offset());
+            report.reason = outcome
+                .reason
+                .map(|r| format!("{}: {r}", active.log_path().display()));
+        }
+    }
+    Ok(active)
+}
+
+/// Rescans `bases` (ascending, the last segment included) as described on
+/// `PartitionLog::open`; returns the segments kept, the last one active.
+fn rescan_segments(
+    dir: &Path,
+    bases: &[i64],
+    segment_config: SegmentConfig,
+    report: &mut RecoveryReport,
+) -> io::Result<Vec<LogSegment>> {
+    let mut segments = Vec::with_capacity(bases.len());
+    for (i, &base) in bases.iter().enumerate() {
+        let how = SegmentOpen::Rescan;
+        let (mut segment, outcome) =
+            LogSegment::open(dir, base, segment_config, IndexMode::Active, how)?;
+        let outcome = outcome.expect("a rescan reports what it found");
+        report.rescanned_segments += 1;
+        report.scanned_bytes += outcome.scanned_bytes;
+        let next_base = bases.get(i + 1).copied();
+        let hole = match (outcome.reason, next_base) {
+            (Some(reason), _) if outcome.invalid_bytes > 0 => Some(reason),
+            (_, Some(next)) if next != segment.next_offset() => Some(format!(
+                "the segment ends at offset {} but the next one starts at {next}",
+                segment.next_offset()
+            )),
+            _ => None,
+        };
+        if let Some(reason) = hole {
+            // The kept bytes must be durable before the later segments go (a truncation
+            // was fdatasynced by the rescan; a short segment still needs it).
+            segment.active_file().sync_data()?;
+            let later = &bases[i + 1..];
+            report.truncated_bytes += outcome.invalid_bytes + delete_segments(dir, later)?;
+            report.deleted_segments = later.len();
+            report.truncated_to_offset = Some(segment.next_offset());
+            report.reason = Some(format!("{}: {reason}", segment.log_path().display()));
+            segments.push(segment);
+            return Ok(segments);
+        }
+        match next_base {
+            Some(_) => segment.seal_recovered()?,
+            None => segment.active_file().sync_data()?,
+        }
+        segments.push(segment);
+    }
+    Ok(segments)
+}
+
+/// Deletes the `.log`, `.index` and `.timeindex` files of the segments at `bases` (they
+/// follow a hole), then fsyncs the dir. Returns the bytes of their `.log` files.
+///
+/// Crash safety: the segment before them was already truncated and fdatasynced; if this
+/// stops halfway, the next recovery (the checkpoint has not moved) finds the same hole,
+/// as that segment now ends short of the next base, and deletes the rest.
+fn delete_segments(dir: &Path, bases: &[i64]) -> io::Result<u64> {
+    let mut deleted_bytes = 0;
+    for &base in bases {
+        for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX, LOG_SUFFIX] {
+            let path = segment_file_path(dir, base, suffix);
+            let with_path =
+                |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", path.display()));
+            if suffix == LOG_SUFFIX {
+                deleted_bytes += fs::metadata(&path).map_err(with_path)?.len();
+            }
+            match fs::remove_file(&path) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(with_path(e)),
+                _ => {}
+            }
+        }
+        tracing::warn!(dir = %dir.display(), base_offset = base, "deleted a segment after a hole");
+    }
+    fsync_dir(dir)?;
+    Ok(deleted_bytes)
 }
 
 /// Writes Kafka's `partition.metadata` ("version: 0\ntopic_id: <id>\n") through a

@@ -95,16 +95,43 @@ pub fn fsync_dir(dir: &Path) -> io::Result<()> {
         .map_err(|e| io::Error::new(e.kind(), format!("fsync dir {}: {e}", dir.display())))
 }
 
+/// How the previous broker left a log dir, from Kafka's `.kafka_cleanshutdown` marker.
+/// The recovery point each partition reopens from is per partition (the log dir's
+/// `recovery-point-offset-checkpoint`); [`Shutdown::recovery`] combines the two.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shutdown {
+    /// The marker was there: every log was closed (fsynced, indexes trimmed) before it
+    /// was written.
+    Clean,
+    /// No marker: a crash, a kill or a power loss. Every log must be rescanned from its
+    /// recovery point.
+    Unclean,
+}
+
+impl Shutdown {
+    /// How to open one partition: `Recovery::Clean` after a clean shutdown, else
+    /// `Recovery::Full` from its checkpointed recovery point, or from 0 (the whole log)
+    /// when the checkpoint does not list the partition.
+    pub fn recovery(self, checkpointed_recovery_point: Option<i64>) -> Recovery {
+        match self {
+            Shutdown::Clean => Recovery::Clean,
+            Shutdown::Unclean => Recovery::Full {
+                recovery_point: checkpointed_recovery_point.unwrap_or(0),
+            },
+        }
+    }
+}
+
 /// Reads and removes `.kafka_cleanshutdown` (fsyncing the dir): `Clean` if it was there,
-/// else `Full`. Removing it first means a crash from now on recovers fully.
-pub fn take_clean_shutdown_marker(dir: &Path) -> io::Result<Recovery> {
+/// else `Unclean`. Removing it first means a crash from now on recovers fully.
+pub fn take_clean_shutdown_marker(dir: &Path) -> io::Result<Shutdown> {
     let path = dir.join(CLEAN_SHUTDOWN_FILE);
     match fs::remove_file(&path) {
         Ok(()) => {
             fsync_dir(dir)?;
-            Ok(Recovery::Clean)
+            Ok(Shutdown::Clean)
         }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Recovery::Full),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Shutdown::Unclean),
         Err(e) => Err(io::Error::new(e.kind(), format!("{}: {e}", path.display()))),
     }
 }
@@ -215,19 +242,23 @@ mod tests {
     #[test]
     fn clean_shutdown_marker_round_trip() {
         let dir = tempfile::tempdir().unwrap();
-        assert_eq!(
-            take_clean_shutdown_marker(dir.path()).unwrap(),
-            Recovery::Full
-        );
+        let take = || take_clean_shutdown_marker(dir.path()).unwrap();
+        assert_eq!(take(), Shutdown::Unclean);
         write_clean_shutdown_marker(dir.path()).unwrap();
-        assert_eq!(
-            take_clean_shutdown_marker(dir.path()).unwrap(),
-            Recovery::Clean
-        );
-        assert_eq!(
-            take_clean_shutdown_marker(dir.path()).unwrap(),
-            Recovery::Full
-        );
+        assert_eq!(take(), Shutdown::Clean);
+        assert_eq!(take(), Shutdown::Unclean);
+    }
+
+    #[test]
+    fn shutdown_and_checkpoint_give_the_recovery() {
+        let check = |shutdown: Shutdown, checkpointed, expect| {
+            assert_eq!(shutdown.recovery(checkpointed), expect, "{shutdown:?}");
+        };
+        check(Shutdown::Clean, Some(7), Recovery::Clean);
+        check(Shutdown::Clean, None, Recovery::Clean);
+        let full = |recovery_point| Recovery::Full { recovery_point };
+        check(Shutdown::Unclean, Some(7), full(7));
+        check(Shutdown::Unclean, None, full(0));
     }
 
     #[test]

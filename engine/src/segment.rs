@@ -216,6 +216,16 @@ impl LogSegment {
         Ok(())
     }
 
+    /// Recovery of a segment that is not the last: after a rescan opened it as active
+    /// (writable, preallocated indexes), makes it sealed. fdatasyncs the log, adds the
+    /// final time index entry, trims and fdatasyncs both indexes, drops the write
+    /// descriptor (reads go through the `FileCache` like any sealed segment's).
+    pub fn seal_recovered(&mut self) -> io::Result<()> {
+        self.close()?;
+        self.active_file = None;
+        Ok(())
+    }
+
     /// Position of the batch containing `offset`, at or after the index hint, scanning
     /// batch headers (synchronous pread) up to `end_bytes`. `None` if no batch below
     /// `end_bytes` ends at or after `offset`.

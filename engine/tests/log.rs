@@ -256,7 +256,7 @@ proptest! {
         let appended = build_log(dir.path(), &sizes);
         let pdir = dir.path().join("orders-3");
         let total: i64 = sizes.iter().map(|s| s.0 as i64).sum();
-        for recovery in [Recovery::Clean, Recovery::Full] {
+        for recovery in [Recovery::Clean, FULL] {
             run(async {
                 let (mut log, report) = reopen(&pdir, recovery);
                 assert_eq!(report.truncated_bytes, 0, "{report:?}");
@@ -286,10 +286,18 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-/// The log after recovery holds exactly `expected` batches and appends continue after them.
-fn check_recovered(pdir: &Path, appended: &[(i64, Bytes)], expected: usize) {
+/// Rescan the whole log after an unclean shutdown.
+const FULL: Recovery = Recovery::Full { recovery_point: 0 };
+
+/// The log after a full recovery holds exactly `expected` batches and appends continue
+/// after them. Returns the recovery's report.
+fn check_recovered(
+    pdir: &Path,
+    appended: &[(i64, Bytes)],
+    expected: usize,
+) -> sluice_engine::RecoveryReport {
     run(async {
-        let (mut log, report) = reopen(pdir, Recovery::Full);
+        let (mut log, report) = reopen(pdir, FULL);
         let end = appended.get(expected).map_or_else(
             || {
                 let (b, bytes) = appended.last().unwrap();
@@ -298,13 +306,15 @@ fn check_recovered(pdir: &Path, appended: &[(i64, Bytes)], expected: usize) {
             |(b, _)| *b,
         );
         assert_eq!(log.log_end_offset(), end, "{report:?}");
+        assert_eq!(log.recovery_point(), end, "rescanned data was fdatasynced");
         check_reads(&mut log, &appended[..expected]).await;
         let (base, _) = append(&mut log, batch(2, 10, 5000)).await;
         assert_eq!(base, end);
         log.close().unwrap();
-        let (log, report) = reopen(pdir, Recovery::Full);
-        assert_eq!((log.log_end_offset(), report.truncated_bytes), (end + 2, 0));
-    });
+        let (log, again) = reopen(pdir, FULL);
+        assert_eq!((log.log_end_offset(), again.truncated_bytes), (end + 2, 0));
+        report
+    })
 }
 
 #[test]
@@ -392,7 +402,7 @@ fn clean_and_full_restarts_agree() {
     let (clean, _) = reopen(&pdir, Recovery::Clean);
     let clean_end = clean.log_end_offset();
     clean.close().unwrap();
-    let (full, report) = reopen(&pdir, Recovery::Full);
+    let (full, report) = reopen(&pdir, FULL);
     assert_eq!(full.log_end_offset(), clean_end);
     assert_eq!(report.truncated_bytes, 0);
     assert!(report.scanned_bytes > 0);
@@ -482,4 +492,242 @@ fn an_append_larger_than_a_segment_is_refused() {
         "{err}"
     );
     assert_eq!(log.next_offset(), 0, "nothing reserved");
+}
+
+/// Where a batch landed: its index in the appended list and its byte position.
+type Placed = (usize, u64);
+
+/// A segment file of a closed log and the batches in it, in order.
+struct SegmentLayout {
+    path: PathBuf,
+    batches: Vec<Placed>,
+}
+
+impl SegmentLayout {
+    fn len_bytes(&self) -> u64 {
+        std::fs::metadata(&self.path).unwrap().len()
+    }
+}
+
+/// A closed tiny-segment log of 15 two-record batches, about three per segment, with
+/// the layout of its segments. The partition dir is `<dir>/orders-3`.
+fn segmented_log(dir: &Path) -> (Vec<(i64, Bytes)>, Vec<SegmentLayout>) {
+    let appended = build_log(dir, &[(2, 120); 15]);
+    let mut logs: Vec<PathBuf> = std::fs::read_dir(dir.join("orders-3"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .collect();
+    logs.sort();
+    let bases: Vec<i64> = logs
+        .iter()
+        .map(|p| p.file_stem().unwrap().to_str().unwrap().parse().unwrap())
+        .collect();
+    let layout: Vec<SegmentLayout> = logs
+        .into_iter()
+        .enumerate()
+        .map(|(k, path)| {
+            let in_segment =
+                |base: i64| base >= bases[k] && bases.get(k + 1).is_none_or(|&n| base < n);
+            let mut position = 0;
+            let mut batches = Vec::new();
+            for (index, (base, bytes)) in appended.iter().enumerate() {
+                if in_segment(*base) {
+                    batches.push((index, position));
+                    position += bytes.len() as u64;
+                }
+            }
+            SegmentLayout { path, batches }
+        })
+        .collect();
+    assert!(layout.len() >= 4, "the tests need 4+ segments");
+    assert!(
+        layout.iter().all(|s| s.batches.len() >= 2),
+        "2+ batches a segment"
+    );
+    (appended, layout)
+}
+
+fn flip_byte(path: &Path, position: u64) {
+    let mut bytes = std::fs::read(path).unwrap();
+    bytes[position as usize] ^= 0x10;
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// The `.log`, `.index` and `.timeindex` files of a partition dir, sorted.
+fn segment_file_names(pdir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(pdir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| {
+            [".log", ".index", ".timeindex"]
+                .iter()
+                .any(|s| n.ends_with(s))
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+/// The segment files of the first `count` segments of `layout`.
+fn first_segment_files(layout: &[SegmentLayout], count: usize) -> Vec<String> {
+    let mut names: Vec<String> = layout[..count]
+        .iter()
+        .flat_map(|s| {
+            let stem = s.path.file_stem().unwrap().to_str().unwrap().to_owned();
+            ["log", "index", "timeindex"].map(|suffix| format!("{stem}.{suffix}"))
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+/// Bytes of the segment files from `from` on.
+fn bytes_from(layout: &[SegmentLayout], from: usize) -> u64 {
+    layout[from..].iter().map(SegmentLayout::len_bytes).sum()
+}
+
+#[test]
+fn a_corrupt_batch_in_an_earlier_segment_cuts_the_log_and_deletes_what_follows() {
+    let dir = tempfile::tempdir().unwrap();
+    let pdir = dir.path().join("orders-3");
+    let (appended, layout) = segmented_log(dir.path());
+    let (bad, position) = layout[1].batches[1];
+    let expected_truncated = layout[1].len_bytes() - position + bytes_from(&layout, 2);
+    flip_byte(&layout[1].path, position + 30);
+    let report = check_recovered(&pdir, &appended, bad);
+    assert_eq!(report.rescanned_segments, 2, "{report:?}");
+    assert_eq!(report.deleted_segments, layout.len() - 2);
+    assert_eq!(report.segments, 2);
+    assert_eq!(report.truncated_bytes, expected_truncated);
+    assert_eq!(report.truncated_to_offset, Some(appended[bad].0));
+    let reason = report.reason.unwrap();
+    assert!(
+        reason.contains(layout[1].path.to_str().unwrap()),
+        "{reason}"
+    );
+    assert_eq!(segment_file_names(&pdir), first_segment_files(&layout, 2));
+}
+
+#[test]
+fn segments_below_the_recovery_points_segment_are_trusted() {
+    let dir = tempfile::tempdir().unwrap();
+    let pristine = dir.path().join("orders-3");
+    let (appended, layout) = segmented_log(dir.path());
+    let (bad, position) = layout[1].batches[1];
+    flip_byte(&layout[1].path, position + 30);
+    let total = build_total(&appended);
+    let base = |segment: usize| appended[layout[segment].batches[0].0].0;
+    let check = |recovery_point: i64, detected: bool| {
+        let work = tempfile::tempdir().unwrap();
+        let pdir = work.path().join("orders-3");
+        copy_dir(&pristine, &pdir);
+        let (log, report) = reopen(&pdir, Recovery::Full { recovery_point });
+        let (end, segments) = match detected {
+            true => (appended[bad].0, 2),
+            false => (total, layout.len()),
+        };
+        let context = format!("recovery point {recovery_point}: {report:?}");
+        assert_eq!(log.log_end_offset(), end, "{context}");
+        assert_eq!(log.segment_count(), segments, "{context}");
+        assert_eq!(log.recovery_point(), end, "{context}");
+        assert_eq!(report.truncated_to_offset.is_some(), detected, "{context}");
+        let rescanned_from = layout
+            .iter()
+            .rposition(|s| appended[s.batches[0].0].0 <= recovery_point)
+            .unwrap_or(0);
+        assert_eq!(
+            report.rescanned_segments,
+            segments - rescanned_from,
+            "{context}"
+        );
+        log.close().unwrap();
+    };
+    for recovery_point in [0, 1, base(1) - 1, base(1), base(1) + 1, base(2) - 1] {
+        check(recovery_point, true);
+    }
+    for recovery_point in [base(2), base(2) + 1, base(3), total, total + 100] {
+        check(recovery_point, false);
+    }
+}
+
+/// The offset after the last appended batch.
+fn build_total(appended: &[(i64, Bytes)]) -> i64 {
+    let (base, bytes) = appended.last().unwrap();
+    base + i64::from(BatchHeader::parse(bytes).unwrap().last_offset_delta) + 1
+}
+
+#[test]
+fn a_lost_tail_of_an_earlier_segment_cuts_the_log_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let pdir = dir.path().join("orders-3");
+    let (appended, layout) = segmented_log(dir.path());
+    let segment = &layout[1];
+    let len_bytes = segment.len_bytes();
+    let zeroed_from = len_bytes - 100;
+    // The batch holding the first zeroed byte goes, with everything after it.
+    let &(lost, position) = segment
+        .batches
+        .iter()
+        .rev()
+        .find(|&&(_, position)| position <= zeroed_from)
+        .unwrap();
+    let expected_truncated = len_bytes - position + bytes_from(&layout, 2);
+    let mut bytes = std::fs::read(&segment.path).unwrap();
+    bytes[zeroed_from as usize..].fill(0);
+    std::fs::write(&segment.path, bytes).unwrap();
+    let report = check_recovered(&pdir, &appended, lost);
+    assert_eq!(report.truncated_bytes, expected_truncated, "{report:?}");
+    assert_eq!(report.deleted_segments, layout.len() - 2);
+    assert_eq!(segment_file_names(&pdir), first_segment_files(&layout, 2));
+}
+
+#[test]
+fn an_earlier_segment_that_ends_short_of_the_next_base_cuts_the_log_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let pdir = dir.path().join("orders-3");
+    let (appended, layout) = segmented_log(dir.path());
+    // The file size went back to a batch boundary: every batch left is valid, but the
+    // segment ends before the next segment's base offset.
+    let &(lost, position) = layout[1].batches.last().unwrap();
+    let expected_truncated = bytes_from(&layout, 2);
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&layout[1].path)
+        .unwrap();
+    file.set_len(position).unwrap();
+    let report = check_recovered(&pdir, &appended, lost);
+    assert_eq!(report.truncated_bytes, expected_truncated, "{report:?}");
+    assert_eq!(report.truncated_to_offset, Some(appended[lost].0));
+    assert!(report.reason.unwrap().contains("next one starts at"));
+    assert_eq!(segment_file_names(&pdir), first_segment_files(&layout, 2));
+}
+
+#[test]
+fn recovery_point_follows_flushes_and_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let pdir = dir.path().join("orders-3");
+    run(async {
+        let mut log = new_log(dir.path(), tiny_config());
+        assert_eq!(log.recovery_point(), 0);
+        for i in 0..4 {
+            append(&mut log, batch(2, 120, i)).await;
+        }
+        assert!(log.segment_count() > 1, "rolled");
+        assert_eq!(log.recovery_point(), 0, "nothing flushed yet");
+        let job = log.sync_job().unwrap();
+        let upto = job.run().await.unwrap();
+        log.mark_flushed(upto);
+        assert_eq!(log.recovery_point(), upto.offset);
+        assert_eq!(log.recovery_point(), 8);
+        append(&mut log, batch(3, 10, 9)).await;
+        assert_eq!(log.recovery_point(), 8, "an append is not a flush");
+        log.close().unwrap();
+        for recovery in [Recovery::Clean, FULL, Recovery::Full { recovery_point: 8 }] {
+            let (log, _) = reopen(&pdir, recovery);
+            assert_eq!(log.recovery_point(), 11, "{recovery:?}");
+            assert_eq!(log.log_end_offset(), 11, "{recovery:?}");
+            log.close().unwrap();
+        }
+    });
 }
