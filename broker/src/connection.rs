@@ -11,7 +11,9 @@ use compio::net::TcpStream;
 use futures_util::future::{select, Either};
 use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
 use sluice_net::codec::{decode_request, encode_response, DecodeError};
+use sluice_net::fetch_response::{encode_fetch_response, Chunk, FetchTopicOut};
 use sluice_net::frame::FrameReader;
+use sluice_net::zero_copy::{write_chunks, FileRange};
 
 use crate::handlers;
 use crate::shard::Shard;
@@ -21,8 +23,16 @@ pub enum Reply {
     Send(Box<ResponseKind>),
     /// acks=0 produce: nothing is sent back.
     Nothing,
+    /// A Fetch answer, framed by hand around segment file ranges (zero copy).
+    Fetch(Vec<FetchTopicOut<FileRange>>),
     /// Close the connection (e.g. an acks=0 produce that failed, as Kafka does).
     Close(String),
+}
+
+/// An encoded response ready to write.
+enum Out {
+    Bytes(BytesMut),
+    Chunks(Vec<Chunk<FileRange>>),
 }
 
 pub async fn serve_connection(shard: Rc<Shard>, stream: TcpStream, peer: SocketAddr) {
@@ -51,7 +61,11 @@ pub async fn serve_connection(shard: Rc<Shard>, stream: TcpStream, peer: SocketA
         };
         match handle_frame(&shard, frame).await {
             Ok(Some(out)) => {
-                if let Err(e) = stream.write_all(out).await.0 {
+                let written = match out {
+                    Out::Bytes(bytes) => stream.write_all(bytes).await.0,
+                    Out::Chunks(chunks) => write_chunks(&mut stream, chunks, &shard.pipes).await,
+                };
+                if let Err(e) = written {
                     tracing::debug!(%peer, "write failed: {e}");
                     break;
                 }
@@ -66,7 +80,7 @@ pub async fn serve_connection(shard: Rc<Shard>, stream: TcpStream, peer: SocketA
 }
 
 /// Decodes and answers one request; `Err` closes the connection.
-async fn handle_frame(shard: &Rc<Shard>, frame: Bytes) -> Result<Option<BytesMut>, String> {
+async fn handle_frame(shard: &Rc<Shard>, frame: Bytes) -> Result<Option<Out>, String> {
     let request = match decode_request(frame, handlers::supported) {
         Ok(r) => r,
         Err(DecodeError::UnsupportedVersion {
@@ -75,7 +89,8 @@ async fn handle_frame(shard: &Rc<Shard>, frame: Bytes) -> Result<Option<BytesMut
             ..
         }) => {
             let body = handlers::api_versions::unsupported_version();
-            return encode(header.correlation_id, ApiKey::ApiVersions, 0, &body).map(Some);
+            return encode(header.correlation_id, ApiKey::ApiVersions, 0, &body)
+                .map(|b| Some(Out::Bytes(b)));
         }
         Err(e) => return Err(e.to_string()),
     };
@@ -85,7 +100,14 @@ async fn handle_frame(shard: &Rc<Shard>, frame: Bytes) -> Result<Option<BytesMut
         request.header.correlation_id,
     );
     match dispatch(shard, version, request.body).await {
-        Reply::Send(body) => encode(correlation_id, api_key, version, &body).map(Some),
+        Reply::Send(body) => {
+            encode(correlation_id, api_key, version, &body).map(|b| Some(Out::Bytes(b)))
+        }
+        Reply::Fetch(topics) => Ok(Some(Out::Chunks(encode_fetch_response(
+            correlation_id,
+            version,
+            topics,
+        )))),
         Reply::Nothing => Ok(None),
         Reply::Close(reason) => Err(reason),
     }
@@ -113,9 +135,7 @@ async fn dispatch(shard: &Rc<Shard>, version: i16, body: RequestKind) -> Reply {
             handlers::metadata::handle(shard, version, req).await,
         )),
         RequestKind::Produce(req) => handlers::produce::handle(shard, version, req).await,
-        RequestKind::Fetch(req) => send(ResponseKind::Fetch(
-            handlers::fetch::handle(shard, version, req).await,
-        )),
+        RequestKind::Fetch(req) => Reply::Fetch(handlers::fetch::handle(shard, version, req).await),
         RequestKind::ListOffsets(req) => send(ResponseKind::ListOffsets(
             handlers::list_offsets::handle(shard, version, req).await,
         )),

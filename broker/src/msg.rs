@@ -10,7 +10,7 @@ use sluice_engine::TopicId;
 
 use crate::controller::ControllerCmd;
 use crate::metadata::ClusterMetadata;
-use crate::ops::{FetchPart, ListOffsetsPart, ProducePart};
+use crate::ops::{ListOffsetsPart, ProducePart, SentFetchPart};
 use crate::shard::{ShardGone, TopicPartition};
 
 /// Messages waiting in one shard's inbox at most.
@@ -27,7 +27,7 @@ pub enum ShardMsg {
         offset: i64,
         max_bytes: u32,
         first: FirstBatch,
-        reply: oneshot::Sender<FetchPart>,
+        reply: oneshot::Sender<SentFetchPart>,
     },
     ListOffsets {
         tp: TopicPartition,

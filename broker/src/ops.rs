@@ -4,10 +4,14 @@
 use std::rc::Rc;
 use std::sync::Arc;
 
+use std::os::fd::{AsFd, OwnedFd};
+
 use bytes::Bytes;
+use compio::driver::SharedFd;
 use kafka_protocol::error::ResponseError;
 use sluice_engine::FirstBatch;
 use sluice_engine::{AppendError, BatchErrorKind, PartitionLog, ReadError, TopicId};
+use sluice_net::zero_copy::FileRange;
 
 use crate::append::AppendFailure;
 use crate::metadata::PartitionInfo;
@@ -24,12 +28,75 @@ pub struct ProducePart {
     pub log_start_offset: i64,
 }
 
-#[derive(Debug, Clone, Default)]
+/// One partition's fetch answer on the connection's shard: record data is a range of an
+/// open segment file (kept open by the shared descriptor), sent later with splice.
+#[derive(Debug, Clone)]
 pub struct FetchPart {
     pub error: i16,
     pub high_watermark: i64,
     pub log_start_offset: i64,
-    pub records: Option<Bytes>,
+    pub records: Option<(FileRange, u32)>,
+}
+
+impl FetchPart {
+    pub fn failed(error: ResponseError) -> FetchPart {
+        FetchPart {
+            error: error.code(),
+            high_watermark: -1,
+            log_start_offset: -1,
+            records: None,
+        }
+    }
+
+    /// For the trip back to another shard: the descriptor is duplicated (the shared one is
+    /// tied to this shard), so the range stays readable whatever happens to the segment.
+    pub fn into_sent(self) -> SentFetchPart {
+        let records =
+            self.records.and_then(
+                |(range, len)| match range.file.as_fd().try_clone_to_owned() {
+                    Ok(fd) => Some((fd, range.position, len)),
+                    Err(e) => {
+                        tracing::error!("duplicating a segment descriptor for another shard: {e}");
+                        None
+                    }
+                },
+            );
+        SentFetchPart {
+            error: self.error,
+            high_watermark: self.high_watermark,
+            log_start_offset: self.log_start_offset,
+            records,
+        }
+    }
+}
+
+/// A `FetchPart` crossing shards.
+#[derive(Debug)]
+pub struct SentFetchPart {
+    pub error: i16,
+    pub high_watermark: i64,
+    pub log_start_offset: i64,
+    pub records: Option<(OwnedFd, u64, u32)>,
+}
+
+impl SentFetchPart {
+    fn into_local(self) -> FetchPart {
+        let records = self.records.map(|(fd, position, len)| {
+            (
+                FileRange {
+                    file: SharedFd::new(std::fs::File::from(fd)),
+                    position,
+                },
+                len,
+            )
+        });
+        FetchPart {
+            error: self.error,
+            high_watermark: self.high_watermark,
+            log_start_offset: self.log_start_offset,
+            records,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -48,10 +115,6 @@ fn produce_error(error: ResponseError, message: impl Into<String>) -> ProducePar
     }
 }
 
-fn gone<T>(_: crate::shard::ShardGone, error: impl FnOnce() -> T) -> T {
-    error()
-}
-
 pub async fn produce_routed(
     shard: &Rc<Shard>,
     part: &Arc<PartitionInfo>,
@@ -67,11 +130,7 @@ pub async fn produce_routed(
         reply,
     })
     .await
-    .unwrap_or_else(|e| {
-        gone(e, || {
-            produce_error(ResponseError::NotLeaderOrFollower, "owner shard stopped")
-        })
-    })
+    .unwrap_or_else(|_| produce_error(ResponseError::NotLeaderOrFollower, "owner shard stopped"))
 }
 
 pub async fn produce_local(shard: &Rc<Shard>, tp: TopicPartition, records: Bytes) -> ProducePart {
@@ -131,25 +190,24 @@ pub async fn fetch_routed(
     first: FirstBatch,
 ) -> FetchPart {
     if part.shard == shard.id {
-        return fetch_local(shard, tp, offset, max_bytes, first).await;
+        return fetch_local(shard, tp, offset, max_bytes, first);
     }
-    call(&shard.peers, part.shard, |reply| ShardMsg::Fetch {
+    let sent = call(&shard.peers, part.shard, |reply| ShardMsg::Fetch {
         tp,
         offset,
         max_bytes,
         first,
         reply,
     })
-    .await
-    .unwrap_or_else(|e| {
-        gone(e, || FetchPart {
-            error: ResponseError::NotLeaderOrFollower.code(),
-            ..FetchPart::default()
-        })
-    })
+    .await;
+    match sent {
+        Ok(sent) => sent.into_local(),
+        Err(_) => FetchPart::failed(ResponseError::NotLeaderOrFollower),
+    }
 }
 
-pub async fn fetch_local(
+/// Reads on the owning shard: the answer is a range of an open segment file, not bytes.
+pub fn fetch_local(
     shard: &Rc<Shard>,
     tp: TopicPartition,
     offset: i64,
@@ -157,36 +215,25 @@ pub async fn fetch_local(
     first: FirstBatch,
 ) -> FetchPart {
     let Some(log) = shard.log(&tp) else {
-        return FetchPart {
-            error: ResponseError::UnknownTopicOrPartition.code(),
-            high_watermark: -1,
-            log_start_offset: -1,
-            records: None,
-        };
+        return FetchPart::failed(ResponseError::UnknownTopicOrPartition);
     };
-    let (slice, high_watermark, log_start_offset) = {
-        let mut l = log.borrow_mut();
-        (
-            l.read(offset, max_bytes, first),
-            l.log_end_offset(),
-            l.log_start_offset(),
-        )
-    };
+    let mut l = log.borrow_mut();
     let mut part = FetchPart {
         error: NONE,
-        high_watermark,
-        log_start_offset,
+        high_watermark: l.log_end_offset(),
+        log_start_offset: l.log_start_offset(),
         records: None,
     };
-    match slice {
-        Ok(None) => part.records = Some(Bytes::new()),
-        Ok(Some(slice)) => match slice.read_to_bytes().await {
-            Ok(bytes) => part.records = Some(bytes),
-            Err(e) => {
-                tracing::error!(topic = %tp.topic, partition = tp.partition, "fetch read failed: {e}");
-                part.error = ResponseError::KafkaStorageError.code();
-            }
-        },
+    match l.read(offset, max_bytes, first) {
+        Ok(None) => {}
+        Ok(Some(slice)) if slice.len == 0 => {}
+        Ok(Some(slice)) => {
+            let range = FileRange {
+                file: slice.file().clone(),
+                position: slice.position,
+            };
+            part.records = Some((range, slice.len));
+        }
         Err(ReadError::OffsetOutOfRange { .. }) => {
             part.error = ResponseError::OffsetOutOfRange.code()
         }
@@ -219,12 +266,10 @@ pub async fn list_offsets_routed(
         reply,
     })
     .await
-    .unwrap_or_else(|e| {
-        gone(e, || ListOffsetsPart {
-            error: ResponseError::NotLeaderOrFollower.code(),
-            timestamp: -1,
-            offset: -1,
-        })
+    .unwrap_or_else(|_| ListOffsetsPart {
+        error: ResponseError::NotLeaderOrFollower.code(),
+        timestamp: -1,
+        offset: -1,
     })
 }
 

@@ -301,7 +301,7 @@ async fn handle_msg(shard: Rc<Shard>, msg: ShardMsg) {
             first,
             reply,
         } => {
-            let _ = reply.send(ops::fetch_local(&shard, tp, offset, max_bytes, first).await);
+            let _ = reply.send(ops::fetch_local(&shard, tp, offset, max_bytes, first).into_sent());
         }
         ShardMsg::ListOffsets {
             tp,

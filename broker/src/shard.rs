@@ -14,6 +14,8 @@ use std::sync::Arc;
 use sluice_engine::FileCache;
 use sluice_engine::{LogConfig, PartitionLog};
 
+use sluice_net::zero_copy::PipePool;
+
 use crate::append::Appender;
 use crate::config::Config;
 use crate::metadata::ClusterMetadata;
@@ -41,6 +43,8 @@ pub struct Shard {
     pub logs: RefCell<HashMap<TopicPartition, LogRef>>,
     pub files: Rc<FileCache>,
     pub appender: Appender,
+    /// Pipes for splicing record ranges into sockets.
+    pub pipes: PipePool,
     pub stopping: Cell<bool>,
     pub stop: event_listener::Event,
     /// Set once the first metadata snapshot has arrived; connections wait for it.
@@ -67,6 +71,7 @@ impl Shard {
         Rc::new(Shard {
             id,
             appender: Appender::new(&config),
+            pipes: PipePool::default(),
             config,
             broker,
             peers,

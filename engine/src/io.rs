@@ -64,6 +64,12 @@ impl FileSlice {
         Ok(Bytes::from(buf))
     }
 
+    /// The segment file, shared: holding it keeps the range readable even after the segment
+    /// is deleted (the open file outlives the unlink).
+    pub fn file(&self) -> &SegmentFile {
+        &self.file
+    }
+
     /// The segment file's descriptor, valid while this slice lives.
     pub fn raw_fd(&self) -> RawFd {
         crate::log::segment_raw_fd(&self.file)

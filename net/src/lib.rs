@@ -3,7 +3,8 @@
 //! Kafka framing ([`frame`]), the request/response codec around `kafka-protocol`
 //! ([`codec`]), the bounds that keep a peer from making us allocate or buffer more than it
 //! has actually sent ([`limits`]), and the global allocator that makes the codec's
-//! peer-sized `Vec::with_capacity` calls harmless ([`alloc`]).
+//! peer-sized `Vec::with_capacity` calls harmless ([`alloc`]), and a small async Kafka
+//! client for tools, perf and followers ([`client`]).
 //!
 //! Architecture Invariant: net knows nothing of shards or partitions' state. It turns
 //! bytes into typed requests and typed responses into bytes; deciding what a request
@@ -18,9 +19,12 @@
 //! ```
 
 pub mod alloc;
+pub mod client;
 pub mod codec;
+pub mod fetch_response;
 pub mod frame;
 pub mod limits;
+pub mod zero_copy;
 
 pub use codec::{
     decode_request, encode_response, peek_request_header, response_header_version, DecodeError,

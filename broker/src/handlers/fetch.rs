@@ -11,9 +11,10 @@ use std::time::{Duration, Instant};
 use futures_util::future::{select, select_all};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_request::FetchPartition;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::messages::{FetchRequest, TopicName};
 use sluice_engine::FirstBatch;
+use sluice_net::fetch_response::{FetchPartitionOut, FetchTopicOut};
+use sluice_net::zero_copy::FileRange;
 
 use crate::metadata::TopicInfo;
 use crate::ops::{fetch_routed, FetchPart};
@@ -32,7 +33,12 @@ struct Wanted {
     partitions: Vec<FetchPartition>,
 }
 
-pub async fn handle(shard: &Rc<Shard>, version: i16, req: FetchRequest) -> FetchResponse {
+/// Returns the answer's topics; the connection frames them by hand around file ranges.
+pub async fn handle(
+    shard: &Rc<Shard>,
+    version: i16,
+    req: FetchRequest,
+) -> Vec<FetchTopicOut<FileRange>> {
     let wanted = resolve(shard, version, &req);
     let wait = Duration::from_millis(req.max_wait_ms.clamp(0, FETCH_WAIT_MS_MAX) as u64);
     let deadline = Instant::now() + wait;
@@ -78,31 +84,34 @@ fn resolve(shard: &Shard, version: i16, req: &FetchRequest) -> Vec<Wanted> {
         .collect()
 }
 
-/// Reads every wanted partition within the response's byte budget. Returns the response, the
-/// record bytes in it, and whether any partition had an error (which answers at once).
+/// Reads every wanted partition within the response's byte budget. Returns the topics to
+/// frame, the record bytes they hold, and whether any partition had an error (which answers
+/// at once).
 async fn read_all(
     shard: &Rc<Shard>,
     version: i16,
     wanted: &[Wanted],
     max_bytes: i32,
-) -> (FetchResponse, usize, bool) {
+) -> (Vec<FetchTopicOut<FileRange>>, usize, bool) {
     let mut remaining = max_bytes.max(0) as usize;
     let mut total = 0usize;
     let mut errors = false;
-    let mut resp = FetchResponse::default();
+    let mut topics = Vec::with_capacity(wanted.len());
     for w in wanted {
-        let mut t = FetchableTopicResponse::default();
-        t.topic = w.name.clone();
-        t.topic_id = w.topic_id;
+        let mut t = FetchTopicOut {
+            name: w.name.0.to_string(),
+            topic_id: w.topic_id,
+            partitions: Vec::new(),
+        };
         for p in &w.partitions {
-            let part = match w
+            let info = w
                 .topic
                 .as_ref()
-                .and_then(|t| t.partitions.get(usize::try_from(p.partition).ok()?))
-            {
-                Some(info) => {
+                .and_then(|t| Some((t, t.partitions.get(usize::try_from(p.partition).ok()?)?)));
+            let part = match info {
+                Some((topic, info)) => {
                     let tp = TopicPartition {
-                        topic: w.topic.as_ref().unwrap().name.clone(),
+                        topic: topic.name.clone(),
                         partition: p.partition,
                     };
                     let limit = (p.partition_max_bytes.max(0) as usize).min(remaining) as u32;
@@ -113,23 +122,24 @@ async fn read_all(
                     };
                     fetch_routed(shard, info, tp, p.fetch_offset, limit, first).await
                 }
-                None => FetchPart {
-                    error: unknown_topic(version).code(),
-                    high_watermark: -1,
-                    log_start_offset: -1,
-                    records: None,
-                },
+                None => FetchPart::failed(unknown_topic(version)),
             };
-            let n = part.records.as_ref().map_or(0, |r| r.len());
+            let n = part.records.as_ref().map_or(0, |(_, len)| *len as usize);
             total += n;
             remaining = remaining.saturating_sub(n);
             errors |= part.error != 0;
-            t.partitions
-                .push(partition_data(version, p.partition, part));
+            t.partitions.push(FetchPartitionOut {
+                partition_index: p.partition,
+                error_code: part.error,
+                high_watermark: part.high_watermark,
+                last_stable_offset: part.high_watermark,
+                log_start_offset: part.log_start_offset,
+                records: part.records,
+            });
         }
-        resp.responses.push(t);
+        topics.push(t);
     }
-    (resp, total, errors)
+    (topics, total, errors)
 }
 
 fn unknown_topic(version: i16) -> ResponseError {
@@ -138,22 +148,4 @@ fn unknown_topic(version: i16) -> ResponseError {
     } else {
         ResponseError::UnknownTopicOrPartition
     }
-}
-
-/// The first version with `log_start_offset` in the answer.
-const LOG_START_OFFSET_VERSION_MIN: i16 = 5;
-
-fn partition_data(version: i16, index: i32, part: FetchPart) -> PartitionData {
-    let mut d = PartitionData::default();
-    d.partition_index = index;
-    d.error_code = part.error;
-    d.high_watermark = part.high_watermark;
-    d.last_stable_offset = part.high_watermark;
-    if version >= LOG_START_OFFSET_VERSION_MIN {
-        d.log_start_offset = part.log_start_offset;
-    }
-    d.aborted_transactions = None;
-    d.preferred_read_replica = BrokerId(-1);
-    d.records = Some(part.records.unwrap_or_default());
-    d
 }

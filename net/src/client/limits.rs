@@ -1,0 +1,43 @@
+//! Every bound of the client, kept together, with the assertions that tie them.
+
+use kafka_protocol::messages::ApiKey;
+
+use crate::limits::{FRAME_BYTES_MAX, READ_CHUNK_BYTES};
+
+/// Largest response body the client accepts. A fetch answer is bounded by the request's
+/// `max_bytes` plus per-partition overhead; this leaves room for Kafka's 50 MiB
+/// `fetch.max.bytes` default and the broker's habit of returning one whole batch even
+/// when it is larger than `max_bytes`.
+pub const RESPONSE_BYTES_MAX: usize = 128 * 1024 * 1024;
+
+/// Most requests one pipelined connection may have unanswered (Kafka's
+/// `max.in.flight.requests.per.connection` defaults to 5).
+pub const REQUESTS_IN_FLIGHT_MAX: usize = 1024;
+
+/// Largest `max_bytes` a fetch may ask for: the rest of a response is headers.
+pub const FETCH_BYTES_MAX: usize = 100 * 1024 * 1024;
+
+/// Most times an operation is retried after a retriable Kafka error (leader moved,
+/// topic still being created).
+pub const RETRIES_MAX: u32 = 20;
+
+/// Wait between such retries.
+pub const RETRY_BACKOFF_MS: u64 = 100;
+
+/// (API, lowest, highest version) this client implements. Produce v13 and Fetch v13+
+/// address topics by id, which the client learns from Metadata v10+.
+pub const CLIENT_VERSIONS: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::Produce, 3, 13),
+    (ApiKey::Fetch, 4, 17),
+    (ApiKey::ListOffsets, 1, 10),
+    (ApiKey::Metadata, 1, 13),
+    (ApiKey::ApiVersions, 0, 4),
+    (ApiKey::CreateTopics, 2, 7),
+];
+
+const _: () = {
+    assert!(RESPONSE_BYTES_MAX <= FRAME_BYTES_MAX);
+    assert!(FETCH_BYTES_MAX < RESPONSE_BYTES_MAX);
+    assert!(READ_CHUNK_BYTES <= RESPONSE_BYTES_MAX);
+    assert!(REQUESTS_IN_FLIGHT_MAX >= 1);
+};
