@@ -14,7 +14,7 @@ use bytes::Bytes;
 use futures_channel::oneshot;
 use futures_util::future::join_all;
 use sluice_engine::AppendError;
-use sluice_engine::{PartitionLog, PendingAppend, SyncJob};
+use sluice_engine::{write_coalesced, PartitionLog, PendingAppend, SyncJob};
 
 use crate::config::Config;
 use crate::metadata::PartitionInfo;
@@ -117,7 +117,7 @@ impl Appender {
             }
         }
         let (reqs, pendings): (Vec<AppendReq>, Vec<PendingAppend>) = prepared.into_iter().unzip();
-        let written = join_all(pendings.into_iter().map(PendingAppend::write)).await;
+        let written = write_coalesced(pendings).await;
 
         let mut results = Vec::with_capacity(reqs.len());
         let mut touched: HashMap<*const (), (LogRef, Arc<PartitionInfo>)> = HashMap::new();

@@ -3,6 +3,7 @@
 //! `PartitionLog`: the operation owns its buffers and a shared descriptor until its
 //! completion arrives, also when the future that started it is dropped.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io;
 use std::os::fd::RawFd;
@@ -12,6 +13,7 @@ use bytes::Bytes;
 use compio_buf::{BufResult, IntoInner, IoBuf};
 use compio_driver::op::{ReadAt, Sync, WriteVectoredAt};
 use compio_driver::SharedFd;
+use futures_util::future::join_all;
 
 use crate::file_cache::SegmentFile;
 
@@ -113,27 +115,74 @@ impl PendingAppend {
         }
     }
 
-    /// Performs the writes: io_uring positional vectored writes of at most
-    /// `WRITE_IOVECS_MAX` iovecs each, resumed after short writes.
+    /// Performs this append's writes (see `write_coalesced`).
     pub async fn write(self) -> io::Result<WrittenAppend> {
-        let mut position = self.position;
-        let mut bufs = self.bufs;
+        let mut outcomes = write_coalesced(vec![self]).await;
+        outcomes.pop().expect("one outcome per append")
+    }
+}
+
+/// Performs many prepared appends at once (group commit): appends that continue one another
+/// in the same segment file become one run written with vectored writes of up to
+/// `WRITE_IOVECS_MAX` iovecs, and every run is submitted to io_uring in the same loop turn.
+/// Returns one outcome per append, in order; a failed run fails all of its appends.
+pub async fn write_coalesced(pendings: Vec<PendingAppend>) -> Vec<io::Result<WrittenAppend>> {
+    struct Run {
+        file: SegmentFile,
+        position: u64,
+        end_position: u64,
+        bufs: Vec<Bytes>,
+    }
+    let mut runs: Vec<Run> = Vec::new();
+    let mut last_run_of_fd: HashMap<RawFd, usize> = HashMap::new();
+    let mut members: Vec<(usize, WrittenAppend)> = Vec::with_capacity(pendings.len());
+    for p in pendings {
+        let fd = crate::log::segment_raw_fd(&p.file);
+        let run = match last_run_of_fd.get(&fd) {
+            Some(&r) if runs[r].end_position == p.position => r,
+            _ => {
+                last_run_of_fd.insert(fd, runs.len());
+                runs.push(Run {
+                    file: p.file.clone(),
+                    position: p.position,
+                    end_position: p.position,
+                    bufs: Vec::new(),
+                });
+                runs.len() - 1
+            }
+        };
+        runs[run].end_position = p.end_position;
+        runs[run].bufs.extend(p.bufs);
+        let written = WrittenAppend {
+            base_offset: p.base_offset,
+            last_offset: p.last_offset,
+            segment_base: p.segment_base,
+            end_position: p.end_position,
+        };
+        members.push((run, written));
+    }
+    let outcomes = join_all(runs.into_iter().map(|run| async move {
+        let mut position = run.position;
+        let mut bufs = run.bufs;
         while !bufs.is_empty() {
             let rest = bufs.split_off(bufs.len().min(WRITE_IOVECS_MAX));
-            position = write_all_at(&self.file, bufs, position).await?;
+            position = write_all_at(&run.file, bufs, position).await?;
             bufs = rest;
         }
         assert_eq!(
-            position, self.end_position,
+            position, run.end_position,
             "every reserved byte was written"
         );
-        Ok(WrittenAppend {
-            base_offset: self.base_offset,
-            last_offset: self.last_offset,
-            segment_base: self.segment_base,
-            end_position: self.end_position,
+        Ok::<(), io::Error>(())
+    }))
+    .await;
+    members
+        .into_iter()
+        .map(|(run, written)| match &outcomes[run] {
+            Ok(()) => Ok(written),
+            Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
         })
-    }
+        .collect()
 }
 
 /// Writes all of `bufs` at `position`; returns the position after them.

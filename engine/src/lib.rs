@@ -26,7 +26,7 @@ pub use checkpoint::{
 };
 pub use file_cache::{FileCache, SEGMENT_FILES_OPEN_MAX};
 pub use ids::{LeaderEpoch, Offset, TopicId};
-pub use io::{FileSlice, FlushedUpTo, PendingAppend, SyncJob, WrittenAppend};
+pub use io::{write_coalesced, FileSlice, FlushedUpTo, PendingAppend, SyncJob, WrittenAppend};
 pub use log::{
     AppendError, FirstBatch, LogConfig, PartitionLog, ReadError, Recovery, RecoveryReport,
 };
