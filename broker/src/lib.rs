@@ -9,6 +9,7 @@ pub mod config;
 pub mod connection;
 pub mod controller;
 pub mod handlers;
+pub mod iowq;
 pub mod metadata;
 pub mod msg;
 pub mod ops;

@@ -60,6 +60,8 @@ pub enum ShardEvent {
 pub struct ShardSetup {
     pub id: usize,
     pub cpu: Option<usize>,
+    /// The process's CPUs: where the shard ring's io-wq workers may run.
+    pub process_cpus: Vec<usize>,
     pub config: Arc<Config>,
     pub broker: Arc<BrokerInfo>,
     pub peers: Arc<Peers>,
@@ -86,6 +88,12 @@ pub fn run_shard(setup: ShardSetup) {
             return;
         }
     };
+    if let Err(e) = crate::iowq::limit_workers(
+        std::os::fd::AsRawFd::as_raw_fd(&runtime),
+        &setup.process_cpus,
+    ) {
+        tracing::warn!(shard = id, "io-wq workers left uncapped: {e}");
+    }
     runtime.block_on(shard_main(setup));
 }
 

@@ -186,6 +186,7 @@ fn spawn_shards(
         let setup = ShardSetup {
             id,
             cpu: (cpus.len() >= shards).then(|| cpus[id]),
+            process_cpus: cpus.clone(),
             config: config.clone(),
             broker: broker.clone(),
             peers: peers.clone(),
