@@ -48,9 +48,18 @@ pub enum ShardMsg {
         snapshot: Arc<ClusterMetadata>,
         reply: oneshot::Sender<()>,
     },
+    /// Liveness probe (systemd watchdog): answered from the shard's inbox loop.
+    Ping {
+        reply: std::sync::mpsc::SyncSender<usize>,
+    },
     /// Every owned partition's log dir, topic, partition and recovery point.
     RecoveryPoints {
         reply: oneshot::Sender<Vec<RecoveryPoint>>,
+    },
+    /// A group coordinator operation for a group this shard coordinates.
+    Group {
+        op: crate::group::GroupOp,
+        reply: oneshot::Sender<crate::group::GroupAnswer>,
     },
     /// For the controller (shard 0 only).
     Controller(ControllerCmd),
@@ -84,6 +93,11 @@ impl Peers {
 
     pub async fn send(&self, to: usize, msg: ShardMsg) -> Result<(), ShardGone> {
         self.inboxes[to].send(msg).await.map_err(|_| ShardGone)
+    }
+
+    /// Sends only if the inbox has room (a full inbox fails the watchdog ping).
+    pub fn try_send(&self, to: usize, msg: ShardMsg) -> Result<(), ShardGone> {
+        self.inboxes[to].try_send(msg).map_err(|_| ShardGone)
     }
 
     /// Sends without waiting (used from outside any runtime, e.g. the signal thread).

@@ -23,17 +23,34 @@ use crate::metadata::{new_topic, owner_shard, ClusterMetadata};
 use crate::msg::{Peers, ShardMsg};
 use crate::runtime::{run_shard, FoundPartition, ShardEvent, ShardSetup};
 use crate::shard::BrokerInfo;
+use crate::systemd;
 
 /// Listen backlog per shard socket.
 pub const LISTEN_BACKLOG: i32 = 1024;
 /// How long shutdown waits for each phase before giving up on a clean stop.
 pub const SHUTDOWN_PHASE_MS_MAX: u64 = 10_000;
+/// How often startup reports progress (and extends systemd's start timeout) while
+/// partitions are being opened and recovered.
+pub const STARTUP_STATUS_MS: u64 = 5_000;
 /// How long startup waits for shards to open their partitions.
 pub const STARTUP_OPEN_MS_MAX: u64 = 600_000;
 
+/// Logs go to journald when systemd connected our output to the journal (`JOURNAL_STREAM`),
+/// human-readable to stderr otherwise. `SLUICE_LOG` takes tracing's env-filter syntax.
 pub fn init_tracing() {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let filter = tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    if std::env::var_os("JOURNAL_STREAM").is_some() {
+        if let Ok(journald) = tracing_journald::layer() {
+            tracing_subscriber::registry()
+                .with(filter)
+                .with(journald)
+                .init();
+            return;
+        }
+    }
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -123,6 +140,15 @@ pub fn run(args: Vec<String>) -> Result<(), String> {
     let topics = snapshot.topics.len();
     main_rt.block_on(crate::controller::publish_to(&peers, Arc::new(snapshot)));
     tracing::info!("ready: {topics} topics");
+    let listening: Vec<String> = ports
+        .iter()
+        .map(|(l, p)| format!("{}:{p}", l.host))
+        .collect();
+    systemd::ready(&format!(
+        "serving {topics} topics on {}",
+        listening.join(",")
+    ));
+    systemd::spawn_watchdog(peers.clone());
 
     let outcome = wait_for_stop(&events);
     let clean = shutdown(&peers, &events, shards);
@@ -434,8 +460,12 @@ fn gather_partitions(
 ) -> Result<ClusterMetadata, String> {
     let mut found: BTreeMap<String, (TopicId, i32)> = BTreeMap::new();
     let mut opened = 0;
+    let deadline = std::time::Instant::now() + Duration::from_millis(STARTUP_OPEN_MS_MAX);
     while opened < shards {
-        match events.recv_timeout(Duration::from_millis(STARTUP_OPEN_MS_MAX)) {
+        if std::time::Instant::now() >= deadline {
+            return Err("shards did not finish opening their partitions".into());
+        }
+        match events.recv_timeout(Duration::from_millis(STARTUP_STATUS_MS)) {
             Ok(ShardEvent::Opened {
                 partitions, failed, ..
             }) => {
@@ -454,7 +484,9 @@ fn gather_partitions(
             Ok(ShardEvent::Failed { error, .. }) => return Err(error),
             Ok(ShardEvent::Signal(_)) => return Err("stopped by a signal during startup".into()),
             Ok(_) => {}
-            Err(_) => return Err("shards did not finish opening their partitions".into()),
+            Err(_) => systemd::extend_startup(&format!(
+                "recovering: {opened} of {shards} shards opened their partitions"
+            )),
         }
     }
     let mut meta = ClusterMetadata {
@@ -487,6 +519,7 @@ fn wait_for_stop(events: &Receiver<ShardEvent>) -> Result<(), String> {
 /// other shards' requests for its partitions), then every shard closes its logs. Returns true
 /// if all logs closed cleanly.
 fn shutdown(peers: &Peers, events: &Receiver<ShardEvent>, shards: usize) -> bool {
+    systemd::stopping();
     for to in 0..shards {
         let _ = peers.send_blocking(to, ShardMsg::Stop);
     }

@@ -22,6 +22,11 @@ pub struct Broker {
 impl Broker {
     /// Starts `sluiced` on 127.0.0.1:0 with data in `dir` and the given extra overrides.
     pub fn start(dir: &Path, overrides: &[&str]) -> Broker {
+        Broker::start_with_env(dir, overrides, &[])
+    }
+
+    /// `start` with extra environment variables (e.g. systemd's NOTIFY_SOCKET).
+    pub fn start_with_env(dir: &Path, overrides: &[&str], env: &[(&str, &str)]) -> Broker {
         let mut args: Vec<String> = vec![
             "--override".into(),
             "listeners=PLAINTEXT://127.0.0.1:0".into(),
@@ -35,6 +40,7 @@ impl Broker {
         let mut child = Command::new(env!("CARGO_BIN_EXE_sluiced"))
             .args(&args)
             .env("SLUICE_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
