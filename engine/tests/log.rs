@@ -747,7 +747,7 @@ fn coalesced_writes_across_logs_read_back() {
             "a",
             0,
             TopicId(uuid::Uuid::from_u128(1)),
-            config.clone(),
+            config,
             files(),
         )
         .unwrap();
