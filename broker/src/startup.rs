@@ -155,6 +155,13 @@ pub fn run(args: Vec<String>) -> Result<(), String> {
     for t in threads {
         let _ = t.join();
     }
+    finish(&config, clean, dirs.locks);
+    outcome
+}
+
+/// After every shard stopped: the clean-shutdown marker (only if every log closed
+/// cleanly), then the data-dir locks are released.
+fn finish(config: &Config, clean: bool, locks: Vec<LogDirLock>) {
     if clean {
         for dir in &config.log_dirs {
             if let Err(e) = write_clean_shutdown_marker(dir) {
@@ -162,14 +169,13 @@ pub fn run(args: Vec<String>) -> Result<(), String> {
             }
         }
     }
-    drop(dirs.locks);
+    drop(locks);
     let how = if clean {
         " cleanly"
     } else {
         " (logs will be recovered at next start)"
     };
     tracing::info!("stopped{how}");
-    outcome
 }
 
 /// What goes where when the shard threads start.
