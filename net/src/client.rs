@@ -16,6 +16,7 @@
 //! let base_offset = client.produce("events", 0, batch.finish(), Acks::All).await?;
 //! ```
 
+mod admin;
 pub mod batch;
 pub mod connection;
 pub mod error;
@@ -31,6 +32,7 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{ApiKey, ProduceResponse};
 use uuid::Uuid;
 
+pub use admin::{AdvertisedApi, DeletedRecords};
 pub use batch::{Batches, BatchesSummary, Record, RecordBatchBuilder};
 pub use connection::{Connection, ResponseExpected};
 pub use error::{ClientError, Result};

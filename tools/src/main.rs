@@ -1,0 +1,88 @@
+//! `sluice`: the operator CLI, with the names and flags of Kafka's tools
+//! (`kafka-topics`, `kafka-console-producer`, `kafka-console-consumer`,
+//! `kafka-delete-records`, `kafka-dump-log`, `kafka-consumer-groups`) so muscle memory
+//! works.
+//!
+//! Architecture Invariant: the commands talk to brokers only through `sluice-net`'s
+//! client; `dump-log` alone reads files, with the engine's batch parsing.
+
+mod connect;
+mod console_consumer;
+mod console_producer;
+mod consumer_groups;
+mod delete_records;
+mod dump_log;
+mod error;
+mod limits;
+mod partitioner;
+mod properties;
+mod topic_id;
+mod topics;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::error::ToolError;
+
+/// Responses are peer input: their decoders reserve what the peer claims.
+#[global_allocator]
+static ALLOC: sluice_net::alloc::LazyLargeAlloc = sluice_net::alloc::LazyLargeAlloc;
+
+#[derive(Parser)]
+#[command(
+    name = "sluice",
+    version,
+    about = "Sluice operator tools (Kafka's tools' names and flags)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create, list, describe, alter or delete topics (kafka-topics).
+    Topics(topics::TopicsArgs),
+    /// Produce one record per line of standard input (kafka-console-producer).
+    ConsoleProducer(console_producer::ProducerArgs),
+    /// Print records of a topic (kafka-console-consumer).
+    ConsoleConsumer(console_consumer::ConsumerArgs),
+    /// List, describe, reset or delete consumer groups (kafka-consumer-groups).
+    ConsumerGroups(consumer_groups::GroupsArgs),
+    /// Delete records before given offsets (kafka-delete-records).
+    DeleteRecords(delete_records::DeleteRecordsArgs),
+    /// Print the record batches of segment files (kafka-dump-log); needs no broker.
+    DumpLog(dump_log::DumpLogArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("sluice: error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: Command) -> Result<(), ToolError> {
+    // dump-log reads files of a stopped broker: it needs no io_uring runtime.
+    let command = match command {
+        Command::DumpLog(args) => return dump_log::run(&args),
+        command => command,
+    };
+    let runtime = compio::runtime::Runtime::new()
+        .map_err(|error| ToolError::new(format!("starting the io_uring runtime: {error}")))?;
+    runtime.block_on(async {
+        match command {
+            Command::Topics(args) => topics::run(args).await,
+            Command::ConsoleProducer(args) => console_producer::run(args).await,
+            Command::ConsoleConsumer(args) => console_consumer::run(args).await,
+            Command::ConsumerGroups(args) => consumer_groups::run(args).await,
+            Command::DeleteRecords(args) => delete_records::run(args).await,
+            Command::DumpLog(_) => unreachable!("handled above"),
+        }
+    })
+}

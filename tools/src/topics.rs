@@ -1,0 +1,253 @@
+//! `sluice topics`: kafka-topics' flags and output.
+
+use clap::{ArgGroup, Args};
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::ApiKey;
+use sluice_net::client::{Client, TopicCreation, TopicMetadata};
+
+use crate::connect::connect;
+use crate::error::{Result, ToolError};
+use crate::properties::Properties;
+use crate::topic_id;
+
+#[derive(Args)]
+#[command(group(
+    ArgGroup::new("action")
+        .required(true)
+        .args(["create", "list", "describe", "delete", "alter"])
+))]
+pub struct TopicsArgs {
+    /// Broker(s) to bootstrap from: host:port[,host:port...].
+    #[arg(long, value_name = "HOST:PORT")]
+    bootstrap_server: String,
+    /// Create a topic.
+    #[arg(long)]
+    create: bool,
+    /// List the topics' names.
+    #[arg(long)]
+    list: bool,
+    /// Describe the topic (every topic without --topic).
+    #[arg(long)]
+    describe: bool,
+    /// Delete a topic.
+    #[arg(long)]
+    delete: bool,
+    /// Change the number of partitions (needs CreatePartitions on the broker).
+    #[arg(long)]
+    alter: bool,
+    /// The topic.
+    #[arg(long)]
+    topic: Option<String>,
+    /// Partitions of a new topic (default: the broker's num.partitions), or the new
+    /// total with --alter.
+    #[arg(long)]
+    partitions: Option<i32>,
+    /// Replication factor of a new topic (default: the broker's).
+    #[arg(long)]
+    replication_factor: Option<i16>,
+    /// A topic config for --create: key=value (repeatable).
+    #[arg(long = "config", value_name = "KEY=VALUE")]
+    configs: Vec<String>,
+    /// With --create: no error if the topic exists.
+    #[arg(long)]
+    if_not_exists: bool,
+    /// With --delete, --alter or --describe: no error if the topic does not exist.
+    #[arg(long)]
+    if_exists: bool,
+}
+
+pub async fn run(args: TopicsArgs) -> Result<()> {
+    let mut client = connect(&args.bootstrap_server).await?;
+    if args.list {
+        return list(&mut client, args.topic.as_deref()).await;
+    }
+    if args.describe {
+        return describe(&mut client, &args).await;
+    }
+    let topic = args.topic.as_deref().ok_or_else(|| {
+        ToolError::new("--create, --delete and --alter need --topic (which topic?)")
+    })?;
+    if args.create {
+        create(&mut client, topic, &args).await
+    } else if args.delete {
+        delete(&mut client, topic, &args).await
+    } else {
+        alter(&mut client, topic, &args).await
+    }
+}
+
+async fn create(client: &mut Client, topic: &str, args: &TopicsArgs) -> Result<()> {
+    let configs = Properties::parse(&args.configs, "--config")?;
+    let partitions = args.partitions.unwrap_or(-1);
+    let replication_factor = args.replication_factor.unwrap_or(-1);
+    let created = client
+        .create_topic_with_configs(topic, partitions, replication_factor, configs.pairs())
+        .await?;
+    match created {
+        TopicCreation::Created => println!("Created topic {topic}."),
+        TopicCreation::AlreadyExists if args.if_not_exists => {}
+        TopicCreation::AlreadyExists => {
+            return Err(ToolError::new(format!(
+                "Topic '{topic}' already exists (add --if-not-exists to ignore this)"
+            )))
+        }
+    }
+    Ok(())
+}
+
+async fn delete(client: &mut Client, topic: &str, args: &TopicsArgs) -> Result<()> {
+    match client.delete_topic(topic).await {
+        Err(error)
+            if error.kafka_error() == Some(ResponseError::UnknownTopicOrPartition)
+                && args.if_exists =>
+        {
+            Ok(())
+        }
+        Err(error) if error.kafka_error() == Some(ResponseError::UnknownTopicOrPartition) => Err(
+            ToolError::new(format!("Topic '{topic}' does not exist as expected")),
+        ),
+        outcome => Ok(outcome?),
+    }
+}
+
+async fn alter(client: &mut Client, topic: &str, args: &TopicsArgs) -> Result<()> {
+    let Some(partitions) = args.partitions else {
+        return Err(ToolError::new(
+            "--alter needs --partitions N (the new total); topic configs cannot be altered yet",
+        ));
+    };
+    if !client.advertises(ApiKey::CreatePartitions).await? {
+        return Err(ToolError::new(format!(
+            "adding partitions is not supported by this broker: {} does not list \
+             CreatePartitions in its ApiVersions answer",
+            args.bootstrap_server
+        )));
+    }
+    if describe_one(client, topic).await?.is_none() {
+        if args.if_exists {
+            return Ok(());
+        }
+        return Err(ToolError::new(format!(
+            "Topic '{topic}' does not exist as expected"
+        )));
+    }
+    client.create_partitions(topic, partitions).await?;
+    Ok(())
+}
+
+async fn list(client: &mut Client, topic: Option<&str>) -> Result<()> {
+    let metadata = client.metadata(&[]).await?;
+    let mut names: Vec<&str> = metadata
+        .topics
+        .iter()
+        .filter(|t| t.error.is_none())
+        .map(|t| t.name.as_str())
+        .filter(|name| topic.is_none_or(|wanted| wanted == *name))
+        .collect();
+    names.sort_unstable();
+    for name in names {
+        println!("{name}");
+    }
+    Ok(())
+}
+
+/// The metadata of `topic`, `None` when the broker does not know it.
+async fn describe_one(client: &mut Client, topic: &str) -> Result<Option<TopicMetadata>> {
+    let metadata = client.metadata(&[topic]).await?;
+    let Some(found) = metadata.topics.into_iter().find(|t| t.name == topic) else {
+        return Ok(None);
+    };
+    match found.error {
+        None => Ok(Some(found)),
+        Some(ResponseError::UnknownTopicOrPartition) => Ok(None),
+        Some(error) => Err(ToolError::new(format!(
+            "describing topic {topic:?}: {error} (Kafka error code {})",
+            error.code()
+        ))),
+    }
+}
+
+async fn describe(client: &mut Client, args: &TopicsArgs) -> Result<()> {
+    let mut topics = match args.topic.as_deref() {
+        Some(topic) => match describe_one(client, topic).await? {
+            Some(found) => vec![found],
+            None if args.if_exists => Vec::new(),
+            None => {
+                return Err(ToolError::new(format!(
+                    "Topic '{topic}' does not exist as expected"
+                )))
+            }
+        },
+        None => client.metadata(&[]).await?.topics,
+    };
+    topics.retain(|t| t.error.is_none());
+    topics.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+    for topic in &topics {
+        print!("{}", describe_text(topic));
+    }
+    Ok(())
+}
+
+/// kafka-topics' `--describe` text of one topic.
+fn describe_text(topic: &TopicMetadata) -> String {
+    let mut partitions: Vec<_> = topic.partitions.iter().collect();
+    partitions.sort_unstable_by_key(|p| p.partition);
+    let replication_factor = partitions.first().map_or(0, |p| p.replicas.len());
+    let mut text = format!(
+        "Topic: {}\tTopicId: {}\tPartitionCount: {}\tReplicationFactor: {}\tConfigs: \n",
+        topic.name,
+        topic_id::kafka_format(&topic.topic_id),
+        partitions.len(),
+        replication_factor
+    );
+    for p in partitions {
+        let leader = if p.leader_id < 0 {
+            "none".to_string()
+        } else {
+            p.leader_id.to_string()
+        };
+        text.push_str(&format!(
+            "\tTopic: {}\tPartition: {}\tLeader: {leader}\tReplicas: {}\tIsr: {}\n",
+            topic.name,
+            p.partition,
+            join(&p.replicas),
+            join(&p.isr)
+        ));
+    }
+    text
+}
+
+fn join(ids: &[i32]) -> String {
+    ids.iter().map(i32::to_string).collect::<Vec<_>>().join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sluice_net::client::PartitionMetadata;
+    use uuid::Uuid;
+
+    #[test]
+    fn describe_text_is_kafka_topics_format() {
+        let partition = |partition, leader_id| PartitionMetadata {
+            partition,
+            leader_id,
+            leader_epoch: 0,
+            replicas: vec![1, 2],
+            isr: vec![1],
+            error: None,
+        };
+        let topic = TopicMetadata {
+            name: "t".into(),
+            topic_id: Uuid::nil(),
+            error: None,
+            partitions: vec![partition(1, -1), partition(0, 1)],
+        };
+        assert_eq!(
+            describe_text(&topic),
+            "Topic: t\tTopicId: AAAAAAAAAAAAAAAAAAAAAA\tPartitionCount: 2\tReplicationFactor: 2\tConfigs: \n\
+             \tTopic: t\tPartition: 0\tLeader: 1\tReplicas: 1,2\tIsr: 1\n\
+             \tTopic: t\tPartition: 1\tLeader: none\tReplicas: 1,2\tIsr: 1\n"
+        );
+    }
+}
