@@ -13,8 +13,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures_channel::oneshot;
 use futures_util::future::join_all;
-use sluice_engine::AppendError;
 use sluice_engine::{write_coalesced, PartitionLog, PendingAppend, SyncJob};
+use sluice_engine::{AppendError, AppendOutcome};
 
 use crate::config::Config;
 use crate::metadata::PartitionInfo;
@@ -107,10 +107,23 @@ impl Appender {
 
     async fn round(&self, round: Vec<AppendReq>) {
         let mut prepared: Vec<(AppendReq, PendingAppend)> = Vec::with_capacity(round.len());
+        let mut duplicates = Vec::new();
         for req in round {
             let result = req.log.borrow_mut().prepare_append(req.records.clone(), 0);
             match result {
-                Ok(pending) => prepared.push((req, pending)),
+                Ok(AppendOutcome::Write(pending)) => prepared.push((req, pending)),
+                // A producer's retry: answered with the original offsets after this round's
+                // writes and syncs (its original may be one of them).
+                Ok(AppendOutcome::Duplicate {
+                    base_offset,
+                    last_offset,
+                }) => duplicates.push((
+                    req,
+                    Appended {
+                        base_offset,
+                        last_offset,
+                    },
+                )),
                 Err(e) => {
                     let _ = req.reply.send(Err(AppendFailure::Rejected(e)));
                 }
@@ -156,6 +169,12 @@ impl Appender {
                 result = Err(AppendFailure::Storage(err.clone()));
             }
             let _ = req.reply.send(result);
+        }
+        for (req, appended) in duplicates {
+            let _ = req.reply.send(match req.log.borrow().is_offline() {
+                false => Ok(appended),
+                true => Err(AppendFailure::Storage("the log went offline".into())),
+            });
         }
         for (_, partition) in touched.values() {
             partition.appended.notify(usize::MAX);

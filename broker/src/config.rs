@@ -77,6 +77,14 @@ pub struct Config {
     pub num_shards: Option<usize>,
     /// How often each log dir's `recovery-point-offset-checkpoint` is written.
     pub log_flush_offset_checkpoint_interval_ms: u64,
+    /// Partitions of `__consumer_offsets` when it is created.
+    pub offsets_topic_num_partitions: i32,
+    /// Accepted and capped at the brokers available (1 until replication lands).
+    pub offsets_topic_replication_factor: i16,
+    /// How long a group that was empty waits for more members before its first rebalance.
+    pub group_initial_rebalance_delay_ms: u64,
+    pub group_min_session_timeout_ms: i32,
+    pub group_max_session_timeout_ms: i32,
 }
 
 impl Default for Config {
@@ -101,6 +109,11 @@ impl Default for Config {
             num_shards: None,
             log_flush_offset_checkpoint_interval_ms:
                 LOG_FLUSH_OFFSET_CHECKPOINT_INTERVAL_MS_DEFAULT,
+            offsets_topic_num_partitions: 50,
+            offsets_topic_replication_factor: 3,
+            group_initial_rebalance_delay_ms: 3000,
+            group_min_session_timeout_ms: 6000,
+            group_max_session_timeout_ms: 1_800_000,
         }
     }
 }
@@ -217,6 +230,25 @@ impl Config {
             "log.flush.offset.checkpoint.interval.ms" => {
                 self.log_flush_offset_checkpoint_interval_ms =
                     parse_int(key, value, 1, i32::MAX as i64)? as u64
+            }
+            "offsets.topic.num.partitions" => {
+                self.offsets_topic_num_partitions = parse_int(key, value, 1, 100_000)? as i32
+            }
+            "offsets.topic.replication.factor" => {
+                self.offsets_topic_replication_factor =
+                    parse_int(key, value, 1, i16::MAX as i64)? as i16
+            }
+            "group.initial.rebalance.delay.ms" => {
+                self.group_initial_rebalance_delay_ms =
+                    parse_int(key, value, 0, i32::MAX as i64)? as u64
+            }
+            "group.min.session.timeout.ms" => {
+                self.group_min_session_timeout_ms =
+                    parse_int(key, value, 0, i32::MAX as i64)? as i32
+            }
+            "group.max.session.timeout.ms" => {
+                self.group_max_session_timeout_ms =
+                    parse_int(key, value, 0, i32::MAX as i64)? as i32
             }
             "num.shards" => {
                 self.num_shards = Some(parse_int(key, value, 1, NUM_SHARDS_MAX as i64)? as usize)

@@ -59,7 +59,7 @@ pub async fn serve_connection(shard: Rc<Shard>, stream: TcpStream, peer: SocketA
                 break;
             }
         };
-        match handle_frame(&shard, frame).await {
+        match handle_frame(&shard, frame, peer).await {
             Ok(Some(out)) => {
                 let written = match out {
                     Out::Bytes(bytes) => stream.write_all(bytes).await.0,
@@ -80,7 +80,11 @@ pub async fn serve_connection(shard: Rc<Shard>, stream: TcpStream, peer: SocketA
 }
 
 /// Decodes and answers one request; `Err` closes the connection.
-async fn handle_frame(shard: &Rc<Shard>, frame: Bytes) -> Result<Option<Out>, String> {
+async fn handle_frame(
+    shard: &Rc<Shard>,
+    frame: Bytes,
+    peer: SocketAddr,
+) -> Result<Option<Out>, String> {
     let request = match decode_request(frame, handlers::supported) {
         Ok(r) => r,
         Err(DecodeError::UnsupportedVersion {
@@ -99,7 +103,16 @@ async fn handle_frame(shard: &Rc<Shard>, frame: Bytes) -> Result<Option<Out>, St
         request.version,
         request.header.correlation_id,
     );
-    match dispatch(shard, version, request.body).await {
+    let client = Client {
+        id: request
+            .header
+            .client_id
+            .as_ref()
+            .map(|c| c.to_string())
+            .unwrap_or_default(),
+        peer,
+    };
+    match dispatch(shard, version, &client, request.body).await {
         Reply::Send(body) => {
             encode(correlation_id, api_key, version, &body).map(|b| Some(Out::Bytes(b)))
         }
@@ -125,7 +138,13 @@ fn encode(
     Ok(out)
 }
 
-async fn dispatch(shard: &Rc<Shard>, version: i16, body: RequestKind) -> Reply {
+/// Who sent a request (JoinGroup records it for DescribeGroups).
+struct Client {
+    id: String,
+    peer: SocketAddr,
+}
+
+async fn dispatch(shard: &Rc<Shard>, version: i16, client: &Client, body: RequestKind) -> Reply {
     let send = |r: ResponseKind| Reply::Send(Box::new(r));
     match body {
         RequestKind::ApiVersions(req) => send(ResponseKind::ApiVersions(
@@ -144,6 +163,56 @@ async fn dispatch(shard: &Rc<Shard>, version: i16, body: RequestKind) -> Reply {
         )),
         RequestKind::DeleteTopics(req) => send(ResponseKind::DeleteTopics(
             handlers::delete_topics::handle(shard, version, req).await,
+        )),
+        RequestKind::InitProducerId(req) => send(ResponseKind::InitProducerId(
+            handlers::init_producer_id::handle(shard, version, req),
+        )),
+        other => dispatch_group(shard, version, client, other).await,
+    }
+}
+
+/// The group coordinator's APIs.
+async fn dispatch_group(
+    shard: &Rc<Shard>,
+    version: i16,
+    client: &Client,
+    body: RequestKind,
+) -> Reply {
+    use handlers::*;
+    let send = |r: ResponseKind| Reply::Send(Box::new(r));
+    match body {
+        RequestKind::FindCoordinator(req) => send(ResponseKind::FindCoordinator(
+            find_coordinator::handle(shard, version, req),
+        )),
+        RequestKind::JoinGroup(req) => send(ResponseKind::JoinGroup(
+            join_group::handle(shard, version, &client.id, client.peer, req).await,
+        )),
+        RequestKind::SyncGroup(req) => send(ResponseKind::SyncGroup(
+            sync_group::handle(shard, version, req).await,
+        )),
+        RequestKind::Heartbeat(req) => send(ResponseKind::Heartbeat(
+            heartbeat::handle(shard, version, req).await,
+        )),
+        RequestKind::LeaveGroup(req) => send(ResponseKind::LeaveGroup(
+            leave_group::handle(shard, version, req).await,
+        )),
+        RequestKind::OffsetCommit(req) => send(ResponseKind::OffsetCommit(
+            offset_commit::handle(shard, version, req).await,
+        )),
+        RequestKind::OffsetFetch(req) => send(ResponseKind::OffsetFetch(
+            offset_fetch::handle(shard, version, req).await,
+        )),
+        RequestKind::DescribeGroups(req) => send(ResponseKind::DescribeGroups(
+            describe_groups::handle(shard, version, req).await,
+        )),
+        RequestKind::ListGroups(req) => send(ResponseKind::ListGroups(
+            list_groups::handle(shard, version, req).await,
+        )),
+        RequestKind::DeleteGroups(req) => send(ResponseKind::DeleteGroups(
+            delete_groups::handle(shard, version, req).await,
+        )),
+        RequestKind::OffsetDelete(req) => send(ResponseKind::OffsetDelete(
+            offset_delete::handle(shard, version, req).await,
         )),
         // decode_request only passes APIs in handlers::SUPPORTED.
         _ => Reply::Close("request for an API this broker does not serve".into()),

@@ -56,6 +56,11 @@ pub enum ShardMsg {
     RecoveryPoints {
         reply: oneshot::Sender<Vec<RecoveryPoint>>,
     },
+    /// A group coordinator operation for a group this shard coordinates.
+    Group {
+        op: crate::group::GroupOp,
+        reply: oneshot::Sender<crate::group::GroupAnswer>,
+    },
     /// For the controller (shard 0 only).
     Controller(ControllerCmd),
     /// Shutdown phase 1: stop accepting, finish in-flight requests (other shards still serve

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use compio::driver::SharedFd;
 use kafka_protocol::error::ResponseError;
 use sluice_engine::FirstBatch;
-use sluice_engine::{AppendError, BatchErrorKind, PartitionLog, ReadError, TopicId};
+use sluice_engine::{AppendError, BatchErrorKind, PartitionLog, ProducerError, ReadError, TopicId};
 use sluice_net::zero_copy::FileRange;
 
 use crate::append::AppendFailure;
@@ -157,6 +157,13 @@ pub async fn produce_local(shard: &Rc<Shard>, tp: TopicPartition, records: Bytes
                 BatchErrorKind::TooLarge => ResponseError::MessageTooLarge,
             };
             produce_error(code, e.message)
+        }
+        Err(AppendFailure::Rejected(AppendError::Producer(e))) => {
+            let code = match e {
+                ProducerError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
+                ProducerError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
+            };
+            produce_error(code, e.to_string())
         }
         Err(AppendFailure::Rejected(e @ AppendError::LargerThanSegment { .. })) => {
             produce_error(ResponseError::RecordListTooLarge, e.to_string())

@@ -123,6 +123,7 @@ async fn shard_main(setup: ShardSetup) {
     });
     let controller = (id == 0).then(|| Rc::new(Controller::new()));
     if let Some(c) = &controller {
+        compio::runtime::spawn(crate::group::load::ensure_offsets_topic(shard.clone())).detach();
         let (c, s) = (c.clone(), shard.clone());
         compio::runtime::spawn(async move { c.run(s).await }).detach();
         let interval_ms = config.log_flush_offset_checkpoint_interval_ms;
@@ -331,11 +332,13 @@ async fn handle_msg(shard: Rc<Shard>, msg: ShardMsg) {
         ShardMsg::Metadata { snapshot, reply } => {
             *shard.metadata.borrow_mut() = snapshot;
             shard.ready.notify(usize::MAX);
+            crate::group::load::on_metadata(&shard);
             let _ = reply.send(());
         }
         ShardMsg::Ping { reply } => {
             let _ = reply.try_send(shard.id);
         }
+        ShardMsg::Group { op, reply } => crate::group::serve(shard, op, reply).await,
         ShardMsg::RecoveryPoints { reply } => {
             let _ = reply.send(crate::checkpoint::local_recovery_points(&shard));
         }

@@ -17,6 +17,7 @@ pub mod index;
 pub mod io;
 pub mod log;
 pub mod logdir;
+pub mod producer_state;
 pub mod segment;
 pub mod testing;
 
@@ -28,9 +29,11 @@ pub use file_cache::{FileCache, SEGMENT_FILES_OPEN_MAX};
 pub use ids::{LeaderEpoch, Offset, TopicId};
 pub use io::{write_coalesced, FileSlice, FlushedUpTo, PendingAppend, SyncJob, WrittenAppend};
 pub use log::{
-    AppendError, FirstBatch, LogConfig, PartitionLog, ReadError, Recovery, RecoveryReport,
+    AppendError, AppendOutcome, FirstBatch, LogConfig, PartitionLog, ReadError, Recovery,
+    RecoveryReport,
 };
 pub use logdir::{
     lock_log_dir, scan_partition_dirs, take_clean_shutdown_marker, write_clean_shutdown_marker,
     LockError, LogDirLock, Shutdown,
 };
+pub use producer_state::{ProducerError, ProducerStateManager, PRODUCER_BATCHES_RETAINED};

@@ -17,6 +17,7 @@ use crate::file_cache::{FileCache, SegmentFile};
 use crate::ids::TopicId;
 use crate::index::{IndexMode, NO_TIMESTAMP};
 use crate::logdir::{fsync_dir, parse_partition_dir_name};
+use crate::producer_state::{ProducerCheck, ProducerError, ProducerStateManager, SnapshotSync};
 use crate::segment::{
     parse_segment_file_name, read_header_at, segment_file_path, LogSegment, SegmentConfig,
     SegmentOpen, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX,
@@ -153,12 +154,40 @@ pub enum AppendError {
     Io(#[from] io::Error),
     #[error("the log is offline after a failed write")]
     Offline,
+    /// The producer fields break the idempotent producer's rules (sequence or epoch).
+    #[error("{0}")]
+    Producer(#[from] ProducerError),
     /// The records of one append exceed `segment_bytes` (Kafka's RecordBatchTooLarge).
     #[error("{records_bytes} bytes of records exceed the segment size {segment_bytes}")]
     LargerThanSegment {
         records_bytes: u64,
         segment_bytes: u64,
     },
+}
+
+/// What `PartitionLog::prepare_append` decided.
+#[derive(Debug)]
+pub enum AppendOutcome {
+    /// Offsets assigned and positions reserved: write it, then `complete_append`.
+    Write(PendingAppend),
+    /// A retry of batches already appended (same producer id, epoch and sequence range as
+    /// one of the producer's last five batches): nothing to write; the answer is the
+    /// ORIGINAL offsets. It may be still in flight in the same group-commit round, so
+    /// answer it only once the writes prepared before it have completed.
+    Duplicate { base_offset: i64, last_offset: i64 },
+}
+
+impl AppendOutcome {
+    /// The pending write; panics on a duplicate (for callers that append without
+    /// producer ids, such as tests).
+    pub fn into_pending(self) -> PendingAppend {
+        match self {
+            AppendOutcome::Write(pending) => pending,
+            AppendOutcome::Duplicate { base_offset, .. } => {
+                panic!("append at {base_offset} is a duplicate, not a write")
+            }
+        }
+    }
 }
 
 /// Where the visible log ends: the offset and its byte position in its segment.
@@ -203,6 +232,8 @@ pub struct PartitionLog {
     roll_syncs: Vec<RollSync>,
     dir_sync_owed: DirSync,
     offline: Option<String>,
+    /// Idempotent producers' state; covers every prepared append (`next_offset`).
+    producer_state: ProducerStateManager,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -275,7 +306,6 @@ impl PartitionLog {
         };
         let segments = segments.into_iter().map(|s| (s.base_offset(), s)).collect();
         PartitionLog {
-            dir,
             topic,
             partition,
             topic_id,
@@ -291,6 +321,8 @@ impl PartitionLog {
             roll_syncs: Vec::new(),
             dir_sync_owed: DirSync::Done,
             offline: None,
+            producer_state: ProducerStateManager::new(&dir, log_end.offset),
+            dir,
         }
     }
 
@@ -339,7 +371,7 @@ impl PartitionLog {
         })?;
         let topic_id = read_partition_metadata(partition_dir)?;
         let (segments, report) = open_segments(partition_dir, config, recovery)?;
-        let log = Self::assemble(
+        let mut log = Self::assemble(
             partition_dir.to_owned(),
             (topic, partition),
             topic_id,
@@ -347,6 +379,7 @@ impl PartitionLog {
             files,
             segments,
         );
+        log.rebuild_producer_state()?;
         if report.truncated_to_offset.is_some() {
             tracing::warn!(
                 dir = %partition_dir.display(),
@@ -650,11 +683,18 @@ impl PartitionLog {
     ///
     /// Several appends may be prepared before their writes complete; callers complete them
     /// in prepare order.
+    ///
+    /// Batches with a producer id are checked against the producer state first
+    /// (`producer_state` module): a retry of one of the producer's last five batches is
+    /// `AppendOutcome::Duplicate` with the original offsets (nothing reserved); a sequence
+    /// gap or an old epoch is `AppendError::Producer`. The state is updated here, at
+    /// prepare time, so pipelined appends of one producer check against each other; a
+    /// failed write takes the whole log offline.
     pub fn prepare_append(
         &mut self,
         records: Bytes,
         leader_epoch: i32,
-    ) -> Result<PendingAppend, AppendError> {
+    ) -> Result<AppendOutcome, AppendError> {
         if self.offline.is_some() {
             return Err(AppendError::Offline);
         }
@@ -663,6 +703,17 @@ impl PartitionLog {
             return Err(AppendError::LargerThanSegment {
                 records_bytes: records.len() as u64,
                 segment_bytes: self.config.segment_bytes,
+            });
+        }
+        if let ProducerCheck::Duplicate(batch) = self.producer_state.check(&headers)? {
+            tracing::info!(
+                dir = %self.dir.display(),
+                base_offset = batch.first_offset,
+                "a producer retried batches already appended; answering with their offsets"
+            );
+            return Ok(AppendOutcome::Duplicate {
+                base_offset: batch.first_offset,
+                last_offset: batch.last_offset,
             });
         }
         let record_count: i64 = headers
@@ -678,16 +729,18 @@ impl PartitionLog {
         let end_position = self.active().size_bytes();
         assert_eq!(end_position - position, records.len() as u64);
         self.next_offset = assigned.next_offset;
-        Ok(PendingAppend::new(
+        assert_eq!(self.producer_state.map_end_offset(), self.next_offset);
+        Ok(AppendOutcome::Write(PendingAppend::new(
             file,
             position,
             assigned.bufs,
             (assigned.base_offset, assigned.next_offset - 1),
             (segment_base, end_position),
-        ))
+        )))
     }
 
-    /// Rewrites each batch's prefix and accounts it in the active segment.
+    /// Rewrites each batch's prefix, accounts it in the active segment and the producer
+    /// state.
     fn assign(
         &mut self,
         records: &Bytes,
@@ -699,7 +752,12 @@ impl PartitionLog {
         let mut prefixes = BytesMut::with_capacity(BATCH_PREFIX_BYTES * headers.len());
         let mut bufs = Vec::with_capacity(2 * headers.len());
         let mut at = 0usize;
-        let segment = self.active_mut();
+        let segment = self
+            .segments
+            .values_mut()
+            .next_back()
+            .expect("a log has an active segment");
+        let producers = &mut self.producer_state;
         for header in headers {
             let total = header.total_bytes();
             let mut assigned = *header;
@@ -712,6 +770,7 @@ impl PartitionLog {
             bufs.push(records.slice(at + BATCH_PREFIX_BYTES..at + total));
             let position = segment.size_bytes();
             segment.append_batch(&assigned, position);
+            producers.update(&assigned);
             next_offset = assigned.last_offset() + 1;
             at += total;
         }
@@ -764,6 +823,11 @@ impl PartitionLog {
         });
         self.dir_sync_owed = DirSync::Owed;
         self.segments.insert(base, segment);
+        // Kafka snapshots the producer state at every roll, named by the new base offset.
+        assert_eq!(self.producer_state.map_end_offset(), base);
+        if let Err(e) = self.producer_state.take_snapshot(SnapshotSync::No) {
+            tracing::warn!(dir = %self.dir.display(), "producer state snapshot failed: {e}");
+        }
         tracing::debug!(dir = %self.dir.display(), base_offset = base, "rolled segment");
         Ok(())
     }
@@ -861,6 +925,53 @@ impl PartitionLog {
 }
 
 impl PartitionLog {
+    /// The idempotent producers' state (covers every prepared append).
+    pub fn producer_state(&self) -> &ProducerStateManager {
+        &self.producer_state
+    }
+
+    /// On open: the newest usable snapshot at or below the log end offset, then the batch
+    /// headers after it replayed into the state (no decompression).
+    fn rebuild_producer_state(&mut self) -> io::Result<()> {
+        let end_offset = self.log_end.offset;
+        let mut state = ProducerStateManager::load(&self.dir, self.log_start_offset(), end_offset)?;
+        let from = state.map_end_offset();
+        let mut replayed = 0u64;
+        let first = self
+            .segments
+            .range(..=from)
+            .next_back()
+            .map_or(from, |(b, _)| *b);
+        for segment in self.segments.range(first..).map(|(_, s)| s) {
+            let end = self.visible_end(segment);
+            let file = segment.file(&self.files)?;
+            let mut position = match segment.find_batch(&file, from, end)? {
+                Some((position, _)) => position,
+                None => continue,
+            };
+            while position < end {
+                let header = read_header_at(&file, position, end)?;
+                if header.base_offset >= state.map_end_offset() {
+                    state.update(&header);
+                    replayed += 1;
+                }
+                position += header.total_bytes() as u64;
+            }
+        }
+        state.advance_to(end_offset);
+        if replayed > 0 {
+            tracing::info!(
+                dir = %self.dir.display(),
+                from_offset = from,
+                batches = replayed,
+                producers = state.producer_count(),
+                "rebuilt producer state from the log"
+            );
+        }
+        self.producer_state = state;
+        Ok(())
+    }
+
     /// The bytes of `segment` readers may see.
     fn visible_end(&self, segment: &LogSegment) -> u64 {
         use std::cmp::Ordering;
@@ -1074,6 +1185,7 @@ impl PartitionLog {
             }
         }
         self.active_mut().close()?;
+        self.producer_state.take_snapshot(SnapshotSync::Fsync)?;
         fsync_dir(&self.dir)?;
         Ok(())
     }

@@ -45,7 +45,7 @@ fn batch(count: usize, value_bytes: usize, ts: i64) -> Bytes {
 }
 
 async fn append(log: &mut PartitionLog, records: Bytes) -> (i64, i64) {
-    let pending = log.prepare_append(records, 5).unwrap();
+    let pending = log.prepare_append(records, 5).unwrap().into_pending();
     let written = pending.write().await.unwrap();
     let range = (written.base_offset, written.last_offset);
     log.complete_append(written);
@@ -149,8 +149,14 @@ fn pending_appends_are_invisible_until_completed() {
     let dir = tempfile::tempdir().unwrap();
     run(async {
         let mut log = new_log(dir.path(), tiny_config());
-        let first = log.prepare_append(batch(2, 150, 10), 1).unwrap();
-        let second = log.prepare_append(batch(2, 150, 20), 1).unwrap();
+        let first = log
+            .prepare_append(batch(2, 150, 10), 1)
+            .unwrap()
+            .into_pending();
+        let second = log
+            .prepare_append(batch(2, 150, 20), 1)
+            .unwrap()
+            .into_pending();
         assert_eq!((first.base_offset, second.base_offset), (0, 2));
         assert_eq!(log.log_end_offset(), 0);
         assert!(log.read(0, 1000, FirstBatch::Whole).unwrap().is_none());
@@ -763,7 +769,11 @@ fn coalesced_writes_across_logs_read_back() {
         let mut pendings = Vec::new();
         for i in 0..20 {
             let log = if i % 2 == 0 { &mut a } else { &mut b };
-            pendings.push(log.prepare_append(batch(3, 50, i), 0).unwrap());
+            pendings.push(
+                log.prepare_append(batch(3, 50, i), 0)
+                    .unwrap()
+                    .into_pending(),
+            );
         }
         let written = sluice_engine::write_coalesced(pendings).await;
         for (i, w) in written.into_iter().enumerate() {

@@ -19,9 +19,8 @@ def kafka_python(bootstrap, topic):
 
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     admin.create_topics([NewTopic(topic, PARTITIONS, 1)])
-    # kafka-python 2.1+ turns idempotence on by default; InitProducerId is not served yet
-    # (the idempotent-producer milestone), so ask for a plain producer explicitly.
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=False)
+    # kafka-python 2.1+ turns idempotence on by default (InitProducerId, sequence numbers).
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
     futures = [producer.send(topic, key=k, value=v) for k, v in sorted(expected())]
     acked = {}
     for (k, v), f in zip(sorted(expected()), futures):
@@ -55,7 +54,7 @@ def confluent(bootstrap, topic):
         assert err is None, err
         acked[(msg.partition(), msg.offset())] = (msg.key(), msg.value())
 
-    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all"})
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True})
     for k, v in sorted(expected()):
         producer.produce(topic, key=k, value=v, on_delivery=on_delivery)
         producer.poll(0)

@@ -54,12 +54,19 @@ pub struct TopicsArgs {
     /// With --delete, --alter or --describe: no error if the topic does not exist.
     #[arg(long)]
     if_exists: bool,
+    /// With --list or --describe: leave out Kafka's internal topics (__consumer_offsets,
+    /// __transaction_state).
+    #[arg(long)]
+    exclude_internal: bool,
 }
+
+/// Kafka's internal topics (`Topic.INTERNAL_TOPICS`).
+const INTERNAL_TOPICS: [&str; 2] = ["__consumer_offsets", "__transaction_state"];
 
 pub async fn run(args: TopicsArgs) -> Result<()> {
     let mut client = connect(&args.bootstrap_server).await?;
     if args.list {
-        return list(&mut client, args.topic.as_deref()).await;
+        return list(&mut client, args.topic.as_deref(), args.exclude_internal).await;
     }
     if args.describe {
         return describe(&mut client, &args).await;
@@ -135,7 +142,7 @@ async fn alter(client: &mut Client, topic: &str, args: &TopicsArgs) -> Result<()
     Ok(())
 }
 
-async fn list(client: &mut Client, topic: Option<&str>) -> Result<()> {
+async fn list(client: &mut Client, topic: Option<&str>, exclude_internal: bool) -> Result<()> {
     let metadata = client.metadata(&[]).await?;
     let mut names: Vec<&str> = metadata
         .topics
@@ -143,6 +150,7 @@ async fn list(client: &mut Client, topic: Option<&str>) -> Result<()> {
         .filter(|t| t.error.is_none())
         .map(|t| t.name.as_str())
         .filter(|name| topic.is_none_or(|wanted| wanted == *name))
+        .filter(|name| !(exclude_internal && INTERNAL_TOPICS.contains(name)))
         .collect();
     names.sort_unstable();
     for name in names {
@@ -180,7 +188,9 @@ async fn describe(client: &mut Client, args: &TopicsArgs) -> Result<()> {
         },
         None => client.metadata(&[]).await?.topics,
     };
-    topics.retain(|t| t.error.is_none());
+    topics.retain(|t| {
+        t.error.is_none() && !(args.exclude_internal && INTERNAL_TOPICS.contains(&t.name.as_str()))
+    });
     topics.sort_unstable_by(|a, b| a.name.cmp(&b.name));
     for topic in &topics {
         print!("{}", describe_text(topic));

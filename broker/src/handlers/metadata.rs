@@ -47,11 +47,13 @@ pub async fn handle(shard: &Rc<Shard>, version: i16, req: MetadataRequest) -> Me
         }
     };
     let allow_auto = version < 4 || req.allow_auto_topic_creation;
+    // Internal topics are created by the broker itself, never auto-created as normal ones.
     let mut created = 0;
     for t in requested {
         let entry = match t.name {
             Some(name) => {
                 let auto = allow_auto
+                    && name.0.as_str() != crate::group::OFFSETS_TOPIC
                     && shard.config.auto_create_topics_enable
                     && created < AUTO_CREATE_PER_REQUEST_MAX;
                 let (entry, made) = by_name(shard, version, name, auto).await;
@@ -141,6 +143,9 @@ fn topic_entry(shard: &Shard, version: i16, topic: &Arc<TopicInfo>) -> MetadataR
     );
     if version >= TOPIC_ID_VERSION_MIN {
         t.topic_id = topic.id.0;
+    }
+    if version >= 1 {
+        t.is_internal = &*topic.name == crate::group::OFFSETS_TOPIC;
     }
     t.partitions = topic
         .partitions

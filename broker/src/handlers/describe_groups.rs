@@ -1,0 +1,55 @@
+//! DescribeGroups v0–v5: state, protocol and members of each group.
+
+use std::rc::Rc;
+
+use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
+use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
+use kafka_protocol::protocol::StrBytes;
+
+use crate::group::{route, GroupAnswer, GroupOp};
+use crate::shard::Shard;
+
+/// Kafka's value for "authorized operations not requested".
+const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
+/// The first version with static member instance ids.
+const INSTANCE_ID_VERSION_MIN: i16 = 4;
+
+pub async fn handle(
+    shard: &Rc<Shard>,
+    version: i16,
+    req: DescribeGroupsRequest,
+) -> DescribeGroupsResponse {
+    let mut resp = DescribeGroupsResponse::default();
+    for id in req.groups {
+        let name = id.0.to_string();
+        let GroupAnswer::Describe(d) = route(shard, &name, GroupOp::Describe(name.clone())).await
+        else {
+            unreachable!("a describe answered with another operation's answer");
+        };
+        let mut g = DescribedGroup::default();
+        g.error_code = d.error;
+        g.group_id = id;
+        g.group_state = StrBytes::from_string(d.state);
+        g.protocol_type = StrBytes::from_string(d.protocol_type);
+        g.protocol_data = StrBytes::from_string(d.protocol);
+        g.authorized_operations = AUTHORIZED_OPERATIONS_OMITTED;
+        g.members = d
+            .members
+            .into_iter()
+            .map(|(member, instance, client, host, metadata, assignment)| {
+                let mut m = DescribedGroupMember::default();
+                m.member_id = StrBytes::from_string(member);
+                if version >= INSTANCE_ID_VERSION_MIN {
+                    m.group_instance_id = instance.map(StrBytes::from_string);
+                }
+                m.client_id = StrBytes::from_string(client);
+                m.client_host = StrBytes::from_string(host);
+                m.member_metadata = metadata;
+                m.member_assignment = assignment;
+                m
+            })
+            .collect();
+        resp.groups.push(g);
+    }
+    resp
+}
