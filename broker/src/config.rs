@@ -62,6 +62,8 @@ impl fmt::Display for Listener {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listeners: Vec<Listener>,
+    /// `metrics.listener` (ours): host:port of the Prometheus endpoint; unset = off.
+    pub metrics_listener: Option<SocketAddr>,
     pub advertised_listeners: Option<Vec<Listener>>,
     pub node_id: i32,
     pub log_dirs: Vec<PathBuf>,
@@ -95,6 +97,7 @@ impl Default for Config {
                 host: "127.0.0.1".into(),
                 port: 9092,
             }],
+            metrics_listener: None,
             advertised_listeners: None,
             node_id: 1,
             log_dirs: vec![PathBuf::from("./sluice-data")],
@@ -249,6 +252,12 @@ impl Config {
             "group.max.session.timeout.ms" => {
                 self.group_max_session_timeout_ms =
                     parse_int(key, value, 0, i32::MAX as i64)? as i32
+            }
+            "metrics.listener" => {
+                let expected = "host:port, e.g. 127.0.0.1:9644 (port 0 picks a free port)";
+                let addr = value.to_socket_addrs().ok().and_then(|mut a| a.next());
+                self.metrics_listener =
+                    Some(addr.ok_or_else(|| ConfigError::new(key, value, expected))?);
             }
             "num.shards" => {
                 self.num_shards = Some(parse_int(key, value, 1, NUM_SHARDS_MAX as i64)? as usize)

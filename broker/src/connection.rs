@@ -112,7 +112,10 @@ async fn handle_frame(
             .unwrap_or_default(),
         peer,
     };
-    match dispatch(shard, version, &client, request.body).await {
+    let started = std::time::Instant::now();
+    let reply = dispatch(shard, version, &client, request.body).await;
+    shard.metrics.request(api_key as i16, started.elapsed());
+    match reply {
         Reply::Send(body) => {
             encode(correlation_id, api_key, version, &body).map(|b| Some(Out::Bytes(b)))
         }

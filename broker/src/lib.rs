@@ -12,6 +12,7 @@ pub mod group;
 pub mod handlers;
 pub mod iowq;
 pub mod metadata;
+pub mod metrics;
 pub mod msg;
 pub mod ops;
 pub mod producer_ids;

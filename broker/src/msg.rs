@@ -48,6 +48,10 @@ pub enum ShardMsg {
         snapshot: Arc<ClusterMetadata>,
         reply: oneshot::Sender<()>,
     },
+    /// This shard's metrics snapshot, for a scrape.
+    Metrics {
+        reply: oneshot::Sender<crate::metrics::MetricsSnapshot>,
+    },
     /// Liveness probe (systemd watchdog): answered from the shard's inbox loop.
     Ping {
         reply: std::sync::mpsc::SyncSender<usize>,

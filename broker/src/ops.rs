@@ -140,8 +140,14 @@ pub async fn produce_local(shard: &Rc<Shard>, tp: TopicPartition, records: Bytes
             "This server does not host this topic-partition.",
         );
     };
+    let bytes = records.len() as u64;
     let result = shard.appender.append(log.clone(), info, records).await;
     let log_start_offset = log.borrow().log_start_offset();
+    if let Ok(a) = &result {
+        shard
+            .metrics
+            .produced(&tp.topic, bytes, (a.last_offset - a.base_offset + 1) as u64);
+    }
     match result {
         Ok(a) => ProducePart {
             error: NONE,
@@ -235,6 +241,10 @@ pub fn fetch_local(
         Ok(None) => {}
         Ok(Some(slice)) if slice.len == 0 => {}
         Ok(Some(slice)) => {
+            let records = (slice.next_offset - slice.base_offset) as u64;
+            shard
+                .metrics
+                .fetched(&tp.topic, u64::from(slice.len), records);
             let range = FileRange {
                 file: slice.file().clone(),
                 position: slice.position,

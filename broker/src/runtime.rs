@@ -67,6 +67,8 @@ pub struct ShardSetup {
     pub peers: Arc<Peers>,
     pub inbox: async_channel::Receiver<ShardMsg>,
     pub listeners: Vec<std::net::TcpListener>,
+    /// `metrics.listener`, served by shard 0 only.
+    pub metrics_listener: Option<std::net::TcpListener>,
     pub partitions: Vec<FoundPartition>,
     pub events: SyncSender<ShardEvent>,
 }
@@ -105,6 +107,7 @@ async fn shard_main(setup: ShardSetup) {
         peers,
         inbox,
         listeners,
+        metrics_listener,
         partitions,
         events,
         ..
@@ -132,6 +135,12 @@ async fn shard_main(setup: ShardSetup) {
             interval_ms,
         ))
         .detach();
+    }
+    if let Some(l) = metrics_listener {
+        match TcpListener::from_std(l) {
+            Ok(l) => compio::runtime::spawn(crate::metrics::serve(shard.clone(), l)).detach(),
+            Err(e) => tracing::error!("metrics listener: {e}"),
+        }
     }
     if let Some(ms) = config.log_flush_interval_ms {
         compio::runtime::spawn(periodic_flush(shard.clone(), ms)).detach();
@@ -235,9 +244,11 @@ async fn accept_loop(
             continue;
         }
         live.set(live.get() + 1);
+        shard.metrics.connection_opened();
         let (shard, live, idle) = (shard.clone(), live.clone(), idle.clone());
         compio::runtime::spawn(async move {
-            serve_connection(shard, stream, peer).await;
+            serve_connection(shard.clone(), stream, peer).await;
+            shard.metrics.connection_closed();
             live.set(live.get() - 1);
             if live.get() == 0 {
                 idle.notify(usize::MAX);
@@ -334,6 +345,9 @@ async fn handle_msg(shard: Rc<Shard>, msg: ShardMsg) {
             shard.ready.notify(usize::MAX);
             crate::group::load::on_metadata(&shard);
             let _ = reply.send(());
+        }
+        ShardMsg::Metrics { reply } => {
+            let _ = reply.send(crate::metrics::local_snapshot(&shard));
         }
         ShardMsg::Ping { reply } => {
             let _ = reply.try_send(shard.id);

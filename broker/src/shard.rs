@@ -19,6 +19,7 @@ use sluice_net::zero_copy::PipePool;
 use crate::append::Appender;
 use crate::config::Config;
 use crate::metadata::ClusterMetadata;
+use crate::metrics::ShardMetrics;
 use crate::msg::{Peers, ShardMsg};
 
 /// Read handles for non-active segments kept open per shard.
@@ -43,6 +44,8 @@ pub struct Shard {
     pub logs: RefCell<HashMap<TopicPartition, LogRef>>,
     pub files: Rc<FileCache>,
     pub appender: Appender,
+    /// This shard's counters (summed over shards when scraped).
+    pub metrics: ShardMetrics,
     /// Pipes for splicing record ranges into sockets.
     pub pipes: PipePool,
     pub stopping: Cell<bool>,
@@ -72,6 +75,7 @@ impl Shard {
             id,
             appender: Appender::new(&config),
             pipes: PipePool::default(),
+            metrics: ShardMetrics::default(),
             config,
             broker,
             peers,

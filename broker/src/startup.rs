@@ -128,7 +128,9 @@ pub fn run(args: Vec<String>) -> Result<(), String> {
     block_shutdown_signals();
     let config = Arc::new(config);
     let (events_tx, events) = sync_channel::<ShardEvent>(shards * 4 + 4);
+    let metrics = bind_metrics(config.metrics_listener)?;
     let placement = Placement {
+        metrics,
         cpus,
         shards,
         bound,
@@ -180,6 +182,7 @@ fn finish(config: &Config, clean: bool, locks: Vec<LogDirLock>) {
 
 /// What goes where when the shard threads start.
 struct Placement {
+    metrics: Option<std::net::TcpListener>,
     cpus: Vec<usize>,
     shards: usize,
     bound: Vec<BoundListener>,
@@ -193,6 +196,7 @@ fn spawn_shards(
     events: &SyncSender<ShardEvent>,
 ) -> Result<(Arc<Peers>, Vec<JoinHandle<()>>), String> {
     let Placement {
+        mut metrics,
         cpus,
         shards,
         bound,
@@ -224,6 +228,7 @@ fn spawn_shards(
             peers: peers.clone(),
             inbox,
             listeners,
+            metrics_listener: if id == 0 { metrics.take() } else { None },
             partitions,
             events: events.clone(),
         };
@@ -234,6 +239,18 @@ fn spawn_shards(
         threads.push(handle);
     }
     Ok((peers, threads))
+}
+
+/// Binds `metrics.listener` up front so a taken port stops startup with a clear message.
+fn bind_metrics(addr: Option<SocketAddr>) -> Result<Option<std::net::TcpListener>, String> {
+    let Some(addr) = addr else {
+        return Ok(None);
+    };
+    let listener = bind_one(addr, Reuse::Exclusive)
+        .map_err(|e| format!("binding metrics.listener {addr}: {e}"))?;
+    let bound = listener.local_addr().map_err(|e| e.to_string())?;
+    tracing::info!("metrics on http://{bound}/metrics");
+    Ok(Some(listener))
 }
 
 /// Under `vm.overcommit_memory=2` the lazy reservations that make hostile array counts
@@ -365,9 +382,17 @@ fn bind_listeners(listeners: &[Listener], shards: usize) -> Result<Vec<BoundList
     let mut out = Vec::new();
     for l in listeners {
         let mut addr = l.socket_addr().map_err(|e| e.to_string())?;
+        // SO_REUSEPORT would let a second broker share a port another one holds: claim
+        // the port alone first (this fails with "address in use" if it is taken), then
+        // bind the shards' sockets to it.
+        let probe = bind_one(addr, Reuse::Exclusive)
+            .map_err(|e| format!("binding listener {l} ({addr}): {e}"))?;
+        addr.set_port(probe.local_addr().map_err(|e| e.to_string())?.port());
+        drop(probe);
         let mut sockets = Vec::with_capacity(shards);
         for _ in 0..shards {
-            let s = bind_one(addr).map_err(|e| format!("binding listener {l} ({addr}): {e}"))?;
+            let s = bind_one(addr, Reuse::Port)
+                .map_err(|e| format!("binding listener {l} ({addr}): {e}"))?;
             addr.set_port(s.local_addr().map_err(|e| e.to_string())?.port());
             sockets.push(s);
         }
@@ -376,11 +401,18 @@ fn bind_listeners(listeners: &[Listener], shards: usize) -> Result<Vec<BoundList
     Ok(out)
 }
 
-fn bind_one(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+/// Whether a listening socket shares its port with the other shards' sockets.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Reuse {
+    Exclusive,
+    Port,
+}
+
+fn bind_one(addr: SocketAddr, reuse: Reuse) -> std::io::Result<std::net::TcpListener> {
     use socket2::{Domain, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
     socket.set_reuse_address(true)?;
-    socket.set_reuse_port(true)?;
+    socket.set_reuse_port(reuse == Reuse::Port)?;
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
     socket.listen(LISTEN_BACKLOG)?;

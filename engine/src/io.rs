@@ -27,14 +27,26 @@ pub struct FileSlice {
     file: SegmentFile,
     pub position: u64,
     pub len: u32,
+    /// Base offset of the first batch in the slice.
+    pub base_offset: i64,
+    /// The offset after the slice's last record: `next_offset - base_offset` records.
+    pub next_offset: i64,
 }
 
 impl FileSlice {
-    pub(crate) fn new(file: SegmentFile, position: u64, len: u32) -> FileSlice {
+    pub(crate) fn new(
+        file: SegmentFile,
+        position: u64,
+        len: u32,
+        (base_offset, next_offset): (i64, i64),
+    ) -> FileSlice {
+        assert!(next_offset >= base_offset);
         FileSlice {
             file,
             position,
             len,
+            base_offset,
+            next_offset,
         }
     }
 

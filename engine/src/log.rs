@@ -433,6 +433,11 @@ impl PartitionLog {
         self.segments.len()
     }
 
+    /// Bytes in all segments (including appends prepared but not yet written).
+    pub fn size_bytes(&self) -> u64 {
+        self.segments.values().map(LogSegment::size_bytes).sum()
+    }
+
     pub fn is_offline(&self) -> bool {
         self.offline.is_some()
     }
@@ -1027,10 +1032,39 @@ impl PartitionLog {
                     end,
                     (max_bytes, first),
                 )?;
-                return Ok(Some(FileSlice::new(file, position, len)));
+                let next_offset = if len == 0 {
+                    header.base_offset
+                } else {
+                    self.offset_after(segment, &file, position + u64::from(len), end)?
+                };
+                let offsets = (header.base_offset, next_offset);
+                return Ok(Some(FileSlice::new(file, position, len, offsets)));
             }
         }
         panic!("offset {fetch_offset} below the log end offset {log_end_offset} is in no segment");
+    }
+
+    /// The offset of the first record at or after byte `position` of `segment` (a batch
+    /// boundary): the next batch's base offset, or where the segment's visible data ends.
+    fn offset_after(
+        &self,
+        segment: &LogSegment,
+        file: &File,
+        position: u64,
+        end: u64,
+    ) -> io::Result<i64> {
+        if position < end {
+            return Ok(read_header_at(file, position, end)?.base_offset);
+        }
+        if segment.base_offset() == self.log_end.segment_base {
+            return Ok(self.log_end.offset);
+        }
+        let next = self
+            .segments
+            .range(segment.base_offset() + 1..)
+            .next()
+            .map(|(base, _)| *base);
+        Ok(next.unwrap_or(self.log_end.offset))
     }
 
     /// Bytes of whole batches from `position` within `max_bytes` and `end`.

@@ -794,3 +794,27 @@ fn coalesced_writes_across_logs_read_back() {
         }
     });
 }
+
+/// A read says which offsets its whole batches cover (metrics count records out by it).
+#[test]
+fn slices_know_their_offsets() {
+    let dir = tempfile::tempdir().unwrap();
+    run(async {
+        let config = LogConfig {
+            segment_bytes: 1 << 20,
+            ..LogConfig::default()
+        };
+        let mut log = new_log(dir.path(), config);
+        for i in 0..3 {
+            append(&mut log, batch(3, 10, i)).await;
+        }
+        let all = log.read(0, 1 << 20, FirstBatch::Whole).unwrap().unwrap();
+        assert_eq!((all.base_offset, all.next_offset), (0, 9));
+        let first = log.read(1, 1, FirstBatch::Whole).unwrap().unwrap();
+        assert_eq!((first.base_offset, first.next_offset), (0, 3));
+        let middle = log.read(4, 1, FirstBatch::Whole).unwrap().unwrap();
+        assert_eq!((middle.base_offset, middle.next_offset), (3, 6));
+        let none = log.read(4, 1, FirstBatch::WithinLimit).unwrap().unwrap();
+        assert_eq!((none.len, none.next_offset - none.base_offset), (0, 0));
+    });
+}

@@ -1,0 +1,444 @@
+//! Prometheus metrics, served by the broker itself on `metrics.listener`.
+//!
+//! Counters live on each shard in plain `Cell`s (only that shard's thread touches them, so
+//! the hot path takes no lock and no atomic); a scrape asks every shard for a snapshot over
+//! its bounded inbox, sums them, and renders Prometheus' text format. Per-partition gauges
+//! (log size, log end offset, replica state) are read on the owning shard at scrape time.
+//!
+//! The `metrics` crate's global recorder would put shared atomics on the hot path; this
+//! per-shard layout is why we render the text format ourselves.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Upper bounds (seconds) of the request latency histogram buckets.
+pub const LATENCY_BUCKETS_S: [f64; 14] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+];
+/// Distinct API keys tracked (Kafka's keys are small integers).
+pub const API_KEYS_MAX: usize = 128;
+/// Bytes of an HTTP request to the metrics listener we read at most.
+pub const METRICS_REQUEST_BYTES_MAX: usize = 8192;
+
+/// Per-topic traffic.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TopicTraffic {
+    pub bytes_in: u64,
+    pub records_in: u64,
+    pub bytes_out: u64,
+    pub records_out: u64,
+}
+
+/// Requests of one API: count, latency sum and histogram.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ApiStats {
+    pub count: u64,
+    pub latency_sum_s: f64,
+    /// Non-cumulative counts per bucket of `LATENCY_BUCKETS_S`, plus one for +Inf.
+    pub buckets: [u64; LATENCY_BUCKETS_S.len() + 1],
+}
+
+impl ApiStats {
+    fn observe(&mut self, latency: Duration) {
+        let s = latency.as_secs_f64();
+        self.count += 1;
+        self.latency_sum_s += s;
+        let bucket = LATENCY_BUCKETS_S
+            .iter()
+            .position(|b| s <= *b)
+            .unwrap_or(LATENCY_BUCKETS_S.len());
+        self.buckets[bucket] += 1;
+    }
+
+    fn add(&mut self, other: &ApiStats) {
+        self.count += other.count;
+        self.latency_sum_s += other.latency_sum_s;
+        for (a, b) in self.buckets.iter_mut().zip(other.buckets.iter()) {
+            *a += b;
+        }
+    }
+}
+
+/// One shard's counters. Lives on that shard only.
+#[derive(Default)]
+pub struct ShardMetrics {
+    topics: RefCell<HashMap<Arc<str>, TopicTraffic>>,
+    apis: RefCell<BTreeMap<i16, ApiStats>>,
+    connections_open: Cell<u64>,
+    connections_accepted: Cell<u64>,
+}
+
+impl ShardMetrics {
+    pub fn produced(&self, topic: &Arc<str>, bytes: u64, records: u64) {
+        let mut topics = self.topics.borrow_mut();
+        let t = topics.entry(topic.clone()).or_default();
+        t.bytes_in += bytes;
+        t.records_in += records;
+    }
+
+    pub fn fetched(&self, topic: &Arc<str>, bytes: u64, records: u64) {
+        let mut topics = self.topics.borrow_mut();
+        let t = topics.entry(topic.clone()).or_default();
+        t.bytes_out += bytes;
+        t.records_out += records;
+    }
+
+    pub fn request(&self, api_key: i16, latency: Duration) {
+        let mut apis = self.apis.borrow_mut();
+        if apis.len() < API_KEYS_MAX || apis.contains_key(&api_key) {
+            apis.entry(api_key).or_default().observe(latency);
+        }
+    }
+
+    pub fn connection_opened(&self) {
+        self.connections_open.set(self.connections_open.get() + 1);
+        self.connections_accepted
+            .set(self.connections_accepted.get() + 1);
+    }
+
+    pub fn connection_closed(&self) {
+        self.connections_open
+            .set(self.connections_open.get().saturating_sub(1));
+    }
+
+    /// A copy to send to the scraping shard.
+    pub fn snapshot(&self, partitions: Vec<PartitionGauges>) -> MetricsSnapshot {
+        MetricsSnapshot {
+            topics: self
+                .topics
+                .borrow()
+                .iter()
+                .map(|(k, v)| (k.to_string(), *v))
+                .collect(),
+            apis: self.apis.borrow().clone(),
+            connections_open: self.connections_open.get(),
+            connections_accepted: self.connections_accepted.get(),
+            partitions,
+        }
+    }
+}
+
+/// Gauges of one partition, read on its owning shard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionGauges {
+    pub topic: String,
+    pub partition: i32,
+    pub log_size_bytes: u64,
+    pub log_start_offset: i64,
+    pub log_end_offset: i64,
+    pub replicas: u32,
+    pub in_sync_replicas: u32,
+}
+
+/// What one shard reports to a scrape (plain data: it crosses shards).
+#[derive(Debug, Clone, Default)]
+pub struct MetricsSnapshot {
+    pub topics: BTreeMap<String, TopicTraffic>,
+    pub apis: BTreeMap<i16, ApiStats>,
+    pub connections_open: u64,
+    pub connections_accepted: u64,
+    pub partitions: Vec<PartitionGauges>,
+}
+
+impl MetricsSnapshot {
+    /// Sums every shard's snapshot.
+    pub fn sum(shards: Vec<MetricsSnapshot>) -> MetricsSnapshot {
+        let mut total = MetricsSnapshot::default();
+        for s in shards {
+            for (topic, t) in s.topics {
+                let e = total.topics.entry(topic).or_default();
+                e.bytes_in += t.bytes_in;
+                e.records_in += t.records_in;
+                e.bytes_out += t.bytes_out;
+                e.records_out += t.records_out;
+            }
+            for (key, a) in s.apis {
+                total.apis.entry(key).or_default().add(&a);
+            }
+            total.connections_open += s.connections_open;
+            total.connections_accepted += s.connections_accepted;
+            total.partitions.extend(s.partitions);
+        }
+        total
+            .partitions
+            .sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+        total
+    }
+
+    /// Prometheus text exposition format 0.0.4.
+    pub fn render(&self, api_name: impl Fn(i16) -> String) -> String {
+        let mut out = String::new();
+        self.render_topics(&mut out);
+        self.render_apis(&mut out, api_name);
+        self.render_partitions(&mut out);
+        let _ = writeln!(
+            out,
+            "# HELP sluice_connections Client connections open now."
+        );
+        let _ = writeln!(
+            out,
+            "# TYPE sluice_connections gauge\nsluice_connections {}",
+            self.connections_open
+        );
+        let _ = writeln!(
+            out,
+            "# HELP sluice_connections_accepted_total Client connections accepted."
+        );
+        let _ =
+            writeln!(out, "# TYPE sluice_connections_accepted_total counter\nsluice_connections_accepted_total {}", self.connections_accepted);
+        out
+    }
+
+    fn render_topics(&self, out: &mut String) {
+        type Field = fn(&TopicTraffic) -> u64;
+        let series: [(&str, &str, Field); 4] = [
+            (
+                "sluice_topic_bytes_in_total",
+                "Record bytes appended per topic.",
+                |t| t.bytes_in,
+            ),
+            (
+                "sluice_topic_records_in_total",
+                "Records appended per topic.",
+                |t| t.records_in,
+            ),
+            (
+                "sluice_topic_bytes_out_total",
+                "Record bytes sent to fetchers per topic.",
+                |t| t.bytes_out,
+            ),
+            (
+                "sluice_topic_records_out_total",
+                "Records sent to fetchers per topic (whole batches).",
+                |t| t.records_out,
+            ),
+        ];
+        for (name, help, field) in series {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            for (topic, t) in &self.topics {
+                let _ = writeln!(out, "{name}{{topic=\"{}\"}} {}", escape(topic), field(t));
+            }
+        }
+    }
+
+    fn render_apis(&self, out: &mut String, api_name: impl Fn(i16) -> String) {
+        let name = "sluice_request_duration_seconds";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Request handling time per Kafka API.\n# TYPE {name} histogram"
+        );
+        for (key, a) in &self.apis {
+            let api = escape(&api_name(*key));
+            let mut cumulative = 0;
+            for (i, bound) in LATENCY_BUCKETS_S.iter().enumerate() {
+                cumulative += a.buckets[i];
+                let _ = writeln!(
+                    out,
+                    "{name}_bucket{{api=\"{api}\",le=\"{bound}\"}} {cumulative}"
+                );
+            }
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{api=\"{api}\",le=\"+Inf\"}} {}",
+                a.count
+            );
+            let _ = writeln!(out, "{name}_sum{{api=\"{api}\"}} {}", a.latency_sum_s);
+            let _ = writeln!(out, "{name}_count{{api=\"{api}\"}} {}", a.count);
+        }
+    }
+
+    fn render_partitions(&self, out: &mut String) {
+        type Gauge = fn(&PartitionGauges) -> i64;
+        let gauges: [(&str, &str, Gauge); 3] = [
+            (
+                "sluice_log_size_bytes",
+                "Bytes in the partition's segments.",
+                |p| p.log_size_bytes as i64,
+            ),
+            (
+                "sluice_log_start_offset",
+                "The partition's log start offset.",
+                |p| p.log_start_offset,
+            ),
+            (
+                "sluice_log_end_offset",
+                "The partition's log end offset.",
+                |p| p.log_end_offset,
+            ),
+        ];
+        for (name, help, value) in gauges {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+            for p in &self.partitions {
+                let _ = writeln!(
+                    out,
+                    "{name}{{topic=\"{}\",partition=\"{}\"}} {}",
+                    escape(&p.topic),
+                    p.partition,
+                    value(p)
+                );
+            }
+        }
+        let under = self
+            .partitions
+            .iter()
+            .filter(|p| p.in_sync_replicas < p.replicas)
+            .count();
+        let name = "sluice_under_replicated_partitions";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Partitions whose in-sync replicas are fewer than their replicas."
+        );
+        let _ = writeln!(out, "# TYPE {name} gauge\n{name} {under}");
+    }
+}
+
+/// Label values escape backslash, quote and newline.
+fn escape(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// Serves `GET /metrics` on `listener` (shard 0's runtime; no second runtime).
+pub async fn serve(shard: std::rc::Rc<crate::shard::Shard>, listener: compio::net::TcpListener) {
+    loop {
+        let accepted = {
+            let stop = shard.stop.listen();
+            if shard.stopping.get() {
+                return;
+            }
+            match futures_util::future::select(Box::pin(listener.accept()), stop).await {
+                futures_util::future::Either::Left((r, _)) => r,
+                futures_util::future::Either::Right(_) => return,
+            }
+        };
+        match accepted {
+            Ok((stream, _)) => {
+                compio::runtime::spawn(scrape(shard.clone(), stream)).detach();
+            }
+            Err(e) => tracing::warn!("metrics listener: {e}"),
+        }
+    }
+}
+
+async fn scrape(shard: std::rc::Rc<crate::shard::Shard>, mut stream: compio::net::TcpStream) {
+    use compio::io::{AsyncRead, AsyncWriteExt};
+    let mut request = Vec::with_capacity(1024);
+    while !request.windows(4).any(|w| w == b"\r\n\r\n") && request.len() < METRICS_REQUEST_BYTES_MAX
+    {
+        let buf = Vec::with_capacity(1024);
+        let compio::BufResult(read, buf) = stream.read(buf).await;
+        match read {
+            Ok(0) | Err(_) => return,
+            Ok(_) => request.extend_from_slice(&buf),
+        }
+    }
+    let wanted = request.starts_with(b"GET /metrics ") || request.starts_with(b"GET / ");
+    let (status, body) = if wanted {
+        ("200 OK", gather(&shard).await)
+    } else {
+        (
+            "404 Not Found",
+            "only GET /metrics is served here\n".to_string(),
+        )
+    };
+    let response = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = stream.write_all(response.into_bytes()).await;
+}
+
+async fn gather(shard: &crate::shard::Shard) -> String {
+    let shards = shard.shard_count();
+    let snapshots = futures_util::future::join_all((0..shards).map(|to| {
+        crate::msg::call(&shard.peers, to, |reply| crate::msg::ShardMsg::Metrics {
+            reply,
+        })
+    }))
+    .await;
+    let total = MetricsSnapshot::sum(snapshots.into_iter().flatten().collect());
+    total.render(
+        |key| match kafka_protocol::messages::ApiKey::try_from(key) {
+            Ok(api) => format!("{api:?}"),
+            Err(_) => key.to_string(),
+        },
+    )
+}
+
+/// This shard's snapshot, with the gauges of the partitions it owns.
+pub fn local_snapshot(shard: &crate::shard::Shard) -> MetricsSnapshot {
+    let partitions = shard
+        .logs
+        .borrow()
+        .iter()
+        .map(|(tp, log)| {
+            let l = log.borrow();
+            PartitionGauges {
+                topic: tp.topic.to_string(),
+                partition: tp.partition,
+                log_size_bytes: l.size_bytes(),
+                log_start_offset: l.log_start_offset(),
+                log_end_offset: l.log_end_offset(),
+                // Single node: every partition has one replica, which is in sync.
+                replicas: 1,
+                in_sync_replicas: 1,
+            }
+        })
+        .collect();
+    shard.metrics.snapshot(partitions)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_sum_and_render() {
+        let a = ShardMetrics::default();
+        let b = ShardMetrics::default();
+        let t: Arc<str> = "orders".into();
+        a.produced(&t, 100, 3);
+        b.produced(&t, 50, 2);
+        b.fetched(&t, 150, 5);
+        a.request(0, Duration::from_micros(300));
+        b.request(0, Duration::from_millis(20));
+        a.connection_opened();
+        let gauges = PartitionGauges {
+            topic: "orders".into(),
+            partition: 0,
+            log_size_bytes: 150,
+            log_start_offset: 0,
+            log_end_offset: 5,
+            replicas: 1,
+            in_sync_replicas: 1,
+        };
+        let total = MetricsSnapshot::sum(vec![a.snapshot(vec![gauges]), b.snapshot(vec![])]);
+        let text = total.render(|k| {
+            if k == 0 {
+                "Produce".into()
+            } else {
+                k.to_string()
+            }
+        });
+        for line in [
+            "sluice_topic_bytes_in_total{topic=\"orders\"} 150",
+            "sluice_topic_records_in_total{topic=\"orders\"} 5",
+            "sluice_topic_bytes_out_total{topic=\"orders\"} 150",
+            "sluice_request_duration_seconds_bucket{api=\"Produce\",le=\"0.0005\"} 1",
+            "sluice_request_duration_seconds_bucket{api=\"Produce\",le=\"0.025\"} 2",
+            "sluice_request_duration_seconds_count{api=\"Produce\"} 2",
+            "sluice_log_end_offset{topic=\"orders\",partition=\"0\"} 5",
+            "sluice_under_replicated_partitions 0",
+            "sluice_connections 1",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
+        }
+    }
+}
