@@ -38,6 +38,17 @@ pub enum AppendFailure {
     Storage(String),
 }
 
+/// An append in the queue; `wait` resolves once it is written (or refused).
+pub struct AppendTicket(oneshot::Receiver<Result<Appended, AppendFailure>>);
+
+impl AppendTicket {
+    pub async fn wait(self) -> Result<Appended, AppendFailure> {
+        self.0
+            .await
+            .unwrap_or_else(|_| Err(AppendFailure::Storage("the append task stopped".into())))
+    }
+}
+
 struct AppendReq {
     log: LogRef,
     partition: Arc<PartitionInfo>,
@@ -71,6 +82,18 @@ impl Appender {
         partition: Arc<PartitionInfo>,
         records: Bytes,
     ) -> Result<Appended, AppendFailure> {
+        self.enqueue(log, partition, records).await?.wait().await
+    }
+
+    /// Queues `records` for `log` (waiting only while the queue is full) and returns the
+    /// ticket that resolves when they are written. Appends are taken in queue order, so a
+    /// connection that enqueues its produce requests in order keeps their order.
+    pub async fn enqueue(
+        &self,
+        log: LogRef,
+        partition: Arc<PartitionInfo>,
+        records: Bytes,
+    ) -> Result<AppendTicket, AppendFailure> {
         let (reply, answer) = oneshot::channel();
         let req = AppendReq {
             log,
@@ -81,9 +104,7 @@ impl Appender {
         if self.tx.send(req).await.is_err() {
             return Err(AppendFailure::Storage("the shard is stopping".into()));
         }
-        answer
-            .await
-            .unwrap_or_else(|_| Err(AppendFailure::Storage("the append task stopped".into())))
+        Ok(AppendTicket(answer))
     }
 
     /// The group-commit loop; returns when the queue is closed and drained.

@@ -1,8 +1,13 @@
-//! One client connection: read a frame, decode, dispatch to the API's handler, write the
-//! response. Requests on one connection are handled one at a time, in order, as Kafka does
-//! (clients pipeline; the reader keeps the surplus bytes for the next frame).
+//! One client connection: a reader decodes requests and queues their answers-to-be; a writer
+//! awaits them in request order and writes them. Produces are queued for appending as they
+//! are read (in order), so pipelined produces share group commits; every other request runs
+//! only after the answers before it are out, so its semantics are those of one-at-a-time
+//! handling, as Kafka's.
 
+use std::cell::Cell;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::rc::Rc;
 
 use bytes::{Bytes, BytesMut};
@@ -35,56 +40,148 @@ enum Out {
     Chunks(Vec<Chunk<FileRange>>),
 }
 
+/// Requests one connection may have in flight (decoded, answered in order). Produces among
+/// them are queued for appending at once, so a client's `max.in.flight` requests share a
+/// group commit instead of waiting for each other's round trips.
+pub const CONNECTION_REQUESTS_IN_FLIGHT_MAX: usize = 16;
+
+/// An answer being prepared; the writer awaits them in request order.
+type Pending = Pin<Box<dyn Future<Output = Result<Option<Out>, String>>>>;
+
+/// What the reader and the writer of one connection share (both on this shard).
+#[derive(Default)]
+struct ConnState {
+    /// Non-produce requests queued but not answered yet. A produce waits until this is 0,
+    /// so it sees the effects of every request sent before it (e.g. CreateTopics), as when
+    /// requests are handled one at a time.
+    deferred: Cell<usize>,
+    deferred_done: event_listener::Event,
+    /// Set when the writer stops (a failed write, a request that closes the connection).
+    closed: Cell<bool>,
+    closing: event_listener::Event,
+}
+
+impl ConnState {
+    async fn wait_no_deferred(&self) {
+        while self.deferred.get() > 0 && !self.closed.get() {
+            let listener = self.deferred_done.listen();
+            if self.deferred.get() == 0 || self.closed.get() {
+                break;
+            }
+            listener.await;
+        }
+    }
+
+    fn close(&self) {
+        self.closed.set(true);
+        self.closing.notify(usize::MAX);
+        self.deferred_done.notify(usize::MAX);
+    }
+}
+
 pub async fn serve_connection(shard: Rc<Shard>, stream: TcpStream, peer: SocketAddr) {
     shard.wait_ready().await;
     let _ = stream.set_nodelay(true);
-    let mut stream = stream;
+    let (mut read_half, write_half) = stream.into_split();
+    let (tx, rx) = async_channel::bounded::<(Pending, bool)>(CONNECTION_REQUESTS_IN_FLIGHT_MAX);
+    let state = Rc::new(ConnState::default());
+    let writer = compio::runtime::spawn(write_answers(
+        shard.clone(),
+        write_half,
+        rx,
+        state.clone(),
+        peer,
+    ));
+    read_requests(&shard, &mut read_half, tx, &state, peer).await;
+    let _ = writer.await;
+}
+
+/// Reads, decodes and queues requests until EOF, a bad frame, the broker stopping or the
+/// writer closing the connection.
+async fn read_requests(
+    shard: &Rc<Shard>,
+    stream: &mut TcpStream,
+    tx: async_channel::Sender<(Pending, bool)>,
+    state: &ConnState,
+    peer: SocketAddr,
+) {
     let mut reader = FrameReader::new(shard.config.socket_request_max_bytes as usize);
     loop {
         let frame = {
-            let stop = shard.stop.listen();
-            if shard.stopping.get() {
-                break;
+            let (stop, closing) = (shard.stop.listen(), state.closing.listen());
+            if shard.stopping.get() || state.closed.get() {
+                return;
             }
-            match select(Box::pin(reader.read_frame(&mut stream)), stop).await {
+            match select(Box::pin(reader.read_frame(stream)), select(stop, closing)).await {
                 Either::Left((r, _)) => r,
-                Either::Right(_) => break,
+                Either::Right(_) => return,
             }
         };
         let frame = match frame {
             Ok(Some(frame)) => frame,
-            Ok(None) => break,
+            Ok(None) => return,
             Err(e) => {
                 tracing::info!(%peer, "closing connection: {e}");
-                break;
+                return;
             }
         };
-        match handle_frame(&shard, frame, peer).await {
-            Ok(Some(out)) => {
-                let written = match out {
-                    Out::Bytes(bytes) => stream.write_all(bytes).await.0,
-                    Out::Chunks(chunks) => write_chunks(&mut stream, chunks, &shard.pipes).await,
-                };
-                if let Err(e) = written {
-                    tracing::debug!(%peer, "write failed: {e}");
-                    break;
+        match prepare(shard, frame, peer, state).await {
+            Ok((pending, deferred)) => {
+                state
+                    .deferred
+                    .set(state.deferred.get() + usize::from(deferred));
+                if tx.send((pending, deferred)).await.is_err() {
+                    return;
                 }
             }
-            Ok(None) => {}
             Err(reason) => {
                 tracing::info!(%peer, "closing connection: {reason}");
-                break;
+                return;
             }
         }
     }
 }
 
-/// Decodes and answers one request; `Err` closes the connection.
-async fn handle_frame(
+/// Awaits each queued answer in request order and writes it.
+async fn write_answers(
+    shard: Rc<Shard>,
+    mut stream: TcpStream,
+    rx: async_channel::Receiver<(Pending, bool)>,
+    state: Rc<ConnState>,
+    peer: SocketAddr,
+) {
+    while let Ok((pending, deferred)) = rx.recv().await {
+        let answer = pending.await;
+        if deferred {
+            state.deferred.set(state.deferred.get() - 1);
+            state.deferred_done.notify(usize::MAX);
+        }
+        let written = match answer {
+            Ok(Some(Out::Bytes(bytes))) => stream.write_all(bytes).await.0,
+            Ok(Some(Out::Chunks(chunks))) => write_chunks(&mut stream, chunks, &shard.pipes).await,
+            Ok(None) => Ok(()),
+            Err(reason) => {
+                tracing::info!(%peer, "closing connection: {reason}");
+                break;
+            }
+        };
+        if let Err(e) = written {
+            tracing::debug!(%peer, "write failed: {e}");
+            break;
+        }
+    }
+    state.close();
+}
+
+/// Decodes one request and returns its answer-to-be, and whether it is deferred (runs only
+/// once every earlier answer is out) — every request but Produce, whose records are queued
+/// here, in order. `Err` closes the connection.
+async fn prepare(
     shard: &Rc<Shard>,
     frame: Bytes,
     peer: SocketAddr,
-) -> Result<Option<Out>, String> {
+    state: &ConnState,
+) -> Result<(Pending, bool), String> {
     let request = match decode_request(frame, handlers::supported) {
         Ok(r) => r,
         Err(DecodeError::UnsupportedVersion {
@@ -93,8 +190,9 @@ async fn handle_frame(
             ..
         }) => {
             let body = handlers::api_versions::unsupported_version();
-            return encode(header.correlation_id, ApiKey::ApiVersions, 0, &body)
+            let out = encode(header.correlation_id, ApiKey::ApiVersions, 0, &body)
                 .map(|b| Some(Out::Bytes(b)));
+            return Ok((Box::pin(std::future::ready(out)), false));
         }
         Err(e) => return Err(e.to_string()),
     };
@@ -103,6 +201,22 @@ async fn handle_frame(
         request.version,
         request.header.correlation_id,
     );
+    let started = std::time::Instant::now();
+    let answer = Answer {
+        api_key,
+        version,
+        correlation_id,
+        started,
+    };
+    if let RequestKind::Produce(req) = request.body {
+        state.wait_no_deferred().await;
+        let completion = handlers::produce::submit(shard, version, req).await;
+        let shard = shard.clone();
+        return Ok((
+            Box::pin(async move { answer.finish(&shard, completion.await) }),
+            false,
+        ));
+    }
     let client = Client {
         id: request
             .header
@@ -112,20 +226,39 @@ async fn handle_frame(
             .unwrap_or_default(),
         peer,
     };
-    let started = std::time::Instant::now();
-    let reply = dispatch(shard, version, &client, request.body).await;
-    shard.metrics.request(api_key as i16, started.elapsed());
-    match reply {
-        Reply::Send(body) => {
-            encode(correlation_id, api_key, version, &body).map(|b| Some(Out::Bytes(b)))
+    let (shard, body) = (shard.clone(), request.body);
+    let pending: Pending = Box::pin(async move {
+        let reply = dispatch(&shard, version, &client, body).await;
+        answer.finish(&shard, reply)
+    });
+    Ok((pending, true))
+}
+
+/// Where an answer goes and when its request arrived.
+#[derive(Clone, Copy)]
+struct Answer {
+    api_key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    started: std::time::Instant,
+}
+
+impl Answer {
+    fn finish(self, shard: &Shard, reply: Reply) -> Result<Option<Out>, String> {
+        shard
+            .metrics
+            .request(self.api_key as i16, self.started.elapsed());
+        match reply {
+            Reply::Send(body) => encode(self.correlation_id, self.api_key, self.version, &body)
+                .map(|b| Some(Out::Bytes(b))),
+            Reply::Fetch(topics) => Ok(Some(Out::Chunks(encode_fetch_response(
+                self.correlation_id,
+                self.version,
+                topics,
+            )))),
+            Reply::Nothing => Ok(None),
+            Reply::Close(reason) => Err(reason),
         }
-        Reply::Fetch(topics) => Ok(Some(Out::Chunks(encode_fetch_response(
-            correlation_id,
-            version,
-            topics,
-        )))),
-        Reply::Nothing => Ok(None),
-        Reply::Close(reason) => Err(reason),
     }
 }
 
@@ -156,7 +289,6 @@ async fn dispatch(shard: &Rc<Shard>, version: i16, client: &Client, body: Reques
         RequestKind::Metadata(req) => send(ResponseKind::Metadata(
             handlers::metadata::handle(shard, version, req).await,
         )),
-        RequestKind::Produce(req) => handlers::produce::handle(shard, version, req).await,
         RequestKind::Fetch(req) => Reply::Fetch(handlers::fetch::handle(shard, version, req).await),
         RequestKind::ListOffsets(req) => send(ResponseKind::ListOffsets(
             handlers::list_offsets::handle(shard, version, req).await,

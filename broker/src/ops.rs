@@ -13,10 +13,12 @@ use sluice_engine::FirstBatch;
 use sluice_engine::{AppendError, BatchErrorKind, PartitionLog, ProducerError, ReadError, TopicId};
 use sluice_net::zero_copy::FileRange;
 
-use crate::append::AppendFailure;
+use futures_channel::oneshot;
+
+use crate::append::{AppendFailure, AppendTicket, Appended};
 use crate::metadata::PartitionInfo;
 use crate::msg::{call, ShardMsg};
-use crate::shard::{Shard, TopicPartition};
+use crate::shard::{LogRef, Shard, TopicPartition};
 
 pub const NONE: i16 = 0;
 
@@ -115,39 +117,96 @@ fn produce_error(error: ResponseError, message: impl Into<String>) -> ProducePar
     }
 }
 
-pub async fn produce_routed(
+/// A produce to one partition whose records are queued (in request order) but maybe not
+/// yet written: the first half of a pipelined produce.
+pub enum ProduceTicket {
+    Done(ProducePart),
+    Local {
+        ticket: AppendTicket,
+        log: LogRef,
+        topic: Arc<str>,
+        bytes: u64,
+    },
+    Remote(oneshot::Receiver<ProducePart>),
+}
+
+impl ProduceTicket {
+    pub async fn wait(self, shard: &Shard) -> ProducePart {
+        match self {
+            ProduceTicket::Done(part) => part,
+            ProduceTicket::Remote(answer) => answer.await.unwrap_or_else(|_| {
+                produce_error(ResponseError::NotLeaderOrFollower, "owner shard stopped")
+            }),
+            ProduceTicket::Local {
+                ticket,
+                log,
+                topic,
+                bytes,
+            } => {
+                let result = ticket.wait().await;
+                if let Ok(a) = &result {
+                    shard.metrics.produced(
+                        &topic,
+                        bytes,
+                        (a.last_offset - a.base_offset + 1) as u64,
+                    );
+                }
+                let log_start_offset = log.borrow().log_start_offset();
+                produce_part(result, log_start_offset)
+            }
+        }
+    }
+}
+
+/// Queues a produce on the partition's owner: locally in the appender, or in the owning
+/// shard's inbox (which queues it in its appender in inbox order).
+pub async fn produce_submit(
     shard: &Rc<Shard>,
     part: &Arc<PartitionInfo>,
     tp: TopicPartition,
     records: Bytes,
-) -> ProducePart {
+) -> ProduceTicket {
     if part.shard == shard.id {
-        return produce_local(shard, tp, records).await;
+        return produce_submit_local(shard, tp, records).await;
     }
-    call(&shard.peers, part.shard, |reply| ShardMsg::Produce {
-        tp,
-        records,
-        reply,
-    })
-    .await
-    .unwrap_or_else(|_| produce_error(ResponseError::NotLeaderOrFollower, "owner shard stopped"))
+    let (reply, answer) = oneshot::channel();
+    match shard
+        .peers
+        .send(part.shard, ShardMsg::Produce { tp, records, reply })
+        .await
+    {
+        Ok(()) => ProduceTicket::Remote(answer),
+        Err(_) => ProduceTicket::Done(produce_error(
+            ResponseError::NotLeaderOrFollower,
+            "owner shard stopped",
+        )),
+    }
 }
 
-pub async fn produce_local(shard: &Rc<Shard>, tp: TopicPartition, records: Bytes) -> ProducePart {
+pub async fn produce_submit_local(
+    shard: &Rc<Shard>,
+    tp: TopicPartition,
+    records: Bytes,
+) -> ProduceTicket {
     let (Some(log), Some(info)) = (shard.log(&tp), partition_info(shard, &tp)) else {
-        return produce_error(
+        return ProduceTicket::Done(produce_error(
             ResponseError::UnknownTopicOrPartition,
             "This server does not host this topic-partition.",
-        );
+        ));
     };
     let bytes = records.len() as u64;
-    let result = shard.appender.append(log.clone(), info, records).await;
-    let log_start_offset = log.borrow().log_start_offset();
-    if let Ok(a) = &result {
-        shard
-            .metrics
-            .produced(&tp.topic, bytes, (a.last_offset - a.base_offset + 1) as u64);
+    match shard.appender.enqueue(log.clone(), info, records).await {
+        Ok(ticket) => ProduceTicket::Local {
+            ticket,
+            log,
+            topic: tp.topic,
+            bytes,
+        },
+        Err(failure) => ProduceTicket::Done(produce_part(Err(failure), -1)),
     }
+}
+
+fn produce_part(result: Result<Appended, AppendFailure>, log_start_offset: i64) -> ProducePart {
     match result {
         Ok(a) => ProducePart {
             error: NONE,

@@ -274,6 +274,16 @@ async fn serve_inbox(
                 let _ = events.send(ShardEvent::Drained { shard: shard.id });
             }
             ShardMsg::Close => return,
+            ShardMsg::Produce { tp, records, reply } => {
+                // Queued in inbox order (a connection's pipelined produces keep their
+                // order); only the wait for the write runs in its own task.
+                let ticket = ops::produce_submit_local(shard, tp, records).await;
+                let shard = shard.clone();
+                compio::runtime::spawn(async move {
+                    let _ = reply.send(ticket.wait(&shard).await);
+                })
+                .detach();
+            }
             ShardMsg::Controller(cmd) => match &controller {
                 Some(c) => {
                     let c = c.clone();
@@ -311,9 +321,6 @@ async fn drain_connections(shard: &Shard, live: &Cell<usize>, idle: &event_liste
 
 async fn handle_msg(shard: Rc<Shard>, msg: ShardMsg) {
     match msg {
-        ShardMsg::Produce { tp, records, reply } => {
-            let _ = reply.send(ops::produce_local(&shard, tp, records).await);
-        }
         ShardMsg::Fetch {
             tp,
             offset,
@@ -356,7 +363,7 @@ async fn handle_msg(shard: Rc<Shard>, msg: ShardMsg) {
         ShardMsg::RecoveryPoints { reply } => {
             let _ = reply.send(crate::checkpoint::local_recovery_points(&shard));
         }
-        ShardMsg::Controller(_) | ShardMsg::Stop | ShardMsg::Close => {
+        ShardMsg::Controller(_) | ShardMsg::Produce { .. } | ShardMsg::Stop | ShardMsg::Close => {
             tracing::error!(shard = shard.id, "control message reached handle_msg");
         }
     }

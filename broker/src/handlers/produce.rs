@@ -2,64 +2,85 @@
 //! the owning shard; with acks=0 nothing is answered, and a failure closes the connection as
 //! Kafka does so the client notices.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::rc::Rc;
 
 use futures_util::future::join_all;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
-use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
 use crate::connection::Reply;
-use crate::ops::{produce_routed, ProducePart, NONE};
+use crate::ops::{produce_submit, ProducePart, ProduceTicket, NONE};
 use crate::shard::{Shard, TopicPartition};
 
 /// acks=0 (no answer), 1 (leader), -1 (all in-sync replicas).
 const ACKS_VALID: [i16; 3] = [0, 1, -1];
 
-pub async fn handle(shard: &Rc<Shard>, version: i16, req: ProduceRequest) -> Reply {
+/// The part of a produce that waits for the writes; the connection awaits it in order.
+pub type ProduceCompletion = Pin<Box<dyn Future<Output = Reply>>>;
+
+/// A topic's partitions, queued, in request order.
+type QueuedTopic = (TopicName, uuid::Uuid, Vec<(i32, ProduceTicket)>);
+
+/// Queues every partition's records with its owner, in request order (waiting only for
+/// queue room), and returns the completion that waits for the writes and builds the
+/// answer. Pipelined produces on a connection are thereby appended in the order sent.
+pub async fn submit(shard: &Rc<Shard>, version: i16, req: ProduceRequest) -> ProduceCompletion {
     let acks = req.acks;
     let meta = shard.metadata();
-    let mut resp = ProduceResponse::default();
+    let mut queued: Vec<QueuedTopic> = Vec::with_capacity(req.topic_data.len());
     for topic in req.topic_data {
         let info = meta.topic(&topic.name.0).cloned();
-        let parts = join_all(topic.partition_data.into_iter().map(|pd| {
-            let info = info.clone();
-            let name = topic.name.0.clone();
-            async move {
-                let part = info.as_ref().and_then(|t| {
-                    usize::try_from(pd.index)
-                        .ok()
-                        .and_then(|i| t.partitions.get(i))
-                });
-                let result = match (ACKS_VALID.contains(&acks), part, pd.records) {
-                    (true, Some(part), Some(records)) => {
-                        let tp = TopicPartition {
-                            topic: info.as_ref().unwrap().name.clone(),
-                            partition: pd.index,
-                        };
-                        produce_routed(shard, part, tp, records).await
-                    }
-                    (true, Some(_), None) => {
-                        failed(ResponseError::InvalidRecord, "produce without records")
-                    }
-                    (true, None, _) => failed(
-                        ResponseError::UnknownTopicOrPartition,
-                        &format!("This server does not host {name}-{}.", pd.index),
-                    ),
-                    _ => failed(
-                        ResponseError::InvalidRequiredAcks,
-                        "acks must be 0, 1 or -1",
-                    ),
-                };
-                (pd.index, result)
-            }
-        }))
+        let mut parts = Vec::with_capacity(topic.partition_data.len());
+        for pd in topic.partition_data {
+            let part = info
+                .as_ref()
+                .and_then(|t| t.partitions.get(usize::try_from(pd.index).ok()?));
+            let ticket = match (ACKS_VALID.contains(&acks), part, pd.records) {
+                (true, Some(part), Some(records)) => {
+                    let tp = TopicPartition {
+                        topic: info.as_ref().unwrap().name.clone(),
+                        partition: pd.index,
+                    };
+                    produce_submit(shard, part, tp, records).await
+                }
+                (true, Some(_), None) => ProduceTicket::Done(failed(
+                    ResponseError::InvalidRecord,
+                    "produce without records",
+                )),
+                (true, None, _) => ProduceTicket::Done(failed(
+                    ResponseError::UnknownTopicOrPartition,
+                    &format!("This server does not host {}-{}.", topic.name.0, pd.index),
+                )),
+                _ => ProduceTicket::Done(failed(
+                    ResponseError::InvalidRequiredAcks,
+                    "acks must be 0, 1 or -1",
+                )),
+            };
+            parts.push((pd.index, ticket));
+        }
+        queued.push((topic.name, topic.topic_id, parts));
+    }
+    let shard = shard.clone();
+    Box::pin(async move { complete(&shard, version, acks, queued).await })
+}
+
+async fn complete(shard: &Shard, version: i16, acks: i16, queued: Vec<QueuedTopic>) -> Reply {
+    let mut resp = ProduceResponse::default();
+    for (name, topic_id, parts) in queued {
+        let answers = join_all(
+            parts
+                .into_iter()
+                .map(|(index, ticket)| async move { (index, ticket.wait(shard).await) }),
+        )
         .await;
         let mut t = TopicProduceResponse::default();
-        t.name = topic.name;
-        t.topic_id = topic.topic_id;
-        t.partition_responses = parts
+        t.name = name;
+        t.topic_id = topic_id;
+        t.partition_responses = answers
             .into_iter()
             .map(|(index, p)| partition_response(version, index, p))
             .collect();
