@@ -21,6 +21,12 @@ pub const LOG_SEGMENT_BYTES_MIN: u64 = 1024;
 pub const LOG_SEGMENT_BYTES_MAX: u64 = i32::MAX as u64;
 /// Kafka's `log.flush.offset.checkpoint.interval.ms` default (1 minute).
 pub const LOG_FLUSH_OFFSET_CHECKPOINT_INTERVAL_MS_DEFAULT: u64 = 60_000;
+/// Kafka's `log.retention.hours` default (7 days), in ms.
+pub const LOG_RETENTION_MS_DEFAULT: i64 = 168 * 3_600_000;
+/// Kafka's `log.roll.hours` default (7 days), in ms.
+pub const LOG_ROLL_MS_DEFAULT: i64 = 168 * 3_600_000;
+/// Kafka's `log.retention.check.interval.ms` default (5 minutes).
+pub const LOG_RETENTION_CHECK_INTERVAL_MS_DEFAULT: u64 = 300_000;
 /// Shards are pinned threads; more than this is surely a typo.
 pub const NUM_SHARDS_MAX: u64 = 1024;
 
@@ -87,6 +93,20 @@ pub struct Config {
     pub group_initial_rebalance_delay_ms: u64,
     pub group_min_session_timeout_ms: i32,
     pub group_max_session_timeout_ms: i32,
+    /// `log.retention.ms` / `.minutes` / `.hours` (ms wins, then minutes); -1 = forever.
+    pub log_retention_ms: Option<i64>,
+    pub log_retention_minutes: Option<i64>,
+    pub log_retention_hours: i64,
+    /// `log.retention.bytes`; -1 = no size limit.
+    pub log_retention_bytes: i64,
+    /// `log.roll.ms` / `log.roll.hours` (ms wins): default `segment.ms`.
+    pub log_roll_ms: Option<i64>,
+    pub log_roll_hours: i64,
+    /// How often each shard runs retention over its logs.
+    pub log_retention_check_interval_ms: u64,
+    /// Keys set in the file or by `--override` (DescribeConfigs reports them as
+    /// STATIC_BROKER_CONFIG, the others as DEFAULT_CONFIG).
+    pub keys_set: std::collections::BTreeSet<String>,
 }
 
 impl Default for Config {
@@ -117,6 +137,14 @@ impl Default for Config {
             group_initial_rebalance_delay_ms: 3000,
             group_min_session_timeout_ms: 6000,
             group_max_session_timeout_ms: 1_800_000,
+            log_retention_ms: None,
+            log_retention_minutes: None,
+            log_retention_hours: LOG_RETENTION_MS_DEFAULT / 3_600_000,
+            log_retention_bytes: -1,
+            log_roll_ms: None,
+            log_roll_hours: LOG_ROLL_MS_DEFAULT / 3_600_000,
+            log_retention_check_interval_ms: LOG_RETENTION_CHECK_INTERVAL_MS_DEFAULT,
+            keys_set: std::collections::BTreeSet::new(),
         }
     }
 }
@@ -182,7 +210,11 @@ impl Config {
         let mut warnings = Vec::new();
         let mut seen_unknown = BTreeMap::new();
         for (key, value) in pairs {
-            if !config.apply(key, value)? && seen_unknown.insert(key.clone(), ()).is_none() {
+            let known = config.apply(key, value)? || config.apply_log(key, value)?;
+            if known {
+                config.keys_set.insert(key.clone());
+            }
+            if !known && seen_unknown.insert(key.clone(), ()).is_none() {
                 warnings.push(format!(
                     "unknown config key {key} (value {value:?}) ignored"
                 ));
@@ -266,6 +298,54 @@ impl Config {
             _ => return Ok(false),
         }
         Ok(true)
+    }
+
+    /// The retention and roll keys; returns false for an unknown key.
+    fn apply_log(&mut self, key: &str, value: &str) -> Result<bool, ConfigError> {
+        let ms_max = i64::MAX / 3_600_000;
+        match key {
+            "log.retention.ms" => {
+                self.log_retention_ms = Some(parse_int(key, value, -1, i64::MAX)?)
+            }
+            "log.retention.minutes" => {
+                self.log_retention_minutes = Some(parse_int(key, value, -1, ms_max)?)
+            }
+            "log.retention.hours" => self.log_retention_hours = parse_int(key, value, -1, ms_max)?,
+            "log.retention.bytes" => {
+                self.log_retention_bytes = parse_int(key, value, -1, i64::MAX)?
+            }
+            "log.roll.ms" => self.log_roll_ms = Some(parse_int(key, value, 1, i64::MAX)?),
+            "log.roll.hours" => self.log_roll_hours = parse_int(key, value, 1, ms_max)?,
+            "log.retention.check.interval.ms" => {
+                self.log_retention_check_interval_ms = parse_int(key, value, 1, i64::MAX)? as u64
+            }
+            "log.cleanup.policy" if value.trim() == "delete" => {}
+            "log.cleanup.policy" => {
+                return Err(ConfigError::new(
+                    key,
+                    value,
+                    "delete (log compaction is not implemented yet)",
+                ))
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// The effective `log.retention.ms` (Kafka's precedence: ms, minutes, hours); `None` =
+    /// keep forever (a negative value).
+    pub fn retention_ms(&self) -> Option<i64> {
+        let ms = self
+            .log_retention_ms
+            .or(self.log_retention_minutes.map(|m| m.saturating_mul(60_000)))
+            .unwrap_or(self.log_retention_hours.saturating_mul(3_600_000));
+        (ms >= 0).then_some(ms)
+    }
+
+    /// The effective `log.roll.ms` (ms wins over hours).
+    pub fn roll_ms(&self) -> i64 {
+        self.log_roll_ms
+            .unwrap_or(self.log_roll_hours.saturating_mul(3_600_000))
     }
 
     fn check(&self) -> Result<(), ConfigError> {

@@ -302,6 +302,35 @@ async fn dispatch(shard: &Rc<Shard>, version: i16, client: &Client, body: Reques
         RequestKind::InitProducerId(req) => send(ResponseKind::InitProducerId(
             handlers::init_producer_id::handle(shard, version, req),
         )),
+        other => dispatch_admin(shard, version, client, other).await,
+    }
+}
+
+/// Topic configs, CreatePartitions and DeleteRecords.
+async fn dispatch_admin(
+    shard: &Rc<Shard>,
+    version: i16,
+    client: &Client,
+    body: RequestKind,
+) -> Reply {
+    use handlers::*;
+    let send = |r: ResponseKind| Reply::Send(Box::new(r));
+    match body {
+        RequestKind::DescribeConfigs(req) => send(ResponseKind::DescribeConfigs(
+            describe_configs::handle(shard, version, req).await,
+        )),
+        RequestKind::AlterConfigs(req) => send(ResponseKind::AlterConfigs(
+            alter_configs::handle(shard, version, req).await,
+        )),
+        RequestKind::IncrementalAlterConfigs(req) => send(ResponseKind::IncrementalAlterConfigs(
+            incremental_alter_configs::handle(shard, version, req).await,
+        )),
+        RequestKind::CreatePartitions(req) => send(ResponseKind::CreatePartitions(
+            create_partitions::handle(shard, version, req).await,
+        )),
+        RequestKind::DeleteRecords(req) => send(ResponseKind::DeleteRecords(
+            delete_records::handle(shard, version, req).await,
+        )),
         other => dispatch_group(shard, version, client, other).await,
     }
 }

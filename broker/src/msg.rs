@@ -37,7 +37,13 @@ pub enum ShardMsg {
     CreatePartition {
         tp: TopicPartition,
         topic_id: TopicId,
+        config: Arc<crate::topic_config::TopicConfig>,
         reply: oneshot::Sender<Result<(), String>>,
+    },
+    /// Topic config and DeleteRecords operations on a partition this shard owns.
+    Admin {
+        tp: TopicPartition,
+        op: crate::ops::PartitionAdmin,
     },
     DeletePartition {
         tp: TopicPartition,

@@ -8,17 +8,18 @@ use std::os::fd::{AsFd, OwnedFd};
 
 use bytes::Bytes;
 use compio::driver::SharedFd;
+use futures_channel::oneshot;
 use kafka_protocol::error::ResponseError;
+use sluice_engine::DeleteRecordsError;
 use sluice_engine::FirstBatch;
 use sluice_engine::{AppendError, BatchErrorKind, PartitionLog, ProducerError, ReadError, TopicId};
 use sluice_net::zero_copy::FileRange;
-
-use futures_channel::oneshot;
 
 use crate::append::{AppendFailure, AppendTicket, Appended};
 use crate::metadata::PartitionInfo;
 use crate::msg::{call, ShardMsg};
 use crate::shard::{LogRef, Shard, TopicPartition};
+use crate::topic_config::TopicConfig;
 
 pub const NONE: i16 = 0;
 
@@ -378,11 +379,13 @@ pub fn list_offsets_local(
             }
         }
     };
+    // A lookup by timestamp may land in a segment DeleteRecords cut into.
+    let log_start_offset = l.log_start_offset();
     match found {
         Ok(Some((offset, timestamp))) => ListOffsetsPart {
             error: NONE,
             timestamp,
-            offset,
+            offset: offset.max(log_start_offset),
         },
         Ok(None) => not_found,
         Err(e) => {
@@ -395,32 +398,38 @@ pub fn list_offsets_local(
     }
 }
 
-/// Creates the partition's log on this (owning) shard.
+/// Creates the partition's log on this (owning) shard, with its topic's config
+/// (`TOPIC_CONFIG_FILE` written in the new directory when there are overrides).
 pub fn create_partition_local(
     shard: &Rc<Shard>,
     tp: TopicPartition,
     topic_id: TopicId,
+    config: &TopicConfig,
 ) -> Result<(), String> {
     if shard.log(&tp).is_some() {
         return Ok(());
     }
     let dir = shard.pick_log_dir();
-    let log = PartitionLog::create(
-        &dir,
-        &tp.topic,
-        tp.partition,
-        topic_id,
-        shard.log_config(),
-        shard.files.clone(),
-    )
-    .map_err(|e| {
+    let failed = |e: std::io::Error| {
         format!(
             "creating {}-{} in {}: {e}",
             tp.topic,
             tp.partition,
             dir.display()
         )
-    })?;
+    };
+    let log = PartitionLog::create(
+        &dir,
+        &tp.topic,
+        tp.partition,
+        topic_id,
+        config.log_config(&shard.config),
+        shard.files.clone(),
+    )
+    .map_err(failed)?;
+    if *config != TopicConfig::default() {
+        config.write(log.dir()).map_err(failed)?;
+    }
     shard
         .logs
         .borrow_mut()
@@ -450,4 +459,99 @@ pub async fn delete_partition_local(shard: &Rc<Shard>, tp: TopicPartition) -> Re
         "{}-{} is still in use; its directory was left in place",
         tp.topic, tp.partition
     ))
+}
+
+/// Topic config and DeleteRecords operations, run on the partition's owning shard.
+pub enum PartitionAdmin {
+    /// The topic's overrides as this partition stored them.
+    ReadConfig {
+        reply: oneshot::Sender<Result<TopicConfig, String>>,
+    },
+    /// Persists `config` in the partition directory and applies it to the log.
+    SetConfig {
+        config: Arc<TopicConfig>,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
+    /// Moves the log start offset (-1 = high watermark).
+    DeleteRecords {
+        offset: i64,
+        reply: oneshot::Sender<DeleteRecordsPart>,
+    },
+}
+
+/// One partition's DeleteRecords answer: error code and the new low watermark.
+#[derive(Debug, Clone)]
+pub struct DeleteRecordsPart {
+    pub error: i16,
+    pub low_watermark: i64,
+    pub message: Option<String>,
+}
+
+/// Runs `op` on this (owning) shard.
+pub fn admin_local(shard: &Rc<Shard>, tp: TopicPartition, op: PartitionAdmin) {
+    let log = shard.log(&tp);
+    let missing = || format!("{}-{} is not hosted here", tp.topic, tp.partition);
+    match op {
+        PartitionAdmin::ReadConfig { reply } => {
+            let r = log
+                .ok_or_else(missing)
+                .and_then(|l| TopicConfig::read(l.borrow().dir()).map_err(|e| e.to_string()));
+            let _ = reply.send(r);
+        }
+        PartitionAdmin::SetConfig { config, reply } => {
+            let r = log.ok_or_else(missing).and_then(|l| {
+                let mut l = l.borrow_mut();
+                config.write(l.dir()).map_err(|e| e.to_string())?;
+                l.set_config(config.log_config(&shard.config))
+                    .map_err(|e| e.to_string())
+            });
+            let _ = reply.send(r);
+        }
+        PartitionAdmin::DeleteRecords { offset, reply } => {
+            let _ = reply.send(delete_records_local(log, offset));
+        }
+    }
+}
+
+fn delete_records_local(log: Option<crate::shard::LogRef>, offset: i64) -> DeleteRecordsPart {
+    let failed = |error: ResponseError, message: String| DeleteRecordsPart {
+        error: error.code(),
+        low_watermark: -1,
+        message: Some(message),
+    };
+    let Some(log) = log else {
+        return failed(
+            ResponseError::UnknownTopicOrPartition,
+            "This server does not host this topic-partition.".into(),
+        );
+    };
+    let result = log.borrow_mut().delete_records(offset);
+    match result {
+        Ok(low_watermark) => DeleteRecordsPart {
+            error: NONE,
+            low_watermark,
+            message: None,
+        },
+        Err(e @ DeleteRecordsError::OffsetOutOfRange { .. }) => {
+            failed(ResponseError::OffsetOutOfRange, e.to_string())
+        }
+        Err(e) => failed(ResponseError::KafkaStorageError, e.to_string()),
+    }
+}
+
+/// Runs `make`'s op on the partition's owner (locally or across its inbox).
+pub async fn admin_routed<T>(
+    shard: &Rc<Shard>,
+    owner: usize,
+    tp: TopicPartition,
+    make: impl FnOnce(oneshot::Sender<T>) -> PartitionAdmin,
+) -> Result<T, crate::shard::ShardGone> {
+    let (tx, rx) = oneshot::channel();
+    let op = make(tx);
+    if owner == shard.id {
+        admin_local(shard, tp, op);
+    } else {
+        shard.send(owner, ShardMsg::Admin { tp, op }).await?;
+    }
+    rx.await.map_err(|_| crate::shard::ShardGone)
 }

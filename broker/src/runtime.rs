@@ -42,8 +42,10 @@ pub enum ShardEvent {
         partitions: Vec<(String, i32, TopicId)>,
         failed: Vec<String>,
     },
+    /// Connections drained; `partitions` is how many logs the shard will close.
     Drained {
         shard: usize,
+        partitions: usize,
     },
     Closed {
         shard: usize,
@@ -125,26 +127,7 @@ async fn shard_main(setup: ShardSetup) {
         async move { shard.appender.run().await }
     });
     let controller = (id == 0).then(|| Rc::new(Controller::new()));
-    if let Some(c) = &controller {
-        compio::runtime::spawn(crate::group::load::ensure_offsets_topic(shard.clone())).detach();
-        let (c, s) = (c.clone(), shard.clone());
-        compio::runtime::spawn(async move { c.run(s).await }).detach();
-        let interval_ms = config.log_flush_offset_checkpoint_interval_ms;
-        compio::runtime::spawn(crate::checkpoint::checkpoint_loop(
-            shard.clone(),
-            interval_ms,
-        ))
-        .detach();
-    }
-    if let Some(l) = metrics_listener {
-        match TcpListener::from_std(l) {
-            Ok(l) => compio::runtime::spawn(crate::metrics::serve(shard.clone(), l)).detach(),
-            Err(e) => tracing::error!("metrics listener: {e}"),
-        }
-    }
-    if let Some(ms) = config.log_flush_interval_ms {
-        compio::runtime::spawn(periodic_flush(shard.clone(), ms)).detach();
-    }
+    spawn_background(&shard, controller.as_ref(), metrics_listener);
     let live = Rc::new(Cell::new(0usize));
     let idle = Rc::new(event_listener::Event::new());
     let listening: Vec<_> = listeners
@@ -167,8 +150,56 @@ async fn shard_main(setup: ShardSetup) {
     drop(listening);
     shard.appender.close();
     let _ = appender.await;
-    let clean = close_logs(&shard);
+    let clean = flush_and_close(&shard).await;
     let _ = events.send(ShardEvent::Closed { shard: id, clean });
+}
+
+/// The shard's background tasks: on shard 0 the controller, the offsets topic and the
+/// recovery-point checkpoints, and the metrics endpoint; on every shard retention and the
+/// periodic flush.
+fn spawn_background(
+    shard: &Rc<Shard>,
+    controller: Option<&Rc<Controller>>,
+    metrics_listener: Option<std::net::TcpListener>,
+) {
+    let config = &shard.config;
+    if let Some(c) = controller {
+        compio::runtime::spawn(crate::group::load::ensure_offsets_topic(shard.clone())).detach();
+        let (c, s) = (c.clone(), shard.clone());
+        compio::runtime::spawn(async move { c.run(s).await }).detach();
+        let interval_ms = config.log_flush_offset_checkpoint_interval_ms;
+        compio::runtime::spawn(crate::checkpoint::checkpoint_loop(
+            shard.clone(),
+            interval_ms,
+        ))
+        .detach();
+    }
+    if let Some(l) = metrics_listener {
+        match TcpListener::from_std(l) {
+            Ok(l) => compio::runtime::spawn(crate::metrics::serve(shard.clone(), l)).detach(),
+            Err(e) => tracing::error!("metrics listener: {e}"),
+        }
+    }
+    compio::runtime::spawn(crate::retention::retention_loop(
+        shard.clone(),
+        config.log_retention_check_interval_ms,
+    ))
+    .detach();
+    if let Some(ms) = config.log_flush_interval_ms {
+        compio::runtime::spawn(periodic_flush(shard.clone(), ms)).detach();
+    }
+}
+
+/// Makes every log durable with concurrent io_uring syncs (they batch in the filesystem
+/// journal), then closes them; false if any failed to close cleanly.
+async fn flush_and_close(shard: &Shard) -> bool {
+    let logs: Vec<_> = shard.logs.borrow().values().cloned().collect();
+    let jobs = collect_sync_jobs(logs.iter(), |l| l.unflushed_messages() > 0);
+    for (_, err) in run_sync_jobs(jobs).await {
+        tracing::error!(shard = shard.id, "{err}");
+    }
+    drop(logs);
+    close_logs(shard)
 }
 
 fn open_partitions(
@@ -178,7 +209,14 @@ fn open_partitions(
     let mut opened = Vec::new();
     let mut failed = Vec::new();
     for p in found {
-        match PartitionLog::open(&p.dir, shard.log_config(), p.recovery, shard.files.clone()) {
+        let config = match crate::topic_config::TopicConfig::read(&p.dir) {
+            Ok(c) => c.log_config(&shard.config),
+            Err(e) => {
+                failed.push(format!("{}: {e}", p.dir.display()));
+                continue;
+            }
+        };
+        match PartitionLog::open(&p.dir, config, p.recovery, shard.files.clone()) {
             Ok((log, report)) => {
                 log_recovery(&p, &report);
                 opened.push((p.topic.clone(), p.partition, log.topic_id()));
@@ -271,7 +309,11 @@ async fn serve_inbox(
             ShardMsg::Stop => {
                 shard.begin_stop();
                 drain_connections(shard, &live, &idle).await;
-                let _ = events.send(ShardEvent::Drained { shard: shard.id });
+                let partitions = shard.logs.borrow().len();
+                let _ = events.send(ShardEvent::Drained {
+                    shard: shard.id,
+                    partitions,
+                });
             }
             ShardMsg::Close => return,
             ShardMsg::Produce { tp, records, reply } => {
@@ -340,10 +382,12 @@ async fn handle_msg(shard: Rc<Shard>, msg: ShardMsg) {
         ShardMsg::CreatePartition {
             tp,
             topic_id,
+            config,
             reply,
         } => {
-            let _ = reply.send(ops::create_partition_local(&shard, tp, topic_id));
+            let _ = reply.send(ops::create_partition_local(&shard, tp, topic_id, &config));
         }
+        ShardMsg::Admin { tp, op } => ops::admin_local(&shard, tp, op),
         ShardMsg::DeletePartition { tp, reply } => {
             let _ = reply.send(ops::delete_partition_local(&shard, tp).await);
         }

@@ -32,6 +32,9 @@ pub const SHUTDOWN_PHASE_MS_MAX: u64 = 10_000;
 /// How often startup reports progress (and extends systemd's start timeout) while
 /// partitions are being opened and recovered.
 pub const STARTUP_STATUS_MS: u64 = 5_000;
+/// Extra close-phase time per partition the broker may hold, and the most partitions counted.
+pub const SHUTDOWN_CLOSE_MS_PER_PARTITION: u64 = 10;
+pub const SHUTDOWN_CLOSE_PARTITIONS_COUNTED_MAX: u64 = 100_000;
 /// How long startup waits for shards to open their partitions.
 pub const STARTUP_OPEN_MS_MAX: u64 = 600_000;
 
@@ -561,16 +564,22 @@ fn shutdown(peers: &Peers, events: &Receiver<ShardEvent>, shards: usize) -> bool
     for to in 0..shards {
         let _ = peers.send_blocking(to, ShardMsg::Stop);
     }
-    let drained = wait_events(events, shards, |e| {
-        matches!(e, ShardEvent::Drained { .. }).then_some(true)
+    let drained = wait_events(events, shards, |e| match e {
+        ShardEvent::Drained { partitions, .. } => Some(*partitions as u64),
+        _ => None,
     });
     for to in 0..shards {
         let _ = peers.send_blocking(to, ShardMsg::Close);
     }
-    let closed = wait_events(events, shards, |e| match e {
-        ShardEvent::Closed { clean, .. } => Some(*clean),
-        _ => None,
-    });
+    let closed = wait_events_for(
+        events,
+        shards,
+        close_budget(drained.iter().sum()),
+        |e| match e {
+            ShardEvent::Closed { clean, .. } => Some(*clean),
+            _ => None,
+        },
+    );
     drained.len() == shards && closed.len() == shards && closed.iter().all(|c| *c)
 }
 
@@ -579,7 +588,28 @@ fn wait_events<T>(
     n: usize,
     pick: impl Fn(&ShardEvent) -> Option<T>,
 ) -> Vec<T> {
-    let deadline = std::time::Instant::now() + Duration::from_millis(SHUTDOWN_PHASE_MS_MAX);
+    wait_events_for(
+        events,
+        n,
+        Duration::from_millis(SHUTDOWN_PHASE_MS_MAX),
+        pick,
+    )
+}
+
+/// Closing flushes and closes every log: its budget grows with the partitions the shards
+/// hold (a few fsyncs each), so a big broker still stops cleanly.
+fn close_budget(partitions: u64) -> Duration {
+    let partitions = partitions.min(SHUTDOWN_CLOSE_PARTITIONS_COUNTED_MAX);
+    Duration::from_millis(SHUTDOWN_PHASE_MS_MAX + partitions * SHUTDOWN_CLOSE_MS_PER_PARTITION)
+}
+
+fn wait_events_for<T>(
+    events: &Receiver<ShardEvent>,
+    n: usize,
+    budget: Duration,
+    pick: impl Fn(&ShardEvent) -> Option<T>,
+) -> Vec<T> {
+    let deadline = std::time::Instant::now() + budget;
     let mut out = Vec::new();
     while out.len() < n {
         let left = deadline.saturating_duration_since(std::time::Instant::now());

@@ -29,8 +29,8 @@ pub use file_cache::{FileCache, SEGMENT_FILES_OPEN_MAX};
 pub use ids::{LeaderEpoch, Offset, TopicId};
 pub use io::{write_coalesced, FileSlice, FlushedUpTo, PendingAppend, SyncJob, WrittenAppend};
 pub use log::{
-    AppendError, AppendOutcome, FirstBatch, LogConfig, PartitionLog, ReadError, Recovery,
-    RecoveryReport,
+    AppendError, AppendOutcome, DeleteRecordsError, FirstBatch, LogConfig, PartitionLog, ReadError,
+    Recovery, RecoveryReport, RetentionOutcome, LOG_START_OFFSET_FILE,
 };
 pub use logdir::{
     lock_log_dir, scan_partition_dirs, take_clean_shutdown_marker, write_clean_shutdown_marker,

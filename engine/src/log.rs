@@ -23,6 +23,10 @@ use crate::segment::{
     SegmentOpen, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX,
 };
 
+mod retention;
+use retention::read_log_start_offset;
+pub use retention::{DeleteRecordsError, RetentionOutcome, LOG_START_OFFSET_FILE};
+
 pub use crate::io::{FileSlice, FlushedUpTo, PendingAppend, SyncJob, WrittenAppend};
 
 /// Kafka's `log.segment.bytes` default: 1 GiB.
@@ -52,6 +56,15 @@ pub struct LogConfig {
     pub segment_index_bytes: u32,
     /// `max.message.bytes`: the largest batch accepted.
     pub max_message_bytes: u32,
+    /// `retention.ms`: sealed segments whose largest timestamp is older than this are
+    /// deleted by `enforce_retention`; `None` keeps them forever (Kafka's -1).
+    pub retention_ms: Option<i64>,
+    /// `retention.bytes`: sealed segments are deleted, oldest first, while the log is
+    /// larger than this; `None` = no size limit (Kafka's -1).
+    pub retention_bytes: Option<u64>,
+    /// `segment.ms`: an append rolls the active segment once its first batch's timestamp
+    /// is older than this; `None` = never roll by time.
+    pub segment_ms: Option<i64>,
 }
 
 impl Default for LogConfig {
@@ -61,6 +74,9 @@ impl Default for LogConfig {
             index_interval_bytes: INDEX_INTERVAL_BYTES_DEFAULT,
             segment_index_bytes: SEGMENT_INDEX_BYTES_DEFAULT,
             max_message_bytes: MAX_MESSAGE_BYTES_DEFAULT,
+            retention_ms: None,
+            retention_bytes: None,
+            segment_ms: None,
         }
     }
 }
@@ -72,6 +88,11 @@ impl LogConfig {
             Some(format!(
                 "segment.bytes {} must be in 1..={SEGMENT_BYTES_MAX}",
                 self.segment_bytes
+            ))
+        } else if self.segment_ms.is_some_and(|ms| ms < 1) {
+            Some(format!(
+                "segment.ms {:?} must be at least 1",
+                self.segment_ms
             ))
         } else if self.segment_index_bytes < 12 {
             Some(format!(
@@ -234,6 +255,15 @@ pub struct PartitionLog {
     offline: Option<String>,
     /// Idempotent producers' state; covers every prepared append (`next_offset`).
     producer_state: ProducerStateManager,
+    /// Kafka's log start offset: at least the first segment's base; DeleteRecords moves it
+    /// inside a segment (persisted in `LOG_START_OFFSET_FILE`).
+    log_start_offset: i64,
+    /// The active segment's rolling timestamp for `segment.ms` (its first batch's max
+    /// timestamp); `None` until known (read back lazily after open).
+    active_rolling_ms: Option<i64>,
+    /// `SyncJob`s handed out and not yet `mark_flushed`: while any runs, retention deletes
+    /// nothing (a job may hold a rolled segment's index paths).
+    syncs_in_flight: u32,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -304,6 +334,7 @@ impl PartitionLog {
             segment_base: active.base_offset(),
             position: active.size_bytes(),
         };
+        let first_base = segments[0].base_offset();
         let segments = segments.into_iter().map(|s| (s.base_offset(), s)).collect();
         PartitionLog {
             topic,
@@ -322,6 +353,9 @@ impl PartitionLog {
             dir_sync_owed: DirSync::Done,
             offline: None,
             producer_state: ProducerStateManager::new(&dir, log_end.offset),
+            log_start_offset: first_base,
+            active_rolling_ms: None,
+            syncs_in_flight: 0,
             dir,
         }
     }
@@ -379,6 +413,9 @@ impl PartitionLog {
             files,
             segments,
         );
+        if let Some(start) = read_log_start_offset(partition_dir)? {
+            log.log_start_offset = start.clamp(log.log_start_offset, log.log_end.offset);
+        }
         log.rebuild_producer_state()?;
         if report.truncated_to_offset.is_some() {
             tracing::warn!(
@@ -413,10 +450,10 @@ impl PartitionLog {
         &self.config
     }
 
-    /// The first offset in the log (the first segment's base; retention is not
-    /// implemented yet).
+    /// The first offset readers may see: the first segment's base, or higher after
+    /// DeleteRecords.
     pub fn log_start_offset(&self) -> i64 {
-        *self.segments.keys().next().expect("a log has a segment")
+        self.log_start_offset
     }
 
     /// End of the appended-and-written log: what readers may see.
@@ -725,10 +762,17 @@ impl PartitionLog {
             .iter()
             .map(|h| i64::from(h.last_offset_delta) + 1)
             .sum();
-        self.maybe_roll(records.len() as u64, self.next_offset + record_count - 1)?;
+        let max_timestamp = headers.iter().map(|h| h.max_timestamp).max().unwrap_or(-1);
+        self.maybe_roll(
+            (records.len() as u64, max_timestamp),
+            self.next_offset + record_count - 1,
+        )?;
         let segment_base = self.active().base_offset();
         let position = self.active().size_bytes();
         let file = self.active().active_file().clone();
+        if self.active().size_bytes() == 0 {
+            self.active_rolling_ms = Some(headers[0].max_timestamp);
+        }
         let assigned = self.assign(&records, &headers, leader_epoch);
         assert_eq!(assigned.next_offset - assigned.base_offset, record_count);
         let end_position = self.active().size_bytes();
@@ -787,7 +831,9 @@ impl PartitionLog {
         }
     }
 
-    fn maybe_roll(&mut self, records_bytes: u64, last_offset: i64) -> io::Result<()> {
+    /// `records` is (bytes, largest timestamp) of the append about to be placed.
+    fn maybe_roll(&mut self, records: (u64, i64), last_offset: i64) -> io::Result<()> {
+        let (records_bytes, max_timestamp) = records;
         let active = self.active();
         if active.size_bytes() == 0 {
             assert!(
@@ -797,7 +843,10 @@ impl PartitionLog {
             return Ok(());
         }
         let full = active.size_bytes() + records_bytes > self.config.segment_bytes;
-        if full || active.needs_roll_for_indexes(last_offset) {
+        if full
+            || active.needs_roll_for_indexes(last_offset)
+            || self.roll_due_by_time(max_timestamp)?
+        {
             self.roll()?;
         }
         Ok(())
@@ -828,6 +877,7 @@ impl PartitionLog {
         });
         self.dir_sync_owed = DirSync::Owed;
         self.segments.insert(base, segment);
+        self.active_rolling_ms = None;
         // Kafka snapshots the producer state at every roll, named by the new base offset.
         assert_eq!(self.producer_state.map_end_offset(), base);
         if let Err(e) = self.producer_state.take_snapshot(SnapshotSync::No) {
@@ -907,7 +957,9 @@ impl PartitionLog {
             job.add_dir(self.dir.clone());
             self.dir_sync_owed = DirSync::Done;
         }
-        (!job.is_empty()).then_some(job)
+        let job = (!job.is_empty()).then_some(job);
+        self.syncs_in_flight += u32::from(job.is_some());
+        job
     }
 
     /// True when a rolled segment (or the directory after a roll) still waits for its fsync
@@ -924,6 +976,7 @@ impl PartitionLog {
     /// Records that a `SyncJob` finished.
     pub fn mark_flushed(&mut self, upto: FlushedUpTo) {
         assert!(upto.offset <= self.log_end.offset);
+        self.syncs_in_flight = self.syncs_in_flight.saturating_sub(1);
         self.recovery_point = self.recovery_point.max(upto.offset);
         self.last_flush_ms = now_ms();
     }

@@ -1,9 +1,15 @@
 //! `sluice-perf`: Kafka's `kafka-producer-perf-test` and `kafka-consumer-perf-test`, for
-//! any Kafka-compatible broker, on one compio runtime thread.
+//! any Kafka-compatible broker, on one compio runtime thread; and the tools `perf/bench.sh`
+//! measures the machine with: `sink` (a broker that acknowledges and discards: the load
+//! client's ceiling), `loopback` (TCP bandwidth between two processes) and `populate`
+//! (many partitions, one record each).
 
 mod consume;
+mod loopback;
+mod populate;
 mod produce;
 mod report;
+mod sink;
 
 use std::process::ExitCode;
 
@@ -31,10 +37,21 @@ enum Command {
     /// Consume records from the earliest offset and report throughput
     /// (kafka-consumer-perf-test).
     Consume(consume::ConsumeArgs),
+    /// A Kafka endpoint that acknowledges produces and discards them, and serves
+    /// synthetic records to fetches: the load client's own ceiling.
+    Sink(sink::SinkArgs),
+    /// TCP bandwidth between two processes over 127.0.0.1.
+    Loopback(loopback::LoopbackArgs),
+    /// Create many topics and partitions and write one record to each.
+    Populate(populate::PopulateArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let command = match cli.command {
+        Command::Loopback(args) => return exit(loopback::run(args)),
+        command => command,
+    };
     let runtime = match compio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -43,11 +60,18 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
-        match cli.command {
+        match command {
             Command::Produce(args) => produce::run(args).await,
             Command::Consume(args) => consume::run(args).await,
+            Command::Sink(args) => sink::run(args).await,
+            Command::Populate(args) => populate::run(args).await,
+            Command::Loopback(_) => unreachable!("run before the runtime starts"),
         }
     });
+    exit(result)
+}
+
+fn exit<E: std::fmt::Display>(result: Result<(), E>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

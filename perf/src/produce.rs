@@ -415,6 +415,7 @@ fn print_total(stats: &Stats, json: bool) {
     }
     let object = JsonObject::default()
         .number("records", total.records as f64)
+        .number("batches", total.batches as f64)
         .number("records_failed", total.records_failed as f64)
         .number("elapsed_ms", total.elapsed_ms)
         .number("records_per_sec", total.records_per_sec)

@@ -1,6 +1,7 @@
 //! CreateTopics v2–v7. Replication factor must be 1 (or -1, the default) until replication
-//! lands; manual assignments must name this broker; topic-level configs are refused with
-//! INVALID_CONFIG until topic configs are implemented, rather than silently ignored.
+//! lands; manual assignments must name this broker; topic-level configs are validated
+//! (`topic_config::validate`: unknown keys and bad values get INVALID_CONFIG naming them)
+//! and persisted with the partitions. v5+ answers with every topic key and its source.
 
 use std::rc::Rc;
 
@@ -10,8 +11,11 @@ use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 use kafka_protocol::protocol::StrBytes;
 
-use crate::controller::request_create;
+use kafka_protocol::messages::create_topics_response::CreatableTopicConfigs;
+
+use crate::controller::request_create_with_config;
 use crate::shard::Shard;
+use crate::topic_config::TopicConfig;
 
 pub async fn handle(
     shard: &Rc<Shard>,
@@ -40,17 +44,22 @@ async fn create_one(
     r.name = topic.name.clone();
     let outcome = match check(shard, &topic) {
         Err(e) => Err(e),
-        Ok(partitions) => request_create(shard, &topic.name.0, partitions, validate_only).await,
+        Ok(create) => {
+            let config = create.1.clone();
+            request_create_with_config(shard, &topic.name.0, create, validate_only)
+                .await
+                .map(|info| (info, config))
+        }
     };
     match outcome {
-        Ok(info) => {
+        Ok((info, config)) => {
             if version >= TOPIC_ID_VERSION_MIN && !validate_only {
                 r.topic_id = info.id.0;
             }
             if version >= DETAILS_VERSION_MIN {
                 r.num_partitions = info.partitions.len() as i32;
                 r.replication_factor = 1;
-                r.configs = Some(Vec::new());
+                r.configs = Some(described(shard, &config));
             }
         }
         Err((code, message)) => {
@@ -65,17 +74,45 @@ async fn create_one(
     r
 }
 
-/// Returns the partition count to create.
-fn check(shard: &Shard, topic: &CreatableTopic) -> Result<i32, (i16, String)> {
-    if let Some(c) = topic.configs.first() {
-        return Err((
-            ResponseError::InvalidConfig.code(),
-            format!(
-                "topic config {} is not supported yet by this broker",
+fn described(shard: &Shard, config: &TopicConfig) -> Vec<CreatableTopicConfigs> {
+    config
+        .describe(&shard.config)
+        .into_iter()
+        .map(|e| {
+            let mut c = CreatableTopicConfigs::default();
+            c.name = StrBytes::from_static_str(e.name);
+            c.value = Some(StrBytes::from_string(e.value));
+            c.config_source = e.source;
+            c
+        })
+        .collect()
+}
+
+/// The topic's validated configs.
+fn topic_config(topic: &CreatableTopic) -> Result<TopicConfig, (i16, String)> {
+    let invalid = |m: String| (ResponseError::InvalidConfig.code(), m);
+    let mut pairs = Vec::with_capacity(topic.configs.len());
+    for c in &topic.configs {
+        let value = c.value.as_ref().ok_or_else(|| {
+            invalid(format!(
+                "Null value not supported for topic configs: {}",
                 c.name
-            ),
-        ));
+            ))
+        })?;
+        pairs.push((c.name.as_str(), value.as_str()));
     }
+    TopicConfig::from_pairs(pairs).map_err(invalid)
+}
+
+/// Returns the partition count and the config to create.
+fn check(shard: &Shard, topic: &CreatableTopic) -> Result<(i32, TopicConfig), (i16, String)> {
+    let config = topic_config(topic)?;
+    let partitions = check_layout(shard, topic)?;
+    Ok((partitions, config))
+}
+
+/// Returns the partition count to create.
+fn check_layout(shard: &Shard, topic: &CreatableTopic) -> Result<i32, (i16, String)> {
     if !topic.assignments.is_empty() {
         if topic.num_partitions != -1 || topic.replication_factor != -1 {
             return Err((

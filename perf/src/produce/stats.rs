@@ -26,6 +26,8 @@ pub struct Stats {
     started_at: Instant,
     histogram: Histogram<u64>,
     records: u64,
+    /// Batches acknowledged (one per produce request).
+    batches: u64,
     records_failed: u64,
     batches_failed: u64,
     bytes: u64,
@@ -41,6 +43,7 @@ pub struct Stats {
 /// The final figures.
 pub struct Total {
     pub records: u64,
+    pub batches: u64,
     pub records_failed: u64,
     pub elapsed_ms: f64,
     pub records_per_sec: f64,
@@ -61,6 +64,7 @@ impl Stats {
             started_at: Instant::now(),
             histogram,
             records: 0,
+            batches: 0,
             records_failed: 0,
             batches_failed: 0,
             bytes: 0,
@@ -97,6 +101,7 @@ impl Stats {
         }
         let records = appended_us.len() as u64;
         self.records += records;
+        self.batches += 1;
         self.bytes += payload_bytes;
         self.window.records += records;
         self.window.bytes += payload_bytes;
@@ -137,6 +142,7 @@ impl Stats {
         let percentile_ms = |q: f64| self.histogram.value_at_quantile(q) as f64 / 1000.0;
         Total {
             records: self.records,
+            batches: self.batches,
             records_failed: self.records_failed,
             elapsed_ms: elapsed_s * 1000.0,
             records_per_sec: self.records as f64 / elapsed_s,

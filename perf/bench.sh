@@ -1,0 +1,451 @@
+#!/usr/bin/env bash
+# perf/bench.sh: Sluice beside a peer broker (tansu, in-memory storage) and the machine's
+# limits, measured in one run on one machine; prints a table of figures, ratios and the
+# targets of issue 3 §4. See BENCHMARKS.md for what each line means.
+#
+#   bash perf/bench.sh              # the full run (lengths below; about 10-20 minutes)
+#   QUICK=1 bash perf/bench.sh      # short everything: for testing the script only
+#
+# Settings (environment):
+#   TREE              source tree to build from (default: this script's repository)
+#   CARGO_TARGET_DIR  where to build (default: $TREE/target)
+#   SLUICED, SLUICE_PERF  prebuilt binaries; set both to skip the build
+#   TANSU             the peer (default ~/.cargo/bin/tansu; missing = peer skipped)
+#   DATA_DIR          data directories and dd files: on the disk under test
+#                     (default ${TMPDIR:-/tmp}/sluice-bench)
+#   RESULTS           raw outputs and summary (default $DATA_DIR/results-<time>)
+#   PORT              first of 4 TCP ports used on 127.0.0.1 (default 19092)
+#   BATCH_SIZE LINGER_MS  producer batch.size / linger.ms of W1 and W2 (16384 / 5,
+#                     Kafka's producer defaults)
+#   W1_MB             MiB produced in W1 (default: the larger of 4096 and 1.25x the
+#                     kernel's dirty-page limit, so the run outlasts write-back throttling)
+#   W2_MB             MiB produced in W2 (256): with fsync before ack no dirty pages build
+#                     up, so there is no write-back throttling to outlast
+#   W3_MB             MiB consumed in W3 (2048)
+#   W4_SECONDS        length of each W4 run at 5,000 records/s (60)
+#   W5_TOPICS W5_PARTITIONS  W5's topics x partitions (100 x 100)
+#   LOOPBACK_SECONDS  (10)   PROFILE=0 skips the strace syscall counts
+#   RUN_TIMEOUT_S     longest single client run before it is stopped (1800)
+#   KEEP_DATA=1       keep the data directories afterwards
+#   PARTS             which parts to run (default "limits sluice fsync peer w5"); the
+#                     table shows n/a for parts not run
+set -euo pipefail
+
+QUICK=${QUICK:-0}
+TREE=${TREE:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$TREE/target}
+TANSU=${TANSU:-$HOME/.cargo/bin/tansu}
+DATA_DIR=${DATA_DIR:-${TMPDIR:-/tmp}/sluice-bench}
+RESULTS=${RESULTS:-$DATA_DIR/results-$(date +%Y%m%d-%H%M%S)}
+PORT=${PORT:-19092}
+RECORD_SIZE=1024
+BATCH_SIZE=${BATCH_SIZE:-16384}
+LINGER_MS=${LINGER_MS:-5}
+PROFILE=${PROFILE:-1}
+RUN_TIMEOUT_S=${RUN_TIMEOUT_S:-1800}
+KEEP_DATA=${KEEP_DATA:-0}
+W4_RATE=5000
+MIB=1048576
+if [[ $QUICK == 1 ]]; then
+    W1_MB=${W1_MB:-256} W2_MB=${W2_MB:-32} W3_MB=${W3_MB:-128} W4_SECONDS=${W4_SECONDS:-4}
+    W5_TOPICS=${W5_TOPICS:-10} W5_PARTITIONS=${W5_PARTITIONS:-100} LOOPBACK_SECONDS=${LOOPBACK_SECONDS:-2}
+    DD_MB=${DD_MB:-64}
+else
+    W2_MB=${W2_MB:-256} W3_MB=${W3_MB:-2048} W4_SECONDS=${W4_SECONDS:-60}
+    W5_TOPICS=${W5_TOPICS:-100} W5_PARTITIONS=${W5_PARTITIONS:-100} LOOPBACK_SECONDS=${LOOPBACK_SECONDS:-10}
+    DD_MB=${DD_MB:-1024}
+fi
+SINK_PORT=$PORT SLUICE_PORT=$((PORT + 1)) PEER_PORT=$((PORT + 2))
+CLK_TCK=$(getconf CLK_TCK)
+
+# ---------------------------------------------------------------- helpers
+
+say() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
+die() { say "error: $*"; exit 1; }
+# calc EXPR: awk arithmetic, printed with about 3-4 significant digits.
+calc() {
+    awk "BEGIN { v = $1; a = v < 0 ? -v : v
+        if (a >= 1000 || v == int(v)) printf \"%.0f\", v; else if (a >= 10) printf \"%.1f\", v; else printf \"%.3g\", v }"
+}
+# json FILE KEY: a number from sluice-perf's one-line JSON ("n/a" when absent).
+json() {
+    local v
+    v=$(sed -n "s/.*\"$2\": \(-\{0,1\}[0-9.e+]*\).*/\1/p" "$1" 2>/dev/null | tail -1)
+    if [[ -z $v ]]; then echo n/a; else calc "$v"; fi
+}
+# ratio A B: A/B, or n/a.
+ratio() { if [[ $1 == n/a || $2 == n/a || $2 == 0 ]]; then echo n/a; else calc "$1 / $2"; fi; }
+# verdict OK-EXPR: "met" / "MISSED" / "n/a" (expression over numbers, n/a anywhere = n/a).
+verdict() {
+    if [[ $1 == *n/a* ]]; then echo n/a; return; fi
+    if awk "BEGIN { exit !($1) }"; then echo met; else echo MISSED; fi
+}
+# binding CEILING LOOPBACK CEILING_MIN LOOPBACK_MIN RATIO_TO_CEILING RATIO_TO_LOOPBACK: the
+# target against whichever limit binds: the client's ceiling when it is below loopback.
+binding() {
+    if [[ $1 != n/a && $2 != n/a ]] && awk "BEGIN { exit !($1 < $2) }"; then
+        echo "client limits: >= $3 of client: $(verdict "$5 >= $3")"
+    else
+        echo "loopback limits: >= $4 of loopback: $(verdict "$6 >= $4")"
+    fi
+}
+# cpu_seconds PID: user + system CPU seconds of the process (all its threads, io_uring
+# workers included).
+cpu_seconds() { sed 's/^.*) //' "/proc/$1/stat" | awk -v t="$CLK_TCK" '{ printf "%.3f", ($12 + $13) / t }'; }
+
+# The load client's own CPU seconds (user + system), when GNU time is installed.
+timed() {
+    local out=$1
+    shift
+    if [[ -x /usr/bin/time ]]; then
+        timeout "$RUN_TIMEOUT_S" /usr/bin/time -f %U+%S -o "$out" "$@"
+    else
+        timeout "$RUN_TIMEOUT_S" "$@"
+    fi
+}
+client_cpu() { [[ -s $RESULTS/$1.cpu ]] && calc "$(tail -1 "$RESULTS/$1.cpu")" || echo n/a; }
+
+PIDS=()
+cleanup() {
+    local pid
+    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+    if [[ $KEEP_DATA != 1 ]]; then
+        rm -rf "$DATA_DIR"/sluice-* "$DATA_DIR"/dd.* 2>/dev/null || true
+    fi
+}
+trap cleanup EXIT
+
+# wait_for_line FILE PATTERN PID TIMEOUT_S: until FILE has PATTERN (or PID dies).
+wait_for_line() {
+    local deadline=$((SECONDS + $4))
+    until grep -q "$2" "$1" 2>/dev/null; do
+        kill -0 "$3" 2>/dev/null || die "process $3 exited before '$2' (see $1)"
+        ((SECONDS < deadline)) || die "no '$2' in $1 after $4 s"
+        sleep 0.01
+    done
+}
+wait_for_port() {
+    local deadline=$((SECONDS + $3))
+    until (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; do
+        kill -0 "$2" 2>/dev/null || die "process $2 exited before listening on $1"
+        ((SECONDS < deadline)) || die "nothing listens on $1 after $3 s"
+        sleep 0.05
+    done
+}
+# stop PID: SIGTERM and wait.
+stop() { kill -TERM "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
+
+# start_sluiced NAME DIR [--override k=v...]: sets BROKER_PID; logs to $RESULTS/NAME.log.
+start_sluiced() {
+    local name=$1 dir=$2
+    shift 2
+    mkdir -p "$dir"
+    "$SLUICED" --override "listeners=PLAINTEXT://127.0.0.1:$SLUICE_PORT" \
+        --override "log.dirs=$dir" "$@" >>"$RESULTS/$name.log" 2>&1 &
+    BROKER_PID=$!
+    PIDS+=("$BROKER_PID")
+    wait_for_line "$RESULTS/$name.log" 'ready:' "$BROKER_PID" 600
+}
+
+# produce NAME PORT TOPIC RECORDS PROPS...: sluice-perf produce, JSON to $RESULTS/NAME.json.
+produce() {
+    local name=$1 port=$2 topic=$3 records=$4
+    shift 4
+    timed "$RESULTS/$name.cpu" "$SLUICE_PERF" produce --bootstrap-server "127.0.0.1:$port" --topic "$topic" \
+        --num-records "$records" --record-size "$RECORD_SIZE" --throughput "${THROUGHPUT:--1}" \
+        --producer-props "$@" --json >"$RESULTS/$name.json" 2>"$RESULTS/$name.err" ||
+        { say "$name failed: $(tail -3 "$RESULTS/$name.err")"; echo '{}' >"$RESULTS/$name.json"; }
+}
+consume() {
+    local name=$1 port=$2 topic=$3 records=$4
+    timed "$RESULTS/$name.cpu" "$SLUICE_PERF" consume --bootstrap-server "127.0.0.1:$port" --topic "$topic" \
+        --messages "$records" --json >"$RESULTS/$name.json" 2>"$RESULTS/$name.err" ||
+        { say "$name failed: $(tail -3 "$RESULTS/$name.err")"; echo '{}' >"$RESULTS/$name.json"; }
+}
+# dd_rate NAME ARGS...: MiB/s of a dd write into DATA_DIR.
+dd_rate() {
+    local name=$1
+    shift
+    dd if=/dev/zero of="$DATA_DIR/dd.$name" "$@" 2>"$RESULTS/dd-$name.txt"
+    rm -f "$DATA_DIR/dd.$name"
+    sed -n 's/^\([0-9]*\) bytes.* copied, \([0-9.e]*\) s,.*/\1 \2/p' "$RESULTS/dd-$name.txt" |
+        awk -v m="$MIB" '{ printf "%.1f", $1 / $2 / m }'
+}
+
+# ---------------------------------------------------------------- setup
+
+build() {
+    if [[ -n ${SLUICED:-} && -n ${SLUICE_PERF:-} ]]; then return; fi
+    say "building sluiced and sluice-perf (release) from $TREE"
+    (cd "$TREE" && cargo build --release -q -p sluice-broker -p sluice-perf) || die "build failed"
+    SLUICED=$CARGO_TARGET_DIR/release/sluiced
+    SLUICE_PERF=$CARGO_TARGET_DIR/release/sluice-perf
+}
+
+machine() {
+    local fs
+    fs=$(df -T "$DATA_DIR" | awk 'NR == 2 { print $2 " on " $1 }')
+    {
+        echo "date:       $(date -u +'%Y-%m-%d %H:%M UTC')"
+        echo "tree:       $TREE at $(git -C "$TREE" rev-parse --short HEAD 2>/dev/null)$(git -C "$TREE" diff --quiet 2>/dev/null || echo ' (+ local changes)')"
+        echo "binaries:   $SLUICED, $SLUICE_PERF"
+        echo "cpu:        $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1), $(nproc) cores"
+        echo "memory:     $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"
+        echo "kernel:     $(uname -r)"
+        echo "data dir:   $DATA_DIR ($fs)"
+        echo "dirty:      vm.dirty_ratio=$(cat /proc/sys/vm/dirty_ratio) vm.dirty_background_ratio=$(cat /proc/sys/vm/dirty_background_ratio) vm.dirty_bytes=$(cat /proc/sys/vm/dirty_bytes)"
+        echo "nofile:     $(ulimit -Sn) soft / $(ulimit -Hn) hard"
+        echo "uptime:     $(uptime)"
+    } | tee "$RESULTS/machine.txt"
+}
+
+# W1's length: 1.25x the dirty-page limit (what write-back throttling starts at), at least
+# 4 GiB.
+default_w1_mb() {
+    local dirty_mb
+    dirty_mb=$(awk -v ratio="$(cat /proc/sys/vm/dirty_ratio)" -v bytes="$(cat /proc/sys/vm/dirty_bytes)" \
+        '/MemAvailable/ { if (bytes > 0) print int(bytes / 1048576); else print int($2 / 1024 * ratio / 100) }' /proc/meminfo)
+    awk -v d="$dirty_mb" 'BEGIN { m = int(d * 1.25); print (m > 4096 ? m : 4096) }'
+}
+
+# ---------------------------------------------------------------- measurements
+
+limits() {
+    say "loopback bandwidth (${LOOPBACK_SECONDS} s)"
+    "$SLUICE_PERF" loopback --seconds "$LOOPBACK_SECONDS" --json >"$RESULTS/loopback.json"
+    LOOPBACK=$(json "$RESULTS/loopback.json" mb_per_sec)
+    IPERF=n/a
+    if command -v iperf3 >/dev/null; then
+        iperf3 -s -1 -p "$PEER_PORT" >"$RESULTS/iperf3-server.txt" 2>&1 &
+        PIDS+=("$!")
+        sleep 0.5
+        iperf3 -c 127.0.0.1 -p "$PEER_PORT" -t "$LOOPBACK_SECONDS" >"$RESULTS/iperf3.txt" 2>&1 &&
+            IPERF=$(awk '/receiver/ { v = $7; u = $8 } END {
+                m = (u ~ /^G/) ? 1e9 : (u ~ /^M/) ? 1e6 : 1e3; printf "%.0f", v * m / 8 / 1048576 }' "$RESULTS/iperf3.txt")
+    fi
+    say "disk: fsynced sequential writes of $DD_MB MiB (bs=1M) and $((DD_MB / 4)) MiB (bs=64k), oflag=dsync"
+    DISK_SYNC_1M=$(dd_rate sync-1m bs=1M count="$DD_MB" oflag=dsync)
+    DISK_SYNC_64K=$(dd_rate sync-64k bs=64k count=$((DD_MB * 4)) oflag=dsync)
+    say "disk: sequential write of $DD_MB MiB, one fdatasync at the end"
+    DISK_SEQ=$(dd_rate seq bs=1M count="$DD_MB" conv=fdatasync)
+
+    say "client ceiling: sluice-perf against the sink"
+    "$SLUICE_PERF" sink --port "$SINK_PORT" >"$RESULTS/sink.log" 2>&1 &
+    local sink=$!
+    PIDS+=("$sink")
+    wait_for_port "$SINK_PORT" "$sink" 30
+    local before after
+    before=$(cpu_seconds "$sink")
+    produce ceiling-produce "$SINK_PORT" w1 "$W1_RECORDS" "${W1_PROPS[@]}"
+    after=$(cpu_seconds "$sink")
+    SINK_PRODUCE_CPU=$(calc "$after - $before")
+    CEILING_PRODUCE=$(json "$RESULTS/ceiling-produce.json" mb_per_sec)
+    before=$(cpu_seconds "$sink")
+    consume ceiling-consume "$SINK_PORT" w1 "$W3_RECORDS"
+    after=$(cpu_seconds "$sink")
+    SINK_CONSUME_CPU=$(calc "$after - $before")
+    CEILING_CONSUME=$(json "$RESULTS/ceiling-consume.json" mb_per_sec)
+    stop "$sink"
+}
+
+# strace_run NAME PID CMD...: counts the syscalls of PID while CMD runs.
+strace_run() {
+    local name=$1 pid=$2
+    shift 2
+    strace -c -f -p "$pid" -o "$RESULTS/$name.strace" 2>"$RESULTS/$name.strace.log" &
+    local tracer=$!
+    sleep 1
+    "$@"
+    kill -INT "$tracer" 2>/dev/null || true
+    wait "$tracer" 2>/dev/null || true
+}
+# syscall_total FILE: calls in an strace -c summary; syscall_top FILE PER: the three most
+# frequent, per PER units.
+syscall_total() { awk '$NF == "total" { print $4 }' "$1" 2>/dev/null || echo n/a; }
+syscall_top() {
+    awk -v per="$2" '$1 ~ /^[0-9.]+$/ && $NF != "total" && per > 0 { printf "%s %.2f\n", $NF, $4 / per }' "$1" 2>/dev/null |
+        sort -k2 -rn | head -3 | paste -sd, - | sed 's/,/, /g'
+}
+
+sluice_default() {
+    say "Sluice, default durability: W1 ($W1_MB MiB, acks=1, batch.size=$BATCH_SIZE, linger.ms=$LINGER_MS)"
+    start_sluiced sluiced-default "$DATA_DIR/sluice-default"
+    local before after
+    before=$(cpu_seconds "$BROKER_PID")
+    produce w1-sluice "$SLUICE_PORT" w1 "$W1_RECORDS" "${W1_PROPS[@]}"
+    after=$(cpu_seconds "$BROKER_PID")
+    W1=$(json "$RESULTS/w1-sluice.json" mb_per_sec)
+    W1_CPU=$(calc "($after - $before) / ($W1_RECORDS * $RECORD_SIZE / 1073741824)")
+
+    # W1 leaves gigabytes of dirty pages: write them back first, so that W3 and W4 do not
+    # measure the kernel's write-back of W1 (W4's first seconds did: a 352 ms maximum).
+    say "sync: writing back W1's dirty pages"
+    sync
+    say "W3: consume $W3_MB MiB of W1's records from the page cache"
+    cat "$DATA_DIR"/sluice-default/w1-0/*.log >/dev/null
+    before=$(cpu_seconds "$BROKER_PID")
+    consume w3-sluice "$SLUICE_PORT" w1 "$W3_RECORDS"
+    after=$(cpu_seconds "$BROKER_PID")
+    W3=$(json "$RESULTS/w3-sluice.json" mb_per_sec)
+    W3_CPU=$(calc "($after - $before) / ($W3_MB / 1024)")
+
+    say "W4: latency at $W4_RATE records/s for $W4_SECONDS s, acks=all, linger.ms=0"
+    THROUGHPUT=$W4_RATE produce w4-sluice "$SLUICE_PORT" w4 $((W4_RATE * W4_SECONDS)) "${W4_PROPS[@]}"
+
+    if [[ $PROFILE == 1 ]] && command -v strace >/dev/null; then
+        say "profile: syscalls of sluiced during a short W1 and W3 (strace -c -f)"
+        strace_run strace-w1 "$BROKER_PID" produce strace-w1 "$SLUICE_PORT" w1-strace 100000 "${W1_PROPS[@]}"
+        strace_run strace-w3 "$BROKER_PID" consume strace-w3 "$SLUICE_PORT" w1 204800
+        local batches
+        batches=$(json "$RESULTS/strace-w1.json" batches)
+        W1_SYSCALLS_PER_BATCH=$(ratio "$(syscall_total "$RESULTS/strace-w1.strace")" "$batches")
+        W1_SYSCALLS_TOP=$(syscall_top "$RESULTS/strace-w1.strace" "$batches")
+        W3_SYSCALLS_PER_MIB=$(ratio "$(syscall_total "$RESULTS/strace-w3.strace")" 200)
+        W3_SYSCALLS_TOP=$(syscall_top "$RESULTS/strace-w3.strace" 200)
+    fi
+    stop "$BROKER_PID"
+}
+
+sluice_fsync() {
+    say "Sluice, fsync before ack: W2 ($W2_MB MiB, same flags as W1)"
+    start_sluiced sluiced-fsync "$DATA_DIR/sluice-fsync" --override log.flush.interval.messages=1
+    local before after
+    before=$(cpu_seconds "$BROKER_PID")
+    produce w2-sluice "$SLUICE_PORT" w2 "$W2_RECORDS" "${W1_PROPS[@]}"
+    after=$(cpu_seconds "$BROKER_PID")
+    W2=$(json "$RESULTS/w2-sluice.json" mb_per_sec)
+    W2_CPU=$(calc "($after - $before) / ($W2_RECORDS * $RECORD_SIZE / 1073741824)")
+    say "W4 with fsync before ack"
+    THROUGHPUT=$W4_RATE produce w4-sluice-fsync "$SLUICE_PORT" w4 $((W4_RATE * W4_SECONDS)) "${W4_PROPS[@]}"
+    stop "$BROKER_PID"
+}
+
+peer() {
+    PEER_W1=n/a PEER_W1_CPU=n/a PEER_W3=n/a PEER_W3_CPU=n/a PEER_VERSION="not installed"
+    if [[ ! -x $TANSU ]]; then
+        say "peer: $TANSU not found (cargo install tansu --features dynostore); skipping the peer"
+        return
+    fi
+    PEER_VERSION=$("$TANSU" --version 2>/dev/null | head -1 || echo tansu)
+    say "peer: $PEER_VERSION, memory storage: W1 and W3"
+    "$TANSU" broker --storage-engine memory://tansu/ \
+        --listener-url "tcp://127.0.0.1:$PEER_PORT" \
+        --advertised-listener-url "tcp://127.0.0.1:$PEER_PORT" >"$RESULTS/tansu.log" 2>&1 &
+    local pid=$! before after
+    PIDS+=("$pid")
+    wait_for_port "$PEER_PORT" "$pid" 60
+    before=$(cpu_seconds "$pid")
+    produce w1-peer "$PEER_PORT" w1 "$W1_RECORDS" "${W1_PROPS[@]}"
+    after=$(cpu_seconds "$pid")
+    PEER_W1=$(json "$RESULTS/w1-peer.json" mb_per_sec)
+    PEER_W1_CPU=$(calc "($after - $before) / ($W1_RECORDS * $RECORD_SIZE / 1073741824)")
+    before=$(cpu_seconds "$pid")
+    consume w3-peer "$PEER_PORT" w1 "$W3_RECORDS"
+    after=$(cpu_seconds "$pid")
+    PEER_W3=$(json "$RESULTS/w3-peer.json" mb_per_sec)
+    [[ $PEER_W3 == n/a ]] || PEER_W3_CPU=$(calc "($after - $before) / ($W3_MB / 1024)")
+    stop "$pid"
+}
+
+w5() {
+    local partitions=$((W5_TOPICS * W5_PARTITIONS)) dir=$DATA_DIR/sluice-w5
+    say "W5: $W5_TOPICS topics x $W5_PARTITIONS partitions, one record each, then restart"
+    start_sluiced sluiced-w5 "$dir"
+    "$SLUICE_PERF" populate --bootstrap-server "127.0.0.1:$SLUICE_PORT" --topics "$W5_TOPICS" \
+        --partitions "$W5_PARTITIONS" --topic-prefix w5- --json >"$RESULTS/w5-populate.json"
+    local start=$EPOCHREALTIME
+    stop "$BROKER_PID"
+    W5_STOP_S=$(calc "$EPOCHREALTIME - $start")
+    W5_STOP_HOW=$(grep -q 'stopped cleanly' "$RESULTS/sluiced-w5.log" && echo "cleanly" || echo "NOT cleanly: restart recovers every log")
+    start=$EPOCHREALTIME
+    start_sluiced sluiced-w5-restart "$dir"
+    W5_READY_S=$(calc "$EPOCHREALTIME - $start")
+    W5_RSS_KIB=$(awk '/VmRSS/ { print $2 }' "/proc/$BROKER_PID/status")
+    W5_FDS=$(find "/proc/$BROKER_PID/fd" -mindepth 1 | wc -l)
+    W5_FD_LIMIT=$(awk '/Max open files/ { print $4 }' "/proc/$BROKER_PID/limits")
+    W5_RSS_PER_PARTITION=$(calc "$W5_RSS_KIB / $partitions")
+    W5_PARTITIONS_TOTAL=$partitions
+    stop "$BROKER_PID"
+}
+
+# ---------------------------------------------------------------- report
+
+row() { printf '%-44s %14s  %-40s %s\n' "$@"; }
+
+report() {
+    local w1_ratio_peer w1_ratio_loop w1_ratio_ceiling w2_ratio_1m w2_ratio_64k w3_ratio_loop w3_ratio_ceiling
+    w1_ratio_peer=$(ratio "$W1" "$PEER_W1")
+    w1_ratio_loop=$(ratio "$W1" "$LOOPBACK")
+    w1_ratio_ceiling=$(ratio "$W1" "$CEILING_PRODUCE")
+    w2_ratio_1m=$(ratio "$W2" "$DISK_SYNC_1M")
+    w2_ratio_64k=$(ratio "$W2" "$DISK_SYNC_64K")
+    w3_ratio_loop=$(ratio "$W3" "$LOOPBACK")
+    w3_ratio_ceiling=$(ratio "$W3" "$CEILING_CONSUME")
+    local w4="$RESULTS/w4-sluice.json" w4f="$RESULTS/w4-sluice-fsync.json"
+    echo
+    echo "Figures (MB = 2^20 bytes; records of $RECORD_SIZE bytes; broker CPU = utime+stime of its process)"
+    row "measure" "figure" "reference / ratio" "target"
+    row "loopback TCP, 2 processes (sluice-perf)" "$LOOPBACK MB/s" "iperf3: $IPERF MB/s" ""
+    row "disk, fsynced writes bs=1M (dd oflag=dsync)" "$DISK_SYNC_1M MB/s" "" ""
+    row "disk, fsynced writes bs=64k" "$DISK_SYNC_64K MB/s" "" ""
+    row "disk, sequential, one fdatasync at end" "$DISK_SEQ MB/s" "" ""
+    row "client ceiling, produce (sink)" "$CEILING_PRODUCE MB/s" "client CPU $(client_cpu ceiling-produce) s, sink ${SINK_PRODUCE_CPU:-n/a} s" ""
+    row "client ceiling, consume (sink)" "$CEILING_CONSUME MB/s" "client CPU $(client_cpu ceiling-consume) s, sink ${SINK_CONSUME_CPU:-n/a} s" ""
+    row "W1 produce, $W1_MB MiB, Sluice" "$W1 MB/s" "$w1_ratio_peer x peer" ">= 3x: $(verdict "$w1_ratio_peer >= 3")"
+    row "" "" "$w1_ratio_loop of loopback, $w1_ratio_ceiling of client" "$(binding "$CEILING_PRODUCE" "$LOOPBACK" 0.8 0.5 "$w1_ratio_ceiling" "$w1_ratio_loop")"
+    row "W1 client CPU, Sluice" "$(client_cpu w1-sluice) s" "against the peer: $(client_cpu w1-peer) s" ""
+    row "W1 produce, peer ($PEER_VERSION)" "$PEER_W1 MB/s" "" ""
+    row "W1 Sluice CPU per GiB produced" "$W1_CPU CPU-s" "peer: $PEER_W1_CPU CPU-s" ""
+    row "W1 Sluice syscalls per produced batch" "${W1_SYSCALLS_PER_BATCH:-n/a}" "${W1_SYSCALLS_TOP:-}" "strace -c -f"
+    row "W3 Sluice syscalls per MiB fetched" "${W3_SYSCALLS_PER_MIB:-n/a}" "${W3_SYSCALLS_TOP:-}" "strace -c -f"
+    row "W2 produce, fsync before ack, $W2_MB MiB" "$W2 MB/s" "$w2_ratio_1m of dsync 1M" ">= 0.8: $(verdict "$w2_ratio_1m >= 0.8")"
+    row "" "" "$w2_ratio_64k of dsync 64k" ">= 0.8: $(verdict "$w2_ratio_64k >= 0.8")"
+    row "W2 Sluice CPU per GiB produced" "$W2_CPU CPU-s" "" ""
+    row "W3 consume $W3_MB MiB, page cache, Sluice" "$W3 MB/s" "$w3_ratio_loop of loopback, $w3_ratio_ceiling of client" "$(binding "$CEILING_CONSUME" "$LOOPBACK" 0.8 0.8 "$w3_ratio_ceiling" "$w3_ratio_loop")"
+    row "W3 client CPU" "$(client_cpu w3-sluice) s" "" ""
+    row "W3 Sluice CPU per GiB fetched" "$W3_CPU CPU-s" "" "<= 0.1: $(verdict "$W3_CPU <= 0.1")"
+    row "W3 consume, peer" "$PEER_W3 MB/s" "peer CPU per GiB: $PEER_W3_CPU" ""
+    row "W4 default durability p50 / p99 / p99.9" "$(json "$w4" latency_p50_ms) / $(json "$w4" latency_p99_ms) / $(json "$w4" latency_p999_ms) ms" "max $(json "$w4" latency_max_ms) ms, $(json "$w4" records_per_sec) rec/s" "p99 <= 1: $(verdict "$(json "$w4" latency_p99_ms) <= 1"), p99.9 <= 5: $(verdict "$(json "$w4" latency_p999_ms) <= 5")"
+    row "W4 fsync before ack p50 / p99 / p99.9" "$(json "$w4f" latency_p50_ms) / $(json "$w4f" latency_p99_ms) / $(json "$w4f" latency_p999_ms) ms" "max $(json "$w4f" latency_max_ms) ms, $(json "$w4f" records_per_sec) rec/s" "p99 <= 1: $(verdict "$(json "$w4f" latency_p99_ms) <= 1"), p99.9 <= 5: $(verdict "$(json "$w4f" latency_p999_ms) <= 5")"
+    row "W5 $W5_PARTITIONS_TOTAL partitions: start to ready" "$W5_READY_S s" "SIGTERM: stopped $W5_STOP_HOW in $W5_STOP_S s" "<= 2 s: $(verdict "$W5_READY_S <= 2")"
+    row "W5 setup: CreateTopics / one record each" "$(json "$RESULTS/w5-populate.json" create_ms) / $(json "$RESULTS/w5-populate.json" produce_ms) ms" "" ""
+    row "W5 RSS after ready" "$W5_RSS_KIB KiB" "$W5_RSS_PER_PARTITION KiB per partition" "<= 50: $(verdict "$W5_RSS_PER_PARTITION <= 50")"
+    row "W5 open descriptors after ready" "$W5_FDS" "limit $W5_FD_LIMIT" "within: $(verdict "$W5_FDS < $W5_FD_LIMIT")"
+    echo
+    echo "Run lengths: W1 $W1_MB MiB ($W1_RECORDS records), W2 $W2_MB MiB, W3 $W3_MB MiB, W4 $W4_SECONDS s x 2, loopback $LOOPBACK_SECONDS s, dd $DD_MB MiB"
+    echo "W1/W2 producer: ${W1_PROPS[*]}; W4 producer: ${W4_PROPS[*]}"
+    echo "load average before: $LOAD_BEFORE"
+    echo "load average after:  $(uptime)"
+    echo "raw outputs: $RESULTS"
+}
+
+main() {
+    command -v dd >/dev/null || die "dd is needed"
+    mkdir -p "$DATA_DIR" "$RESULTS"
+    build
+    [[ -x $SLUICED && -x $SLUICE_PERF ]] || die "missing binaries: $SLUICED $SLUICE_PERF"
+    LOAD_BEFORE=$(uptime)
+    machine
+    W1_MB=${W1_MB:-$(default_w1_mb)}
+    W1_RECORDS=$((W1_MB * MIB / RECORD_SIZE))
+    W3_MB=$((W3_MB < W1_MB ? W3_MB : W1_MB))
+    W3_RECORDS=$((W3_MB * MIB / RECORD_SIZE))
+    W1_PROPS=(acks=1 "linger.ms=$LINGER_MS" "batch.size=$BATCH_SIZE")
+    W4_PROPS=(acks=all linger.ms=0 "batch.size=$BATCH_SIZE")
+    PARTS=" ${PARTS:-limits sluice fsync peer w5} "
+    LOOPBACK=n/a IPERF=n/a DISK_SYNC_1M=n/a DISK_SYNC_64K=n/a DISK_SEQ=n/a CEILING_PRODUCE=n/a CEILING_CONSUME=n/a
+    W1=n/a W1_CPU=n/a W2=n/a W2_CPU=n/a W3=n/a W3_CPU=n/a
+    PEER_W1=n/a PEER_W1_CPU=n/a PEER_W3=n/a PEER_W3_CPU=n/a PEER_VERSION="not run"
+    W5_READY_S=n/a W5_STOP_S=n/a W5_STOP_HOW=n/a W5_RSS_KIB=n/a W5_RSS_PER_PARTITION=n/a W5_FDS=n/a W5_FD_LIMIT=n/a
+    W5_PARTITIONS_TOTAL=$((W5_TOPICS * W5_PARTITIONS))
+    [[ $PARTS != *" limits "* ]] || limits
+    W2_RECORDS=$((W2_MB * MIB / RECORD_SIZE))
+    [[ $PARTS != *" sluice "* ]] || sluice_default
+    [[ $PARTS != *" fsync "* ]] || sluice_fsync
+    [[ $PARTS != *" peer "* ]] || peer
+    [[ $PARTS != *" w5 "* ]] || w5
+    report | tee "$RESULTS/summary.txt"
+}
+
+main "$@"
