@@ -19,8 +19,11 @@
 mod admin;
 pub mod batch;
 pub mod connection;
+pub mod consumer_protocol;
 pub mod error;
+mod groups;
 pub mod limits;
+pub mod membership;
 pub mod producer;
 mod requests;
 
@@ -36,6 +39,9 @@ pub use admin::{AdvertisedApi, DeletedRecords};
 pub use batch::{Batches, BatchesSummary, Record, RecordBatchBuilder};
 pub use connection::{Connection, ResponseExpected};
 pub use error::{ClientError, Result};
+pub use groups::{
+    CommittedOffset, Committer, GroupDescription, GroupMemberDescription, ListedGroup,
+};
 pub use producer::{Acks, ProduceAcks, ProduceSender};
 
 use limits::{RETRIES_MAX, RETRY_BACKOFF_MS};

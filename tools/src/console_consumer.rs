@@ -1,7 +1,8 @@
 //! `sluice console-consumer`: prints a topic's records, like kafka-console-consumer.
 //!
 //! Without `--group` it reads every partition (or `--partition P`) directly: ListOffsets
-//! for the start, then long-polling Fetch. Records of compressed batches are not decoded
+//! for the start, then long-polling Fetch. With `--group` it joins the group (see
+//! `group.rs`), resumes at the committed offsets and commits what it printed. Records of compressed batches are not decoded
 //! yet (the CLI has no decompressors): the consumer stops with an error naming the batch.
 
 use std::io::{BufWriter, ErrorKind, Write};
@@ -9,7 +10,6 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::ApiKey;
 use sluice_net::client::batch::{decode_records, Batches, DecodedRecord};
 use sluice_net::client::{Client, FetchOptions, FetchedPartition, OffsetSpec, TopicMetadata};
 
@@ -23,6 +23,8 @@ const ATTRIBUTE_CONTROL: i16 = 0x20;
 /// Attributes bit of LogAppendTime: every record's timestamp is the batch's max.
 const ATTRIBUTE_LOG_APPEND_TIME: i16 = 0x08;
 const ATTRIBUTE_CODEC_MASK: i16 = 0x07;
+
+mod group;
 
 #[derive(Args)]
 pub struct ConsumerArgs {
@@ -162,7 +164,7 @@ pub async fn run(args: ConsumerArgs) -> Result<()> {
     let start = start_at(&args)?;
     let mut client = connect(&args.bootstrap_server).await?;
     if let Some(group) = &args.group {
-        return group_consumer(&mut client, group, &args).await;
+        return group::run(&mut client, group, &args, formatter).await;
     }
     let topic = client.topic(&args.topic).await?;
     let mut partitions: Vec<i32> = topic.partitions.iter().map(|p| p.partition).collect();
@@ -207,29 +209,13 @@ pub async fn run(args: ConsumerArgs) -> Result<()> {
         reset,
         consumed: 0,
         max_messages: args.max_messages,
+        group: None,
     };
     let outcome = consumer
         .run(args.timeout_ms.map(Duration::from_millis))
         .await;
     eprintln!("Processed a total of {} messages", consumer.consumed);
     outcome
-}
-
-/// `--group`: refused clearly when the broker has no group APIs; group membership is
-/// not implemented in this CLI yet either way.
-async fn group_consumer(client: &mut Client, group: &str, args: &ConsumerArgs) -> Result<()> {
-    if !client.advertises(ApiKey::JoinGroup).await? {
-        return Err(ToolError::new(format!(
-            "--group {group} needs consumer-group support (JoinGroup), which the broker at {} \
-             does not advertise; consume without --group (all partitions, or --partition P \
-             --offset N)",
-            args.bootstrap_server
-        )));
-    }
-    Err(ToolError::new(format!(
-        "--group {group}: the broker supports consumer groups, but sluice console-consumer \
-         does not join groups yet; consume without --group"
-    )))
 }
 
 struct Consumer<'a> {
@@ -242,6 +228,8 @@ struct Consumer<'a> {
     reset: OffsetSpec,
     consumed: u64,
     max_messages: Option<u64>,
+    /// With `--group`: the membership, whose assignment `positions` follows.
+    group: Option<group::GroupState>,
 }
 
 impl Consumer<'_> {
@@ -268,11 +256,17 @@ impl Consumer<'_> {
             if self.consumed > before {
                 last_record_at = Instant::now();
             }
+            self.group_round().await?;
         }
     }
 
     /// One fetch per partition leader.
     async fn fetch_round(&mut self, out: &mut impl Write, wait: Duration) -> Result<Flow> {
+        if self.positions.is_empty() {
+            // A group member with no partitions assigned: only heartbeats to do.
+            compio::time::sleep(wait).await;
+            return Ok(Flow::Continue);
+        }
         let options = FetchOptions {
             max_wait_ms: i32::try_from(wait.as_millis()).unwrap_or(i32::MAX),
             ..FetchOptions::default()

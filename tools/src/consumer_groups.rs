@@ -1,19 +1,21 @@
-//! `sluice consumer-groups`: kafka-consumer-groups' flags. Not implemented yet: it says
-//! whether the broker lacks the group APIs or this CLI lacks the command.
+//! `sluice consumer-groups`: kafka-consumer-groups' flags and output.
+//!
+//! - `--list`: ListGroups on every broker.
+//! - `--describe --group G`: DescribeGroups (members and their decoded assignments),
+//!   OffsetFetch (committed offsets), ListOffsets latest (log end offsets), printed as
+//!   Kafka's `GROUP TOPIC PARTITION CURRENT-OFFSET LOG-END-OFFSET LAG CONSUMER-ID HOST
+//!   CLIENT-ID` table.
+//! - `--reset-offsets --group G --topic T[:P,P…] --to-earliest|--to-latest|--to-offset N
+//!   [--dry-run|--execute]`: only while the group is inactive (Empty or Dead); commits as
+//!   an admin (generation -1, no member id) only with `--execute`.
+//! - `--delete --group G`: DeleteGroups.
 
 use clap::{ArgGroup, Args};
-use kafka_protocol::messages::ApiKey;
+use kafka_protocol::error::ResponseError;
+use sluice_net::client::{Client, CommittedOffset, Committer, GroupDescription, OffsetSpec};
 
 use crate::connect::connect;
 use crate::error::{Result, ToolError};
-
-/// What kafka-consumer-groups needs from a broker.
-const GROUP_APIS: &[ApiKey] = &[
-    ApiKey::FindCoordinator,
-    ApiKey::ListGroups,
-    ApiKey::DescribeGroups,
-    ApiKey::OffsetFetch,
-];
 
 #[derive(Args)]
 #[command(group(
@@ -21,6 +23,8 @@ const GROUP_APIS: &[ApiKey] = &[
         .required(true)
         .args(["list", "describe", "reset_offsets", "delete"])
 ))]
+#[command(group(ArgGroup::new("reset_to").args(["to_earliest", "to_latest", "to_offset"])))]
+#[command(group(ArgGroup::new("reset_mode").args(["dry_run", "execute"])))]
 pub struct GroupsArgs {
     /// Broker(s) to bootstrap from: host:port[,host:port...].
     #[arg(long, value_name = "HOST:PORT")]
@@ -31,35 +35,400 @@ pub struct GroupsArgs {
     /// Describe --group: offsets, lag and members.
     #[arg(long)]
     describe: bool,
-    /// Reset --group's offsets.
+    /// Reset --group's offsets of --topic (the group must be inactive).
     #[arg(long)]
     reset_offsets: bool,
-    /// Delete --group.
+    /// Delete --group (it must have no members).
     #[arg(long)]
     delete: bool,
     /// The group.
     #[arg(long)]
     group: Option<String>,
+    /// With --reset-offsets: TOPIC, or TOPIC:P,P,... for some partitions.
+    #[arg(long, value_name = "TOPIC[:PARTITIONS]")]
+    topic: Option<String>,
+    /// Reset to the earliest offset.
+    #[arg(long)]
+    to_earliest: bool,
+    /// Reset to the latest offset (the log end).
+    #[arg(long)]
+    to_latest: bool,
+    /// Reset to this offset (clamped to the partition's earliest..=latest).
+    #[arg(long, value_name = "N")]
+    to_offset: Option<i64>,
+    /// Print the new offsets without committing them (the default).
+    #[arg(long)]
+    dry_run: bool,
+    /// Commit the new offsets.
+    #[arg(long)]
+    execute: bool,
 }
 
 pub async fn run(args: GroupsArgs) -> Result<()> {
     let mut client = connect(&args.bootstrap_server).await?;
-    let advertised = client.advertised_apis().await?;
-    let missing: Vec<String> = GROUP_APIS
-        .iter()
-        .filter(|key| !advertised.iter().any(|api| api.api_key == **key as i16))
-        .map(|key| format!("{key:?}"))
-        .collect();
-    if !missing.is_empty() {
+    if args.list {
+        for group in client.list_groups().await? {
+            println!("{}", group.group_id);
+        }
+        return Ok(());
+    }
+    let group = args
+        .group
+        .as_deref()
+        .ok_or_else(|| ToolError::new("this action needs --group GROUP"))?;
+    if args.describe {
+        describe(&mut client, group).await
+    } else if args.reset_offsets {
+        reset_offsets(&mut client, group, &args).await
+    } else {
+        delete(&mut client, group).await
+    }
+}
+
+/// One line of the `--describe` table; `None` prints as `-`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Row {
+    topic: String,
+    partition: i32,
+    current: Option<i64>,
+    log_end: Option<i64>,
+    member: Option<(String, String, String)>,
+}
+
+async fn describe(client: &mut Client, group: &str) -> Result<()> {
+    let description = client.describe_group(group).await?;
+    let committed = client.offset_fetch(group, None).await?;
+    if description.state == "Dead" && committed.is_empty() {
         return Err(ToolError::new(format!(
-            "consumer-groups needs the consumer-groups API, which the broker at {} does not \
-             serve (missing from its ApiVersions answer: {})",
-            args.bootstrap_server,
-            missing.join(", ")
+            "Consumer group '{group}' does not exist."
         )));
     }
-    Err(ToolError::new(
-        "the broker serves the consumer-groups API, but sluice consumer-groups is not \
-         implemented in this version of the CLI yet",
-    ))
+    let mut rows = rows(&description, &committed);
+    for row in &mut rows {
+        let leo = client
+            .list_offsets(&row.topic, row.partition, OffsetSpec::Latest)
+            .await;
+        row.log_end = leo.ok();
+    }
+    match description.state.as_str() {
+        "PreparingRebalance" | "CompletingRebalance" => {
+            println!("\nWarning: Consumer group '{group}' is rebalancing.")
+        }
+        _ if description.members.is_empty() => {
+            println!("\nConsumer group '{group}' has no active members.")
+        }
+        _ => {}
+    }
+    print!("{}", describe_table(group, &rows));
+    Ok(())
+}
+
+/// Assigned partitions (with their member) and committed-but-unassigned ones, sorted by
+/// topic and partition.
+fn rows(description: &GroupDescription, committed: &[CommittedOffset]) -> Vec<Row> {
+    let current = |topic: &str, partition: i32| {
+        committed
+            .iter()
+            .find(|c| c.topic == topic && c.partition == partition && c.offset >= 0)
+            .map(|c| c.offset)
+    };
+    let mut rows = Vec::new();
+    for m in &description.members {
+        let member = (
+            m.member_id.clone(),
+            m.client_host.clone(),
+            m.client_id.clone(),
+        );
+        for (topic, partitions) in &m.assignment {
+            for &partition in partitions {
+                rows.push(Row {
+                    topic: topic.clone(),
+                    partition,
+                    current: current(topic, partition),
+                    log_end: None,
+                    member: Some(member.clone()),
+                });
+            }
+        }
+    }
+    for c in committed.iter().filter(|c| c.offset >= 0) {
+        if !rows
+            .iter()
+            .any(|r| r.topic == c.topic && r.partition == c.partition)
+        {
+            rows.push(Row {
+                topic: c.topic.clone(),
+                partition: c.partition,
+                current: Some(c.offset),
+                log_end: None,
+                member: None,
+            });
+        }
+    }
+    rows.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+    rows
+}
+
+/// Kafka's describe table: a blank line, the header, one line per row.
+fn describe_table(group: &str, rows: &[Row]) -> String {
+    let dash = || "-".to_string();
+    let cells: Vec<[String; 9]> = rows
+        .iter()
+        .map(|r| {
+            let (id, host, client) = r.member.clone().unwrap_or_else(|| (dash(), dash(), dash()));
+            let lag = match (r.current, r.log_end) {
+                (Some(current), Some(end)) => (end - current).max(0).to_string(),
+                _ => dash(),
+            };
+            let opt = |v: Option<i64>| v.map_or_else(dash, |v| v.to_string());
+            let (current, end) = (opt(r.current), opt(r.log_end));
+            let partition = r.partition.to_string();
+            [
+                group.to_string(),
+                r.topic.clone(),
+                partition,
+                current,
+                end,
+                lag,
+                id,
+                host,
+                client,
+            ]
+        })
+        .collect();
+    let header = [
+        "GROUP",
+        "TOPIC",
+        "PARTITION",
+        "CURRENT-OFFSET",
+        "LOG-END-OFFSET",
+        "LAG",
+        "CONSUMER-ID",
+        "HOST",
+        "CLIENT-ID",
+    ];
+    let minimum = [15, 15, 10, 15, 15, 15, 15, 15, 0];
+    let mut widths = [0usize; 9];
+    for (i, width) in widths.iter_mut().enumerate() {
+        let longest = cells.iter().map(|c| c[i].len()).max().unwrap_or(0);
+        *width = longest.max(header[i].len()).max(minimum[i]);
+    }
+    let line = |cells: &[String]| {
+        let padded: Vec<String> = cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                if i == 8 {
+                    c.clone()
+                } else {
+                    format!("{c:<w$}", w = widths[i])
+                }
+            })
+            .collect();
+        padded.join(" ").trim_end().to_string() + "\n"
+    };
+    let mut out = String::from("\n");
+    out.push_str(&line(&header.map(String::from)));
+    for row in &cells {
+        out.push_str(&line(row));
+    }
+    out
+}
+
+/// `TOPIC` or `TOPIC:P,P,…`.
+fn parse_topic(spec: &str) -> Result<(String, Option<Vec<i32>>)> {
+    let Some((topic, partitions)) = spec.split_once(':') else {
+        return Ok((spec.to_string(), None));
+    };
+    let partitions = partitions
+        .split(',')
+        .map(|p| {
+            p.trim().parse::<i32>().map_err(|_| {
+                ToolError::new(format!("--topic {spec:?}: expected TOPIC or TOPIC:P,P,..."))
+            })
+        })
+        .collect::<Result<Vec<i32>>>()?;
+    Ok((topic.to_string(), Some(partitions)))
+}
+
+async fn reset_offsets(client: &mut Client, group: &str, args: &GroupsArgs) -> Result<()> {
+    let spec = args
+        .topic
+        .as_deref()
+        .ok_or_else(|| ToolError::new("--reset-offsets needs --topic TOPIC (or TOPIC:P,P,...)"))?;
+    if !(args.to_earliest || args.to_latest || args.to_offset.is_some()) {
+        return Err(ToolError::new(
+            "--reset-offsets needs one of --to-earliest, --to-latest, --to-offset N",
+        ));
+    }
+    let (topic, partitions) = parse_topic(spec)?;
+    let description = client.describe_group(group).await?;
+    if !matches!(description.state.as_str(), "Empty" | "Dead") {
+        return Err(ToolError::new(format!(
+            "Assignments can only be reset if the group '{group}' is inactive, but the current \
+             state is {}. Stop its consumers first.",
+            description.state
+        )));
+    }
+    let partitions = match partitions {
+        Some(p) => p,
+        None => client
+            .topic(&topic)
+            .await?
+            .partitions
+            .iter()
+            .map(|p| p.partition)
+            .collect(),
+    };
+    let mut offsets = Vec::with_capacity(partitions.len());
+    for partition in partitions {
+        let offset = new_offset(client, &topic, partition, args).await?;
+        offsets.push(CommittedOffset {
+            topic: topic.clone(),
+            partition,
+            offset,
+        });
+    }
+    offsets.sort_by_key(|o| o.partition);
+    if !args.execute && !args.dry_run {
+        eprintln!(
+            "WARN: No action will be performed as the --execute option is missing. Add \
+             --execute to commit these offsets, or --dry-run to say that printing them is all \
+             you want."
+        );
+    }
+    if args.execute {
+        client
+            .offset_commit(group, &Committer::ADMIN, &offsets)
+            .await?;
+    }
+    println!(
+        "\n{:<30} {:<30} {:<10} {:<15}",
+        "GROUP", "TOPIC", "PARTITION", "NEW-OFFSET"
+    );
+    for o in &offsets {
+        println!(
+            "{group:<30} {:<30} {:<10} {:<15}",
+            o.topic, o.partition, o.offset
+        );
+    }
+    Ok(())
+}
+
+/// The offset `args` asks for, clamped to the partition's earliest..=latest as Kafka does.
+async fn new_offset(
+    client: &mut Client,
+    topic: &str,
+    partition: i32,
+    args: &GroupsArgs,
+) -> Result<i64> {
+    let earliest = client
+        .list_offsets(topic, partition, OffsetSpec::Earliest)
+        .await?;
+    let latest = client
+        .list_offsets(topic, partition, OffsetSpec::Latest)
+        .await?;
+    if args.to_earliest {
+        return Ok(earliest);
+    }
+    let Some(wanted) = args.to_offset else {
+        return Ok(latest);
+    };
+    if wanted > latest {
+        eprintln!(
+            "WARN: New offset ({wanted}) is higher than latest offset for topic partition \
+             {topic}-{partition}. Value will be set to {latest}"
+        );
+        return Ok(latest);
+    }
+    if wanted < earliest {
+        eprintln!(
+            "WARN: New offset ({wanted}) is lower than earliest offset for topic partition \
+             {topic}-{partition}. Value will be set to {earliest}"
+        );
+        return Ok(earliest);
+    }
+    Ok(wanted)
+}
+
+async fn delete(client: &mut Client, group: &str) -> Result<()> {
+    match client.delete_group(group).await {
+        Ok(()) => {
+            println!("Deletion of requested consumer groups ('{group}') was successful.");
+            Ok(())
+        }
+        Err(error) => {
+            let reason = match error.kafka_error() {
+                Some(ResponseError::NonEmptyGroup) => "The group is not empty.".to_string(),
+                Some(ResponseError::GroupIdNotFound) => "The group id does not exist.".to_string(),
+                _ => error.to_string(),
+            };
+            Err(ToolError::new(format!(
+                "Deletion of some consumer groups failed:\n* Group '{group}' could not be \
+                 deleted due to: {reason}"
+            )))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sluice_net::client::GroupMemberDescription;
+
+    #[test]
+    fn describe_rows_join_members_and_commits() {
+        let member = GroupMemberDescription {
+            member_id: "m-1".into(),
+            group_instance_id: None,
+            client_id: "c".into(),
+            client_host: "/127.0.0.1".into(),
+            assignment: [("t".to_string(), vec![1])].into_iter().collect(),
+        };
+        let description = GroupDescription {
+            group_id: "g".into(),
+            state: "Stable".into(),
+            protocol_type: "consumer".into(),
+            protocol: "range".into(),
+            members: vec![member],
+        };
+        let committed = [
+            CommittedOffset {
+                topic: "t".into(),
+                partition: 0,
+                offset: 3,
+            },
+            CommittedOffset {
+                topic: "t".into(),
+                partition: 1,
+                offset: 5,
+            },
+        ];
+        let mut rows = rows(&description, &committed);
+        for row in &mut rows {
+            row.log_end = Some(9);
+        }
+        let table = describe_table("g", &rows);
+        let lines: Vec<Vec<&str>> = table
+            .lines()
+            .map(|l| l.split_whitespace().collect())
+            .collect();
+        assert_eq!(lines[0], Vec::<&str>::new());
+        assert_eq!(lines[1].len(), 9);
+        assert_eq!(lines[2], ["g", "t", "0", "3", "9", "6", "-", "-", "-"]);
+        assert_eq!(
+            lines[3],
+            ["g", "t", "1", "5", "9", "4", "m-1", "/127.0.0.1", "c"]
+        );
+    }
+
+    #[test]
+    fn topic_specs() {
+        assert_eq!(parse_topic("t").unwrap(), ("t".into(), None));
+        assert_eq!(
+            parse_topic("t:0,2").unwrap(),
+            ("t".into(), Some(vec![0, 2]))
+        );
+        assert!(parse_topic("t:x").is_err());
+    }
 }

@@ -28,7 +28,19 @@ pub const RETRY_BACKOFF_MS: u64 = 100;
 /// Largest `--offset-json-file` delete-records reads.
 pub const OFFSET_JSON_BYTES_MAX: u64 = 16 * 1024 * 1024;
 
+/// `session.timeout.ms` of `console-consumer --group`: a killed CLI's partitions move
+/// to the others after this long.
+pub const GROUP_SESSION_TIMEOUT_MS: i32 = 10_000;
+
+/// `heartbeat.interval.ms` of `console-consumer --group` (a third of the session).
+pub const GROUP_HEARTBEAT_INTERVAL_MS: u64 = 3_000;
+
+/// `max.poll.interval.ms` of `console-consumer --group`: how long a rebalance waits for it.
+pub const GROUP_REBALANCE_TIMEOUT_MS: i32 = 60_000;
+
 const _: () = {
+    assert!(GROUP_HEARTBEAT_INTERVAL_MS * 3 <= GROUP_SESSION_TIMEOUT_MS as u64);
+    assert!(FETCH_WAIT_MS_MAX < GROUP_HEARTBEAT_INTERVAL_MS);
     assert!(BATCH_BYTES_MAX <= LINE_BYTES_MAX);
     assert!(RETRY_BACKOFF_MS < FETCH_WAIT_MS_MAX);
 };

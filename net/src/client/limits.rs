@@ -36,7 +36,25 @@ pub const CLIENT_VERSIONS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DeleteTopics, 1, 6),
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::DeleteRecords, 0, 2),
+    // Consumer groups (`groups.rs`, `membership.rs`). FindCoordinator v4+ and
+    // OffsetFetch v8+ are the batched forms; LeaveGroup v3+ names members in a list;
+    // OffsetFetch v2+ can ask for every committed partition.
+    (ApiKey::FindCoordinator, 0, 3),
+    (ApiKey::JoinGroup, 1, 9),
+    (ApiKey::SyncGroup, 0, 5),
+    (ApiKey::Heartbeat, 0, 4),
+    (ApiKey::LeaveGroup, 3, 5),
+    (ApiKey::OffsetCommit, 2, 8),
+    (ApiKey::OffsetFetch, 2, 7),
+    (ApiKey::DescribeGroups, 0, 5),
+    (ApiKey::ListGroups, 0, 4),
+    (ApiKey::DeleteGroups, 0, 2),
+    (ApiKey::OffsetDelete, 0, 0),
 ];
+
+/// Most JoinGroup rounds [`crate::client::membership::GroupMembership::join`] makes
+/// before giving up (each rebalance that starts while we join costs one).
+pub const JOIN_ATTEMPTS_MAX: u32 = 20;
 
 const _: () = {
     assert!(RESPONSE_BYTES_MAX <= FRAME_BYTES_MAX);

@@ -1,0 +1,338 @@
+//! `sluice consumer-groups` and `sluice console-consumer --group` end to end against the
+//! real `sluiced` (found as in `cli.rs`: `$SLUICED`, else beside this test's profile dir).
+//! The group's active member is a `console-consumer --group` child process.
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn sluiced_path() -> PathBuf {
+    if let Some(path) = std::env::var_os("SLUICED") {
+        return PathBuf::from(path);
+    }
+    let exe = std::env::current_exe().expect("test executable path");
+    let profile_dir = exe.parent().and_then(|d| d.parent()).expect("profile dir");
+    let path = profile_dir.join("sluiced");
+    assert!(
+        path.exists(),
+        "{} not found: run `cargo build -p sluice-broker` first or set SLUICED",
+        path.display()
+    );
+    path
+}
+
+struct Broker {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Broker {
+    /// `sluiced` on port 0; a group's first join does not wait for more members.
+    fn start() -> Broker {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut child = Command::new(sluiced_path())
+            .args(["--override", "listeners=PLAINTEXT://127.0.0.1:0"])
+            .args(["--override", "group.initial.rebalance.delay.ms=0"])
+            .arg("--override")
+            .arg(format!("log.dirs={}", dir.path().display()))
+            .env("SLUICE_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn sluiced");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        std::thread::spawn(move || {
+            let mut port = None;
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(p) = line.split("listening on PLAINTEXT://127.0.0.1:").nth(1) {
+                    port = p.trim().parse::<u16>().ok();
+                }
+                if line.contains("ready:") {
+                    let _ = tx.send(port);
+                }
+            }
+        });
+        let port = rx
+            .recv_timeout(Duration::from_secs(60))
+            .ok()
+            .flatten()
+            .expect("sluiced printed its port and became ready");
+        Broker {
+            child,
+            port,
+            _dir: dir,
+        }
+    }
+
+    fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn sluice(args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn sluice");
+    let mut input = child.stdin.take().expect("stdin");
+    let _ = input.write_all(stdin.as_bytes());
+    drop(input);
+    child.wait_with_output().expect("sluice ran")
+}
+
+fn ok(args: &[&str], stdin: &str) -> String {
+    let output = sluice(args, stdin);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "sluice {args:?} failed: {stderr}");
+    String::from_utf8(output.stdout).expect("utf-8 stdout")
+}
+
+fn fails(args: &[&str]) -> String {
+    let output = sluice(args, "");
+    assert_eq!(output.status.code(), Some(1), "sluice {args:?} should fail");
+    String::from_utf8(output.stderr).expect("utf-8 stderr")
+}
+
+/// The `--describe` table's data rows, split into columns.
+fn describe(b: &str, group: &str) -> Vec<Vec<String>> {
+    let out = ok(
+        &[
+            "consumer-groups",
+            "--bootstrap-server",
+            b,
+            "--describe",
+            "--group",
+            group,
+        ],
+        "",
+    );
+    let mut lines = out.lines().skip_while(|l| !l.starts_with("GROUP "));
+    let header: Vec<&str> = lines.next().expect("header").split_whitespace().collect();
+    assert_eq!(
+        header,
+        [
+            "GROUP",
+            "TOPIC",
+            "PARTITION",
+            "CURRENT-OFFSET",
+            "LOG-END-OFFSET",
+            "LAG",
+            "CONSUMER-ID",
+            "HOST",
+            "CLIENT-ID"
+        ]
+    );
+    lines
+        .map(|l| l.split_whitespace().map(String::from).collect())
+        .collect()
+}
+
+fn column(rows: &[Vec<String>], i: usize) -> Vec<String> {
+    rows.iter().map(|r| r[i].clone()).collect()
+}
+
+fn consume(b: &str, group: &str, max: &str) -> Vec<String> {
+    let args = [
+        "console-consumer",
+        "--bootstrap-server",
+        b,
+        "--topic",
+        "orders",
+        "--group",
+        group,
+        "--from-beginning",
+        "--max-messages",
+        max,
+        "--timeout-ms",
+        "5000",
+    ];
+    ok(&args, "").lines().map(String::from).collect()
+}
+
+#[test]
+fn group_consumer_resumes_and_consumer_groups_describes_resets_deletes() {
+    let broker = Broker::start();
+    let b = broker.bootstrap();
+    let b = b.as_str();
+    ok(
+        &[
+            "topics",
+            "--bootstrap-server",
+            b,
+            "--create",
+            "--topic",
+            "orders",
+            "--partitions",
+            "2",
+        ],
+        "",
+    );
+    let input: String = (0..10).map(|i| format!("r{i}\n")).collect();
+    ok(
+        &[
+            "console-producer",
+            "--bootstrap-server",
+            b,
+            "--topic",
+            "orders",
+        ],
+        &input,
+    );
+
+    // Two runs in sequence: the second resumes where the first committed.
+    let first = consume(b, "g1", "4");
+    assert_eq!(first.len(), 4, "{first:?}");
+    let second = consume(b, "g1", "100");
+    assert_eq!(second.len(), 6, "{second:?}");
+    let all: BTreeSet<String> = first.iter().chain(&second).cloned().collect();
+    let expected: BTreeSet<String> = (0..10).map(|i| format!("r{i}")).collect();
+    assert_eq!(all, expected);
+
+    let listed = ok(&["consumer-groups", "--bootstrap-server", b, "--list"], "");
+    assert!(listed.lines().any(|l| l == "g1"), "{listed}");
+    let rows = describe(b, "g1");
+    assert_eq!(column(&rows, 2), ["0", "1"]);
+    assert_eq!(column(&rows, 5), ["0", "0"], "no lag: {rows:?}");
+    assert_eq!(column(&rows, 6), ["-", "-"], "no members: {rows:?}");
+    let total: i64 = column(&rows, 3)
+        .iter()
+        .map(|o| o.parse::<i64>().unwrap())
+        .sum();
+    assert_eq!(total, 10);
+
+    // Reset: a dry run changes nothing; --execute commits.
+    let reset = |mode: &str, to: &[&str]| {
+        let mut args = vec![
+            "consumer-groups",
+            "--bootstrap-server",
+            b,
+            "--reset-offsets",
+            "--group",
+            "g1",
+            "--topic",
+            "orders",
+            mode,
+        ];
+        args.extend_from_slice(to);
+        ok(&args, "")
+    };
+    let dry = reset("--dry-run", &["--to-earliest"]);
+    assert!(dry.contains("NEW-OFFSET"), "{dry}");
+    assert_eq!(column(&describe(b, "g1"), 5), ["0", "0"]);
+    let done = reset("--execute", &["--to-earliest"]);
+    let new: Vec<&str> = done.lines().filter(|l| l.starts_with("g1 ")).collect();
+    assert_eq!(new.len(), 2, "{done}");
+    assert!(
+        new.iter().all(|l| l.split_whitespace().nth(3) == Some("0")),
+        "{done}"
+    );
+    let rows = describe(b, "g1");
+    assert_eq!(column(&rows, 3), ["0", "0"]);
+    assert_eq!(
+        column(&rows, 5),
+        column(&rows, 4),
+        "lag is the whole log: {rows:?}"
+    );
+    // Clamped to each partition's log end (null-keyed records may all sit in one).
+    reset("--execute", &["--to-offset", "1"]);
+    for row in describe(b, "g1") {
+        let end: i64 = row[4].parse().unwrap();
+        assert_eq!(row[3], end.min(1).to_string(), "{row:?}");
+    }
+
+    active_group_refuses_reset_and_delete(b);
+}
+
+/// While a `console-consumer --group g1` runs, describe shows it; reset and delete are
+/// refused; once it leaves, the group is deleted.
+fn active_group_refuses_reset_and_delete(b: &str) {
+    let mut member = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args([
+            "console-consumer",
+            "--bootstrap-server",
+            b,
+            "--topic",
+            "orders",
+            "--group",
+            "g1",
+            "--timeout-ms",
+            "6000",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn the member");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let rows = loop {
+        let rows = describe(b, "g1");
+        if rows.iter().all(|r| r[6] != "-") {
+            break rows;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the member never showed: {rows:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(column(&rows, 8), ["sluice-cli", "sluice-cli"]);
+    let refused = fails(&[
+        "consumer-groups",
+        "--bootstrap-server",
+        b,
+        "--reset-offsets",
+        "--group",
+        "g1",
+        "--topic",
+        "orders",
+        "--to-latest",
+        "--execute",
+    ]);
+    assert!(
+        refused.contains("can only be reset if the group 'g1' is inactive"),
+        "{refused}"
+    );
+    let delete = [
+        "consumer-groups",
+        "--bootstrap-server",
+        b,
+        "--delete",
+        "--group",
+        "g1",
+    ];
+    let busy = fails(&delete);
+    assert!(busy.contains("The group is not empty"), "{busy}");
+
+    let status = member.wait().expect("member exits after its timeout");
+    assert!(status.success(), "{status}");
+    let deleted = ok(&delete, "");
+    assert_eq!(
+        deleted,
+        "Deletion of requested consumer groups ('g1') was successful.\n"
+    );
+    let gone = fails(&[
+        "consumer-groups",
+        "--bootstrap-server",
+        b,
+        "--describe",
+        "--group",
+        "g1",
+    ]);
+    assert!(
+        gone.contains("Consumer group 'g1' does not exist"),
+        "{gone}"
+    );
+}
