@@ -12,7 +12,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use sluice_engine::FileCache;
-use sluice_engine::{LogConfig, PartitionLog};
+use sluice_engine::PartitionLog;
 
 use sluice_net::zero_copy::PipePool;
 
@@ -120,14 +120,6 @@ impl Shard {
             .min_by_key(|d| count(d))
             .cloned()
             .unwrap_or_else(|| dirs[0].clone())
-    }
-
-    pub fn log_config(&self) -> LogConfig {
-        LogConfig {
-            segment_bytes: self.config.log_segment_bytes,
-            max_message_bytes: self.config.message_max_bytes,
-            ..LogConfig::default()
-        }
     }
 
     /// Waits for the first metadata snapshot (version 0 is the empty placeholder).
