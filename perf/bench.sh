@@ -22,6 +22,7 @@
 #   W2_MB             MiB produced in W2 (256): with fsync before ack no dirty pages build
 #                     up, so there is no write-back throttling to outlast
 #   W3_MB             MiB consumed in W3 (2048)
+#   W3_REPEAT         W3 runs per fetch.transfer.method (sendfile, splice) after the first (2)
 #   W4_SECONDS        length of each W4 run at 5,000 records/s (60)
 #   W5_TOPICS W5_PARTITIONS  W5's topics x partitions (100 x 100)
 #   LOOPBACK_SECONDS  (10)   PROFILE=0 skips the strace syscall counts
@@ -45,6 +46,7 @@ PROFILE=${PROFILE:-1}
 RUN_TIMEOUT_S=${RUN_TIMEOUT_S:-1800}
 KEEP_DATA=${KEEP_DATA:-0}
 W4_RATE=5000
+W3_REPEAT=${W3_REPEAT:-2}
 MIB=1048576
 if [[ $QUICK == 1 ]]; then
     W1_MB=${W1_MB:-256} W2_MB=${W2_MB:-32} W3_MB=${W3_MB:-128} W4_SECONDS=${W4_SECONDS:-4}
@@ -173,6 +175,22 @@ dd_rate() {
         awk -v m="$MIB" '{ printf "%.1f", $1 / $2 / m }'
 }
 
+# page_cache_write: buffered writes of DD_MB MiB into a new file, no sync (the kernel's
+# cost of taking bytes into the page cache, which W1 pays too): sets PAGE_CACHE_MBS and
+# PAGE_CACHE_CPU (system CPU seconds per GiB).
+page_cache_write() {
+    say "page cache: buffered writes of $DD_MB MiB into a new file (bs=16k, no sync)"
+    PAGE_CACHE_MBS=$(dd_rate page-cache bs=16k count=$((DD_MB * 64)))
+    PAGE_CACHE_CPU=n/a
+    if [[ -x /usr/bin/time ]]; then
+        /usr/bin/time -f %S -o "$RESULTS/dd-page-cache.cpu" \
+            dd if=/dev/zero of="$DATA_DIR/dd.page-cache-cpu" bs=16k count=$((DD_MB * 64)) 2>/dev/null
+        rm -f "$DATA_DIR/dd.page-cache-cpu"
+        PAGE_CACHE_CPU=$(calc "$(tail -1 "$RESULTS/dd-page-cache.cpu") / ($DD_MB / 1024)")
+    fi
+    sync
+}
+
 # ---------------------------------------------------------------- setup
 
 build() {
@@ -229,6 +247,8 @@ limits() {
     DISK_SYNC_64K=$(dd_rate sync-64k bs=64k count=$((DD_MB * 4)) oflag=dsync)
     say "disk: sequential write of $DD_MB MiB, one fdatasync at the end"
     DISK_SEQ=$(dd_rate seq bs=1M count="$DD_MB" conv=fdatasync)
+
+    page_cache_write
 
     say "client ceiling: sluice-perf against the sink"
     "$SLUICE_PERF" sink --port "$SINK_PORT" >"$RESULTS/sink.log" 2>&1 &
@@ -305,6 +325,29 @@ sluice_default() {
         W3_SYSCALLS_TOP=$(syscall_top "$RESULTS/strace-w3.strace" 200)
     fi
     stop "$BROKER_PID"
+    w3_methods
+}
+
+# w3_methods: W3 again on W1's data, alternating fetch.transfer.method=sendfile and splice
+# (a broker restarted for each), W3_REPEAT times each: sets W3_SPLICE / W3_SENDFILE (lists
+# of "MB/s@CPU-s per GiB").
+w3_methods() {
+    W3_SPLICE="" W3_SENDFILE=""
+    local i method before after mbs cpu
+    for ((i = 1; i <= W3_REPEAT; i++)); do
+        for method in sendfile splice; do
+            say "W3 ($method, run $i of $W3_REPEAT)"
+            start_sluiced "sluiced-w3-$method" "$DATA_DIR/sluice-default" --override "fetch.transfer.method=$method"
+            cat "$DATA_DIR"/sluice-default/w1-0/*.log >/dev/null
+            before=$(cpu_seconds "$BROKER_PID")
+            consume "w3-$method-$i" "$SLUICE_PORT" w1 "$W3_RECORDS"
+            after=$(cpu_seconds "$BROKER_PID")
+            stop "$BROKER_PID"
+            mbs=$(json "$RESULTS/w3-$method-$i.json" mb_per_sec)
+            cpu=$(calc "($after - $before) / ($W3_MB / 1024)")
+            if [[ $method == splice ]]; then W3_SPLICE+=" $mbs@$cpu"; else W3_SENDFILE+=" $mbs@$cpu"; fi
+        done
+    done
 }
 
 sluice_fsync() {
@@ -390,6 +433,7 @@ report() {
     row "disk, fsynced writes bs=1M (dd oflag=dsync)" "$DISK_SYNC_1M MB/s" "" ""
     row "disk, fsynced writes bs=64k" "$DISK_SYNC_64K MB/s" "" ""
     row "disk, sequential, one fdatasync at end" "$DISK_SEQ MB/s" "" ""
+    row "page cache, buffered writes to a new file" "$PAGE_CACHE_MBS MB/s" "kernel CPU $PAGE_CACHE_CPU s per GiB (dd bs=16k)" ""
     row "client ceiling, produce (sink)" "$CEILING_PRODUCE MB/s" "client CPU $(client_cpu ceiling-produce) s, sink ${SINK_PRODUCE_CPU:-n/a} s" ""
     row "client ceiling, consume (sink)" "$CEILING_CONSUME MB/s" "client CPU $(client_cpu ceiling-consume) s, sink ${SINK_CONSUME_CPU:-n/a} s" ""
     row "W1 produce, $W1_MB MiB, Sluice" "$W1 MB/s" "$w1_ratio_peer x peer" ">= 3x: $(verdict "$w1_ratio_peer >= 3")"
@@ -404,6 +448,8 @@ report() {
     row "W2 Sluice CPU per GiB produced" "$W2_CPU CPU-s" "" ""
     row "W3 consume $W3_MB MiB, page cache, Sluice" "$W3 MB/s" "$w3_ratio_loop of loopback, $w3_ratio_ceiling of client" "$(binding "$CEILING_CONSUME" "$LOOPBACK" 0.8 0.8 "$w3_ratio_ceiling" "$w3_ratio_loop")"
     row "W3 client CPU" "$(client_cpu w3-sluice) s" "" ""
+    row "W3 again, splice: MB/s@CPU-s per GiB" "" "${W3_SPLICE:- n/a}" "fetch.transfer.method=splice"
+    row "W3 again, sendfile: MB/s@CPU-s per GiB" "" "${W3_SENDFILE:- n/a}" "fetch.transfer.method=sendfile"
     row "W3 Sluice CPU per GiB fetched" "$W3_CPU CPU-s" "" "<= 0.1: $(verdict "$W3_CPU <= 0.1")"
     row "W3 consume, peer" "$PEER_W3 MB/s" "peer CPU per GiB: $PEER_W3_CPU" ""
     row "W4 default durability p50 / p99 / p99.9" "$(json "$w4" latency_p50_ms) / $(json "$w4" latency_p99_ms) / $(json "$w4" latency_p999_ms) ms" "max $(json "$w4" latency_max_ms) ms, $(json "$w4" records_per_sec) rec/s" "p99 <= 1: $(verdict "$(json "$w4" latency_p99_ms) <= 1"), p99.9 <= 5: $(verdict "$(json "$w4" latency_p999_ms) <= 5")"
@@ -434,7 +480,7 @@ main() {
     W1_PROPS=(acks=1 "linger.ms=$LINGER_MS" "batch.size=$BATCH_SIZE")
     W4_PROPS=(acks=all linger.ms=0 "batch.size=$BATCH_SIZE")
     PARTS=" ${PARTS:-limits sluice fsync peer w5} "
-    LOOPBACK=n/a IPERF=n/a DISK_SYNC_1M=n/a DISK_SYNC_64K=n/a DISK_SEQ=n/a CEILING_PRODUCE=n/a CEILING_CONSUME=n/a
+    LOOPBACK=n/a IPERF=n/a PAGE_CACHE_MBS=n/a PAGE_CACHE_CPU=n/a DISK_SYNC_1M=n/a DISK_SYNC_64K=n/a DISK_SEQ=n/a CEILING_PRODUCE=n/a CEILING_CONSUME=n/a
     W1=n/a W1_CPU=n/a W2=n/a W2_CPU=n/a W3=n/a W3_CPU=n/a
     PEER_W1=n/a PEER_W1_CPU=n/a PEER_W3=n/a PEER_W3_CPU=n/a PEER_VERSION="not run"
     W5_READY_S=n/a W5_STOP_S=n/a W5_STOP_HOW=n/a W5_RSS_KIB=n/a W5_RSS_PER_PARTITION=n/a W5_FDS=n/a W5_FD_LIMIT=n/a

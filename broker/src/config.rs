@@ -8,6 +8,8 @@ use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 
+use sluice_net::zero_copy::TransferMethod;
+
 /// Kafka's `socket.request.max.bytes` default (100 MiB).
 pub const SOCKET_REQUEST_MAX_BYTES_DEFAULT: u64 = 104_857_600;
 /// Kafka's `log.segment.bytes` default (1 GiB).
@@ -83,6 +85,8 @@ pub struct Config {
     pub log_flush_interval_messages: Option<u64>,
     pub log_flush_interval_ms: Option<u64>,
     pub num_shards: Option<usize>,
+    /// `fetch.transfer.method` (ours): how record ranges go from file to socket.
+    pub fetch_transfer_method: TransferMethod,
     /// How often each log dir's `recovery-point-offset-checkpoint` is written.
     pub log_flush_offset_checkpoint_interval_ms: u64,
     /// Partitions of `__consumer_offsets` when it is created.
@@ -130,6 +134,7 @@ impl Default for Config {
             log_flush_interval_messages: None,
             log_flush_interval_ms: None,
             num_shards: None,
+            fetch_transfer_method: TransferMethod::default(),
             log_flush_offset_checkpoint_interval_ms:
                 LOG_FLUSH_OFFSET_CHECKPOINT_INTERVAL_MS_DEFAULT,
             offsets_topic_num_partitions: 50,
@@ -293,6 +298,10 @@ impl Config {
             }
             "num.shards" => {
                 self.num_shards = Some(parse_int(key, value, 1, NUM_SHARDS_MAX as i64)? as usize)
+            }
+            "fetch.transfer.method" => {
+                self.fetch_transfer_method = TransferMethod::parse(value)
+                    .ok_or_else(|| ConfigError::new(key, value, "splice or sendfile"))?
             }
             _ if KEYS_IGNORED.contains(&key) => {}
             _ => return Ok(false),

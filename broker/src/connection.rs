@@ -158,7 +158,7 @@ async fn write_answers(
         }
         let written = match answer {
             Ok(Some(Out::Bytes(bytes))) => stream.write_all(bytes).await.0,
-            Ok(Some(Out::Chunks(chunks))) => write_chunks(&mut stream, chunks, &shard.pipes).await,
+            Ok(Some(Out::Chunks(chunks))) => write_chunks(&mut stream, chunks, &shard.ranges).await,
             Ok(None) => Ok(()),
             Err(reason) => {
                 tracing::info!(%peer, "closing connection: {reason}");

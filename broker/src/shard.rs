@@ -14,7 +14,7 @@ use std::sync::Arc;
 use sluice_engine::FileCache;
 use sluice_engine::PartitionLog;
 
-use sluice_net::zero_copy::PipePool;
+use sluice_net::zero_copy::{RangeSender, TransferMethod};
 
 use crate::append::Appender;
 use crate::config::Config;
@@ -46,8 +46,8 @@ pub struct Shard {
     pub appender: Appender,
     /// This shard's counters (summed over shards when scraped).
     pub metrics: ShardMetrics,
-    /// Pipes for splicing record ranges into sockets.
-    pub pipes: PipePool,
+    /// Sends record ranges into sockets (`fetch.transfer.method`).
+    pub ranges: RangeSender,
     pub stopping: Cell<bool>,
     pub stop: event_listener::Event,
     /// Set once the first metadata snapshot has arrived; connections wait for it.
@@ -64,6 +64,17 @@ pub struct BrokerInfo {
     pub log_dirs: Vec<PathBuf>,
 }
 
+/// The shard's range sender; if the sendfile threads cannot start, splice serves instead.
+fn range_sender(id: usize, method: TransferMethod) -> RangeSender {
+    RangeSender::new(method, &format!("shard-{id}")).unwrap_or_else(|e| {
+        tracing::error!(
+            shard = id,
+            "sendfile threads did not start ({e}); using splice"
+        );
+        RangeSender::new(TransferMethod::Splice, "").expect("splice needs no threads")
+    })
+}
+
 impl Shard {
     pub fn new(
         id: usize,
@@ -74,7 +85,7 @@ impl Shard {
         Rc::new(Shard {
             id,
             appender: Appender::new(&config),
-            pipes: PipePool::default(),
+            ranges: range_sender(id, config.fetch_transfer_method),
             metrics: ShardMetrics::default(),
             config,
             broker,

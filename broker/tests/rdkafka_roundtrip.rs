@@ -276,6 +276,29 @@ fn compressed_batches_round_trip() {
     consume_all(&broker.bootstrap(), &acked);
 }
 
+/// `fetch.transfer.method=sendfile`: record ranges go out through the shards' sendfile
+/// threads (they exist: their names are checked), across many small segments.
+#[test]
+fn sendfile_transfer_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(
+        dir.path(),
+        &["fetch.transfer.method=sendfile", "log.segment.bytes=65536"],
+    );
+    create_topic(&broker.bootstrap(), TOPIC, PARTITIONS);
+    let small_batches = [("batch.size", "16384")];
+    let acked = produce(&broker.bootstrap(), 0, 10_000, &small_batches);
+    consume_all(&broker.bootstrap(), &acked);
+    let threads: Vec<String> = std::fs::read_dir(format!("/proc/{}/task", broker.pid()))
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.unwrap().path().join("comm")).ok())
+        .collect();
+    assert!(
+        threads.iter().any(|t| t.starts_with("shard-0-sendf")),
+        "no sendfile thread among {threads:?}"
+    );
+}
+
 #[test]
 fn fsync_policy_and_small_segments() {
     let dir = tempfile::tempdir().unwrap();

@@ -1,14 +1,16 @@
 //! The zero-copy response writer: encoded bytes go out with vectored writes; record ranges go
-//! from the segment file to the socket with io_uring `splice` through a pooled pipe, so the
-//! record bytes never enter user space.
+//! from the segment file to the socket without entering user space, by one of two methods
+//! (`fetch.transfer.method`):
+//! - `splice`: io_uring `splice` file → pooled pipe → socket. io_uring runs `splice` on its
+//!   io-wq worker threads, so a page-cache miss blocks a worker, never the shard's thread.
+//! - `sendfile`: `sendfile(2)` on the shard's bounded sendfile threads (`crate::sendfile`).
 //!
-//! io_uring runs `splice` on its io-wq worker threads, so a page-cache miss blocks a worker,
-//! never the shard's thread: the shard keeps serving its other connections while the disk
-//! read is in flight.
+//! Either way the shard keeps serving its other connections while a disk read is in flight.
 
 use std::cell::RefCell;
 use std::fs::File;
 use std::io;
+use std::os::fd::AsRawFd;
 
 use bytes::Bytes;
 use compio::driver::SharedFd;
@@ -17,6 +19,70 @@ use compio::io::AsyncWriteExt;
 use compio::net::TcpStream;
 
 use crate::fetch_response::Chunk;
+use crate::sendfile::SendfileWorkers;
+
+/// How record ranges go from a segment file to a socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TransferMethod {
+    /// io_uring splice through a pooled pipe, on io-wq workers.
+    #[default]
+    Splice,
+    /// `sendfile(2)` on the shard's bounded worker threads.
+    Sendfile,
+}
+
+impl TransferMethod {
+    pub fn parse(s: &str) -> Option<TransferMethod> {
+        match s {
+            "splice" => Some(TransferMethod::Splice),
+            "sendfile" => Some(TransferMethod::Sendfile),
+            _ => None,
+        }
+    }
+}
+
+/// A shard's means of sending record ranges (not `Send`).
+pub struct RangeSender {
+    pipes: PipePool,
+    sendfile: Option<SendfileWorkers>,
+}
+
+impl RangeSender {
+    /// `name` names the sendfile threads, when `method` needs them.
+    pub fn new(method: TransferMethod, name: &str) -> io::Result<RangeSender> {
+        let sendfile = match method {
+            TransferMethod::Splice => None,
+            TransferMethod::Sendfile => Some(SendfileWorkers::start(name)?),
+        };
+        Ok(RangeSender {
+            pipes: PipePool::default(),
+            sendfile,
+        })
+    }
+
+    pub fn method(&self) -> TransferMethod {
+        match self.sendfile {
+            Some(_) => TransferMethod::Sendfile,
+            None => TransferMethod::Splice,
+        }
+    }
+
+    pub fn idle_pipes(&self) -> usize {
+        self.pipes.idle_pipes()
+    }
+
+    async fn send(&self, stream: &TcpStream, range: FileRange, len: usize) -> io::Result<()> {
+        match &self.sendfile {
+            None => splice_range(stream, range, len, &self.pipes).await,
+            Some(workers) => {
+                let file = range.file.as_raw_fd();
+                workers
+                    .send(stream.as_raw_fd(), file, range.position, len)
+                    .await
+            }
+        }
+    }
+}
 
 /// What each pipe asks the kernel for (`F_SETPIPE_SZ`); Linux's default cap
 /// (`/proc/sys/fs/pipe-max-size`) is 1 MiB. If refused, the default 64 KiB is used.
@@ -39,7 +105,7 @@ struct Pipe {
 
 /// Pipes for splicing, kept per shard (not `Send`).
 #[derive(Default)]
-pub struct PipePool {
+struct PipePool {
     idle: RefCell<Vec<Pipe>>,
 }
 
@@ -78,7 +144,7 @@ impl PipePool {
 pub async fn write_chunks(
     stream: &mut TcpStream,
     chunks: Vec<Chunk<FileRange>>,
-    pipes: &PipePool,
+    sender: &RangeSender,
 ) -> io::Result<()> {
     let mut pending: Vec<Bytes> = Vec::new();
     for chunk in chunks {
@@ -86,7 +152,7 @@ pub async fn write_chunks(
             Chunk::Bytes(b) => pending.push(b),
             Chunk::Records(range, len) => {
                 flush(stream, &mut pending).await?;
-                splice_range(stream, range, len as usize, pipes).await?;
+                sender.send(stream, range, len as usize).await?;
             }
         }
     }
@@ -136,4 +202,107 @@ async fn splice_range(
     }
     pipes.give_back(pipe);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+
+    use super::*;
+
+    /// Serves one connection: writes `header` then `len` bytes of `file` from `position`
+    /// with `method`; returns the writer's outcome and every byte the peer received.
+    fn transfer(
+        method: TransferMethod,
+        file: File,
+        position: u64,
+        len: u32,
+    ) -> (io::Result<()>, Vec<u8>) {
+        let runtime = compio::runtime::Runtime::new().unwrap();
+        runtime.block_on(async move {
+            let listener = compio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let reader = std::thread::spawn(move || {
+                let mut peer = std::net::TcpStream::connect(addr).unwrap();
+                let mut got = Vec::new();
+                peer.read_to_end(&mut got).unwrap();
+                got
+            });
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let sender = RangeSender::new(method, "test").unwrap();
+            assert_eq!(sender.method(), method);
+            let range = FileRange {
+                file: SharedFd::new(file),
+                position,
+            };
+            let chunks = vec![
+                Chunk::Bytes(Bytes::from_static(b"header:")),
+                Chunk::Records(range, len),
+            ];
+            let outcome = write_chunks(&mut stream, chunks, &sender).await;
+            drop(stream);
+            (outcome, reader.join().unwrap())
+        })
+    }
+
+    fn segment_file(bytes: &[u8]) -> File {
+        let path = std::env::temp_dir().join(format!(
+            "sluice-zero-copy-{}-{}",
+            std::process::id(),
+            bytes.len()
+        ));
+        let mut f = File::create(&path).unwrap();
+        f.write_all(bytes).unwrap();
+        let file = File::open(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        file
+    }
+
+    #[test]
+    fn both_methods_send_the_exact_range() {
+        // Larger than one pipe, so splice takes several rounds.
+        let data: Vec<u8> = (0..3 * PIPE_BYTES + 12345)
+            .map(|i| (i % 251) as u8)
+            .collect();
+        for method in [TransferMethod::Splice, TransferMethod::Sendfile] {
+            let (outcome, got) =
+                transfer(method, segment_file(&data), 777, 2 * PIPE_BYTES as u32 + 99);
+            outcome.unwrap();
+            assert_eq!(&got[..7], b"header:", "{method:?}");
+            assert_eq!(
+                &got[7..],
+                &data[777..777 + 2 * PIPE_BYTES + 99],
+                "{method:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_range_past_the_end_of_the_file_is_an_error() {
+        let data = vec![7u8; 5000];
+        for method in [TransferMethod::Splice, TransferMethod::Sendfile] {
+            let (outcome, got) = transfer(method, segment_file(&data), 1000, 8000);
+            let err = outcome.expect_err("a short range must fail the response");
+            assert_eq!(
+                err.kind(),
+                io::ErrorKind::UnexpectedEof,
+                "{method:?}: {err}"
+            );
+            // What the file had was sent; the connection then closes.
+            assert_eq!(got.len(), 7 + 4000, "{method:?}");
+        }
+    }
+
+    #[test]
+    fn the_method_parses_from_its_config_value() {
+        assert_eq!(
+            TransferMethod::parse("splice"),
+            Some(TransferMethod::Splice)
+        );
+        assert_eq!(
+            TransferMethod::parse("sendfile"),
+            Some(TransferMethod::Sendfile)
+        );
+        assert_eq!(TransferMethod::parse("mmap"), None);
+    }
 }
