@@ -4,6 +4,9 @@
 //! drains the queue each loop turn: it prepares every queued append (validation, offset
 //! assignment — no copy of record bytes), submits all their writes to io_uring together,
 //! then, when the flush policy asks for it, one fdatasync per touched log covers all of them.
+//! When everything before the round is already durable (the usual case under
+//! `log.flush.interval.messages=1`), the run's writes carry `RWF_DSYNC` instead: write and
+//! sync in one io_uring request, ordered by the kernel, one per segment file and round.
 //! Produce responses are released only after the completions that make them true.
 
 use std::collections::HashMap;
@@ -132,7 +135,12 @@ impl Appender {
         for req in round {
             let result = req.log.borrow_mut().prepare_append(req.records.clone(), 0);
             match result {
-                Ok(AppendOutcome::Write(pending)) => prepared.push((req, pending)),
+                Ok(AppendOutcome::Write(mut pending)) => {
+                    if self.sync_due_with(&req.log.borrow(), &pending) {
+                        pending.write_durably();
+                    }
+                    prepared.push((req, pending))
+                }
                 // A producer's retry: answered with the original offsets after this round's
                 // writes and syncs (its original may be one of them).
                 Ok(AppendOutcome::Duplicate {
@@ -201,6 +209,16 @@ impl Appender {
             partition.appended.notify(usize::MAX);
         }
         self.sync_rolled(touched.values().map(|(l, _)| l));
+    }
+
+    /// Whether the flush policy wants `log` synced once `pending` is written, and a durable
+    /// write (`RWF_DSYNC`) can do it: everything before this round is already durable, so
+    /// syncing the written range alone makes the whole log durable. Otherwise (or when the
+    /// write could not advance the recovery point) `sync_touched` runs an fdatasync.
+    fn sync_due_with(&self, log: &PartitionLog, pending: &PendingAppend) -> bool {
+        let unflushed_after = (pending.last_offset + 1 - log.recovery_point()).max(0) as u64;
+        self.flush_interval_messages
+            .is_some_and(|n| unflushed_after >= n && log.unflushed_messages() == 0)
     }
 
     /// Rolled segments and new directories are fsynced whatever the flush policy, off the

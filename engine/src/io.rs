@@ -102,6 +102,7 @@ pub struct PendingAppend {
     bufs: Vec<Bytes>,
     segment_base: i64,
     end_position: u64,
+    durable: bool,
 }
 
 impl PendingAppend {
@@ -124,7 +125,15 @@ impl PendingAppend {
             bufs,
             segment_base,
             end_position,
+            durable: false,
         }
+    }
+
+    /// Asks for the write to complete only once its data is durable (`RWF_DSYNC`: the write
+    /// and its fdatasync in one io_uring submission, ordered by the kernel). The run this
+    /// append joins is written that way as a whole.
+    pub fn write_durably(&mut self) {
+        self.durable = true;
     }
 
     /// Performs this append's writes (see `write_coalesced`).
@@ -137,6 +146,7 @@ impl PendingAppend {
 /// Performs many prepared appends at once (group commit): appends that continue one another
 /// in the same segment file become one run written with vectored writes of up to
 /// `WRITE_IOVECS_MAX` iovecs, and every run is submitted to io_uring in the same loop turn.
+/// A run with a member that asked `write_durably` is written with `RWF_DSYNC` as a whole.
 /// Returns one outcome per append, in order; a failed run fails all of its appends.
 pub async fn write_coalesced(pendings: Vec<PendingAppend>) -> Vec<io::Result<WrittenAppend>> {
     struct Run {
@@ -144,6 +154,7 @@ pub async fn write_coalesced(pendings: Vec<PendingAppend>) -> Vec<io::Result<Wri
         position: u64,
         end_position: u64,
         bufs: Vec<Bytes>,
+        durable: bool,
     }
     let mut runs: Vec<Run> = Vec::new();
     let mut last_run_of_fd: HashMap<RawFd, usize> = HashMap::new();
@@ -159,26 +170,30 @@ pub async fn write_coalesced(pendings: Vec<PendingAppend>) -> Vec<io::Result<Wri
                     position: p.position,
                     end_position: p.position,
                     bufs: Vec::new(),
+                    durable: false,
                 });
                 runs.len() - 1
             }
         };
         runs[run].end_position = p.end_position;
         runs[run].bufs.extend(p.bufs);
+        runs[run].durable |= p.durable;
         let written = WrittenAppend {
             base_offset: p.base_offset,
             last_offset: p.last_offset,
             segment_base: p.segment_base,
             end_position: p.end_position,
+            durable: false,
         };
         members.push((run, written));
     }
+    let durable: Vec<bool> = runs.iter().map(|r| r.durable).collect();
     let outcomes = join_all(runs.into_iter().map(|run| async move {
         let mut position = run.position;
         let mut bufs = run.bufs;
         while !bufs.is_empty() {
             let rest = bufs.split_off(bufs.len().min(WRITE_IOVECS_MAX));
-            position = write_all_at(&run.file, bufs, position).await?;
+            position = write_all_at(&run.file, bufs, position, run.durable).await?;
             bufs = rest;
         }
         assert_eq!(
@@ -190,23 +205,35 @@ pub async fn write_coalesced(pendings: Vec<PendingAppend>) -> Vec<io::Result<Wri
     .await;
     members
         .into_iter()
-        .map(|(run, written)| match &outcomes[run] {
-            Ok(()) => Ok(written),
+        .map(|(run, mut written)| match &outcomes[run] {
+            Ok(()) => {
+                written.durable = durable[run];
+                Ok(written)
+            }
             Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
         })
         .collect()
 }
 
-/// Writes all of `bufs` at `position`; returns the position after them.
+/// Writes all of `bufs` at `position` (each write with `RWF_DSYNC` when `durable`); returns
+/// the position after them.
 async fn write_all_at(
     file: &SegmentFile,
     mut bufs: Vec<Bytes>,
     mut position: u64,
+    durable: bool,
 ) -> io::Result<u64> {
     assert!(bufs.len() <= WRITE_IOVECS_MAX);
     while bufs.iter().any(|b| !b.is_empty()) {
-        let op = WriteVectoredAt::new(file.clone(), position, bufs);
-        let BufResult(result, returned) = compio::runtime::submit(op).await.into_inner();
+        let (result, returned) = if durable {
+            let op = WriteVectoredDsyncAt::new(file.clone(), position, bufs);
+            let BufResult(result, op) = compio::runtime::submit(op).await;
+            (result, op.bufs)
+        } else {
+            let op = WriteVectoredAt::new(file.clone(), position, bufs);
+            let BufResult(result, bufs) = compio::runtime::submit(op).await.into_inner();
+            (result, bufs)
+        };
         bufs = returned;
         match result {
             Ok(0) => {
@@ -240,6 +267,59 @@ fn advance(bufs: &mut Vec<Bytes>, mut n: usize) {
     bufs.drain(..consumed);
 }
 
+/// `IORING_OP_WRITEV` with `RWF_DSYNC` at a position: completes once the bytes are durable
+/// (the kernel runs the write and a data sync of its range, in that order, in one request).
+struct WriteVectoredDsyncAt {
+    file: SegmentFile,
+    position: u64,
+    bufs: Vec<Bytes>,
+}
+
+impl WriteVectoredDsyncAt {
+    fn new(file: SegmentFile, position: u64, bufs: Vec<Bytes>) -> Self {
+        WriteVectoredDsyncAt {
+            file,
+            position,
+            bufs,
+        }
+    }
+}
+
+/// The iovecs of a `WriteVectoredDsyncAt`, built once the operation sits still.
+#[derive(Default)]
+struct Iovecs(Vec<libc::iovec>);
+
+// SAFETY: the entry points at `ctrl.0`'s heap array and at the `Bytes` in `self.bufs`; the
+// driver keeps the operation and its control alive and unmoved until the completion
+// arrives (also when the awaiting future is dropped), and neither is changed meanwhile.
+unsafe impl compio_driver::OpCode for WriteVectoredDsyncAt {
+    type Control = Iovecs;
+
+    unsafe fn init(&mut self, ctrl: &mut Self::Control) {
+        ctrl.0 = self
+            .bufs
+            .iter()
+            .map(|b| libc::iovec {
+                iov_base: b.as_ptr() as *mut libc::c_void,
+                iov_len: b.len(),
+            })
+            .collect();
+    }
+
+    fn create_entry(&mut self, ctrl: &mut Self::Control) -> compio_driver::OpEntry {
+        use std::os::fd::AsRawFd;
+        io_uring::opcode::Writev::new(
+            io_uring::types::Fd(self.file.as_raw_fd()),
+            ctrl.0.as_ptr(),
+            u32::try_from(ctrl.0.len()).expect("at most WRITE_IOVECS_MAX iovecs"),
+        )
+        .offset(self.position)
+        .rw_flags(libc::RWF_DSYNC)
+        .build()
+        .into()
+    }
+}
+
 /// A completed write, to hand to `PartitionLog::complete_append`.
 #[derive(Debug)]
 pub struct WrittenAppend {
@@ -247,11 +327,18 @@ pub struct WrittenAppend {
     pub last_offset: i64,
     segment_base: i64,
     end_position: u64,
+    /// Written with `RWF_DSYNC`: durable on completion.
+    durable: bool,
 }
 
 impl WrittenAppend {
     pub(crate) fn end(&self) -> (i64, u64) {
         (self.segment_base, self.end_position)
+    }
+
+    /// Written with `RWF_DSYNC` (see `PendingAppend::write_durably`).
+    pub fn durable(&self) -> bool {
+        self.durable
     }
 }
 

@@ -905,6 +905,17 @@ impl PartitionLog {
             segment_base,
             position: end_position,
         };
+        // A durable write moves the recovery point only when it continues durable data and
+        // nothing else is owed (a new segment's directory entry, a rolled segment's sync):
+        // RWF_DSYNC syncs the written range, not earlier dirty pages.
+        if written.durable()
+            && self.recovery_point >= written.base_offset
+            && self.dir_sync_owed == DirSync::Done
+            && self.roll_syncs.is_empty()
+        {
+            self.recovery_point = self.log_end.offset;
+            self.last_flush_ms = now_ms();
+        }
     }
 
     /// A failed write: the log goes offline; every later append returns

@@ -738,6 +738,50 @@ fn recovery_point_follows_flushes_and_restarts() {
     });
 }
 
+/// A durable write (RWF_DSYNC) moves the recovery point only when everything before it was
+/// durable and no directory entry or rolled segment still waits for its sync.
+#[test]
+fn durable_writes_move_the_recovery_point_only_over_durable_data() {
+    async fn append_durably(log: &mut PartitionLog, records: Bytes) {
+        let mut pending = log.prepare_append(records, 5).unwrap().into_pending();
+        pending.write_durably();
+        let written = pending.write().await.unwrap();
+        assert!(written.durable());
+        log.complete_append(written);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    run(async {
+        let mut log = new_log(dir.path(), tiny_config());
+        append_durably(&mut log, batch(2, 10, 0)).await;
+        assert_eq!(log.recovery_point(), 2);
+        append_durably(&mut log, batch(3, 10, 1)).await;
+        assert_eq!(log.recovery_point(), 5);
+        assert_eq!(log.unflushed_messages(), 0);
+        // A plain write leaves dirty data that a later durable write does not cover.
+        append(&mut log, batch(1, 10, 2)).await;
+        append_durably(&mut log, batch(1, 10, 3)).await;
+        assert_eq!(log.recovery_point(), 5, "offset 5 was never synced");
+        let upto = log.sync_job().unwrap().run().await.unwrap();
+        log.mark_flushed(upto);
+        assert_eq!(log.recovery_point(), 7);
+        // A roll owes the new segment's directory entry and the sealed segment's indexes.
+        let segments = log.segment_count();
+        while log.segment_count() == segments {
+            append_durably(&mut log, batch(2, 120, 4)).await;
+        }
+        assert!(
+            log.recovery_point() < log.log_end_offset(),
+            "the roll is not synced yet"
+        );
+        let upto = log.sync_job().unwrap().run().await.unwrap();
+        log.mark_flushed(upto);
+        assert_eq!(log.recovery_point(), log.log_end_offset());
+        append_durably(&mut log, batch(1, 10, 5)).await;
+        assert_eq!(log.recovery_point(), log.log_end_offset());
+        log.close().unwrap();
+    });
+}
+
 /// Appends to two logs, interleaved, written as one group: each log's appends become one
 /// run; everything reads back at its assigned offsets.
 #[test]

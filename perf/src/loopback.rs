@@ -5,12 +5,17 @@
 //! reads; it starts a copy of itself (`--send-to`) that connects and writes
 //! `--write-size` buffers for `--seconds`. The figure is bytes received over the time
 //! from the first byte to the end of the stream. Blocking `read`/`write` on plain
-//! threads: the fewest syscalls and no runtime in the way.
+//! threads: the fewest syscalls and no runtime in the way. Each side's CPU seconds per GiB
+//! are reported too: on loopback the sender's `write` also runs the receiving TCP stack
+//! (in softirq context on the sending CPU), which is the floor under any broker's CPU cost
+//! per GiB sent to a client on the same host.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use nix::sys::resource::{getrusage, UsageWho};
 
 use crate::report::{JsonObject, BYTES_PER_MB};
 
@@ -101,27 +106,48 @@ fn receive(args: &LoopbackArgs) -> Result<(), String> {
     if !status.success() {
         return Err(format!("the sending process failed: {status}"));
     }
-    print(args, received_bytes, elapsed);
+    let cpu = Cpu {
+        sender_s: cpu_seconds(UsageWho::RUSAGE_CHILDREN)?,
+        receiver_s: cpu_seconds(UsageWho::RUSAGE_SELF)?,
+    };
+    print(args, received_bytes, elapsed, cpu);
     Ok(())
 }
 
-fn print(args: &LoopbackArgs, bytes: u64, elapsed: Duration) {
+/// CPU seconds (user + system) of each side over the whole run.
+struct Cpu {
+    sender_s: f64,
+    receiver_s: f64,
+}
+
+fn cpu_seconds(who: UsageWho) -> Result<f64, String> {
+    let usage = getrusage(who).map_err(|error| format!("getrusage: {error}"))?;
+    let seconds = |t: nix::sys::time::TimeVal| t.tv_sec() as f64 + t.tv_usec() as f64 / 1e6;
+    Ok(seconds(usage.user_time()) + seconds(usage.system_time()))
+}
+
+fn print(args: &LoopbackArgs, bytes: u64, elapsed: Duration, cpu: Cpu) {
     let seconds = elapsed.as_secs_f64().max(f64::MIN_POSITIVE);
     let mb_per_sec = bytes as f64 / BYTES_PER_MB / seconds;
     let gb_per_sec = bytes as f64 / 1e9 / seconds;
+    let gib = (bytes as f64 / (1u64 << 30) as f64).max(f64::MIN_POSITIVE);
+    let (sender_per_gib, receiver_per_gib) = (cpu.sender_s / gib, cpu.receiver_s / gib);
     if args.json {
         let object = JsonObject::default()
             .number("bytes", bytes as f64)
             .number("elapsed_ms", seconds * 1000.0)
             .number("write_size", args.write_bytes as f64)
             .number("mb_per_sec", mb_per_sec)
-            .number("gb_per_sec", gb_per_sec);
+            .number("gb_per_sec", gb_per_sec)
+            .number("sender_cpu_s_per_gib", sender_per_gib)
+            .number("receiver_cpu_s_per_gib", receiver_per_gib);
         println!("{}", object.finish());
         return;
     }
     println!(
         "{bytes} bytes in {seconds:.2} s over 127.0.0.1 (writes of {} bytes): \
-         {gb_per_sec:.3} GB/s ({mb_per_sec:.2} MB/sec)",
+         {gb_per_sec:.3} GB/s ({mb_per_sec:.2} MB/sec); CPU per GiB: sender \
+         {sender_per_gib:.3} s, receiver {receiver_per_gib:.3} s",
         args.write_bytes
     );
 }
