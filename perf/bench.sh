@@ -22,7 +22,7 @@
 #   W2_MB             MiB produced in W2 (256): with fsync before ack no dirty pages build
 #                     up, so there is no write-back throttling to outlast
 #   W3_MB             MiB consumed in W3 (2048)
-#   W3_REPEAT         W3 runs per fetch.transfer.method (sendfile, splice) after the first (2)
+#   W3_REPEAT         W3 runs per fetch.transfer.method (sendfile, splice) after the first (3)
 #   W4_SECONDS        length of each W4 run at 5,000 records/s (60)
 #   W5_TOPICS W5_PARTITIONS  W5's topics x partitions (100 x 100)
 #   LOOPBACK_SECONDS  (10)   PROFILE=0 skips the strace syscall counts
@@ -46,7 +46,7 @@ PROFILE=${PROFILE:-1}
 RUN_TIMEOUT_S=${RUN_TIMEOUT_S:-1800}
 KEEP_DATA=${KEEP_DATA:-0}
 W4_RATE=5000
-W3_REPEAT=${W3_REPEAT:-2}
+W3_REPEAT=${W3_REPEAT:-3}
 MIB=1048576
 if [[ $QUICK == 1 ]]; then
     W1_MB=${W1_MB:-256} W2_MB=${W2_MB:-32} W3_MB=${W3_MB:-128} W4_SECONDS=${W4_SECONDS:-4}
@@ -175,19 +175,22 @@ dd_rate() {
         awk -v m="$MIB" '{ printf "%.1f", $1 / $2 / m }'
 }
 
-# page_cache_write: buffered writes of DD_MB MiB into a new file, no sync (the kernel's
-# cost of taking bytes into the page cache, which W1 pays too): sets PAGE_CACHE_MBS and
-# PAGE_CACHE_CPU (system CPU seconds per GiB).
+# page_cache_write: buffered writes of W1's size into a new file, no sync: the kernel's own
+# cost of taking W1's bytes into the page cache (past the dirty limit, so write-back
+# throttling included). Sets PAGE_CACHE_MBS and PAGE_CACHE_CPU (CPU seconds per GiB).
 page_cache_write() {
-    say "page cache: buffered writes of $DD_MB MiB into a new file (bs=16k, no sync)"
-    PAGE_CACHE_MBS=$(dd_rate page-cache bs=16k count=$((DD_MB * 64)))
-    PAGE_CACHE_CPU=n/a
+    say "page cache: buffered writes of $W1_MB MiB into a new file (bs=16k, no sync), as W1 does"
+    PAGE_CACHE_MBS=n/a PAGE_CACHE_CPU=n/a
     if [[ -x /usr/bin/time ]]; then
-        /usr/bin/time -f %S -o "$RESULTS/dd-page-cache.cpu" \
-            dd if=/dev/zero of="$DATA_DIR/dd.page-cache-cpu" bs=16k count=$((DD_MB * 64)) 2>/dev/null
-        rm -f "$DATA_DIR/dd.page-cache-cpu"
-        PAGE_CACHE_CPU=$(calc "$(tail -1 "$RESULTS/dd-page-cache.cpu") / ($DD_MB / 1024)")
+        /usr/bin/time -f %U+%S -o "$RESULTS/dd-page-cache.cpu" \
+            dd if=/dev/zero of="$DATA_DIR/dd.page-cache" bs=16k count=$((W1_MB * 64)) 2>"$RESULTS/dd-page-cache.txt"
+        PAGE_CACHE_CPU=$(calc "($(tail -1 "$RESULTS/dd-page-cache.cpu")) / ($W1_MB / 1024)")
+    else
+        dd if=/dev/zero of="$DATA_DIR/dd.page-cache" bs=16k count=$((W1_MB * 64)) 2>"$RESULTS/dd-page-cache.txt"
     fi
+    rm -f "$DATA_DIR/dd.page-cache"
+    PAGE_CACHE_MBS=$(sed -n 's/^\([0-9]*\) bytes.* copied, \([0-9.e]*\) s,.*/\1 \2/p' "$RESULTS/dd-page-cache.txt" |
+        awk -v m="$MIB" '{ printf "%.1f", $1 / $2 / m }')
     sync
 }
 
@@ -248,6 +251,10 @@ limits() {
     DISK_SYNC_64K=$(dd_rate sync-64k bs=64k count=$((DD_MB * 4)) oflag=dsync)
     say "disk: sequential write of $DD_MB MiB, one fdatasync at the end"
     DISK_SEQ=$(dd_rate seq bs=1M count="$DD_MB" conv=fdatasync)
+    say "disk: 2000 fsynced 1 KiB writes (the latency of one durable small write)"
+    dd_rate sync-1k bs=1k count=2000 oflag=dsync >/dev/null
+    DISK_SYNC_1K_MS=$(sed -n 's/.* copied, \([0-9.e]*\) s,.*/\1/p' "$RESULTS/dd-sync-1k.txt" |
+        awk '{ printf "%.3f", $1 * 1000 / 2000 }')
 
     page_cache_write
 
@@ -267,6 +274,10 @@ limits() {
     after=$(cpu_seconds "$sink")
     SINK_CONSUME_CPU=$(calc "$after - $before")
     CEILING_CONSUME=$(json "$RESULTS/ceiling-consume.json" mb_per_sec)
+    # W4's floor: the same paced producer against the sink measures the client and the
+    # machine's scheduling, with no broker work at all.
+    say "W4 against the sink ($W4_SECONDS s): the latency floor of this client on this machine"
+    THROUGHPUT=$W4_RATE produce ceiling-w4 "$SINK_PORT" w4 $((W4_RATE * W4_SECONDS)) "${W4_PROPS[@]}"
     stop "$sink"
 }
 
@@ -451,7 +462,8 @@ report() {
     row "disk, fsynced writes bs=1M (dd oflag=dsync)" "$DISK_SYNC_1M MB/s" "" ""
     row "disk, fsynced writes bs=64k" "$DISK_SYNC_64K MB/s" "" ""
     row "disk, sequential, one fdatasync at end" "$DISK_SEQ MB/s" "" ""
-    row "page cache, buffered writes to a new file" "$PAGE_CACHE_MBS MB/s" "kernel CPU $PAGE_CACHE_CPU s per GiB (dd bs=16k)" ""
+    row "disk, one fsynced 1 KiB write (dsync)" "$DISK_SYNC_1K_MS ms" "mean of 2000 (dd bs=1k oflag=dsync)" ""
+    row "page cache, buffered writes, W1's size" "$PAGE_CACHE_MBS MB/s" "dd CPU $PAGE_CACHE_CPU s per GiB (bs=16k, new file)" ""
     row "client ceiling, produce (sink)" "$CEILING_PRODUCE MB/s" "client CPU $(client_cpu ceiling-produce) s, sink ${SINK_PRODUCE_CPU:-n/a} s" ""
     row "client ceiling, consume (sink)" "$CEILING_CONSUME MB/s" "client CPU $(client_cpu ceiling-consume) s, sink ${SINK_CONSUME_CPU:-n/a} s" ""
     row "W1 produce, $W1_MB MiB, Sluice" "$W1 MB/s" "$w1_ratio_peer x peer" ">= 3x: $(verdict "$w1_ratio_peer >= 3")"
@@ -473,6 +485,8 @@ report() {
     row "W3 consume, peer" "$PEER_W3 MB/s" "peer CPU per GiB: $PEER_W3_CPU" ""
     row "W4 default durability p50 / p99 / p99.9" "$(json "$w4" latency_p50_ms) / $(json "$w4" latency_p99_ms) / $(json "$w4" latency_p999_ms) ms" "max $(json "$w4" latency_max_ms) ms, $(json "$w4" records_per_sec) rec/s" "p99 <= 1: $(verdict "$(json "$w4" latency_p99_ms) <= 1"), p99.9 <= 5: $(verdict "$(json "$w4" latency_p999_ms) <= 5")"
     row "W4 fsync before ack p50 / p99 / p99.9" "$(json "$w4f" latency_p50_ms) / $(json "$w4f" latency_p99_ms) / $(json "$w4f" latency_p999_ms) ms" "max $(json "$w4f" latency_max_ms) ms, $(json "$w4f" records_per_sec) rec/s" "p99 <= 1: $(verdict "$(json "$w4f" latency_p99_ms) <= 1"), p99.9 <= 5: $(verdict "$(json "$w4f" latency_p999_ms) <= 5")"
+    local w4c="$RESULTS/ceiling-w4.json"
+    row "W4 against the sink p50 / p99 / p99.9" "$(json "$w4c" latency_p50_ms) / $(json "$w4c" latency_p99_ms) / $(json "$w4c" latency_p999_ms) ms" "max $(json "$w4c" latency_max_ms) ms (client + machine, no broker)" "(explains W4)"
     local w4s="$RESULTS/w4-sluice-one-shard.json"
     row "W4 one shard p50 / p99 / p99.9" "$(json "$w4s" latency_p50_ms) / $(json "$w4s" latency_p99_ms) / $(json "$w4s" latency_p999_ms) ms" "max $(json "$w4s" latency_max_ms) ms (num.shards=1)" "(explains W4)"
     row "W5 $W5_PARTITIONS_TOTAL partitions: start to ready" "$W5_READY_S s" "SIGTERM: stopped $W5_STOP_HOW in $W5_STOP_S s" "<= 2 s: $(verdict "$W5_READY_S <= 2")"
@@ -501,7 +515,7 @@ main() {
     W1_PROPS=(acks=1 "linger.ms=$LINGER_MS" "batch.size=$BATCH_SIZE")
     W4_PROPS=(acks=all linger.ms=0 "batch.size=$BATCH_SIZE")
     PARTS=" ${PARTS:-limits sluice fsync peer w5} "
-    LOOPBACK=n/a LOOPBACK_SENDER_CPU=n/a IPERF=n/a PAGE_CACHE_MBS=n/a PAGE_CACHE_CPU=n/a DISK_SYNC_1M=n/a DISK_SYNC_64K=n/a DISK_SEQ=n/a CEILING_PRODUCE=n/a CEILING_CONSUME=n/a
+    DISK_SYNC_1K_MS=n/a LOOPBACK=n/a LOOPBACK_SENDER_CPU=n/a IPERF=n/a PAGE_CACHE_MBS=n/a PAGE_CACHE_CPU=n/a DISK_SYNC_1M=n/a DISK_SYNC_64K=n/a DISK_SEQ=n/a CEILING_PRODUCE=n/a CEILING_CONSUME=n/a
     W1=n/a W1_CPU=n/a W2=n/a W2_CPU=n/a W3=n/a W3_CPU=n/a
     PEER_W1=n/a PEER_W1_CPU=n/a PEER_W3=n/a PEER_W3_CPU=n/a PEER_VERSION="not run"
     W5_READY_S=n/a W5_STOP_S=n/a W5_STOP_HOW=n/a W5_RSS_KIB=n/a W5_RSS_PER_PARTITION=n/a W5_FDS=n/a W5_FD_LIMIT=n/a
