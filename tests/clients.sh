@@ -24,7 +24,7 @@ install_clients
 cargo build --quiet -p sluice-broker --bin sluiced
 data=$(mktemp -d)
 broker_log="$data/sluiced.log"
-target/debug/sluiced --override listeners=PLAINTEXT://127.0.0.1:0 --override "log.dirs=$data/logs" 2>"$broker_log" &
+"${CARGO_TARGET_DIR:-target}/debug/sluiced" --override listeners=PLAINTEXT://127.0.0.1:0 --override "log.dirs=$data/logs" 2>"$broker_log" &
 pid=$!
 trap 'kill -9 $pid 2>/dev/null || true; rm -rf "$data"' EXIT
 for _ in $(seq 1 300); do

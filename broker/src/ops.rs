@@ -418,18 +418,21 @@ pub fn create_partition_local(
             dir.display()
         )
     };
-    let log = PartitionLog::create(
+    // The topic's config is written inside the new directory before it appears, so a
+    // crash cannot leave the partition on broker defaults.
+    let write_config = |partition_dir: &std::path::Path| match *config == TopicConfig::default() {
+        true => Ok(()),
+        false => config.write(partition_dir),
+    };
+    let log = PartitionLog::create_with(
         &dir,
-        &tp.topic,
-        tp.partition,
+        (&tp.topic, tp.partition),
         topic_id,
         config.log_config(&shard.config),
         shard.files.clone(),
+        &write_config,
     )
     .map_err(failed)?;
-    if *config != TopicConfig::default() {
-        config.write(log.dir()).map_err(failed)?;
-    }
     shard
         .logs
         .borrow_mut()

@@ -16,7 +16,7 @@ use crate::batch::{record_times, validate_batches, BatchError, BATCH_PREFIX_BYTE
 use crate::file_cache::{FileCache, SegmentFile};
 use crate::ids::TopicId;
 use crate::index::{IndexMode, NO_TIMESTAMP};
-use crate::logdir::{fsync_dir, parse_partition_dir_name};
+use crate::logdir::{fsync_dir, parse_partition_dir_name, CREATE_DIR_SUFFIX};
 use crate::producer_state::{ProducerCheck, ProducerError, ProducerStateManager, SnapshotSync};
 use crate::segment::{
     parse_segment_file_name, read_header_at, segment_file_path, LogSegment, SegmentConfig,
@@ -293,6 +293,28 @@ impl PartitionLog {
         config: LogConfig,
         files: Rc<FileCache>,
     ) -> io::Result<PartitionLog> {
+        Self::create_with(
+            log_dir,
+            (topic, partition),
+            topic_id,
+            config,
+            files,
+            &|_| Ok(()),
+        )
+    }
+
+    /// `create`, with `extra` writing files of the caller's (a topic's config) into the new
+    /// directory before it appears: the directory is built as `<name>-create`
+    /// (`CREATE_DIR_SUFFIX`, skipped and removed by the startup scan), fsynced, then renamed
+    /// into place, so a crash leaves either no partition or one with all its files.
+    pub fn create_with(
+        log_dir: &Path,
+        (topic, partition): (&str, i32),
+        topic_id: TopicId,
+        config: LogConfig,
+        files: Rc<FileCache>,
+        extra: &dyn Fn(&Path) -> io::Result<()>,
+    ) -> io::Result<PartitionLog> {
         config.check()?;
         let name = format!("{topic}-{partition}");
         if parse_partition_dir_name(&name).is_none() {
@@ -302,9 +324,23 @@ impl PartitionLog {
             ));
         }
         let dir = log_dir.join(&name);
-        fs::create_dir(&dir)
-            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", dir.display())))?;
-        write_partition_metadata(&dir, topic_id)?;
+        let with_path = |p: &Path| {
+            let p = p.display().to_string();
+            move |e: io::Error| io::Error::new(e.kind(), format!("{p}: {e}"))
+        };
+        if dir.exists() {
+            let e = io::Error::from(io::ErrorKind::AlreadyExists);
+            return Err(with_path(&dir)(e));
+        }
+        let staging = log_dir.join(format!("{name}{CREATE_DIR_SUFFIX}"));
+        if staging.exists() {
+            fs::remove_dir_all(&staging).map_err(with_path(&staging))?;
+        }
+        fs::create_dir(&staging).map_err(with_path(&staging))?;
+        write_partition_metadata(&staging, topic_id)?;
+        extra(&staging)?;
+        fsync_dir(&staging)?;
+        fs::rename(&staging, &dir).map_err(with_path(&dir))?;
         let segment = LogSegment::create(&dir, 0, config.segment_config())?;
         segment.active_file().sync_data()?;
         fsync_dir(&dir)?;

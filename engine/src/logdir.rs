@@ -14,6 +14,9 @@ pub const LOCK_FILE: &str = ".lock";
 pub const CLEAN_SHUTDOWN_FILE: &str = ".kafka_cleanshutdown";
 /// Kafka's suffix for partition dirs that are being deleted.
 pub const DELETE_DIR_SUFFIX: &str = "-delete";
+/// Suffix of a partition dir being built (`PartitionLog::create_with`); one found at startup
+/// is a creation a crash interrupted, never acknowledged, and is removed.
+pub const CREATE_DIR_SUFFIX: &str = "-create";
 /// Kafka's `Topic.MAX_NAME_LENGTH`.
 pub const TOPIC_NAME_BYTES_MAX: usize = 249;
 /// Bytes read from a `.lock` file to learn the holder's pid.
@@ -168,7 +171,8 @@ pub fn parse_partition_dir_name(name: &str) -> Option<(String, i32)> {
 }
 
 /// The partition dirs of a log dir as (topic, partition, path), sorted by path. Skips
-/// files, dirs being deleted (`*-delete`) and names that do not parse (with a warning).
+/// files, dirs being deleted (`*-delete`) and names that do not parse (with a warning);
+/// removes dirs whose creation was interrupted (`*-create`).
 pub fn scan_partition_dirs(dir: &Path) -> io::Result<Vec<(String, i32, PathBuf)>> {
     let mut found = Vec::new();
     for entry in fs::read_dir(dir)? {
@@ -183,6 +187,11 @@ pub fn scan_partition_dirs(dir: &Path) -> io::Result<Vec<(String, i32, PathBuf)>
             continue;
         };
         if name.ends_with(DELETE_DIR_SUFFIX) {
+            continue;
+        }
+        if name.ends_with(CREATE_DIR_SUFFIX) {
+            tracing::info!(path = %path.display(), "removing a partition dir whose creation was interrupted");
+            fs::remove_dir_all(&path)?;
             continue;
         }
         match parse_partition_dir_name(name) {
@@ -268,8 +277,14 @@ mod tests {
             fs::create_dir(dir.path().join(name)).unwrap();
         }
         fs::write(dir.path().join("t-3"), b"").unwrap();
+        fs::create_dir(dir.path().join("orders-5-create")).unwrap();
+        fs::write(dir.path().join("orders-5-create/partition.metadata"), b"x").unwrap();
         let found = scan_partition_dirs(dir.path()).unwrap();
         let names: Vec<_> = found.iter().map(|(t, p, _)| (t.as_str(), *p)).collect();
         assert_eq!(names, [("orders", 0), ("orders", 1)]);
+        assert!(
+            !dir.path().join("orders-5-create").exists(),
+            "an interrupted creation is removed"
+        );
     }
 }

@@ -93,6 +93,53 @@ async fn check_reads(log: &mut PartitionLog, appended: &[(i64, Bytes)]) {
     ));
 }
 
+/// `create_with` writes the caller's files before the directory appears under its name; a
+/// second creation of the same partition fails without touching the first.
+#[test]
+fn create_with_builds_the_directory_before_it_appears() {
+    let dir = tempfile::tempdir().unwrap();
+    let id = TopicId(uuid::Uuid::from_u128(7));
+    let extra = |staging: &Path| {
+        assert!(
+            staging.ends_with("orders-3-create"),
+            "{}",
+            staging.display()
+        );
+        assert!(
+            !staging.with_file_name("orders-3").exists(),
+            "not visible yet"
+        );
+        std::fs::write(staging.join("topic.config"), b"retention.ms=5\n")
+    };
+    let log = PartitionLog::create_with(
+        dir.path(),
+        ("orders", 3),
+        id,
+        LogConfig::default(),
+        files(),
+        &extra,
+    )
+    .unwrap();
+    let pdir = dir.path().join("orders-3");
+    assert_eq!(log.dir(), pdir);
+    assert_eq!(
+        std::fs::read(pdir.join("topic.config")).unwrap(),
+        b"retention.ms=5\n"
+    );
+    assert!(pdir.join("partition.metadata").exists());
+    assert!(!dir.path().join("orders-3-create").exists());
+    let again = PartitionLog::create(dir.path(), "orders", 3, id, LogConfig::default(), files());
+    let Err(err) = again else {
+        panic!("a second creation of orders-3 succeeded");
+    };
+    assert_eq!(err.kind(), std::io::ErrorKind::AlreadyExists, "{err}");
+    assert!(
+        pdir.join("topic.config").exists(),
+        "the first one is untouched"
+    );
+    log.close().unwrap();
+}
+
 #[test]
 fn create_writes_kafka_layout() {
     let dir = tempfile::tempdir().unwrap();
