@@ -1,101 +1,19 @@
 //! End to end: the real `sluiced` on port 0, driven by the client library and by the
 //! `sluice-perf` binary.
 //!
-//! `sluiced` is a binary of another package, so Cargo does not hand us its path. The
-//! test takes `$SLUICED` if set, else `sluiced` beside this test's own profile directory
-//! (`target/<profile>/sluiced`, built by `cargo build -p sluice-broker` or by any
-//! `cargo test --workspace`).
+//! `sluice_testkit::sluiced_path` says where `sluiced` is found (`$SLUICED`, or beside this
+//! test's profile directory).
 
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::process::Command;
 
 use sluice_net::client::batch::{decode_records, Batches};
 use sluice_net::client::{
     Acks, Client, FetchOptions, OffsetSpec, Record, RecordBatchBuilder, TopicCreation,
 };
+use sluice_testkit::{json_number, Broker};
 
 #[global_allocator]
 static ALLOC: sluice_net::alloc::LazyLargeAlloc = sluice_net::alloc::LazyLargeAlloc;
-
-fn sluiced_path() -> PathBuf {
-    if let Some(path) = std::env::var_os("SLUICED") {
-        return PathBuf::from(path);
-    }
-    let exe = std::env::current_exe().expect("test executable path");
-    // target/<profile>/deps/e2e-<hash> -> target/<profile>/sluiced
-    let profile_dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("profile dir");
-    let path = profile_dir.join("sluiced");
-    assert!(
-        path.exists(),
-        "{} not found: run `cargo build -p sluice-broker` first (same profile and target \
-         dir) or set SLUICED=/path/to/sluiced",
-        path.display()
-    );
-    path
-}
-
-struct Broker {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Broker {
-    fn start() -> Broker {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let mut child = Command::new(sluiced_path())
-            .args([
-                "--override",
-                "listeners=PLAINTEXT://127.0.0.1:0",
-                "--override",
-            ])
-            .arg(format!("log.dirs={}", dir.path().display()))
-            .env("SLUICE_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn sluiced");
-        let stderr = child.stderr.take().expect("stderr");
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        std::thread::spawn(move || {
-            let mut port = None;
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(p) = line.split("listening on PLAINTEXT://127.0.0.1:").nth(1) {
-                    port = p.trim().parse::<u16>().ok();
-                }
-                if line.contains("ready:") {
-                    let _ = tx.send(port);
-                }
-            }
-        });
-        let port = rx
-            .recv_timeout(Duration::from_secs(60))
-            .ok()
-            .flatten()
-            .expect("sluiced printed its port and became ready");
-        Broker {
-            child,
-            port,
-            _dir: dir,
-        }
-    }
-
-    fn bootstrap(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn block_on<F: std::future::Future>(future: F) -> F::Output {
     compio::runtime::Runtime::new().unwrap().block_on(future)
@@ -103,7 +21,7 @@ fn block_on<F: std::future::Future>(future: F) -> F::Output {
 
 #[test]
 fn client_produces_fetches_and_lists_offsets() {
-    let broker = Broker::start();
+    let broker = Broker::start_temp(&[]);
     block_on(async {
         let mut client = Client::connect(&broker.bootstrap()).await.unwrap();
         let created = client.create_topic("e2e", 2, 1).await.unwrap();
@@ -185,7 +103,7 @@ fn client_produces_fetches_and_lists_offsets() {
 
 #[test]
 fn pipelined_producer_keeps_order_with_many_in_flight() {
-    let broker = Broker::start();
+    let broker = Broker::start_temp(&[]);
     block_on(async {
         let mut client = Client::connect(&broker.bootstrap()).await.unwrap();
         client.create_topic("pipelined", 1, 1).await.unwrap();
@@ -244,20 +162,9 @@ fn perf(args: &[&str]) -> String {
     stdout
 }
 
-/// The number after `"key": ` in a one-line JSON object.
-fn json_number(json: &str, key: &str) -> f64 {
-    let needle = format!("\"{key}\": ");
-    let start = json
-        .find(&needle)
-        .unwrap_or_else(|| panic!("{key} in {json}"))
-        + needle.len();
-    let end = json[start..].find([',', '}']).unwrap() + start;
-    json[start..end].parse().unwrap()
-}
-
 #[test]
 fn perf_tool_produces_and_consumes() {
-    let broker = Broker::start();
+    let broker = Broker::start_temp(&[]);
     let bootstrap = broker.bootstrap();
     let produced = perf(&[
         "produce",

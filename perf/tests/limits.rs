@@ -1,6 +1,7 @@
 //! The machine-limit tools of `perf/bench.sh`: the sink answers the load client like a
 //! broker (produce, consume, populate run against it unchanged), and loopback measures.
 
+use sluice_testkit::json_number;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
@@ -17,17 +18,6 @@ fn perf(args: &[&str]) -> String {
         "sluice-perf {args:?} failed:\n{stdout}\n{stderr}"
     );
     stdout
-}
-
-/// The number after `"key": ` in a one-line JSON object.
-fn json_number(json: &str, key: &str) -> f64 {
-    let needle = format!("\"{key}\": ");
-    let start = json
-        .find(&needle)
-        .unwrap_or_else(|| panic!("{key} in {json}"))
-        + needle.len();
-    let end = json[start..].find([',', '}']).unwrap() + start;
-    json[start..end].parse().unwrap()
 }
 
 struct Sink {

@@ -1,96 +1,15 @@
 //! End to end: the real `sluiced` on port 0, driven by the `sluice` binary as a person
 //! would (arguments, stdin, stdout, stderr, exit codes).
 //!
-//! `sluiced` is a binary of another package, so Cargo does not hand us its path. The
-//! test takes `$SLUICED` if set, else `sluiced` beside this test's own profile directory
-//! (`target/<profile>/sluiced`, built by `cargo build -p sluice-broker` or by any
-//! `cargo test --workspace`).
+//! `sluice_testkit::sluiced_path` says where `sluiced` is found (`$SLUICED`, or beside this
+//! test's profile directory).
 
+use sluice_testkit::Broker;
 use std::ffi::OsStr;
 use std::fmt::Debug;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::Duration;
-
-fn sluiced_path() -> PathBuf {
-    if let Some(path) = std::env::var_os("SLUICED") {
-        return PathBuf::from(path);
-    }
-    let exe = std::env::current_exe().expect("test executable path");
-    // target/<profile>/deps/cli-<hash> -> target/<profile>/sluiced
-    let profile_dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("profile dir");
-    let path = profile_dir.join("sluiced");
-    assert!(
-        path.exists(),
-        "{} not found: run `cargo build -p sluice-broker` first (same profile and target \
-         dir) or set SLUICED=/path/to/sluiced",
-        path.display()
-    );
-    path
-}
-
-struct Broker {
-    child: Child,
-    port: u16,
-    dir: tempfile::TempDir,
-}
-
-impl Broker {
-    fn start() -> Broker {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let mut child = Command::new(sluiced_path())
-            .args([
-                "--override",
-                "listeners=PLAINTEXT://127.0.0.1:0",
-                "--override",
-            ])
-            .arg(format!("log.dirs={}", dir.path().display()))
-            .env("SLUICE_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn sluiced");
-        let stderr = child.stderr.take().expect("stderr");
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        std::thread::spawn(move || {
-            let mut port = None;
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(p) = line.split("listening on PLAINTEXT://127.0.0.1:").nth(1) {
-                    port = p.trim().parse::<u16>().ok();
-                }
-                if line.contains("ready:") {
-                    let _ = tx.send(port);
-                }
-            }
-        });
-        let port = rx
-            .recv_timeout(Duration::from_secs(60))
-            .ok()
-            .flatten()
-            .expect("sluiced printed its port and became ready");
-        Broker { child, port, dir }
-    }
-
-    fn bootstrap(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    /// Stops the broker (its files stay in `dir`).
-    fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
+use std::process::{Command, Output, Stdio};
 
 /// Runs `sluice args...` with `stdin`, returning its output.
 fn sluice<S: AsRef<OsStr> + Debug>(args: &[S], stdin: &str) -> Output {
@@ -127,7 +46,7 @@ fn fails<S: AsRef<OsStr> + Debug>(args: &[S], stdin: &str) -> String {
 
 #[test]
 fn topics_create_list_describe_delete() {
-    let broker = Broker::start();
+    let broker = Broker::start_temp(&[]);
     let b = broker.bootstrap();
     let topics = |rest: &[&'static str]| -> Vec<String> {
         let mut args = vec!["topics".to_string(), "--bootstrap-server".into(), b.clone()];
@@ -196,7 +115,7 @@ fn topics_create_list_describe_delete() {
 
 #[test]
 fn console_producer_to_console_consumer_with_keys() {
-    let broker = Broker::start();
+    let broker = Broker::start_temp(&[]);
     let b = broker.bootstrap();
     ok(
         &[
@@ -314,7 +233,7 @@ fn segment(dir: &Path, topic: &str) -> PathBuf {
 
 #[test]
 fn dump_log_reads_a_stopped_brokers_segment_and_flags_corruption() {
-    let mut broker = Broker::start();
+    let mut broker = Broker::start_temp(&[]);
     let b = broker.bootstrap();
     ok(
         &[
@@ -342,8 +261,8 @@ fn dump_log_reads_a_stopped_brokers_segment_and_flags_corruption() {
     ];
     ok(&produce, "alpha=one\nbeta=two\n");
     ok(&produce, "gamma=three\n");
-    broker.stop();
-    let path = segment(broker.dir.path(), "d");
+    broker.kill();
+    let path = segment(&broker.dir, "d");
     let path_text = path.display().to_string();
     let dump = ok(&["dump-log", &path_text, "--print-data-log"], "");
     let lines: Vec<&str> = dump.lines().collect();
@@ -431,7 +350,7 @@ fn unreachable_broker_names_the_address_and_fails() {
 /// APIs the broker may not serve yet: a clear refusal, or (once it serves them) success.
 #[test]
 fn unsupported_apis_are_refused_clearly() {
-    let broker = Broker::start();
+    let broker = Broker::start_temp(&[]);
     let b = broker.bootstrap();
     ok(
         &[

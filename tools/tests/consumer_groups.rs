@@ -2,83 +2,11 @@
 //! real `sluiced` (found as in `cli.rs`: `$SLUICED`, else beside this test's profile dir).
 //! The group's active member is a `console-consumer --group` child process.
 
+use sluice_testkit::Broker;
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Write};
-use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-fn sluiced_path() -> PathBuf {
-    if let Some(path) = std::env::var_os("SLUICED") {
-        return PathBuf::from(path);
-    }
-    let exe = std::env::current_exe().expect("test executable path");
-    let profile_dir = exe.parent().and_then(|d| d.parent()).expect("profile dir");
-    let path = profile_dir.join("sluiced");
-    assert!(
-        path.exists(),
-        "{} not found: run `cargo build -p sluice-broker` first or set SLUICED",
-        path.display()
-    );
-    path
-}
-
-struct Broker {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Broker {
-    /// `sluiced` on port 0; a group's first join does not wait for more members.
-    fn start() -> Broker {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let mut child = Command::new(sluiced_path())
-            .args(["--override", "listeners=PLAINTEXT://127.0.0.1:0"])
-            .args(["--override", "group.initial.rebalance.delay.ms=0"])
-            .arg("--override")
-            .arg(format!("log.dirs={}", dir.path().display()))
-            .env("SLUICE_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn sluiced");
-        let stderr = child.stderr.take().expect("stderr");
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        std::thread::spawn(move || {
-            let mut port = None;
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(p) = line.split("listening on PLAINTEXT://127.0.0.1:").nth(1) {
-                    port = p.trim().parse::<u16>().ok();
-                }
-                if line.contains("ready:") {
-                    let _ = tx.send(port);
-                }
-            }
-        });
-        let port = rx
-            .recv_timeout(Duration::from_secs(60))
-            .ok()
-            .flatten()
-            .expect("sluiced printed its port and became ready");
-        Broker {
-            child,
-            port,
-            _dir: dir,
-        }
-    }
-
-    fn bootstrap(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn sluice(args: &[&str], stdin: &str) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
@@ -165,7 +93,7 @@ fn consume(b: &str, group: &str, max: &str) -> Vec<String> {
 
 #[test]
 fn group_consumer_resumes_and_consumer_groups_describes_resets_deletes() {
-    let broker = Broker::start();
+    let broker = Broker::start_temp(&[]);
     let b = broker.bootstrap();
     let b = b.as_str();
     ok(

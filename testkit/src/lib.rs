@@ -1,0 +1,209 @@
+//! Test support shared by the integration tests of every package: runs the real `sluiced`
+//! on 127.0.0.1:0 with a data dir, reads the real port back from its first log lines, and
+//! stops it (SIGTERM, SIGKILL, or on drop).
+//!
+//! `sluiced` is a binary of the broker package, so Cargo hands its path only to the broker's
+//! own tests. [`sluiced_path`] takes `$SLUICED` if set, else `sluiced` beside the running
+//! test's profile directory (`target/<profile>/sluiced`, built by `cargo build -p
+//! sluice-broker` or by any `cargo test --workspace`).
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long a broker may take to print its port and become ready.
+pub const START_WAIT: Duration = Duration::from_secs(60);
+/// How long a broker may take to exit after a signal.
+pub const STOP_WAIT: Duration = Duration::from_secs(30);
+
+/// Where the `sluiced` binary is (see the crate docs).
+pub fn sluiced_path() -> PathBuf {
+    if let Some(path) = std::env::var_os("SLUICED") {
+        return PathBuf::from(path);
+    }
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test>-<hash> -> target/<profile>/sluiced
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("profile dir");
+    let path = profile_dir.join("sluiced");
+    assert!(
+        path.exists(),
+        "{} not found: run `cargo build -p sluice-broker` first (same profile and target \
+         dir) or set SLUICED=/path/to/sluiced",
+        path.display()
+    );
+    path
+}
+
+/// A running `sluiced`.
+pub struct Broker {
+    child: Option<Child>,
+    pub port: u16,
+    /// The data dir (`log.dirs`).
+    pub dir: PathBuf,
+    /// Every line the broker logged so far.
+    pub log: Arc<Mutex<Vec<String>>>,
+    _temp: Option<tempfile::TempDir>,
+}
+
+impl Broker {
+    /// Starts `sluiced` on 127.0.0.1:0 with data in `dir` and the given extra overrides.
+    pub fn start(dir: &Path, overrides: &[&str]) -> Broker {
+        Broker::start_with_env(dir, overrides, &[])
+    }
+
+    /// `start` with extra environment variables (e.g. systemd's NOTIFY_SOCKET).
+    pub fn start_with_env(dir: &Path, overrides: &[&str], env: &[(&str, &str)]) -> Broker {
+        let mut args: Vec<String> = vec![
+            "--override".into(),
+            "listeners=PLAINTEXT://127.0.0.1:0".into(),
+            "--override".into(),
+            format!("log.dirs={}", dir.display()),
+        ];
+        for o in overrides {
+            args.push("--override".into());
+            args.push(o.to_string());
+        }
+        let mut child = Command::new(sluiced_path())
+            .args(&args)
+            .env("SLUICE_LOG", "info")
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn sluiced");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let events = follow_log(&mut child, log.clone());
+        let port = match wait_ready(&events) {
+            Some(port) => port,
+            None => {
+                let _ = child.kill();
+                panic!(
+                    "sluiced did not become ready; log:\n{}",
+                    log.lock().unwrap().join("\n")
+                );
+            }
+        };
+        Broker {
+            child: Some(child),
+            port,
+            dir: dir.to_path_buf(),
+            log,
+            _temp: None,
+        }
+    }
+
+    /// `start` in a fresh temporary data dir, removed when the broker is dropped.
+    pub fn start_temp(overrides: &[&str]) -> Broker {
+        let temp = tempfile::tempdir().expect("temp dir");
+        let mut broker = Broker::start(temp.path(), overrides);
+        broker._temp = Some(temp);
+        broker
+    }
+
+    pub fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().expect("broker running").id() as i32
+    }
+
+    fn signal(&mut self, sig: i32) -> ExitStatus {
+        let mut child = self.child.take().expect("broker already stopped");
+        // SAFETY: kill(2) on our own child's pid; the child has not been reaped yet.
+        unsafe { libc::kill(child.id() as i32, sig) };
+        let deadline = Instant::now() + STOP_WAIT;
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "sluiced did not exit after signal {sig}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGTERM; returns the exit status and how long the stop took.
+    pub fn terminate(&mut self) -> (ExitStatus, Duration) {
+        let t = Instant::now();
+        let status = self.signal(libc::SIGTERM);
+        (status, t.elapsed())
+    }
+
+    /// SIGKILL (its files stay in `dir`).
+    pub fn kill(&mut self) {
+        self.signal(libc::SIGKILL);
+    }
+
+    pub fn log_contains(&self, needle: &str) -> bool {
+        self.log.lock().unwrap().iter().any(|l| l.contains(needle))
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+enum LogEvent {
+    Port(u16),
+    Ready,
+}
+
+/// Copies the broker's stderr into `log` (and the test's stderr, shown on failure) on a
+/// thread; reports the listening port and readiness.
+fn follow_log(child: &mut Child, log: Arc<Mutex<Vec<String>>>) -> mpsc::Receiver<LogEvent> {
+    let stderr = child.stderr.take().expect("stderr piped");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            eprintln!("[sluiced] {line}");
+            if let Some(port) = line.split("listening on PLAINTEXT://127.0.0.1:").nth(1) {
+                if let Ok(port) = port.trim().parse::<u16>() {
+                    let _ = tx.send(LogEvent::Port(port));
+                }
+            }
+            if line.contains("ready:") {
+                let _ = tx.send(LogEvent::Ready);
+            }
+            log.lock().unwrap().push(line);
+        }
+    });
+    rx
+}
+
+/// The port, once the broker said both where it listens and that it is ready.
+fn wait_ready(events: &mpsc::Receiver<LogEvent>) -> Option<u16> {
+    let deadline = Instant::now() + START_WAIT;
+    let (mut port, mut ready) = (None, false);
+    while !(ready && port.is_some()) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match events.recv_timeout(left).ok()? {
+            LogEvent::Port(p) => port = Some(p),
+            LogEvent::Ready => ready = true,
+        }
+    }
+    port
+}
+
+/// The number after `"key": ` in a one-line JSON object (`sluice-perf --json`).
+pub fn json_number(json: &str, key: &str) -> f64 {
+    let needle = format!("\"{key}\": ");
+    let start = json
+        .find(&needle)
+        .unwrap_or_else(|| panic!("{key} in {json}"))
+        + needle.len();
+    let end = json[start..].find([',', '}']).unwrap() + start;
+    json[start..end].parse().unwrap()
+}
