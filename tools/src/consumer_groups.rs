@@ -5,9 +5,11 @@
 //!   OffsetFetch (committed offsets), ListOffsets latest (log end offsets), printed as
 //!   Kafka's `GROUP TOPIC PARTITION CURRENT-OFFSET LOG-END-OFFSET LAG CONSUMER-ID HOST
 //!   CLIENT-ID` table.
-//! - `--reset-offsets --group G --topic T[:P,P…] --to-earliest|--to-latest|--to-offset N
-//!   [--dry-run|--execute]`: only while the group is inactive (Empty or Dead); commits as
-//!   an admin (generation -1, no member id) only with `--execute`.
+//! - `--reset-offsets --group G --topic T[:P,P…] --to-earliest|--to-latest|--to-offset N|
+//!   --to-current|--shift-by N|--to-datetime DT|--by-duration D [--dry-run|--execute]`: only
+//!   while the group is inactive (Empty or Dead); commits as an admin (generation -1, no
+//!   member id) only with `--execute`. New offsets are clamped to each partition's
+//!   earliest..=latest, with Kafka's warnings.
 //! - `--delete --group G`: DeleteGroups.
 
 use clap::{ArgGroup, Args};
@@ -23,7 +25,15 @@ use crate::error::{Result, ToolError};
         .required(true)
         .args(["list", "describe", "reset_offsets", "delete"])
 ))]
-#[command(group(ArgGroup::new("reset_to").args(["to_earliest", "to_latest", "to_offset"])))]
+#[command(group(ArgGroup::new("reset_to").args([
+    "to_earliest",
+    "to_latest",
+    "to_offset",
+    "to_current",
+    "shift_by",
+    "to_datetime",
+    "by_duration",
+])))]
 #[command(group(ArgGroup::new("reset_mode").args(["dry_run", "execute"])))]
 pub struct GroupsArgs {
     /// Broker(s) to bootstrap from: host:port[,host:port...].
@@ -56,6 +66,19 @@ pub struct GroupsArgs {
     /// Reset to this offset (clamped to the partition's earliest..=latest).
     #[arg(long, value_name = "N")]
     to_offset: Option<i64>,
+    /// Reset to the committed offset (the log end where nothing is committed).
+    #[arg(long)]
+    to_current: bool,
+    /// Move the committed offset by N (negative: back).
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    shift_by: Option<i64>,
+    /// Reset to the first offset at or after this time: 'YYYY-MM-DDTHH:mm:SS.sss' (local
+    /// time unless followed by Z or an offset like +02:00).
+    #[arg(long, value_name = "DATETIME")]
+    to_datetime: Option<String>,
+    /// Reset to the first offset at or after now minus this ISO-8601 duration ('PnDTnHnMnS').
+    #[arg(long, value_name = "DURATION")]
+    by_duration: Option<String>,
     /// Print the new offsets without committing them (the default).
     #[arg(long)]
     dry_run: bool,
@@ -256,11 +279,7 @@ async fn reset_offsets(client: &mut Client, group: &str, args: &GroupsArgs) -> R
         .topic
         .as_deref()
         .ok_or_else(|| ToolError::new("--reset-offsets needs --topic TOPIC (or TOPIC:P,P,...)"))?;
-    if !(args.to_earliest || args.to_latest || args.to_offset.is_some()) {
-        return Err(ToolError::new(
-            "--reset-offsets needs one of --to-earliest, --to-latest, --to-offset N",
-        ));
-    }
+    let to = ResetTo::from_args(args)?;
     let (topic, partitions) = parse_topic(spec)?;
     let description = client.describe_group(group).await?;
     if !matches!(description.state.as_str(), "Empty" | "Dead") {
@@ -280,9 +299,19 @@ async fn reset_offsets(client: &mut Client, group: &str, args: &GroupsArgs) -> R
             .map(|p| p.partition)
             .collect(),
     };
+    let committed = client
+        .offset_fetch(group, Some(&[(topic.as_str(), partitions.clone())]))
+        .await?;
+    let committed_of = |partition: i32| {
+        committed
+            .iter()
+            .find(|c| c.topic == topic && c.partition == partition && c.offset >= 0)
+            .map(|c| c.offset)
+    };
     let mut offsets = Vec::with_capacity(partitions.len());
     for partition in partitions {
-        let offset = new_offset(client, &topic, partition, args).await?;
+        let current = committed_of(partition);
+        let offset = new_offset(client, (&topic, partition), &to, current).await?;
         offsets.push(CommittedOffset {
             topic: topic.clone(),
             partition,
@@ -315,12 +344,56 @@ async fn reset_offsets(client: &mut Client, group: &str, args: &GroupsArgs) -> R
     Ok(())
 }
 
-/// The offset `args` asks for, clamped to the partition's earliest..=latest as Kafka does.
+/// Where `--reset-offsets` moves each partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ResetTo {
+    Earliest,
+    Latest,
+    Offset(i64),
+    /// The committed offset; the log end where nothing is committed.
+    Current,
+    /// The committed offset moved by this much (an error where nothing is committed).
+    ShiftBy(i64),
+    /// The first offset whose timestamp is at least this (ms since the epoch); the log end
+    /// if there is none.
+    Timestamp(i64),
+}
+
+impl ResetTo {
+    fn from_args(args: &GroupsArgs) -> Result<ResetTo> {
+        Ok(if args.to_earliest {
+            ResetTo::Earliest
+        } else if args.to_latest {
+            ResetTo::Latest
+        } else if let Some(n) = args.to_offset {
+            ResetTo::Offset(n)
+        } else if args.to_current {
+            ResetTo::Current
+        } else if let Some(n) = args.shift_by {
+            ResetTo::ShiftBy(n)
+        } else if let Some(text) = &args.to_datetime {
+            ResetTo::Timestamp(crate::reset_time::parse_datetime(text)?)
+        } else if let Some(text) = &args.by_duration {
+            let back = crate::reset_time::parse_duration(text)?;
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64);
+            ResetTo::Timestamp(now - back)
+        } else {
+            return Err(ToolError::new(
+                "--reset-offsets needs one of --to-earliest, --to-latest, --to-offset N, \
+                 --to-current, --shift-by N, --to-datetime DATETIME, --by-duration DURATION",
+            ));
+        })
+    }
+}
+
+/// The offset `to` asks for, clamped to the partition's earliest..=latest as Kafka does.
 async fn new_offset(
     client: &mut Client,
-    topic: &str,
-    partition: i32,
-    args: &GroupsArgs,
+    (topic, partition): (&str, i32),
+    to: &ResetTo,
+    committed: Option<i64>,
 ) -> Result<i64> {
     let earliest = client
         .list_offsets(topic, partition, OffsetSpec::Earliest)
@@ -328,27 +401,50 @@ async fn new_offset(
     let latest = client
         .list_offsets(topic, partition, OffsetSpec::Latest)
         .await?;
-    if args.to_earliest {
-        return Ok(earliest);
-    }
-    let Some(wanted) = args.to_offset else {
-        return Ok(latest);
+    let wanted = match *to {
+        ResetTo::Earliest => return Ok(earliest),
+        ResetTo::Latest => return Ok(latest),
+        ResetTo::Offset(n) => n,
+        ResetTo::Current => committed.unwrap_or(latest),
+        ResetTo::ShiftBy(n) => committed
+            .ok_or_else(|| {
+                ToolError::new(format!(
+                    "Cannot shift offset for partition {topic}-{partition} since there is no \
+                     current committed offset"
+                ))
+            })?
+            .saturating_add(n),
+        ResetTo::Timestamp(ms) => {
+            let found = client
+                .list_offsets(topic, partition, OffsetSpec::Timestamp(ms))
+                .await?;
+            return Ok(if found < 0 { latest } else { found });
+        }
     };
+    Ok(clamp_offset(wanted, (earliest, latest), (topic, partition)))
+}
+
+/// `wanted` within `earliest..=latest`, saying so when it moves (Kafka's warnings).
+fn clamp_offset(
+    wanted: i64,
+    (earliest, latest): (i64, i64),
+    (topic, partition): (&str, i32),
+) -> i64 {
     if wanted > latest {
         eprintln!(
             "WARN: New offset ({wanted}) is higher than latest offset for topic partition \
              {topic}-{partition}. Value will be set to {latest}"
         );
-        return Ok(latest);
+        return latest;
     }
     if wanted < earliest {
         eprintln!(
             "WARN: New offset ({wanted}) is lower than earliest offset for topic partition \
              {topic}-{partition}. Value will be set to {earliest}"
         );
-        return Ok(earliest);
+        return earliest;
     }
-    Ok(wanted)
+    wanted
 }
 
 async fn delete(client: &mut Client, group: &str) -> Result<()> {

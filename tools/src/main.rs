@@ -16,6 +16,7 @@ mod error;
 mod limits;
 mod partitioner;
 mod properties;
+mod reset_time;
 mod topic_id;
 mod topics;
 

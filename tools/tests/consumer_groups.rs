@@ -181,8 +181,73 @@ fn group_consumer_resumes_and_consumer_groups_describes_resets_deletes() {
         let end: i64 = row[4].parse().unwrap();
         assert_eq!(row[3], end.min(1).to_string(), "{row:?}");
     }
+    reset_by_time_and_shift(b, &reset);
 
     active_group_refuses_reset_and_delete(b);
+}
+
+/// `--to-current`, `--shift-by`, `--to-datetime` and `--by-duration` on g1 (inactive, at
+/// min(1, log end) per partition), and the errors a person gets for bad values.
+fn reset_by_time_and_shift(b: &str, reset: &dyn Fn(&str, &[&str]) -> String) {
+    let before = describe(b, "g1");
+    reset("--execute", &["--to-current"]);
+    assert_eq!(describe(b, "g1"), before, "--to-current keeps the commits");
+    reset("--execute", &["--shift-by", "-5"]);
+    assert_eq!(
+        column(&describe(b, "g1"), 3),
+        ["0", "0"],
+        "clamped to the earliest offset"
+    );
+    reset("--execute", &["--shift-by", "1"]);
+    for row in describe(b, "g1") {
+        let end: i64 = row[4].parse().unwrap();
+        assert_eq!(row[3], end.min(1).to_string(), "{row:?}");
+    }
+    reset("--execute", &["--by-duration", "PT0S"]);
+    let rows = describe(b, "g1");
+    assert_eq!(
+        column(&rows, 3),
+        column(&rows, 4),
+        "no record is newer than now"
+    );
+    reset("--execute", &["--to-datetime", "1970-01-01T00:00:00.000Z"]);
+    assert_eq!(
+        column(&describe(b, "g1"), 3),
+        ["0", "0"],
+        "every record is newer"
+    );
+
+    let bad = fails(&[
+        "consumer-groups",
+        "--bootstrap-server",
+        b,
+        "--reset-offsets",
+        "--group",
+        "g1",
+        "--topic",
+        "orders",
+        "--to-datetime",
+        "yesterday",
+        "--execute",
+    ]);
+    assert!(bad.contains("--to-datetime 'yesterday'"), "{bad}");
+    let never_committed = fails(&[
+        "consumer-groups",
+        "--bootstrap-server",
+        b,
+        "--reset-offsets",
+        "--group",
+        "fresh",
+        "--topic",
+        "orders",
+        "--shift-by",
+        "1",
+        "--execute",
+    ]);
+    assert!(
+        never_committed.contains("since there is no current committed offset"),
+        "{never_committed}"
+    );
 }
 
 /// While a `console-consumer --group g1` runs, describe shows it; reset and delete are
