@@ -217,33 +217,24 @@ fn reset_by_time_and_shift(b: &str, reset: &dyn Fn(&str, &[&str]) -> String) {
         "every record is newer"
     );
 
-    let bad = fails(&[
-        "consumer-groups",
-        "--bootstrap-server",
-        b,
-        "--reset-offsets",
-        "--group",
-        "g1",
-        "--topic",
-        "orders",
-        "--to-datetime",
-        "yesterday",
-        "--execute",
-    ]);
+    let reset_fails = |group: &str, to: &[&str]| {
+        let mut args = vec![
+            "consumer-groups",
+            "--bootstrap-server",
+            b,
+            "--reset-offsets",
+            "--group",
+            group,
+            "--topic",
+            "orders",
+            "--execute",
+        ];
+        args.extend_from_slice(to);
+        fails(&args)
+    };
+    let bad = reset_fails("g1", &["--to-datetime", "yesterday"]);
     assert!(bad.contains("--to-datetime 'yesterday'"), "{bad}");
-    let never_committed = fails(&[
-        "consumer-groups",
-        "--bootstrap-server",
-        b,
-        "--reset-offsets",
-        "--group",
-        "fresh",
-        "--topic",
-        "orders",
-        "--shift-by",
-        "1",
-        "--execute",
-    ]);
+    let never_committed = reset_fails("fresh", &["--shift-by", "1"]);
     assert!(
         never_committed.contains("since there is no current committed offset"),
         "{never_committed}"
