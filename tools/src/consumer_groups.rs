@@ -16,6 +16,8 @@ use clap::{ArgGroup, Args};
 use kafka_protocol::error::ResponseError;
 use sluice_net::client::{Client, CommittedOffset, Committer, GroupDescription, OffsetSpec};
 
+mod tables;
+
 use crate::connect::connect;
 use crate::error::{Result, ToolError};
 
@@ -42,21 +44,40 @@ pub struct GroupsArgs {
     /// List the groups.
     #[arg(long)]
     list: bool,
-    /// Describe --group: offsets, lag and members.
+    /// Describe the group(s): offsets, lag and members, or --members / --state.
     #[arg(long)]
     describe: bool,
-    /// Reset --group's offsets of --topic (the group must be inactive).
+    /// Reset the group's offsets of --topic or --all-topics (the group must be inactive).
     #[arg(long)]
     reset_offsets: bool,
-    /// Delete --group (it must have no members).
+    /// Delete the group(s) (they must have no members).
     #[arg(long)]
     delete: bool,
     /// The group.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "all_groups")]
     group: Option<String>,
+    /// Every group (with --describe, --reset-offsets or --delete).
+    #[arg(long)]
+    all_groups: bool,
+    /// With --describe: committed offsets, log end offsets and lag (what --describe prints
+    /// without --members or --state).
+    #[arg(long, conflicts_with_all = ["members", "state"])]
+    offsets: bool,
+    /// With --describe: each member and how many partitions it holds.
+    #[arg(long, conflicts_with = "state")]
+    members: bool,
+    /// With --describe: the group's coordinator, assignor, state and member count.
+    #[arg(long)]
+    state: bool,
+    /// With --describe --members: each member's partitions too.
+    #[arg(long)]
+    verbose: bool,
     /// With --reset-offsets: TOPIC, or TOPIC:P,P,... for some partitions.
-    #[arg(long, value_name = "TOPIC[:PARTITIONS]")]
+    #[arg(long, value_name = "TOPIC[:PARTITIONS]", conflicts_with = "all_topics")]
     topic: Option<String>,
+    /// With --reset-offsets: every topic the group has committed offsets for.
+    #[arg(long)]
+    all_topics: bool,
     /// Reset to the earliest offset.
     #[arg(long)]
     to_earliest: bool,
@@ -95,17 +116,31 @@ pub async fn run(args: GroupsArgs) -> Result<()> {
         }
         return Ok(());
     }
-    let group = args
-        .group
-        .as_deref()
-        .ok_or_else(|| ToolError::new("this action needs --group GROUP"))?;
-    if args.describe {
-        describe(&mut client, group).await
-    } else if args.reset_offsets {
-        reset_offsets(&mut client, group, &args).await
-    } else {
-        delete(&mut client, group).await
+    let groups = match (&args.group, args.all_groups) {
+        (Some(group), _) => vec![group.clone()],
+        (None, true) => client
+            .list_groups()
+            .await?
+            .into_iter()
+            .map(|g| g.group_id)
+            .collect(),
+        (None, false) => {
+            return Err(ToolError::new(
+                "this action needs --group GROUP or --all-groups",
+            ))
+        }
+    };
+    if args.delete {
+        return delete(&mut client, &groups).await;
     }
+    for group in &groups {
+        if args.describe {
+            describe(&mut client, group, &args).await?;
+        } else {
+            reset_offsets(&mut client, group, &args).await?;
+        }
+    }
+    Ok(())
 }
 
 /// One line of the `--describe` table; `None` prints as `-`.
@@ -118,13 +153,25 @@ struct Row {
     member: Option<(String, String, String)>,
 }
 
-async fn describe(client: &mut Client, group: &str) -> Result<()> {
+async fn describe(client: &mut Client, group: &str, args: &GroupsArgs) -> Result<()> {
     let description = client.describe_group(group).await?;
     let committed = client.offset_fetch(group, None).await?;
     if description.state == "Dead" && committed.is_empty() {
         return Err(ToolError::new(format!(
             "Consumer group '{group}' does not exist."
         )));
+    }
+    if args.state {
+        let (id, address) = client.group_coordinator(group).await?;
+        print!(
+            "{}",
+            tables::state(&description, &format!("{address} ({id})"))
+        );
+        return Ok(());
+    }
+    if args.members {
+        print!("{}", tables::members(&description, args.verbose));
+        return Ok(());
     }
     let mut rows = rows(&description, &committed);
     for row in &mut rows {
@@ -230,32 +277,8 @@ fn describe_table(group: &str, rows: &[Row]) -> String {
         "HOST",
         "CLIENT-ID",
     ];
-    let minimum = [15, 15, 10, 15, 15, 15, 15, 15, 0];
-    let mut widths = [0usize; 9];
-    for (i, width) in widths.iter_mut().enumerate() {
-        let longest = cells.iter().map(|c| c[i].len()).max().unwrap_or(0);
-        *width = longest.max(header[i].len()).max(minimum[i]);
-    }
-    let line = |cells: &[String]| {
-        let padded: Vec<String> = cells
-            .iter()
-            .enumerate()
-            .map(|(i, c)| {
-                if i == 8 {
-                    c.clone()
-                } else {
-                    format!("{c:<w$}", w = widths[i])
-                }
-            })
-            .collect();
-        padded.join(" ").trim_end().to_string() + "\n"
-    };
-    let mut out = String::from("\n");
-    out.push_str(&line(&header.map(String::from)));
-    for row in &cells {
-        out.push_str(&line(row));
-    }
-    out
+    let cells: Vec<Vec<String>> = cells.into_iter().map(Vec::from).collect();
+    tables::render(&header, &[15, 15, 10, 15, 15, 15, 15, 15, 0], &cells)
 }
 
 /// `TOPIC` or `TOPIC:P,P,…`.
@@ -275,12 +298,7 @@ fn parse_topic(spec: &str) -> Result<(String, Option<Vec<i32>>)> {
 }
 
 async fn reset_offsets(client: &mut Client, group: &str, args: &GroupsArgs) -> Result<()> {
-    let spec = args
-        .topic
-        .as_deref()
-        .ok_or_else(|| ToolError::new("--reset-offsets needs --topic TOPIC (or TOPIC:P,P,...)"))?;
     let to = ResetTo::from_args(args)?;
-    let (topic, partitions) = parse_topic(spec)?;
     let description = client.describe_group(group).await?;
     if !matches!(description.state.as_str(), "Empty" | "Dead") {
         return Err(ToolError::new(format!(
@@ -289,36 +307,27 @@ async fn reset_offsets(client: &mut Client, group: &str, args: &GroupsArgs) -> R
             description.state
         )));
     }
-    let partitions = match partitions {
-        Some(p) => p,
-        None => client
-            .topic(&topic)
-            .await?
-            .partitions
-            .iter()
-            .map(|p| p.partition)
-            .collect(),
-    };
-    let committed = client
-        .offset_fetch(group, Some(&[(topic.as_str(), partitions.clone())]))
-        .await?;
-    let committed_of = |partition: i32| {
+    let committed = client.offset_fetch(group, None).await?;
+    let targets = reset_targets(client, args, &committed).await?;
+    let committed_of = |topic: &str, partition: i32| {
         committed
             .iter()
             .find(|c| c.topic == topic && c.partition == partition && c.offset >= 0)
             .map(|c| c.offset)
     };
-    let mut offsets = Vec::with_capacity(partitions.len());
-    for partition in partitions {
-        let current = committed_of(partition);
-        let offset = new_offset(client, (&topic, partition), &to, current).await?;
-        offsets.push(CommittedOffset {
-            topic: topic.clone(),
-            partition,
-            offset,
-        });
+    let mut offsets = Vec::new();
+    for (topic, partitions) in targets {
+        for partition in partitions {
+            let current = committed_of(&topic, partition);
+            let offset = new_offset(client, (&topic, partition), &to, current).await?;
+            offsets.push(CommittedOffset {
+                topic: topic.clone(),
+                partition,
+                offset,
+            });
+        }
     }
-    offsets.sort_by_key(|o| o.partition);
+    offsets.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
     if !args.execute && !args.dry_run {
         eprintln!(
             "WARN: No action will be performed as the --execute option is missing. Add \
@@ -342,6 +351,40 @@ async fn reset_offsets(client: &mut Client, group: &str, args: &GroupsArgs) -> R
         );
     }
     Ok(())
+}
+
+/// The (topic, partitions) `--reset-offsets` works on: `--topic T[:P,…]` (every partition
+/// of T without a list), or with `--all-topics` every committed partition of the group.
+async fn reset_targets(
+    client: &mut Client,
+    args: &GroupsArgs,
+    committed: &[CommittedOffset],
+) -> Result<Vec<(String, Vec<i32>)>> {
+    if args.all_topics {
+        let mut targets: Vec<(String, Vec<i32>)> = Vec::new();
+        for c in committed.iter().filter(|c| c.offset >= 0) {
+            match targets.iter_mut().find(|(t, _)| *t == c.topic) {
+                Some((_, partitions)) => partitions.push(c.partition),
+                None => targets.push((c.topic.clone(), vec![c.partition])),
+            }
+        }
+        return Ok(targets);
+    }
+    let spec = args.topic.as_deref().ok_or_else(|| {
+        ToolError::new("--reset-offsets needs --topic TOPIC (or TOPIC:P,P,...) or --all-topics")
+    })?;
+    let (topic, partitions) = parse_topic(spec)?;
+    let partitions = match partitions {
+        Some(p) => p,
+        None => client
+            .topic(&topic)
+            .await?
+            .partitions
+            .iter()
+            .map(|p| p.partition)
+            .collect(),
+    };
+    Ok(vec![(topic, partitions)])
 }
 
 /// Where `--reset-offsets` moves each partition.
@@ -447,24 +490,44 @@ fn clamp_offset(
     wanted
 }
 
-async fn delete(client: &mut Client, group: &str) -> Result<()> {
-    match client.delete_group(group).await {
-        Ok(()) => {
-            println!("Deletion of requested consumer groups ('{group}') was successful.");
-            Ok(())
-        }
-        Err(error) => {
-            let reason = match error.kafka_error() {
-                Some(ResponseError::NonEmptyGroup) => "The group is not empty.".to_string(),
-                Some(ResponseError::GroupIdNotFound) => "The group id does not exist.".to_string(),
-                _ => error.to_string(),
-            };
-            Err(ToolError::new(format!(
-                "Deletion of some consumer groups failed:\n* Group '{group}' could not be \
-                 deleted due to: {reason}"
-            )))
+/// DeleteGroups for each group; Kafka's messages for what succeeded and what failed.
+async fn delete(client: &mut Client, groups: &[String]) -> Result<()> {
+    let mut deleted = Vec::new();
+    let mut failed = Vec::new();
+    for group in groups {
+        match client.delete_group(group).await {
+            Ok(()) => deleted.push(format!("'{group}'")),
+            Err(error) => {
+                let reason = match error.kafka_error() {
+                    Some(ResponseError::NonEmptyGroup) => "The group is not empty.".to_string(),
+                    Some(ResponseError::GroupIdNotFound) => {
+                        "The group id does not exist.".to_string()
+                    }
+                    _ => error.to_string(),
+                };
+                failed.push(format!(
+                    "* Group '{group}' could not be deleted due to: {reason}"
+                ));
+            }
         }
     }
+    if failed.is_empty() {
+        println!(
+            "Deletion of requested consumer groups ({}) was successful.",
+            deleted.join(", ")
+        );
+        return Ok(());
+    }
+    if !deleted.is_empty() {
+        println!(
+            "These consumer groups were deleted successfully: {}",
+            deleted.join(", ")
+        );
+    }
+    Err(ToolError::new(format!(
+        "Deletion of some consumer groups failed:\n{}",
+        failed.join("\n")
+    )))
 }
 
 #[cfg(test)]

@@ -210,6 +210,30 @@ fn reset_by_time_and_shift(b: &str, reset: &dyn Fn(&str, &[&str]) -> String) {
         column(&rows, 4),
         "no record is newer than now"
     );
+    let all_topics = ok(
+        &[
+            "consumer-groups",
+            "--bootstrap-server",
+            b,
+            "--reset-offsets",
+            "--group",
+            "g1",
+            "--all-topics",
+            "--to-latest",
+            "--execute",
+        ],
+        "",
+    );
+    assert_eq!(
+        all_topics.lines().filter(|l| l.starts_with("g1 ")).count(),
+        2
+    );
+    let rows = describe(b, "g1");
+    assert_eq!(
+        column(&rows, 3),
+        column(&rows, 4),
+        "--all-topics reset both"
+    );
     reset("--execute", &["--to-datetime", "1970-01-01T00:00:00.000Z"]);
     assert_eq!(
         column(&describe(b, "g1"), 3),
@@ -238,6 +262,36 @@ fn reset_by_time_and_shift(b: &str, reset: &dyn Fn(&str, &[&str]) -> String) {
     assert!(
         never_committed.contains("since there is no current committed offset"),
         "{never_committed}"
+    );
+}
+
+/// `--describe --state`, `--members --verbose` and `--all-groups` while g1 has one member.
+fn describe_state_members_and_all_groups(b: &str) {
+    let describe_with = |extra: &[&str]| {
+        let mut args = vec!["consumer-groups", "--bootstrap-server", b, "--describe"];
+        args.extend_from_slice(extra);
+        ok(&args, "")
+    };
+    let state = describe_with(&["--group", "g1", "--state"]);
+    let lines: Vec<&str> = state.lines().collect();
+    assert_eq!(lines.len(), 3, "{state}");
+    assert!(lines[1].starts_with("GROUP "), "{state}");
+    let cells: Vec<&str> = lines[2].split_whitespace().collect();
+    assert_eq!(cells[0], "g1", "{state}");
+    assert_eq!(cells[1], b, "the coordinator is this broker: {state}");
+    assert_eq!(cells[3..], ["range", "Stable", "1"], "{state}");
+
+    let members = describe_with(&["--group", "g1", "--members", "--verbose"]);
+    let line = members.lines().nth(2).unwrap_or_default();
+    let cells: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(cells.len(), 6, "{members}");
+    assert_eq!(cells[3..], ["sluice-cli", "2", "orders(0,1)"], "{members}");
+
+    let all = describe_with(&["--all-groups"]);
+    assert!(
+        all.lines()
+            .any(|l| l.starts_with("g1 ") && l.contains(" orders ")),
+        "{all}"
     );
 }
 
@@ -273,6 +327,7 @@ fn active_group_refuses_reset_and_delete(b: &str) {
         std::thread::sleep(Duration::from_millis(100));
     };
     assert_eq!(column(&rows, 8), ["sluice-cli", "sluice-cli"]);
+    describe_state_members_and_all_groups(b);
     let refused = fails(&[
         "consumer-groups",
         "--bootstrap-server",

@@ -111,17 +111,22 @@ impl Client {
     /// The connection to `group`'s coordinator, found with FindCoordinator and opened if
     /// needed; retried while the coordinator is not available yet.
     pub async fn coordinator(&mut self, group: &str) -> Result<&mut Connection> {
+        let (node_id, address) = self.group_coordinator(group).await?;
+        self.node_connection(node_id, &address).await
+    }
+
+    /// `group`'s coordinator as (node id, host:port), retried while it is not available.
+    pub async fn group_coordinator(&mut self, group: &str) -> Result<(i32, String)> {
         let mut tries = 0;
-        let (node_id, address) = loop {
+        loop {
             match self.find_coordinator(group).await {
                 Err(error) if tries < RETRIES_MAX && coordinator_moved(&error) => {
                     tries += 1;
                     compio::time::sleep(Duration::from_millis(RETRY_BACKOFF_MS)).await;
                 }
-                found => break found?,
+                found => return found,
             }
-        };
-        self.node_connection(node_id, &address).await
+        }
     }
 
     async fn find_coordinator(&mut self, group: &str) -> Result<(i32, String)> {
