@@ -97,6 +97,10 @@ pub struct Config {
     pub group_initial_rebalance_delay_ms: u64,
     pub group_min_session_timeout_ms: i32,
     pub group_max_session_timeout_ms: i32,
+    /// `offsets.retention.minutes`: committed offsets expire after this (Kafka's rules).
+    pub offsets_retention_minutes: i64,
+    /// `offsets.retention.check.interval.ms`: how often expired offsets are removed.
+    pub offsets_retention_check_interval_ms: u64,
     /// `log.retention.ms` / `.minutes` / `.hours` (ms wins, then minutes); -1 = forever.
     pub log_retention_ms: Option<i64>,
     pub log_retention_minutes: Option<i64>,
@@ -142,6 +146,8 @@ impl Default for Config {
             group_initial_rebalance_delay_ms: 3000,
             group_min_session_timeout_ms: 6000,
             group_max_session_timeout_ms: 1_800_000,
+            offsets_retention_minutes: 10_080,
+            offsets_retention_check_interval_ms: 600_000,
             log_retention_ms: None,
             log_retention_minutes: None,
             log_retention_hours: LOG_RETENTION_MS_DEFAULT / 3_600_000,
@@ -215,7 +221,9 @@ impl Config {
         let mut warnings = Vec::new();
         let mut seen_unknown = BTreeMap::new();
         for (key, value) in pairs {
-            let known = config.apply(key, value)? || config.apply_log(key, value)?;
+            let known = config.apply(key, value)?
+                || config.apply_log(key, value)?
+                || config.apply_group(key, value)?;
             if known {
                 config.keys_set.insert(key.clone());
             }
@@ -271,6 +279,28 @@ impl Config {
                 self.log_flush_offset_checkpoint_interval_ms =
                     parse_int(key, value, 1, i32::MAX as i64)? as u64
             }
+            "metrics.listener" => {
+                let expected = "host:port, e.g. 127.0.0.1:9644 (port 0 picks a free port)";
+                let addr = value.to_socket_addrs().ok().and_then(|mut a| a.next());
+                self.metrics_listener =
+                    Some(addr.ok_or_else(|| ConfigError::new(key, value, expected))?);
+            }
+            "num.shards" => {
+                self.num_shards = Some(parse_int(key, value, 1, NUM_SHARDS_MAX as i64)? as usize)
+            }
+            "fetch.transfer.method" => {
+                self.fetch_transfer_method = TransferMethod::parse(value)
+                    .ok_or_else(|| ConfigError::new(key, value, "splice or sendfile"))?
+            }
+            _ if KEYS_IGNORED.contains(&key) => {}
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// The group coordinator's keys; false for an unknown key.
+    fn apply_group(&mut self, key: &str, value: &str) -> Result<bool, ConfigError> {
+        match key {
             "offsets.topic.num.partitions" => {
                 self.offsets_topic_num_partitions = parse_int(key, value, 1, 100_000)? as i32
             }
@@ -290,20 +320,13 @@ impl Config {
                 self.group_max_session_timeout_ms =
                     parse_int(key, value, 0, i32::MAX as i64)? as i32
             }
-            "metrics.listener" => {
-                let expected = "host:port, e.g. 127.0.0.1:9644 (port 0 picks a free port)";
-                let addr = value.to_socket_addrs().ok().and_then(|mut a| a.next());
-                self.metrics_listener =
-                    Some(addr.ok_or_else(|| ConfigError::new(key, value, expected))?);
+            "offsets.retention.minutes" => {
+                self.offsets_retention_minutes = parse_int(key, value, 1, i32::MAX as i64)?
             }
-            "num.shards" => {
-                self.num_shards = Some(parse_int(key, value, 1, NUM_SHARDS_MAX as i64)? as usize)
+            "offsets.retention.check.interval.ms" => {
+                self.offsets_retention_check_interval_ms =
+                    parse_int(key, value, 1, i32::MAX as i64)? as u64
             }
-            "fetch.transfer.method" => {
-                self.fetch_transfer_method = TransferMethod::parse(value)
-                    .ok_or_else(|| ConfigError::new(key, value, "splice or sendfile"))?
-            }
-            _ if KEYS_IGNORED.contains(&key) => {}
             _ => return Ok(false),
         }
         Ok(true)

@@ -71,6 +71,7 @@ async fn load_and_checkpoint(shard: Rc<Shard>) {
         }
     }
     c.loaded.set(true);
+    compio::runtime::spawn(super::expire::run(shard.clone(), c.clone())).detach();
     tracing::debug!(
         shard = shard.id,
         partitions = owned.len(),
@@ -247,6 +248,10 @@ fn restore_group(group: &mut Group, g: super::store::StoredGroup, c: &Coordinato
         GroupState::Stable
     };
     group.transition(state);
+    // An empty group's offsets expire counting from when it became empty (stored).
+    if state == GroupState::Empty && g.state_timestamp > 0 {
+        group.state_timestamp = g.state_timestamp;
+    }
 }
 
 async fn checkpoint_round(

@@ -6,6 +6,7 @@
 //! on another shard crosses the owner's bounded inbox as `ShardMsg::Group`.
 
 pub mod coordinator;
+pub mod expire;
 pub mod load;
 pub mod offsets;
 pub mod state;

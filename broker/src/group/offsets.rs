@@ -7,7 +7,7 @@ use kafka_protocol::error::ResponseError;
 
 use super::coordinator::{check_member, code, deadline_ms, Coordinator, NONE};
 use super::state::{Group, GroupState};
-use super::store::{encode_key, encode_offset, StoredKey, StoredOffset};
+use super::store::{encode_key, encode_offset, tombstones, StoredKey, StoredOffset};
 use super::{persist, CommitArgs, DescribedGroupOut, ListedGroupOut};
 use crate::shard::Shard;
 
@@ -180,25 +180,7 @@ impl Coordinator {
             if !group.is_empty() || group.state != GroupState::Empty {
                 return code(ResponseError::NonEmptyGroup);
             }
-            let mut records: Vec<_> = group
-                .offsets
-                .keys()
-                .map(|(topic, partition)| {
-                    let key = StoredKey::Offset {
-                        group: id.to_string(),
-                        topic: topic.clone(),
-                        partition: *partition,
-                    };
-                    (encode_key(&key), None)
-                })
-                .collect();
-            records.push((
-                encode_key(&StoredKey::Group {
-                    group: id.to_string(),
-                }),
-                None,
-            ));
-            records
+            tombstones(id, group.offsets.keys(), true)
         };
         self.inflight.set(self.inflight.get() + 1);
         let stored = persist(shard, id, records).await;

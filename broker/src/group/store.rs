@@ -89,6 +89,32 @@ fn put_bytes(out: &mut BytesMut, b: &[u8]) {
     out.put_slice(b);
 }
 
+/// Tombstones (key, no value) for `group`'s offsets of `partitions`, then for the group's
+/// metadata too when `group_too`.
+pub fn tombstones<'a>(
+    group: &str,
+    partitions: impl Iterator<Item = &'a (String, i32)>,
+    group_too: bool,
+) -> Vec<(Bytes, Option<Bytes>)> {
+    let mut records: Vec<(Bytes, Option<Bytes>)> = partitions
+        .map(|(topic, partition)| {
+            let key = StoredKey::Offset {
+                group: group.to_string(),
+                topic: topic.clone(),
+                partition: *partition,
+            };
+            (encode_key(&key), None)
+        })
+        .collect();
+    if group_too {
+        let key = StoredKey::Group {
+            group: group.to_string(),
+        };
+        records.push((encode_key(&key), None));
+    }
+    records
+}
+
 pub fn encode_key(key: &StoredKey) -> Bytes {
     let mut out = BytesMut::new();
     match key {

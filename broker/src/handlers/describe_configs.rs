@@ -225,6 +225,16 @@ fn retention_values(c: &Config) -> Vec<(&'static str, String, i8)> {
             TYPE_INT,
         ),
         (
+            "offsets.retention.minutes",
+            c.offsets_retention_minutes.to_string(),
+            TYPE_INT,
+        ),
+        (
+            "offsets.retention.check.interval.ms",
+            c.offsets_retention_check_interval_ms.to_string(),
+            TYPE_LONG,
+        ),
+        (
             "group.initial.rebalance.delay.ms",
             c.group_initial_rebalance_delay_ms.to_string(),
             TYPE_INT,
