@@ -124,6 +124,11 @@ impl Appender {
         }
     }
 
+    /// Whether an append can be queued now without waiting.
+    pub fn has_room(&self) -> bool {
+        !self.tx.is_full()
+    }
+
     /// No new appends are accepted; `run` finishes what is queued and returns.
     pub fn close(&self) {
         self.tx.close();

@@ -44,6 +44,34 @@ enum Out {
 /// them are queued for appending at once, so a client's `max.in.flight` requests share a
 /// group commit instead of waiting for each other's round trips.
 pub const CONNECTION_REQUESTS_IN_FLIGHT_MAX: usize = 16;
+/// How long a blocking send into a connection's socket may make no progress (`SO_SNDTIMEO`):
+/// record ranges are sent by blocking splice/sendfile on worker threads, and a consumer that
+/// stops reading must not hold a worker forever. The send then fails and the connection
+/// closes. (io_uring's own sends are non-blocking and unaffected.)
+pub const SOCKET_SEND_STALL_MS: u64 = 30_000;
+
+fn set_send_timeout(stream: &TcpStream, ms: u64) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let timeout = libc::timeval {
+        tv_sec: (ms / 1000) as libc::time_t,
+        tv_usec: ((ms % 1000) * 1000) as libc::suseconds_t,
+    };
+    // SAFETY: setsockopt(2) reads `size_of::<timeval>()` bytes from `timeout`, which lives
+    // for the call; the descriptor is the connection's open socket.
+    let rc = unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_SNDTIMEO,
+            (&timeout as *const libc::timeval).cast(),
+            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+        )
+    };
+    match rc {
+        0 => Ok(()),
+        _ => Err(std::io::Error::last_os_error()),
+    }
+}
 
 /// An answer being prepared; the writer awaits them in request order.
 type Pending = Pin<Box<dyn Future<Output = Result<Option<Out>, String>>>>;
@@ -82,6 +110,9 @@ impl ConnState {
 pub async fn serve_connection(shard: Rc<Shard>, stream: TcpStream, peer: SocketAddr) {
     shard.wait_ready().await;
     let _ = stream.set_nodelay(true);
+    if let Err(e) = set_send_timeout(&stream, SOCKET_SEND_STALL_MS) {
+        tracing::warn!(%peer, "SO_SNDTIMEO not set: {e}");
+    }
     let (mut read_half, write_half) = stream.into_split();
     let (tx, rx) = async_channel::bounded::<(Pending, bool)>(CONNECTION_REQUESTS_IN_FLIGHT_MAX);
     let state = Rc::new(ConnState::default());
@@ -380,5 +411,44 @@ async fn dispatch_group(
         )),
         // decode_request only passes APIs in handlers::SUPPORTED.
         _ => Reply::Close("request for an API this broker does not serve".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::AsRawFd;
+
+    use super::*;
+
+    /// The send stall bound lands on the socket as SO_SNDTIMEO.
+    #[test]
+    fn connections_get_the_send_timeout() {
+        compio::runtime::Runtime::new().unwrap().block_on(async {
+            let listener = compio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let client = std::thread::spawn(move || std::net::TcpStream::connect(addr).unwrap());
+            let (stream, _) = listener.accept().await.unwrap();
+            set_send_timeout(&stream, SOCKET_SEND_STALL_MS).unwrap();
+            let mut got = libc::timeval {
+                tv_sec: 0,
+                tv_usec: 0,
+            };
+            let mut len = std::mem::size_of::<libc::timeval>() as libc::socklen_t;
+            // SAFETY: getsockopt(2) writes at most `len` bytes into `got`, which lives for
+            // the call; the descriptor is the accepted socket.
+            let rc = unsafe {
+                libc::getsockopt(
+                    stream.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    libc::SO_SNDTIMEO,
+                    (&mut got as *mut libc::timeval).cast(),
+                    &mut len,
+                )
+            };
+            assert_eq!(rc, 0);
+            let ms = got.tv_sec as u64 * 1000 + got.tv_usec as u64 / 1000;
+            assert_eq!(ms, SOCKET_SEND_STALL_MS);
+            drop(client.join().unwrap());
+        });
     }
 }

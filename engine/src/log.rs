@@ -304,7 +304,7 @@ impl PartitionLog {
     }
 
     /// `create`, with `extra` writing files of the caller's (a topic's config) into the new
-    /// directory before it appears: the directory is built as `<name>-create`
+    /// directory before it appears: the directory is built as `<hash of name>-create`
     /// (`CREATE_DIR_SUFFIX`, skipped and removed by the startup scan), fsynced, then renamed
     /// into place, so a crash leaves either no partition or one with all its files.
     pub fn create_with(
@@ -332,7 +332,9 @@ impl PartitionLog {
             let e = io::Error::from(io::ErrorKind::AlreadyExists);
             return Err(with_path(&dir)(e));
         }
-        let staging = log_dir.join(format!("{name}{CREATE_DIR_SUFFIX}"));
+        // A short fixed-length name: `<name>-create` could pass NAME_MAX for the longest
+        // legal topic names (249 bytes plus the partition).
+        let staging = log_dir.join(format!("{:016x}{CREATE_DIR_SUFFIX}", fnv1a64(&name)));
         if staging.exists() {
             fs::remove_dir_all(&staging).map_err(with_path(&staging))?;
         }
@@ -707,6 +709,13 @@ fn delete_segments(dir: &Path, bases: &[i64]) -> io::Result<u64> {
 
 /// Writes Kafka's `partition.metadata` ("version: 0\ntopic_id: <id>\n") through a
 /// temporary file, fsynced and renamed into place.
+/// FNV-1a, 64 bits: names a partition's staging directory.
+fn fnv1a64(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
 fn write_partition_metadata(dir: &Path, topic_id: TopicId) -> io::Result<()> {
     let path = dir.join(PARTITION_METADATA_FILE);
     let tmp = dir.join(format!("{PARTITION_METADATA_FILE}.tmp"));

@@ -100,11 +100,8 @@ fn create_with_builds_the_directory_before_it_appears() {
     let dir = tempfile::tempdir().unwrap();
     let id = TopicId(uuid::Uuid::from_u128(7));
     let extra = |staging: &Path| {
-        assert!(
-            staging.ends_with("orders-3-create"),
-            "{}",
-            staging.display()
-        );
+        let name = staging.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(name.ends_with("-create") && name.len() == 23, "{name}");
         assert!(
             !staging.with_file_name("orders-3").exists(),
             "not visible yet"
@@ -127,7 +124,12 @@ fn create_with_builds_the_directory_before_it_appears() {
         b"retention.ms=5\n"
     );
     assert!(pdir.join("partition.metadata").exists());
-    assert!(!dir.path().join("orders-3-create").exists());
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n.to_string_lossy().ends_with("-create"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
     let again = PartitionLog::create(dir.path(), "orders", 3, id, LogConfig::default(), files());
     let Err(err) = again else {
         panic!("a second creation of orders-3 succeeded");
@@ -138,6 +140,26 @@ fn create_with_builds_the_directory_before_it_appears() {
         "the first one is untouched"
     );
     log.close().unwrap();
+}
+
+/// The longest legal topic name (249 bytes) still gets its partitions.
+#[test]
+fn the_longest_topic_names_can_be_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let topic = "t".repeat(249);
+    let id = TopicId(uuid::Uuid::from_u128(8));
+    for partition in [0, 99] {
+        let log = PartitionLog::create(
+            dir.path(),
+            &topic,
+            partition,
+            id,
+            LogConfig::default(),
+            files(),
+        )
+        .unwrap();
+        log.close().unwrap();
+    }
 }
 
 #[test]

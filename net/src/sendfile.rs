@@ -19,8 +19,10 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 pub const SENDFILE_WORKERS: usize = 2;
 /// Ranges queued for a shard's workers at most (senders wait beyond it).
 pub const SENDFILE_QUEUE_MAX: usize = 64;
-/// How long a worker waits for a full socket to take more bytes before it gives up on the
-/// connection (a consumer that stopped reading must not hold a worker forever).
+/// How long a worker waits for a full non-blocking socket to take more bytes before it gives
+/// up on the connection. The broker's sockets are blocking with `SO_SNDTIMEO` set (the
+/// connection's send stall bound), so there `sendfile` itself returns `EAGAIN` after that
+/// long without progress, and this wait bounds the retry.
 pub const SENDFILE_STALL_MS: u16 = 30_000;
 /// Bytes handed to one `sendfile` call at most (Linux caps a call near 2 GiB anyway).
 const SENDFILE_CALL_MAX: usize = 1 << 30;

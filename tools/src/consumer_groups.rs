@@ -61,16 +61,16 @@ pub struct GroupsArgs {
     all_groups: bool,
     /// With --describe: committed offsets, log end offsets and lag (what --describe prints
     /// without --members or --state).
-    #[arg(long, conflicts_with_all = ["members", "state"])]
+    #[arg(long, conflicts_with_all = ["members", "state"], requires = "describe")]
     offsets: bool,
     /// With --describe: each member and how many partitions it holds.
-    #[arg(long, conflicts_with = "state")]
+    #[arg(long, conflicts_with = "state", requires = "describe")]
     members: bool,
     /// With --describe: the group's coordinator, assignor, state and member count.
-    #[arg(long)]
+    #[arg(long, requires = "describe")]
     state: bool,
     /// With --describe --members: each member's partitions too.
-    #[arg(long)]
+    #[arg(long, requires = "members")]
     verbose: bool,
     /// With --reset-offsets: TOPIC, or TOPIC:P,P,... for some partitions.
     #[arg(long, value_name = "TOPIC[:PARTITIONS]", conflicts_with = "all_topics")]
@@ -93,8 +93,8 @@ pub struct GroupsArgs {
     /// Move the committed offset by N (negative: back).
     #[arg(long, value_name = "N", allow_hyphen_values = true)]
     shift_by: Option<i64>,
-    /// Reset to the first offset at or after this time: 'YYYY-MM-DDTHH:mm:SS.sss' (local
-    /// time unless followed by Z or an offset like +02:00).
+    /// Reset to the first offset at or after this time: 'YYYY-MM-DDTHH:mm:SS.sss' (UTC
+    /// unless followed by an offset like +02:00).
     #[arg(long, value_name = "DATETIME")]
     to_datetime: Option<String>,
     /// Reset to the first offset at or after now minus this ISO-8601 duration ('PnDTnHnMnS').
@@ -133,14 +133,28 @@ pub async fn run(args: GroupsArgs) -> Result<()> {
     if args.delete {
         return delete(&mut client, &groups).await;
     }
+    let mut failed = 0;
     for group in &groups {
-        if args.describe {
-            describe(&mut client, group, &args).await?;
-        } else {
-            reset_offsets(&mut client, group, &args).await?;
+        let done = match args.describe {
+            true => describe(&mut client, group, &args).await,
+            false => reset_offsets(&mut client, group, &args).await,
+        };
+        match done {
+            // One group's trouble does not stop the others (as Kafka's tool).
+            Err(e) if args.all_groups => {
+                eprintln!("\n{e}");
+                failed += 1;
+            }
+            other => other?,
         }
     }
-    Ok(())
+    match failed {
+        0 => Ok(()),
+        n => Err(ToolError::new(format!(
+            "{n} of {} groups could not be handled (see above)",
+            groups.len()
+        ))),
+    }
 }
 
 /// One line of the `--describe` table; `None` prints as `-`.
@@ -448,7 +462,8 @@ async fn new_offset(
         ResetTo::Earliest => return Ok(earliest),
         ResetTo::Latest => return Ok(latest),
         ResetTo::Offset(n) => n,
-        ResetTo::Current => committed.unwrap_or(latest),
+        // Kafka does not clamp the current offset.
+        ResetTo::Current => return Ok(committed.unwrap_or(latest)),
         ResetTo::ShiftBy(n) => committed
             .ok_or_else(|| {
                 ToolError::new(format!(
@@ -461,7 +476,14 @@ async fn new_offset(
             let found = client
                 .list_offsets(topic, partition, OffsetSpec::Timestamp(ms))
                 .await?;
-            return Ok(if found < 0 { latest } else { found });
+            if found < 0 {
+                eprintln!(
+                    "WARN: Partition {partition} from topic {topic} is empty. Falling back to \
+                     latest known offset."
+                );
+                return Ok(latest);
+            }
+            return Ok(found);
         }
     };
     Ok(clamp_offset(wanted, (earliest, latest), (topic, partition)))

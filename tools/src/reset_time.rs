@@ -1,6 +1,7 @@
 //! The times `consumer-groups --reset-offsets` accepts, as kafka-consumer-groups does:
 //! `--to-datetime 'YYYY-MM-DDTHH:mm:SS.sss'` (an optional `Z` or `±HH:MM` zone; without one,
-//! the local time zone) and `--by-duration 'PnDTnHnMnS'` (ISO-8601, back from now).
+//! UTC, as Kafka's `Utils.getDateTime` appends `Z`) and `--by-duration 'PnDTnHnMnS'`
+//! (ISO-8601, back from now).
 
 use crate::error::{Result, ToolError};
 
@@ -51,8 +52,7 @@ pub fn parse_datetime(text: &str) -> Result<i64> {
         second,
     };
     let seconds = match zone {
-        "" => local_to_epoch(&civil).ok_or_else(bad)?,
-        "Z" => civil.utc_seconds(),
+        "" | "Z" => civil.utc_seconds(),
         offset => civil.utc_seconds() - zone_offset_seconds(offset).ok_or_else(bad)?,
     };
     Ok(seconds * MS_PER_SECOND + millis)
@@ -71,7 +71,11 @@ pub fn parse_duration(text: &str) -> Result<i64> {
     let mut total = 0i64;
     if !days.is_empty() {
         let n = days.strip_suffix('D').ok_or_else(bad)?;
-        total += n.parse::<i64>().map_err(|_| bad())? * MS_PER_DAY;
+        let ms = n
+            .parse::<i64>()
+            .ok()
+            .and_then(|d| d.checked_mul(MS_PER_DAY));
+        total = ms.ok_or_else(bad)?;
     }
     let mut number = String::new();
     for c in time.chars() {
@@ -86,7 +90,11 @@ pub fn parse_duration(text: &str) -> Result<i64> {
             _ => return Err(bad()),
         };
         let value: f64 = number.parse().map_err(|_| bad())?;
-        total += (value * unit as f64).round() as i64;
+        let ms = value * unit as f64;
+        if !ms.is_finite() || ms >= i64::MAX as f64 {
+            return Err(bad());
+        }
+        total = total.checked_add(ms.round() as i64).ok_or_else(bad)?;
         number.clear();
     }
     let empty = days.is_empty() && time.is_empty();
@@ -170,22 +178,6 @@ impl Civil {
     }
 }
 
-/// Seconds since the epoch of a local wall-clock time (the process's time zone, `TZ`).
-fn local_to_epoch(civil: &Civil) -> Option<i64> {
-    // SAFETY: an all-zero `tm` is a valid value of this plain C struct (null `tm_zone`).
-    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-    tm.tm_year = i32::try_from(civil.year - 1900).ok()?;
-    tm.tm_mon = (civil.month - 1) as i32;
-    tm.tm_mday = civil.day as i32;
-    tm.tm_hour = civil.hour as i32;
-    tm.tm_min = civil.minute as i32;
-    tm.tm_sec = civil.second as i32;
-    tm.tm_isdst = -1;
-    // SAFETY: mktime(3) reads and normalises the `tm` we own for the duration of the call.
-    let t = unsafe { libc::mktime(&mut tm) };
-    (t != -1).then_some(t)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -223,12 +215,11 @@ mod tests {
     }
 
     #[test]
-    fn a_datetime_without_zone_is_local_time() {
-        let local = parse_datetime("2026-06-01T12:00:00").unwrap();
-        let utc = parse_datetime("2026-06-01T12:00:00Z").unwrap();
-        // Whatever TZ says, the difference is a whole zone offset within ±14 h.
-        assert_eq!((local - utc) % (15 * MS_PER_MINUTE), 0);
-        assert!((local - utc).abs() <= 14 * MS_PER_HOUR);
+    fn a_datetime_without_zone_is_utc() {
+        assert_eq!(
+            parse_datetime("2026-06-01T12:00:00.000").unwrap(),
+            parse_datetime("2026-06-01T12:00:00.000Z").unwrap()
+        );
     }
 
     #[test]
@@ -240,7 +231,18 @@ mod tests {
         );
         assert_eq!(parse_duration("P2D").unwrap(), 2 * MS_PER_DAY);
         assert_eq!(parse_duration("PT0S").unwrap(), 0);
-        for bad in ["", "P", "PT", "15M", "PT15", "P1H", "PT1X", "P1DT"] {
+        for bad in [
+            "",
+            "P",
+            "PT",
+            "15M",
+            "PT15",
+            "P1H",
+            "PT1X",
+            "P1DT",
+            "P200000000000D",
+            "PT99999999999999999999H",
+        ] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
     }

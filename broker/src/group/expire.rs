@@ -16,7 +16,7 @@ use std::time::Duration;
 use super::coordinator::Coordinator;
 use super::state::{now_ms, Group, GroupState};
 use super::store::{tombstones, StoredOffset};
-use super::{persist, subscribed_topics, OFFSETS_APPEND_RECORDS_MAX};
+use super::{known_subscriptions, persist, OFFSETS_APPEND_RECORDS_MAX};
 use crate::shard::Shard;
 
 /// Groups cleaned in one round at most (the rest wait for the next round).
@@ -38,10 +38,13 @@ pub fn expired_offsets(group: &Group, now: i64, retention_ms: i64) -> Vec<(Strin
     match (group.protocol_type.as_deref(), group.state) {
         (None, _) => keys(&|_, o| old(o.commit_timestamp)),
         (Some(_), GroupState::Empty) if old(group.state_timestamp) => keys(&|_, _| true),
-        (Some("consumer"), GroupState::Stable) => {
-            let subscribed = subscribed_topics(group);
-            keys(&|(topic, _), o| !subscribed.contains(topic) && old(o.commit_timestamp))
-        }
+        (Some("consumer"), GroupState::Stable) => match known_subscriptions(group) {
+            Some(subscribed) => {
+                keys(&|(topic, _), o| !subscribed.contains(topic) && old(o.commit_timestamp))
+            }
+            // Kafka too expires nothing while the subscriptions are unknown.
+            None => Vec::new(),
+        },
         _ => Vec::new(),
     }
 }
@@ -75,7 +78,9 @@ pub async fn expire_round(shard: &Rc<Shard>, c: &Rc<Coordinator>, retention_ms: 
     let ids: Vec<String> = c.groups.borrow().keys().cloned().collect();
     let (mut offsets, mut groups) = (0usize, 0usize);
     for id in ids.into_iter().take(EXPIRE_GROUPS_PER_ROUND_MAX) {
-        if !quiet(c).await {
+        // Quiet, and room in the append queue: the tombstones below are queued without
+        // waiting, so no commit can be queued between this decision and them.
+        if !quiet(c).await || !shard.appender.has_room() {
             tracing::debug!(
                 shard = shard.id,
                 "offsets appends in flight; expiry postponed"
@@ -106,6 +111,13 @@ pub async fn expire_round(shard: &Rc<Shard>, c: &Rc<Coordinator>, retention_ms: 
         if ends && group_ends(group, 0) {
             all.remove(&id);
             groups += 1;
+        } else if ends && group.state == GroupState::Empty && group.is_empty() {
+            // A commit landed after the group's tombstone: the log now holds a group with
+            // offsets and no metadata, so memory forgets the metadata too.
+            group.protocol_type = None;
+            group.protocol = None;
+            group.leader = None;
+            group.generation = 0;
         }
     }
     if offsets + groups > 0 {

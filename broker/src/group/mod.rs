@@ -277,23 +277,41 @@ pub async fn persist(
     Ok(())
 }
 
-/// The topics the group's members subscribe to (consumer protocol only).
+/// The topics the group's members subscribe to (consumer protocol only; members whose
+/// subscription does not decode are skipped).
 pub fn subscribed_topics(group: &Group) -> HashSet<String> {
+    subscriptions(group).0
+}
+
+/// The topics the group's members subscribe to, or `None` unless every member's
+/// subscription decodes (a consumer group's offsets expire by topic only when all are known).
+pub fn known_subscriptions(group: &Group) -> Option<HashSet<String>> {
+    match subscriptions(group) {
+        (topics, true) if group.protocol_type.as_deref() == Some("consumer") => Some(topics),
+        _ => None,
+    }
+}
+
+/// (decoded topics, whether every member's subscription decoded).
+fn subscriptions(group: &Group) -> (HashSet<String>, bool) {
     if group.protocol_type.as_deref() != Some("consumer") {
-        return HashSet::new();
+        return (HashSet::new(), true);
     }
     let protocol = group.protocol.clone().unwrap_or_default();
     let mut topics = HashSet::new();
+    let mut all = true;
     for m in group.members.values() {
         let mut meta = m.metadata(&protocol);
         if meta.len() < 2 {
+            all = false;
             continue;
         }
         let version = i16::from_be_bytes([meta[0], meta[1]]);
         bytes::Buf::advance(&mut meta, 2);
-        if let Ok(s) = ConsumerProtocolSubscription::decode(&mut meta, version.clamp(0, 3)) {
-            topics.extend(s.topics.iter().map(|t| t.to_string()));
+        match ConsumerProtocolSubscription::decode(&mut meta, version.clamp(0, 3)) {
+            Ok(s) => topics.extend(s.topics.iter().map(|t| t.to_string())),
+            Err(_) => all = false,
         }
     }
-    topics
+    (topics, all)
 }

@@ -60,26 +60,31 @@ pub fn state(description: &GroupDescription, coordinator: &str) -> String {
     )
 }
 
-/// `--describe --members [--verbose]`: one line per member.
+/// `--describe --members [--verbose]`: one line per member (with Kafka's
+/// GROUP-INSTANCE-ID column when a member is static).
 pub fn members(description: &GroupDescription, verbose: bool) -> String {
+    let statics = description
+        .members
+        .iter()
+        .any(|m| m.group_instance_id.is_some());
     let mut rows: Vec<Vec<String>> = description
         .members
         .iter()
         .map(|m| {
             let held: usize = m.assignment.values().map(Vec::len).sum();
-            let mut row = vec![
-                description.group_id.clone(),
-                m.member_id.clone(),
-                m.client_host.clone(),
-                m.client_id.clone(),
-                held.to_string(),
-            ];
+            let mut row = vec![description.group_id.clone(), m.member_id.clone()];
+            if statics {
+                row.push(m.group_instance_id.clone().unwrap_or_else(|| "-".into()));
+            }
+            row.extend([m.client_host.clone(), m.client_id.clone(), held.to_string()]);
             if verbose {
                 let assignment: Vec<String> = m
                     .assignment
                     .iter()
                     .map(|(topic, partitions)| {
-                        let list: Vec<String> = partitions.iter().map(i32::to_string).collect();
+                        let mut sorted = partitions.clone();
+                        sorted.sort_unstable();
+                        let list: Vec<String> = sorted.iter().map(i32::to_string).collect();
                         format!("{topic}({})", list.join(","))
                     })
                     .collect();
@@ -92,11 +97,17 @@ pub fn members(description: &GroupDescription, verbose: bool) -> String {
         })
         .collect();
     rows.sort();
-    let mut header = vec!["GROUP", "CONSUMER-ID", "HOST", "CLIENT-ID", "#PARTITIONS"];
-    let mut minimum = vec![15, 15, 15, 15, 0];
+    let mut header = vec!["GROUP", "CONSUMER-ID"];
+    let mut minimum = vec![15, 15];
+    if statics {
+        header.push("GROUP-INSTANCE-ID");
+        minimum.push(17);
+    }
+    header.extend(["HOST", "CLIENT-ID", "#PARTITIONS"]);
+    minimum.extend([15, 15, 0]);
     if verbose {
         header.push("ASSIGNMENT");
-        minimum[4] = 15;
+        *minimum.last_mut().expect("#PARTITIONS") = 15;
         minimum.push(0);
     }
     if rows.is_empty() {
@@ -163,5 +174,24 @@ mod tests {
             "{verbose}"
         );
         assert!(verbose.contains("audit(0),orders(0,1)"), "{verbose}");
+    }
+
+    #[test]
+    fn static_members_get_their_column() {
+        let mut g = group();
+        g.members[0].group_instance_id = Some("box-2".into());
+        let table = members(&g, false);
+        assert!(
+            table.contains("CONSUMER-ID     GROUP-INSTANCE-ID HOST"),
+            "{table}"
+        );
+        assert!(
+            table.contains("m-2             box-2             /127.0.0.1"),
+            "{table}"
+        );
+        assert!(
+            table.contains("m-1             -                 /127.0.0.1"),
+            "{table}"
+        );
     }
 }
