@@ -191,7 +191,10 @@ pub fn scan_partition_dirs(dir: &Path) -> io::Result<Vec<(String, i32, PathBuf)>
         }
         if name.ends_with(CREATE_DIR_SUFFIX) {
             tracing::info!(path = %path.display(), "removing a partition dir whose creation was interrupted");
-            fs::remove_dir_all(&path)?;
+            if let Err(e) = fs::remove_dir_all(&path) {
+                // Never a partition: leaving it costs only disk space.
+                tracing::warn!(path = %path.display(), "could not remove it: {e}");
+            }
             continue;
         }
         match parse_partition_dir_name(name) {

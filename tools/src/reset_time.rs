@@ -66,7 +66,9 @@ pub fn parse_duration(text: &str) -> Result<i64> {
              PT30.5S"
         ))
     };
-    let body = text.strip_prefix('P').ok_or_else(bad)?;
+    // Java's Duration.parse also takes lower case and a comma as the decimal separator.
+    let normalized = text.to_ascii_uppercase().replace(',', ".");
+    let body = normalized.strip_prefix('P').ok_or_else(bad)?;
     let (days, time) = body.split_once('T').unwrap_or((body, ""));
     let mut total = 0i64;
     if !days.is_empty() {
@@ -231,6 +233,7 @@ mod tests {
         );
         assert_eq!(parse_duration("P2D").unwrap(), 2 * MS_PER_DAY);
         assert_eq!(parse_duration("PT0S").unwrap(), 0);
+        assert_eq!(parse_duration("pt1,5s").unwrap(), 1500);
         for bad in [
             "",
             "P",
