@@ -76,19 +76,7 @@ impl ClusterMetadata {
 /// The shard that owns `topic`-`partition`: a stable hash, so a restart with the same shard
 /// count puts every partition back where it was.
 pub fn owner_shard(topic: &str, partition: i32, shards: usize) -> usize {
-    // FNV-1a: stable across Rust versions, unlike `DefaultHasher`.
-    struct Fnv(u64);
-    impl Hasher for Fnv {
-        fn finish(&self) -> u64 {
-            self.0
-        }
-        fn write(&mut self, bytes: &[u8]) {
-            for b in bytes {
-                self.0 = (self.0 ^ *b as u64).wrapping_mul(0x100_0000_01b3);
-            }
-        }
-    }
-    let mut h = Fnv(0xcbf2_9ce4_8422_2325);
+    let mut h = sluice_engine::hash::Fnv1a::default();
     topic.hash(&mut h);
     partition.hash(&mut h);
     (h.finish() % shards as u64) as usize

@@ -12,6 +12,7 @@
 pub mod batch;
 pub mod checkpoint;
 pub mod file_cache;
+pub mod hash;
 pub mod ids;
 pub mod index;
 pub mod io;

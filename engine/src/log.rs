@@ -334,7 +334,10 @@ impl PartitionLog {
         }
         // A short fixed-length name: `<name>-create` could pass NAME_MAX for the longest
         // legal topic names (249 bytes plus the partition).
-        let staging = log_dir.join(format!("{:016x}{CREATE_DIR_SUFFIX}", fnv1a64(&name)));
+        let staging = log_dir.join(format!(
+            "{:016x}{CREATE_DIR_SUFFIX}",
+            crate::hash::fnv1a64(name.as_bytes())
+        ));
         if staging.exists() {
             fs::remove_dir_all(&staging).map_err(with_path(&staging))?;
         }
@@ -709,13 +712,6 @@ fn delete_segments(dir: &Path, bases: &[i64]) -> io::Result<u64> {
 
 /// Writes Kafka's `partition.metadata` ("version: 0\ntopic_id: <id>\n") through a
 /// temporary file, fsynced and renamed into place.
-/// FNV-1a, 64 bits: names a partition's staging directory.
-fn fnv1a64(text: &str) -> u64 {
-    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
-}
-
 fn write_partition_metadata(dir: &Path, topic_id: TopicId) -> io::Result<()> {
     let path = dir.join(PARTITION_METADATA_FILE);
     let tmp = dir.join(format!("{PARTITION_METADATA_FILE}.tmp"));

@@ -8,7 +8,7 @@
 //! connection that queued it is dropped mid-transfer.
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::thread::JoinHandle;
 
 use futures_channel::oneshot;
@@ -72,15 +72,15 @@ impl SendfileWorkers {
     /// comes up short (the file was truncated) is an `UnexpectedEof` error.
     pub async fn send(
         &self,
-        socket: RawFd,
-        file: RawFd,
+        socket: BorrowedFd<'_>,
+        file: BorrowedFd<'_>,
         position: u64,
         len: usize,
     ) -> io::Result<()> {
         let (done, result) = oneshot::channel();
         let job = Job {
-            socket: dup(socket)?,
-            file: dup(file)?,
+            socket: socket.try_clone_to_owned()?,
+            file: file.try_clone_to_owned()?,
             position,
             len,
             done,
@@ -93,18 +93,6 @@ impl SendfileWorkers {
             .await
             .unwrap_or_else(|_| Err(io::Error::other("a sendfile worker stopped")))
     }
-}
-
-fn dup(fd: RawFd) -> io::Result<OwnedFd> {
-    // SAFETY: the caller's descriptor is open for the duration of this call (it is borrowed
-    // from a live socket or segment file); `dup` only reads it.
-    let new = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
-    if new < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `new` is a fresh descriptor returned by fcntl(F_DUPFD_CLOEXEC), owned by no one
-    // else.
-    Ok(unsafe { OwnedFd::from_raw_fd(new) })
 }
 
 /// Widens the calling thread's CPU affinity to the main thread's (the process's CPUs).

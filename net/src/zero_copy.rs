@@ -10,7 +10,7 @@
 use std::cell::RefCell;
 use std::fs::File;
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 
 use bytes::Bytes;
 use compio::driver::SharedFd;
@@ -67,17 +67,12 @@ impl RangeSender {
         }
     }
 
-    pub fn idle_pipes(&self) -> usize {
-        self.pipes.idle_pipes()
-    }
-
     async fn send(&self, stream: &TcpStream, range: FileRange, len: usize) -> io::Result<()> {
         match &self.sendfile {
             None => splice_range(stream, range, len, &self.pipes).await,
             Some(workers) => {
-                let file = range.file.as_raw_fd();
                 workers
-                    .send(stream.as_raw_fd(), file, range.position, len)
+                    .send(stream.as_fd(), range.file.as_fd(), range.position, len)
                     .await
             }
         }
@@ -131,10 +126,6 @@ impl PipePool {
         if idle.len() < PIPES_POOLED_MAX {
             idle.push(pipe);
         }
-    }
-
-    pub fn idle_pipes(&self) -> usize {
-        self.idle.borrow().len()
     }
 }
 

@@ -207,15 +207,18 @@ async fn describe(client: &mut Client, group: &str, args: &GroupsArgs) -> Result
     Ok(())
 }
 
+/// The offset committed for `topic`-`partition`, if any.
+fn committed_offset(committed: &[CommittedOffset], topic: &str, partition: i32) -> Option<i64> {
+    committed
+        .iter()
+        .find(|c| c.topic == topic && c.partition == partition && c.offset >= 0)
+        .map(|c| c.offset)
+}
+
 /// Assigned partitions (with their member) and committed-but-unassigned ones, sorted by
 /// topic and partition.
 fn rows(description: &GroupDescription, committed: &[CommittedOffset]) -> Vec<Row> {
-    let current = |topic: &str, partition: i32| {
-        committed
-            .iter()
-            .find(|c| c.topic == topic && c.partition == partition && c.offset >= 0)
-            .map(|c| c.offset)
-    };
+    let current = |topic: &str, partition: i32| committed_offset(committed, topic, partition);
     let mut rows = Vec::new();
     for m in &description.members {
         let member = (
@@ -323,16 +326,10 @@ async fn reset_offsets(client: &mut Client, group: &str, args: &GroupsArgs) -> R
     }
     let committed = client.offset_fetch(group, None).await?;
     let targets = reset_targets(client, args, &committed).await?;
-    let committed_of = |topic: &str, partition: i32| {
-        committed
-            .iter()
-            .find(|c| c.topic == topic && c.partition == partition && c.offset >= 0)
-            .map(|c| c.offset)
-    };
     let mut offsets = Vec::new();
     for (topic, partitions) in targets {
         for partition in partitions {
-            let current = committed_of(&topic, partition);
+            let current = committed_offset(&committed, &topic, partition);
             let offset = new_offset(client, (&topic, partition), &to, current).await?;
             offsets.push(CommittedOffset {
                 topic: topic.clone(),
