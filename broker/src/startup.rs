@@ -37,6 +37,12 @@ pub const SHUTDOWN_CLOSE_MS_PER_PARTITION: u64 = 10;
 pub const SHUTDOWN_CLOSE_PARTITIONS_COUNTED_MAX: u64 = 100_000;
 /// How long startup waits for shards to open their partitions.
 pub const STARTUP_OPEN_MS_MAX: u64 = 600_000;
+/// How long binding a listener retries "address in use" before giving up. A process killed
+/// by SIGKILL releases its listening sockets a few ms after it is reaped (io_uring tears its
+/// ring down asynchronously), so `kill -9; sluiced` would otherwise fail now and then.
+pub const LISTENER_BIND_RETRY_MS_MAX: u64 = 10_000;
+/// Pause between two bind attempts while the address is in use.
+pub const LISTENER_BIND_RETRY_INTERVAL_MS: u64 = 50;
 
 /// Logs go to journald when systemd connected our output to the journal (`JOURNAL_STREAM`),
 /// human-readable to stderr otherwise. `SLUICE_LOG` takes tracing's env-filter syntax.
@@ -249,8 +255,10 @@ fn bind_metrics(addr: Option<SocketAddr>) -> Result<Option<std::net::TcpListener
     let Some(addr) = addr else {
         return Ok(None);
     };
-    let listener = bind_one(addr, Reuse::Exclusive)
-        .map_err(|e| format!("binding metrics.listener {addr}: {e}"))?;
+    let listener = retry_in_use(&format!("metrics.listener {addr}"), || {
+        bind_one(addr, Reuse::Exclusive)
+    })
+    .map_err(|e| format!("binding metrics.listener {addr}: {e}"))?;
     let bound = listener.local_addr().map_err(|e| e.to_string())?;
     tracing::info!("metrics on http://{bound}/metrics");
     Ok(Some(listener))
@@ -384,24 +392,60 @@ type BoundListener = (Listener, u16, Vec<std::net::TcpListener>);
 fn bind_listeners(listeners: &[Listener], shards: usize) -> Result<Vec<BoundListener>, String> {
     let mut out = Vec::new();
     for l in listeners {
-        let mut addr = l.socket_addr().map_err(|e| e.to_string())?;
-        // SO_REUSEPORT would let a second broker share a port another one holds: claim
-        // the port alone first (this fails with "address in use" if it is taken), then
-        // bind the shards' sockets to it.
-        let probe = bind_one(addr, Reuse::Exclusive)
-            .map_err(|e| format!("binding listener {l} ({addr}): {e}"))?;
-        addr.set_port(probe.local_addr().map_err(|e| e.to_string())?.port());
-        drop(probe);
-        let mut sockets = Vec::with_capacity(shards);
-        for _ in 0..shards {
-            let s = bind_one(addr, Reuse::Port)
-                .map_err(|e| format!("binding listener {l} ({addr}): {e}"))?;
-            addr.set_port(s.local_addr().map_err(|e| e.to_string())?.port());
-            sockets.push(s);
-        }
-        out.push((l.clone(), addr.port(), sockets));
+        let addr = l.socket_addr().map_err(|e| e.to_string())?;
+        let sockets = retry_in_use(&format!("listener {l} ({addr})"), || {
+            bind_shard_sockets(addr, shards)
+        })
+        .map_err(|e| format!("binding listener {l} ({addr}): {e}"))?;
+        let port = sockets[0].local_addr().map_err(|e| e.to_string())?.port();
+        out.push((l.clone(), port, sockets));
     }
     Ok(out)
+}
+
+/// One `SO_REUSEPORT` socket per shard on `addr`. SO_REUSEPORT would let a second broker
+/// share a port another one holds: claim the port alone first (this fails with "address in
+/// use" if it is taken), then bind the shards' sockets to it.
+fn bind_shard_sockets(
+    mut addr: SocketAddr,
+    shards: usize,
+) -> std::io::Result<Vec<std::net::TcpListener>> {
+    let probe = bind_one(addr, Reuse::Exclusive)?;
+    addr.set_port(probe.local_addr()?.port());
+    drop(probe);
+    let mut sockets = Vec::with_capacity(shards);
+    for _ in 0..shards {
+        let s = bind_one(addr, Reuse::Port)?;
+        addr.set_port(s.local_addr()?.port());
+        sockets.push(s);
+    }
+    Ok(sockets)
+}
+
+/// Runs `bind` again while it fails with "address in use", for at most
+/// `LISTENER_BIND_RETRY_MS_MAX`; logs once when it starts waiting.
+fn retry_in_use<T>(what: &str, mut bind: impl FnMut() -> std::io::Result<T>) -> std::io::Result<T> {
+    let deadline = std::time::Instant::now() + Duration::from_millis(LISTENER_BIND_RETRY_MS_MAX);
+    let mut warned = false;
+    loop {
+        match bind() {
+            Err(e)
+                if e.kind() == std::io::ErrorKind::AddrInUse
+                    && std::time::Instant::now() < deadline =>
+            {
+                if !warned {
+                    tracing::warn!(
+                        "{what}: address in use; retrying for up to {} ms (a broker that \
+                         was just killed may still be releasing it)",
+                        LISTENER_BIND_RETRY_MS_MAX
+                    );
+                    warned = true;
+                }
+                std::thread::sleep(Duration::from_millis(LISTENER_BIND_RETRY_INTERVAL_MS));
+            }
+            other => return other,
+        }
+    }
 }
 
 /// Whether a listening socket shares its port with the other shards' sockets.
