@@ -1,5 +1,5 @@
 //! Kafka's error codes through a real client (librdkafka): topic administration, offsets out
-//! of range, records too large.
+//! of range, records too large, commits of unknown partitions.
 
 mod common;
 
@@ -9,7 +9,7 @@ use common::Broker;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::DeliveryResult;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
@@ -163,4 +163,38 @@ fn offset_out_of_range_and_message_too_large() {
         ),
         "{err:?}"
     );
+}
+
+/// OffsetCommit of partitions that do not exist answers UNKNOWN_TOPIC_OR_PARTITION for them
+/// (Kafka's rule) and stores only the partitions that exist.
+#[test]
+fn offset_commit_of_unknown_partitions() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path(), &["auto.create.topics.enable=false"]);
+    assert_eq!(create(&admin(&broker), "t", 2, 1), None);
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", broker.bootstrap())
+        .set("group.id", "standalone")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset("t", 1, Offset::Offset(7)).unwrap();
+    tpl.add_partition_offset("t", 5, Offset::Offset(7)).unwrap();
+    tpl.add_partition_offset("nope", 0, Offset::Offset(7))
+        .unwrap();
+    let err = consumer
+        .commit(&tpl, CommitMode::Sync)
+        .expect_err("a commit of unknown partitions fails");
+    assert_eq!(
+        err,
+        KafkaError::ConsumerCommit(RDKafkaErrorCode::UnknownTopicOrPartition)
+    );
+    let committed = consumer
+        .committed_offsets(tpl, Duration::from_secs(30))
+        .unwrap();
+    let offset = |t: &str, p: i32| committed.find_partition(t, p).unwrap().offset();
+    assert_eq!(offset("t", 1), Offset::Offset(7), "the existing partition");
+    assert_eq!(offset("t", 5), Offset::Invalid, "past the partition count");
+    assert_eq!(offset("nope", 0), Offset::Invalid, "an unknown topic");
 }
