@@ -4,6 +4,7 @@
 //! Architecture Invariant: only this crate knows about shards and threads.
 
 pub mod append;
+pub mod authorized_operations;
 pub mod checkpoint;
 pub mod config;
 pub mod connection;

@@ -6,11 +6,12 @@ use kafka_protocol::messages::describe_groups_response::{DescribedGroup, Describ
 use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
 use kafka_protocol::protocol::StrBytes;
 
+use crate::authorized_operations::{AUTHORIZED_OPERATIONS_OMITTED, GROUP_OPERATIONS};
 use crate::group::{route, GroupAnswer, GroupOp};
 use crate::shard::Shard;
 
-/// Kafka's value for "authorized operations not requested".
-const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
+/// The first version with authorized operations.
+const AUTHORIZED_OPERATIONS_VERSION_MIN: i16 = 3;
 /// The first version with static member instance ids.
 const INSTANCE_ID_VERSION_MIN: i16 = 4;
 
@@ -20,6 +21,10 @@ pub async fn handle(
     req: DescribeGroupsRequest,
 ) -> DescribeGroupsResponse {
     let mut resp = DescribeGroupsResponse::default();
+    // No authorizer: every operation a group supports, on groups described without error
+    // (Kafka's rule).
+    let operations =
+        version >= AUTHORIZED_OPERATIONS_VERSION_MIN && req.include_authorized_operations;
     for id in req.groups {
         let name = id.0.to_string();
         let GroupAnswer::Describe(d) = route(shard, &name, GroupOp::Describe(name.clone())).await
@@ -32,7 +37,11 @@ pub async fn handle(
         g.group_state = StrBytes::from_string(d.state);
         g.protocol_type = StrBytes::from_string(d.protocol_type);
         g.protocol_data = StrBytes::from_string(d.protocol);
-        g.authorized_operations = AUTHORIZED_OPERATIONS_OMITTED;
+        g.authorized_operations = if operations && d.error == 0 {
+            GROUP_OPERATIONS
+        } else {
+            AUTHORIZED_OPERATIONS_OMITTED
+        };
         g.members = d
             .members
             .into_iter()

@@ -12,12 +12,16 @@ use kafka_protocol::messages::metadata_response::{
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
+use crate::authorized_operations::{
+    AUTHORIZED_OPERATIONS_OMITTED, CLUSTER_OPERATIONS, TOPIC_OPERATIONS,
+};
 use crate::controller::request_create;
 use crate::metadata::TopicInfo;
 use crate::shard::Shard;
 
-/// Kafka's value for "authorized operations not requested".
-const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
+/// The versions whose cluster authorized operations Kafka fills in (v11 moved them to
+/// DescribeCluster); topic authorized operations exist from v8 on.
+const CLUSTER_OPERATIONS_VERSIONS: std::ops::RangeInclusive<i16> = 8..=10;
 /// The first version with topic ids.
 const TOPIC_ID_VERSION_MIN: i16 = 10;
 /// The first version with partition leader epochs.
@@ -34,7 +38,33 @@ pub async fn handle(shard: &Rc<Shard>, version: i16, req: MetadataRequest) -> Me
     if version >= 1 {
         resp.controller_id = BrokerId(shard.broker.node_id);
     }
-    resp.cluster_authorized_operations = AUTHORIZED_OPERATIONS_OMITTED;
+    resp.cluster_authorized_operations = if req.include_cluster_authorized_operations
+        && CLUSTER_OPERATIONS_VERSIONS.contains(&version)
+    {
+        CLUSTER_OPERATIONS
+    } else {
+        AUTHORIZED_OPERATIONS_OMITTED
+    };
+    // No authorizer: every operation a topic supports (Kafka's answer without one). Kafka sets
+    // it on every topic entry by name, found or not, and not on unknown topic ids.
+    let topic_operations = req
+        .include_topic_authorized_operations
+        .then_some(TOPIC_OPERATIONS);
+    let mut resp = handle_topics(shard, version, req, resp).await;
+    if let Some(ops) = topic_operations {
+        for t in resp.topics.iter_mut().filter(|t| t.name.is_some()) {
+            t.topic_authorized_operations = ops;
+        }
+    }
+    resp
+}
+
+async fn handle_topics(
+    shard: &Rc<Shard>,
+    version: i16,
+    req: MetadataRequest,
+    mut resp: MetadataResponse,
+) -> MetadataResponse {
     // v0 has no null topics: an empty list means all topics.
     let requested = match req.topics {
         Some(t) if !(version == 0 && t.is_empty()) => t,
