@@ -27,6 +27,8 @@ pub const LOG_FLUSH_OFFSET_CHECKPOINT_INTERVAL_MS_DEFAULT: u64 = 60_000;
 pub const LOG_RETENTION_MS_DEFAULT: i64 = 168 * 3_600_000;
 /// Kafka's `log.roll.hours` default (7 days), in ms.
 pub const LOG_ROLL_MS_DEFAULT: i64 = 168 * 3_600_000;
+/// Kafka's `log.initial.task.delay.ms` default: the first retention check runs 30 s after start.
+pub const LOG_INITIAL_TASK_DELAY_MS_DEFAULT: u64 = 30_000;
 /// Kafka's `log.retention.check.interval.ms` default (5 minutes).
 pub const LOG_RETENTION_CHECK_INTERVAL_MS_DEFAULT: u64 = 300_000;
 /// Shards are pinned threads; more than this is surely a typo.
@@ -112,6 +114,8 @@ pub struct Config {
     pub log_roll_hours: i64,
     /// How often each shard runs retention over its logs.
     pub log_retention_check_interval_ms: u64,
+    /// `log.initial.task.delay.ms`: how long after start the first retention check runs.
+    pub log_initial_task_delay_ms: u64,
     /// Keys set in the file or by `--override` (DescribeConfigs reports them as
     /// STATIC_BROKER_CONFIG, the others as DEFAULT_CONFIG).
     pub keys_set: std::collections::BTreeSet<String>,
@@ -155,6 +159,7 @@ impl Default for Config {
             log_roll_ms: None,
             log_roll_hours: LOG_ROLL_MS_DEFAULT / 3_600_000,
             log_retention_check_interval_ms: LOG_RETENTION_CHECK_INTERVAL_MS_DEFAULT,
+            log_initial_task_delay_ms: LOG_INITIAL_TASK_DELAY_MS_DEFAULT,
             keys_set: std::collections::BTreeSet::new(),
         }
     }
@@ -350,6 +355,9 @@ impl Config {
             "log.roll.hours" => self.log_roll_hours = parse_int(key, value, 1, ms_max)?,
             "log.retention.check.interval.ms" => {
                 self.log_retention_check_interval_ms = parse_int(key, value, 1, i64::MAX)? as u64
+            }
+            "log.initial.task.delay.ms" => {
+                self.log_initial_task_delay_ms = parse_int(key, value, 0, i64::MAX)? as u64
             }
             "log.cleanup.policy" if value.trim() == "delete" => {}
             "log.cleanup.policy" => {

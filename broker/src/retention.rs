@@ -1,5 +1,6 @@
-//! Retention on each shard: every `log.retention.check.interval.ms` the shard walks the
-//! logs it owns and lets each delete its expired segments (`PartitionLog::enforce_retention`).
+//! Retention on each shard: `log.initial.task.delay.ms` after start, then every
+//! `log.retention.check.interval.ms` (Kafka's LogManager schedule), the shard walks the logs
+//! it owns and lets each delete its expired segments (`PartitionLog::enforce_retention`).
 //!
 //! `__consumer_offsets` is skipped: Kafka compacts it rather than deleting by time, and the
 //! group coordinator replays it from its checkpoint (segments below the checkpoint could be
@@ -14,11 +15,15 @@ use crate::shard::Shard;
 const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
 /// Runs until the shard stops.
-pub async fn retention_loop(shard: Rc<Shard>, interval_ms: u64) {
+pub async fn retention_loop(shard: Rc<Shard>, initial_delay_ms: u64, interval_ms: u64) {
+    compio::time::sleep(Duration::from_millis(initial_delay_ms)).await;
+    // An interval's first tick completes at once: the first pass runs right after the delay.
     let mut tick = compio::time::interval(Duration::from_millis(interval_ms.max(1)));
-    tick.tick().await;
-    while !shard.stopping.get() {
+    loop {
         tick.tick().await;
+        if shard.stopping.get() {
+            break;
+        }
         enforce_all(&shard);
     }
 }

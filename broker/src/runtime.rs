@@ -182,6 +182,7 @@ fn spawn_background(
     }
     compio::runtime::spawn(crate::retention::retention_loop(
         shard.clone(),
+        config.log_initial_task_delay_ms,
         config.log_retention_check_interval_ms,
     ))
     .detach();

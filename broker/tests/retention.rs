@@ -111,7 +111,13 @@ fn segment_files(dir: &std::path::Path, partition_dir: &str) -> usize {
 #[test]
 fn retention_bytes_and_ms_delete_old_segments() {
     let dir = tempfile::tempdir().unwrap();
-    let broker = Broker::start(dir.path(), &["log.retention.check.interval.ms=100"]);
+    let broker = Broker::start(
+        dir.path(),
+        &[
+            "log.retention.check.interval.ms=100",
+            "log.initial.task.delay.ms=0",
+        ],
+    );
     create(
         &broker,
         "by-size",
@@ -142,6 +148,43 @@ fn retention_bytes_and_ms_delete_old_segments() {
         "old segments deleted, the active kept: {low}"
     );
     assert_out_of_range(&c, "by-time", 0);
+}
+
+/// Kafka's schedule: the first check `log.initial.task.delay.ms` after start, then every
+/// `log.retention.check.interval.ms`.
+#[test]
+fn first_retention_check_runs_after_the_initial_delay() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut broker = Broker::start(
+        dir.path(),
+        &[
+            "log.retention.check.interval.ms=100",
+            "log.initial.task.delay.ms=3600000",
+        ],
+    );
+    create(
+        &broker,
+        "by-size",
+        &[("segment.bytes", "2048"), ("retention.bytes", "4096")],
+    );
+    produce(&broker, "by-size", 60, None);
+    assert_eq!(
+        watermarks(&consumer(&broker), "by-size"),
+        (0, 60),
+        "no check before the initial delay"
+    );
+    broker.terminate();
+    // An hour between checks: only the check right after the (zero) initial delay can delete.
+    let broker = Broker::start(
+        dir.path(),
+        &[
+            "log.retention.check.interval.ms=3600000",
+            "log.initial.task.delay.ms=0",
+        ],
+    );
+    let (low, high) = wait_low_above_zero(&consumer(&broker), "by-size");
+    assert_eq!(high, 60);
+    assert!(low > 0, "the first check ran at start");
 }
 
 #[test]
