@@ -1,7 +1,10 @@
 //! `server.properties`: Kafka's file format and key names, plus `--override key=value`.
 //!
 //! Unknown keys get one warning each; a bad value refuses startup with a message naming the
-//! key, the value and what is expected.
+//! key, the value and what is expected. The KRaft keys (`process.roles`, voters, named
+//! listeners) are in [`cluster`].
+
+pub mod cluster;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -9,6 +12,8 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 
 use sluice_net::zero_copy::TransferMethod;
+
+pub use cluster::{ClusterConfig, ClusterKeys, ProcessRoles, ReplicationConfig};
 
 /// Kafka's `socket.request.max.bytes` default (100 MiB).
 pub const SOCKET_REQUEST_MAX_BYTES_DEFAULT: u64 = 104_857_600;
@@ -119,6 +124,10 @@ pub struct Config {
     /// Keys set in the file or by `--override` (DescribeConfigs reports them as
     /// STATIC_BROKER_CONFIG, the others as DEFAULT_CONFIG).
     pub keys_set: std::collections::BTreeSet<String>,
+    /// The KRaft and replication keys as read (validated into `cluster`).
+    pub cluster_keys: ClusterKeys,
+    /// `Some` when `process.roles` is set: this node is part of a cluster.
+    pub cluster: Option<ClusterConfig>,
 }
 
 impl Default for Config {
@@ -161,6 +170,8 @@ impl Default for Config {
             log_retention_check_interval_ms: LOG_RETENTION_CHECK_INTERVAL_MS_DEFAULT,
             log_initial_task_delay_ms: LOG_INITIAL_TASK_DELAY_MS_DEFAULT,
             keys_set: std::collections::BTreeSet::new(),
+            cluster_keys: ClusterKeys::default(),
+            cluster: None,
         }
     }
 }
@@ -169,7 +180,7 @@ impl Default for Config {
 pub struct ConfigError(pub String);
 
 impl ConfigError {
-    fn new(key: &str, value: &str, expected: &str) -> Self {
+    pub(crate) fn new(key: &str, value: &str, expected: &str) -> Self {
         ConfigError(format!(
             "invalid value {value:?} for config key {key}: expected {expected}"
         ))
@@ -211,16 +222,9 @@ pub fn parse_properties(text: &str) -> Result<Vec<(String, String)>, ConfigError
     Ok(out)
 }
 
-/// Keys we recognise but do not act on yet: accepted silently when set to Kafka's default.
-const KEYS_IGNORED: &[&str] = &[
-    "process.roles",
-    "controller.quorum.voters",
-    "controller.listener.names",
-];
-
 impl Config {
-    /// Applies `pairs` in order over the defaults; returns the config and one warning per
-    /// unknown key.
+    /// Applies `pairs` in order over the defaults; returns the config and its warnings: one
+    /// per unknown key, and which keys are accepted but not honoured yet.
     pub fn from_pairs(pairs: &[(String, String)]) -> Result<(Config, Vec<String>), ConfigError> {
         let mut config = Config::default();
         let mut warnings = Vec::new();
@@ -228,7 +232,8 @@ impl Config {
         for (key, value) in pairs {
             let known = config.apply(key, value)?
                 || config.apply_log(key, value)?
-                || config.apply_group(key, value)?;
+                || config.apply_group(key, value)?
+                || config.cluster_keys.apply(key, value)?;
             if known {
                 config.keys_set.insert(key.clone());
             }
@@ -239,6 +244,16 @@ impl Config {
             }
         }
         config.check()?;
+        config.cluster = cluster::build(&config)?;
+        cluster::check_listeners(&config)?;
+        if config.default_replication_factor != 1 && config.cluster.is_none() {
+            return Err(ConfigError(format!(
+                "default.replication.factor={} needs a cluster: a single node (no \
+                 process.roles) has one replica of each partition; set it to 1",
+                config.default_replication_factor
+            )));
+        }
+        warnings.extend(cluster::not_honoured_warnings(&config));
         Ok((config, warnings))
     }
 
@@ -297,7 +312,6 @@ impl Config {
                 self.fetch_transfer_method = TransferMethod::parse(value)
                     .ok_or_else(|| ConfigError::new(key, value, "splice or sendfile"))?
             }
-            _ if KEYS_IGNORED.contains(&key) => {}
             _ => return Ok(false),
         }
         Ok(true)
@@ -389,13 +403,6 @@ impl Config {
     }
 
     fn check(&self) -> Result<(), ConfigError> {
-        if self.default_replication_factor != 1 {
-            return Err(ConfigError(format!(
-                "default.replication.factor={} is not supported: this Sluice build is single-node \
-                 until replication lands; set it to 1",
-                self.default_replication_factor
-            )));
-        }
         if self.listeners.is_empty() {
             return Err(ConfigError::new(
                 "listeners",
@@ -417,7 +424,34 @@ impl Config {
         Ok(())
     }
 
-    /// Where clients should connect for the listener named `name`.
+    /// The listeners the broker's shards bind for clients: every listener but the
+    /// controller's (the controller binds that one itself).
+    pub fn client_listeners(&self) -> Vec<Listener> {
+        self.listeners
+            .iter()
+            .filter(|l| !self.cluster_keys.is_controller_listener(&l.name))
+            .cloned()
+            .collect()
+    }
+
+    /// Kafka's effective advertised listeners: `advertised.listeners`, else the client
+    /// listeners as configured (a port 0 is only known once bound: see [`Config::advertised`]).
+    pub fn effective_advertised(&self) -> Vec<Listener> {
+        match &self.advertised_listeners {
+            Some(adv) => adv.clone(),
+            None => self
+                .client_listeners()
+                .into_iter()
+                .map(|l| Listener {
+                    host: advertised_host(&l.host),
+                    ..l
+                })
+                .collect(),
+        }
+    }
+
+    /// Where clients should connect, given the client listeners as bound (with their real
+    /// ports). Never a controller listener.
     pub fn advertised(&self, bound: &[(Listener, u16)]) -> Vec<Listener> {
         match &self.advertised_listeners {
             Some(adv) => adv.clone(),
@@ -443,7 +477,7 @@ fn advertised_host(host: &str) -> String {
         .unwrap_or_else(|| "localhost".to_string())
 }
 
-fn parse_int(key: &str, value: &str, min: i64, max: i64) -> Result<i64, ConfigError> {
+pub(crate) fn parse_int(key: &str, value: &str, min: i64, max: i64) -> Result<i64, ConfigError> {
     let expected = format!("an integer in [{min}, {max}]");
     let n: i64 = value
         .parse()
@@ -454,7 +488,7 @@ fn parse_int(key: &str, value: &str, min: i64, max: i64) -> Result<i64, ConfigEr
     Ok(n)
 }
 
-fn parse_bool(key: &str, value: &str) -> Result<bool, ConfigError> {
+pub(crate) fn parse_bool(key: &str, value: &str) -> Result<bool, ConfigError> {
     match value.to_ascii_lowercase().as_str() {
         "true" => Ok(true),
         "false" => Ok(false),
@@ -479,9 +513,10 @@ fn parse_dirs(key: &str, value: &str) -> Result<Vec<PathBuf>, ConfigError> {
     Ok(dirs)
 }
 
-/// `PLAINTEXT://host:port[,NAME://host:port]`; only PLAINTEXT security is implemented.
+/// `NAME://host:port[,NAME://host:port]` (names upper-cased, as Kafka normalises them);
+/// each name's security protocol comes from `listener.security.protocol.map`.
 fn parse_listeners(key: &str, value: &str) -> Result<Vec<Listener>, ConfigError> {
-    let expected = "a comma-separated list of PLAINTEXT://host:port (host may be empty or 0.0.0.0; port 0 picks a free port)";
+    let expected = "a comma-separated list of NAME://host:port, e.g. PLAINTEXT://127.0.0.1:9092 (host may be empty or 0.0.0.0; port 0 picks a free port)";
     let mut out = Vec::new();
     for item in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         let (name, rest) = item
@@ -497,19 +532,21 @@ fn parse_listeners(key: &str, value: &str) -> Result<Vec<Listener>, ConfigError>
             .trim_start_matches('[')
             .trim_end_matches(']')
             .to_string();
-        if name != "PLAINTEXT" {
-            return Err(ConfigError(format!(
-                "listener {item:?} in {key}: security protocol {name} is not supported yet (only PLAINTEXT)"
-            )));
+        let name = name.to_uppercase();
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            return Err(ConfigError::new(key, value, expected));
         }
-        if out.iter().any(|l: &Listener| l.name == name) && key == "advertised.listeners" {
+        if out.iter().any(|l: &Listener| l.name == name) {
             return Err(ConfigError::new(key, value, "each listener name once"));
         }
-        out.push(Listener {
-            name: name.to_string(),
-            host,
-            port,
-        });
+        if key == "listeners" && out.iter().any(|l: &Listener| l.port == port && port != 0) {
+            return Err(ConfigError::new(
+                key,
+                value,
+                "each listener on its own port",
+            ));
+        }
+        out.push(Listener { name, host, port });
     }
     if out.is_empty() {
         return Err(ConfigError::new(key, value, expected));

@@ -108,9 +108,12 @@ pub fn run(args: Vec<String>) -> Result<(), String> {
     let cpus = affinity_cpus();
     let shards = config.num_shards.unwrap_or(cpus.len()).max(1);
     let dirs = prepare_log_dirs(&config)?;
-    let bound = bind_listeners(&config.listeners, shards)?;
+    let bound = bind_listeners(&config.client_listeners(), shards)?;
     for (l, port, _) in &bound {
         tracing::info!("listening on {}://{}:{}", l.name, l.host, port);
+    }
+    if let Some(addr) = config.cluster.as_ref().and_then(|c| c.controller_addr) {
+        tracing::info!("controller listener {addr} is not bound by the broker's listeners");
     }
     let data: Vec<String> = config
         .log_dirs

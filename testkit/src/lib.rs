@@ -202,6 +202,29 @@ fn wait_ready(events: &mpsc::Receiver<LogEvent>) -> Option<u16> {
     port
 }
 
+/// Tries at finding a port free for both TCP and UDP before giving up.
+pub const FREE_PORT_TRIES_MAX: usize = 100;
+
+/// `n` distinct loopback ports that were free for TCP and UDP a moment ago (each bound on
+/// 127.0.0.1 at port 0, its UDP twin bound too, all held until every one is found, then
+/// closed). Another process may still take one before it is used: callers that bind them
+/// later retry on "address in use".
+pub fn free_ports(n: usize) -> Vec<u16> {
+    let mut held = Vec::with_capacity(n);
+    for _ in 0..FREE_PORT_TRIES_MAX * n.max(1) {
+        if held.len() == n {
+            break;
+        }
+        let tcp = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        let port = tcp.local_addr().expect("local addr").port();
+        if let Ok(udp) = std::net::UdpSocket::bind(("127.0.0.1", port)) {
+            held.push((port, tcp, udp));
+        }
+    }
+    assert_eq!(held.len(), n, "could not find {n} free loopback ports");
+    held.into_iter().map(|(port, _, _)| port).collect()
+}
+
 /// The number after `"key": ` in a one-line JSON object (`sluice-perf --json`).
 pub fn json_number(json: &str, key: &str) -> f64 {
     let needle = format!("\"{key}\": ");
