@@ -754,188 +754,75 @@ mod tests {
     }
 
     #[test]
-    fn kraft_keys_are_validated_as_kafka_does() {
+    #[rustfmt::skip]
+    fn accepted_kraft_configs() {
         check(node1!(), "");
-        check(
-            node1!("advertised.listeners=PLAINTEXT://127.0.0.1:9092"),
-            "",
-        );
-        check(
-            node1!(
-                "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SSL:SSL"
-            ),
-            "",
-        );
-        check(
-            node1!("listeners=PLAINTEXT://127.0.0.1:9092,CONTROLLER://0.0.0.0:9093"),
-            "",
-        );
-        check(
-            node1!("default.replication.factor=3", "min.insync.replicas=2"),
-            "",
-        );
+        check(node1!("advertised.listeners=PLAINTEXT://127.0.0.1:9092"), "");
+        check(node1!("listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SSL:SSL"), "");
+        check(node1!("listeners=PLAINTEXT://127.0.0.1:9092,CONTROLLER://0.0.0.0:9093"), "");
+        check(node1!("default.replication.factor=3", "min.insync.replicas=2"), "");
+        check(node1!("process.roles=controller,broker"), "");
         check(broker4!(), "");
         check(controller2!(), "");
-        check(node1!("process.roles=controller,broker"), "");
-        check(
-            node1!("process.roles=brokers"),
-            "invalid value \"brokers\" for config key process.roles",
-        );
-        check(node1!("process.roles="), "config key process.roles");
-        check(
-            node1!("process.roles=broker,broker"),
-            "duplicate role names found in process.roles=broker,broker",
-        );
-        check(
-            &node1!().replace("node.id=1\n", ""),
-            "missing required configuration node.id",
-        );
-        check(
-            node1!("controller.quorum.voters="),
-            "controller.quorum.voters must contain a parseable set of voters",
-        );
-        check(
-            node1!("controller.quorum.voters=1@127.0.0.1"),
-            "voter \"1@127.0.0.1\" in controller.quorum.voters",
-        );
-        check(
-            node1!("controller.quorum.voters=x@127.0.0.1:9093"),
-            "voter \"x@127.0.0.1:9093\"",
-        );
-        check(
-            node1!("controller.quorum.voters=1@127.0.0.1:0"),
-            "voter \"1@127.0.0.1:0\"",
-        );
-        check(
-            node1!("controller.quorum.voters=1@0.0.0.0:9093"),
-            "wildcard address",
-        );
-        check(
-            node1!("controller.quorum.voters=1@127.0.0.1:9093,1@127.0.0.1:9193"),
-            "duplicate voter id 1",
-        );
-        check(
-            node1!("controller.quorum.bootstrap.servers=127.0.0.1:9093"),
-            "use controller.quorum.voters",
-        );
-        check(
-            node1!("node.id=5"),
-            "the node id 5 must be included in the set of voters controller.quorum.voters={1,2,3}",
-        );
-        check(
-            node1!("listeners=PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9094"),
-            "its controller listener CONTROLLER://127.0.0.1:9094",
-        );
-        check(node1!("listeners=PLAINTEXT://127.0.0.1:9092"), "controller.listener.names=CONTROLLER must name a listener appearing in the 'listeners'");
-        check(
-            node1!("controller.listener.names="),
-            "controller.listener.names must name the controller listener",
-        );
-        check(
-            node1!("controller.listener.names=CONTROLLER,C2"),
-            "only one controller listener",
-        );
-        check(
-            node1!("listeners=PLAINTEXT://127.0.0.1:0,CONTROLLER://127.0.0.1:9093"),
-            "listener PLAINTEXT://127.0.0.1:0 has port 0",
-        );
-        check(
-            node1!("advertised.listeners=PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093"),
-            "must not contain KRaft controller listeners",
-        );
-        check(
-            node1!("inter.broker.listener.name=CONTROLLER"),
-            "inter.broker.listener.name=CONTROLLER names the controller listener",
-        );
-        check(node1!("inter.broker.listener.name=INTERNAL"), "inter.broker.listener.name=INTERNAL must be a listener name defined in advertised.listeners");
-        check(node1!("listeners=PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093,SSL://127.0.0.1:9094"), "listener SSL uses security protocol SSL");
-        check(
-            node1!("listener.security.protocol.map=CONTROLLER:SSL,PLAINTEXT:PLAINTEXT"),
-            "listener.security.protocol.map: listener CONTROLLER uses security protocol SSL",
-        );
-        check(
-            node1!("listener.security.protocol.map=PLAINTEXT:PLAINTEXT"),
-            "no security protocol defined for listener CONTROLLER",
-        );
-        check(
-            node1!("listener.security.protocol.map=CONTROLLER:TLS"),
-            "config key listener.security.protocol.map",
-        );
-        check(
-            node1!("broker.session.timeout.ms=1000"),
-            "broker.heartbeat.interval.ms=2000 must be less than broker.session.timeout.ms=1000",
-        );
-        check(node1!("replica.fetch.wait.max.ms=40000"), "replica.fetch.wait.max.ms=40000 should always be less than or equal to replica.lag.time.max.ms=30000");
-        check(
-            node1!("replica.lag.time.max.ms=0"),
-            "config key replica.lag.time.max.ms",
-        );
-        check(
-            node1!("min.insync.replicas=0"),
-            "config key min.insync.replicas",
-        );
-        check(
-            node1!("unclean.leader.election.enable=maybe"),
-            "config key unclean.leader.election.enable",
-        );
-        check(
-            node1!("sluice.gossip.listener=nowhere"),
-            "config key sluice.gossip.listener",
-        );
-        check(
-            broker4!("node.id=1"),
-            "just the 'broker' role, the node id 1 must not be included in the set of voters",
-        );
-        check(
-            broker4!("listeners=PLAINTEXT://127.0.0.1:9392,CONTROLLER://127.0.0.1:9393"),
-            "controller.listener.names must not contain a value appearing in the 'listeners'",
-        );
-        check(
-            controller2!("advertised.listeners=CONTROLLER://127.0.0.1:9193"),
-            "advertised.listeners config must be empty when process.roles=controller",
-        );
-        check(
-            controller2!("listeners=CONTROLLER://127.0.0.1:9193,PLAINTEXT://127.0.0.1:9192"),
-            "must only contain KRaft controller listeners",
-        );
     }
 
     #[test]
+    #[rustfmt::skip]
+    fn roles_voters_and_controller_listener_refused_as_kafka_does() {
+        check(node1!("process.roles=brokers"), "invalid value \"brokers\" for config key process.roles");
+        check(node1!("process.roles="), "config key process.roles");
+        check(node1!("process.roles=broker,broker"), "duplicate role names found in process.roles=broker,broker");
+        check(&node1!().replace("node.id=1\n", ""), "missing required configuration node.id");
+        check(node1!("controller.quorum.voters="), "controller.quorum.voters must contain a parseable set of voters");
+        check(node1!("controller.quorum.voters=1@127.0.0.1"), "voter \"1@127.0.0.1\" in controller.quorum.voters");
+        check(node1!("controller.quorum.voters=x@127.0.0.1:9093"), "voter \"x@127.0.0.1:9093\"");
+        check(node1!("controller.quorum.voters=1@127.0.0.1:0"), "voter \"1@127.0.0.1:0\"");
+        check(node1!("controller.quorum.voters=1@0.0.0.0:9093"), "wildcard address");
+        check(node1!("controller.quorum.voters=1@127.0.0.1:9093,1@127.0.0.1:9193"), "duplicate voter id 1");
+        check(node1!("controller.quorum.bootstrap.servers=127.0.0.1:9093"), "use controller.quorum.voters");
+        check(node1!("node.id=5"), "the node id 5 must be included in the set of voters controller.quorum.voters={1,2,3}");
+        check(node1!("listeners=PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9094"), "its controller listener CONTROLLER://127.0.0.1:9094");
+        check(node1!("listeners=PLAINTEXT://127.0.0.1:9092"), "controller.listener.names=CONTROLLER must name a listener appearing in the 'listeners'");
+        check(node1!("controller.listener.names="), "controller.listener.names must name the controller listener");
+        check(node1!("controller.listener.names=CONTROLLER,C2"), "only one controller listener");
+        check(broker4!("node.id=1"), "just the 'broker' role, the node id 1 must not be included in the set of voters");
+        check(broker4!("listeners=PLAINTEXT://127.0.0.1:9392,CONTROLLER://127.0.0.1:9393"), "controller.listener.names must not contain a value appearing in the 'listeners'");
+        check(controller2!("advertised.listeners=CONTROLLER://127.0.0.1:9193"), "advertised.listeners config must be empty when process.roles=controller");
+        check(controller2!("listeners=CONTROLLER://127.0.0.1:9193,PLAINTEXT://127.0.0.1:9192"), "must only contain KRaft controller listeners");
+    }
+
+    #[test]
+    #[rustfmt::skip]
+    fn broker_listeners_and_replication_keys_refused_as_kafka_does() {
+        check(node1!("listeners=PLAINTEXT://127.0.0.1:0,CONTROLLER://127.0.0.1:9093"), "listener PLAINTEXT://127.0.0.1:0 has port 0");
+        check(node1!("advertised.listeners=PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093"), "must not contain KRaft controller listeners");
+        check(node1!("inter.broker.listener.name=CONTROLLER"), "inter.broker.listener.name=CONTROLLER names the controller listener");
+        check(node1!("inter.broker.listener.name=INTERNAL"), "inter.broker.listener.name=INTERNAL must be a listener name defined in advertised.listeners");
+        check(node1!("listeners=PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093,SSL://127.0.0.1:9094"), "listener SSL uses security protocol SSL");
+        check(node1!("listener.security.protocol.map=CONTROLLER:SSL,PLAINTEXT:PLAINTEXT"), "listener.security.protocol.map: listener CONTROLLER uses security protocol SSL");
+        check(node1!("listener.security.protocol.map=PLAINTEXT:PLAINTEXT"), "no security protocol defined for listener CONTROLLER");
+        check(node1!("listener.security.protocol.map=CONTROLLER:TLS"), "config key listener.security.protocol.map");
+        check(node1!("broker.session.timeout.ms=1000"), "broker.heartbeat.interval.ms=2000 must be less than broker.session.timeout.ms=1000");
+        check(node1!("replica.fetch.wait.max.ms=40000"), "replica.fetch.wait.max.ms=40000 should always be less than or equal to replica.lag.time.max.ms=30000");
+        check(node1!("replica.lag.time.max.ms=0"), "config key replica.lag.time.max.ms");
+        check(node1!("min.insync.replicas=0"), "config key min.insync.replicas");
+        check(node1!("unclean.leader.election.enable=maybe"), "config key unclean.leader.election.enable");
+        check(node1!("sluice.gossip.listener=nowhere"), "config key sluice.gossip.listener");
+    }
+
+    #[test]
+    #[rustfmt::skip]
     fn single_node_keys() {
         check("", "");
         check("listeners=EXTERNAL://127.0.0.1:9092\nlistener.security.protocol.map=EXTERNAL:PLAINTEXT", "");
-        check(
-            "listeners=EXTERNAL://127.0.0.1:9092",
-            "no security protocol defined for listener EXTERNAL",
-        );
-        check(
-            "listeners=SSL://127.0.0.1:9092",
-            "listener SSL uses security protocol SSL",
-        );
-        check(
-            "listeners=PLAINTEXT://127.0.0.1:9092,PLAINTEXT://127.0.0.1:9093",
-            "each listener name once",
-        );
-        check(
-            "listeners=PLAINTEXT://127.0.0.1:9092,OTHER://127.0.0.1:9092",
-            "each listener on its own port",
-        );
-        check(
-            "advertised.listeners=PLAINTEXT://0.0.0.0:9092",
-            "nonroutable meta-address 0.0.0.0",
-        );
-        check(
-            "default.replication.factor=3",
-            "default.replication.factor=3 needs a cluster",
-        );
-        check(
-            "controller.quorum.voters=1@127.0.0.1:9093",
-            "controller.quorum.voters is set but process.roles is not",
-        );
-        check(
-            "controller.listener.names=CONTROLLER",
-            "controller.listener.names is set but process.roles is not",
-        );
+        check("listeners=EXTERNAL://127.0.0.1:9092", "no security protocol defined for listener EXTERNAL");
+        check("listeners=SSL://127.0.0.1:9092", "listener SSL uses security protocol SSL");
+        check("listeners=PLAINTEXT://127.0.0.1:9092,PLAINTEXT://127.0.0.1:9093", "each listener name once");
+        check("listeners=PLAINTEXT://127.0.0.1:9092,OTHER://127.0.0.1:9092", "each listener on its own port");
+        check("advertised.listeners=PLAINTEXT://0.0.0.0:9092", "nonroutable meta-address 0.0.0.0");
+        check("default.replication.factor=3", "default.replication.factor=3 needs a cluster");
+        check("controller.quorum.voters=1@127.0.0.1:9093", "controller.quorum.voters is set but process.roles is not");
+        check("controller.listener.names=CONTROLLER", "controller.listener.names is set but process.roles is not");
         check("replica.lag.time.max.ms=10000\nbroker.rack=r1", "");
     }
 
