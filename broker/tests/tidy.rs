@@ -3,7 +3,12 @@
 use std::path::{Path, PathBuf};
 
 /// The crates whose `src/` the rules cover, relative to the workspace root.
-const CRATES: &[&str] = &["engine", "net", "broker", "perf", "tools"];
+const CRATES: &[&str] = &["engine", "net", "replication", "broker", "perf", "tools"];
+/// Files allowed a lock shared across tasks, and why.
+const LOCKS_ALLOWED: &[(&str, &str)] = &[(
+    "replication/src/quorum/log_store.rs",
+    "openraft 0.9 wants Send + Sync log readers; only the controller thread takes the lock",
+)];
 /// TigerStyle asks for about 70 lines at most.
 const FUNCTION_LINES_MAX: usize = 80;
 
@@ -63,11 +68,15 @@ fn every_unsafe_block_says_why_it_is_safe() {
 
 #[test]
 fn no_unbounded_queues_or_locked_shard_state() {
-    let found = code_lines(|code, _, _| {
+    let found: Vec<String> = code_lines(|code, _, _| {
+        let compact = code.replace("std::sync::", "");
         ["unbounded(", "unbounded_channel", "Arc<Mutex", "Arc<RwLock"]
             .iter()
-            .any(|p| code.contains(p))
-    });
+            .any(|p| compact.contains(p))
+    })
+    .into_iter()
+    .filter(|at| !LOCKS_ALLOWED.iter().any(|(file, _)| at.contains(file)))
+    .collect();
     assert!(
         found.is_empty(),
         "unbounded queue or locked shared state at {found:?}"

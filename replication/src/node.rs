@@ -1,0 +1,627 @@
+//! One node's control plane, on its own thread ("sluice-controller") with a tokio runtime
+//! (openraft 0.9 needs one): the Raft voter and the active-controller task when the node is
+//! a controller, the controller listener's RPC server, the route from this node to the active
+//! controller, the broker's registration and heartbeats, and for broker-only nodes the fetch
+//! of committed metadata from the quorum (Kafka's observers).
+//!
+//! Nothing here runs on a shard: shards talk to it through `ClusterHandle` (bounded tokio
+//! channels and watches, which work from any runtime) and never block on it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot, watch};
+use uuid::Uuid;
+
+use crate::controller::{Command, Controller, ControllerConfig};
+use crate::image::MetadataImage;
+use crate::quorum::{self, Identity, NetworkFactory, QuorumTiming, Raft};
+use crate::records::{BrokerId, BrokerRegistration};
+use crate::rpc::{
+    read_frame, write_frame, ControllerError, ControllerReply, ControllerRequest, ControllerResult,
+    Envelope, Peer, QuorumDescription, Request, Response,
+};
+use crate::{errors, NodeId};
+
+/// Requests from the broker to the controller waiting at most.
+pub const ROUTE_QUEUE_MAX: usize = 1024;
+/// Longest a routed controller call keeps trying to reach an active controller.
+pub const ROUTE_DEADLINE_MS: u64 = 30_000;
+/// One RPC to a controller waits at most this long for its answer.
+pub const RPC_TIMEOUT_MS: u64 = 5_000;
+/// Pause between attempts to find the active controller.
+pub const ROUTE_RETRY_BACKOFF_MS: u64 = 50;
+/// Longest an observer's metadata fetch parks on the controller.
+pub const METADATA_FETCH_WAIT_MS: u64 = 500;
+
+#[derive(Clone, Debug)]
+pub struct ControllerRole {
+    pub listen: SocketAddr,
+    pub metadata_dir: PathBuf,
+    pub directory_id: Uuid,
+}
+
+#[derive(Clone, Debug)]
+pub struct ClusterOptions {
+    pub cluster_id: String,
+    pub node_id: BrokerId,
+    /// `controller.quorum.voters`: (id, "host:port").
+    pub voters: Vec<(BrokerId, String)>,
+    pub controller: Option<ControllerRole>,
+    /// What this node registers as a broker (None: controller only).
+    pub broker: Option<BrokerRegistration>,
+    pub session_timeout_ms: u64,
+    pub heartbeat_interval_ms: u64,
+    pub election_timeout_ms: u64,
+    pub unclean_leader_election: bool,
+}
+
+/// The broker's standing with the controller.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BrokerStatus {
+    /// 0 until registered.
+    pub broker_epoch: i64,
+    pub fenced: bool,
+    /// The controller agreed to a controlled shutdown.
+    pub shutdown_ok: bool,
+}
+
+type Routed = (ControllerRequest, oneshot::Sender<ControllerResult>);
+
+/// Shared by the broker's shards (clone it). Lives on any thread.
+#[derive(Clone)]
+pub struct ClusterHandle {
+    pub image: watch::Receiver<Arc<MetadataImage>>,
+    pub broker: watch::Receiver<BrokerStatus>,
+    route: mpsc::Sender<Routed>,
+    want_shutdown: Arc<watch::Sender<bool>>,
+    stop: Arc<watch::Sender<bool>>,
+    quorum: mpsc::Sender<oneshot::Sender<QuorumDescription>>,
+    pub node_id: BrokerId,
+}
+
+impl ClusterHandle {
+    /// Sends `request` to the active controller wherever it is; Kafka's error on failure.
+    pub async fn call(
+        &self,
+        request: ControllerRequest,
+    ) -> Result<ControllerReply, ControllerError> {
+        let (tx, rx) = oneshot::channel();
+        let gone = || ControllerError {
+            code: errors::NOT_CONTROLLER,
+            message: "the controller thread has stopped".into(),
+        };
+        self.route.send((request, tx)).await.map_err(|_| gone())?;
+        match rx.await.map_err(|_| gone())? {
+            ControllerResult::Ok(r) => Ok(r),
+            ControllerResult::Err(e) => Err(e),
+            ControllerResult::NotController { .. } => Err(ControllerError {
+                code: errors::NOT_CONTROLLER,
+                message: "no active controller could be reached".into(),
+            }),
+        }
+    }
+
+    /// Asks the controller to move this broker's leaderships away (controlled shutdown);
+    /// `broker` reports `shutdown_ok` once it agrees.
+    pub fn begin_controlled_shutdown(&self) {
+        self.want_shutdown.send_replace(true);
+    }
+
+    /// Stops the control plane thread (Raft shut down, listener closed); join the thread
+    /// handle `start` returned to wait for it.
+    pub fn stop(&self) {
+        self.stop.send_replace(true);
+    }
+
+    pub async fn describe_quorum(&self) -> Option<QuorumDescription> {
+        let (tx, rx) = oneshot::channel();
+        self.quorum.send(tx).await.ok()?;
+        rx.await.ok()
+    }
+}
+
+/// Starts the control plane thread. Returns once the RPC listener is bound (a bind error is
+/// returned) — not once a quorum exists.
+pub fn start(
+    options: ClusterOptions,
+) -> std::io::Result<(ClusterHandle, std::thread::JoinHandle<()>)> {
+    let (image_tx, image_rx) = watch::channel(Arc::new(MetadataImage::default()));
+    let (broker_tx, broker_rx) = watch::channel(BrokerStatus::default());
+    let (route_tx, route_rx) = mpsc::channel(ROUTE_QUEUE_MAX);
+    let (quorum_tx, quorum_rx) = mpsc::channel(16);
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel(1);
+    let handle = ClusterHandle {
+        image: image_rx.clone(),
+        broker: broker_rx,
+        route: route_tx,
+        want_shutdown: Arc::new(shutdown_tx),
+        stop: Arc::new(stop_tx),
+        quorum: quorum_tx,
+        node_id: options.node_id,
+    };
+    let thread = std::thread::Builder::new()
+        .name("sluice-controller".into())
+        .spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a tokio runtime for the controller thread");
+            let channels = Channels {
+                image_tx,
+                image_rx,
+                broker_tx,
+                route_rx,
+                quorum_rx,
+                shutdown_rx,
+                stop_rx,
+            };
+            rt.block_on(run(options, channels, ready_tx));
+        })?;
+    ready_rx
+        .recv()
+        .map_err(|_| std::io::Error::other("the controller thread died while starting"))??;
+    Ok((handle, thread))
+}
+
+struct Channels {
+    image_tx: watch::Sender<Arc<MetadataImage>>,
+    image_rx: watch::Receiver<Arc<MetadataImage>>,
+    broker_tx: watch::Sender<BrokerStatus>,
+    route_rx: mpsc::Receiver<Routed>,
+    quorum_rx: mpsc::Receiver<oneshot::Sender<QuorumDescription>>,
+    shutdown_rx: watch::Receiver<bool>,
+    stop_rx: watch::Receiver<bool>,
+}
+
+/// What the server and the router share.
+struct Local {
+    options: ClusterOptions,
+    identity: Identity,
+    raft: Option<Raft>,
+    controller: Option<mpsc::Sender<Command>>,
+    image: watch::Receiver<Arc<MetadataImage>>,
+}
+
+async fn run(
+    options: ClusterOptions,
+    ch: Channels,
+    ready: std::sync::mpsc::SyncSender<std::io::Result<()>>,
+) {
+    let local = match start_local(options, &ch).await {
+        Ok(local) => Arc::new(local),
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
+    let listener = match &local.options.controller {
+        Some(role) => match TcpListener::bind(role.listen).await {
+            Ok(l) => Some(l),
+            Err(e) => {
+                let _ = ready.send(Err(std::io::Error::new(
+                    e.kind(),
+                    format!("controller listener {}: {e}", role.listen),
+                )));
+                return;
+            }
+        },
+        None => None,
+    };
+    let _ = ready.send(Ok(()));
+    if let Some(listener) = listener {
+        tokio::spawn(serve(listener, local.clone()));
+    }
+    if local.raft.is_none() {
+        tokio::spawn(observe_metadata(local.clone(), ch.image_tx));
+    }
+    if local.options.broker.is_some() {
+        tokio::spawn(broker_lifecycle(
+            local.clone(),
+            ch.broker_tx,
+            ch.shutdown_rx,
+        ));
+    }
+    tokio::spawn(answer_quorum_descriptions(local.clone(), ch.quorum_rx));
+    let mut stop = ch.stop_rx;
+    tokio::select! {
+        _ = route_requests(local.clone(), ch.route_rx) => {}
+        _ = stop.wait_for(|s| *s) => {}
+    }
+    if let Some(raft) = &local.raft {
+        let _ = raft.shutdown().await;
+    }
+    tracing::info!("control plane stopped");
+}
+
+async fn start_local(options: ClusterOptions, ch: &Channels) -> std::io::Result<Local> {
+    let identity = Identity {
+        cluster_id: options.cluster_id.clone(),
+        node_id: options.node_id,
+        directory_id: options.controller.as_ref().map(|c| c.directory_id),
+    };
+    let mut local = Local {
+        options: options.clone(),
+        identity: identity.clone(),
+        raft: None,
+        controller: None,
+        image: ch.image_rx.clone(),
+    };
+    let Some(role) = &options.controller else {
+        return Ok(local);
+    };
+    let dir = role.metadata_dir.join("__cluster_metadata-0");
+    let log = quorum::log_store::LogStore::open(&dir)?;
+    let sm = quorum::state_machine::StateMachine::open(&dir, ch.image_tx.clone())?;
+    let timing = QuorumTiming {
+        election_timeout_ms: options.election_timeout_ms,
+        heartbeat_interval_ms: (options.election_timeout_ms / 4).max(50),
+    };
+    let config = Arc::new(
+        quorum::raft_config(&timing)
+            .validate()
+            .map_err(std::io::Error::other)?,
+    );
+    let network = NetworkFactory {
+        identity,
+        image: ch.image_rx.clone(),
+    };
+    let raft = Raft::new(options.node_id as NodeId, config, network, log, sm)
+        .await
+        .map_err(std::io::Error::other)?;
+    if !raft.is_initialized().await.map_err(std::io::Error::other)? {
+        // Every voter proposes the same initial membership; openraft accepts this on all of
+        // them (only one can win the first election).
+        let members = quorum::voter_nodes(&options.voters);
+        if let Err(e) = raft.initialize(members).await {
+            tracing::debug!(error = %e, "metadata quorum already initialized");
+        }
+    }
+    let (controller, tx) = Controller::new(
+        raft.clone(),
+        ch.image_rx.clone(),
+        ControllerConfig {
+            node_id: options.node_id,
+            session_timeout_ms: options.session_timeout_ms,
+            unclean_leader_election: options.unclean_leader_election,
+        },
+    );
+    tokio::spawn(controller.run());
+    local.raft = Some(raft);
+    local.controller = Some(tx);
+    Ok(local)
+}
+
+async fn serve(listener: TcpListener, local: Arc<Local>) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                let _ = stream.set_nodelay(true);
+                tokio::spawn(serve_connection(stream, local.clone()));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "controller listener accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+async fn serve_connection(mut stream: TcpStream, local: Arc<Local>) {
+    loop {
+        let envelope: Envelope = match read_frame(&mut stream).await {
+            Ok(e) => e,
+            Err(_) => return,
+        };
+        let response = dispatch(&local, envelope).await;
+        if write_frame(&mut stream, &response).await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn dispatch(local: &Local, envelope: Envelope) -> Response {
+    if envelope.cluster_id != local.identity.cluster_id {
+        return Response::Refused(format!(
+            "node {} belongs to cluster {}, this node to {} (error {})",
+            envelope.from,
+            envelope.cluster_id,
+            local.identity.cluster_id,
+            errors::INCONSISTENT_CLUSTER_ID
+        ));
+    }
+    match envelope.body {
+        Request::AppendEntries(rpc) => match &local.raft {
+            Some(raft) => Response::AppendEntries(raft.append_entries(rpc).await),
+            None => Response::Refused("not a controller".into()),
+        },
+        Request::Vote(rpc) => match &local.raft {
+            Some(raft) => Response::Vote(raft.vote(rpc).await),
+            None => Response::Refused("not a controller".into()),
+        },
+        Request::FullSnapshot { vote, snapshot } => match &local.raft {
+            Some(raft) => {
+                let s = openraft::Snapshot {
+                    meta: snapshot.meta.clone(),
+                    snapshot: Box::new(snapshot),
+                };
+                Response::Snapshot(raft.install_full_snapshot(vote, s).await)
+            }
+            None => Response::Refused("not a controller".into()),
+        },
+        Request::Controller(req) => Response::Controller(local_controller(local, req).await),
+        Request::FetchMetadata {
+            after_index,
+            max_wait_ms,
+        } => Response::Metadata(fetch_metadata(local, after_index, max_wait_ms).await),
+        Request::DescribeQuorum => Response::Quorum(describe(local)),
+    }
+}
+
+/// Hands `req` to this node's controller task, or says who leads.
+async fn local_controller(local: &Local, req: ControllerRequest) -> ControllerResult {
+    let Some(tx) = &local.controller else {
+        return ControllerResult::NotController { leader: None };
+    };
+    let (reply, rx) = oneshot::channel();
+    if tx.send((req, reply)).await.is_err() {
+        return ControllerResult::NotController { leader: None };
+    }
+    rx.await
+        .unwrap_or(ControllerResult::NotController { leader: None })
+}
+
+async fn fetch_metadata(local: &Local, after: u64, max_wait_ms: u64) -> Option<Box<MetadataImage>> {
+    let mut image = local.image.clone();
+    let wait = Duration::from_millis(max_wait_ms.min(METADATA_FETCH_WAIT_MS));
+    let newer = tokio::time::timeout(wait, image.wait_for(|i| i.applied_index > after)).await;
+    match newer {
+        Ok(Ok(i)) => Some(Box::new((**i).clone())),
+        _ => None,
+    }
+}
+
+fn describe(local: &Local) -> QuorumDescription {
+    let image = local.image.borrow().clone();
+    let brokers = image
+        .brokers
+        .values()
+        .map(|b| {
+            (
+                b.registration.broker_id,
+                b.broker_epoch,
+                b.fenced,
+                b.in_controlled_shutdown,
+            )
+        })
+        .collect();
+    let Some(raft) = &local.raft else {
+        return QuorumDescription {
+            brokers,
+            high_watermark: image.applied_index,
+            ..Default::default()
+        };
+    };
+    let m = raft.metrics().borrow().clone();
+    let replication = m.replication.clone().unwrap_or_default();
+    let voters = local
+        .options
+        .voters
+        .iter()
+        .map(|(id, _)| {
+            let matched = if *id == local.options.node_id {
+                m.last_log_index
+            } else {
+                replication
+                    .get(&(*id as NodeId))
+                    .and_then(|l| l.map(|l| l.index))
+            };
+            (*id, None, matched.unwrap_or(0), None)
+        })
+        .collect();
+    QuorumDescription {
+        leader: m.current_leader.map(|l| l as BrokerId),
+        term: m.current_term,
+        high_watermark: m.last_applied.map_or(0, |l| l.index),
+        voters,
+        brokers,
+    }
+}
+
+async fn answer_quorum_descriptions(
+    local: Arc<Local>,
+    mut rx: mpsc::Receiver<oneshot::Sender<QuorumDescription>>,
+) {
+    while let Some(reply) = rx.recv().await {
+        let d = describe(&local);
+        let _ = reply.send(d);
+    }
+}
+
+/// The address of voter `id`'s controller listener.
+fn voter_addr(local: &Local, id: BrokerId) -> Option<String> {
+    local
+        .options
+        .voters
+        .iter()
+        .find(|(v, _)| *v == id)
+        .map(|(_, a)| a.clone())
+}
+
+/// Sends one controller request to the active controller, following leader hints and
+/// trying every voter in turn, until `deadline`.
+async fn call_controller(
+    local: &Local,
+    req: &ControllerRequest,
+    deadline: Instant,
+) -> ControllerResult {
+    let mut hint: Option<BrokerId> = local
+        .raft
+        .as_ref()
+        .and_then(|r| r.metrics().borrow().current_leader.map(|l| l as BrokerId));
+    let mut next_voter = 0usize;
+    loop {
+        let target = hint.take().unwrap_or_else(|| {
+            next_voter += 1;
+            local.options.voters[(next_voter - 1) % local.options.voters.len()].0
+        });
+        let result = if target == local.options.node_id && local.controller.is_some() {
+            local_controller(local, req.clone()).await
+        } else {
+            remote_controller(local, target, req).await
+        };
+        match result {
+            ControllerResult::NotController { leader } if Instant::now() < deadline => {
+                hint = leader.filter(|l| *l != target);
+                tokio::time::sleep(Duration::from_millis(ROUTE_RETRY_BACKOFF_MS)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+async fn remote_controller(
+    local: &Local,
+    target: BrokerId,
+    req: &ControllerRequest,
+) -> ControllerResult {
+    let Some(addr) = voter_addr(local, target) else {
+        return ControllerResult::NotController { leader: None };
+    };
+    let mut peer = Peer::new(addr);
+    let envelope = local.identity.envelope(Request::Controller(req.clone()));
+    match peer
+        .call(&envelope, Duration::from_millis(RPC_TIMEOUT_MS))
+        .await
+    {
+        Ok(Response::Controller(r)) => r,
+        _ => ControllerResult::NotController { leader: None },
+    }
+}
+
+async fn route_requests(local: Arc<Local>, mut rx: mpsc::Receiver<Routed>) {
+    while let Some((req, reply)) = rx.recv().await {
+        let local = local.clone();
+        tokio::spawn(async move {
+            let deadline = Instant::now() + Duration::from_millis(ROUTE_DEADLINE_MS);
+            let _ = reply.send(call_controller(&local, &req, deadline).await);
+        });
+    }
+}
+
+/// Registers the broker, then heartbeats it; re-registers when its epoch goes stale.
+async fn broker_lifecycle(
+    local: Arc<Local>,
+    status: watch::Sender<BrokerStatus>,
+    shutdown: watch::Receiver<bool>,
+) {
+    let registration = local.options.broker.clone().expect("a broker role");
+    let interval = Duration::from_millis(local.options.heartbeat_interval_ms);
+    loop {
+        let deadline = Instant::now() + Duration::from_millis(ROUTE_DEADLINE_MS);
+        let req = ControllerRequest::RegisterBroker(registration.clone());
+        let epoch = match call_controller(&local, &req, deadline).await {
+            ControllerResult::Ok(ControllerReply::Registered { broker_epoch }) => broker_epoch,
+            other => {
+                tracing::info!(?other, "broker registration not accepted yet; retrying");
+                tokio::time::sleep(interval).await;
+                continue;
+            }
+        };
+        status.send_replace(BrokerStatus {
+            broker_epoch: epoch,
+            fenced: true,
+            shutdown_ok: false,
+        });
+        heartbeat_until_stale(&local, &status, &shutdown, epoch, interval).await;
+    }
+}
+
+async fn heartbeat_until_stale(
+    local: &Local,
+    status: &watch::Sender<BrokerStatus>,
+    shutdown: &watch::Receiver<bool>,
+    epoch: i64,
+    interval: Duration,
+) {
+    loop {
+        let want_shutdown = *shutdown.borrow();
+        let req = ControllerRequest::Heartbeat {
+            broker_id: local.options.node_id,
+            broker_epoch: epoch,
+            applied_index: local.image.borrow().applied_index,
+            want_shutdown,
+        };
+        let deadline = Instant::now() + interval;
+        match call_controller(local, &req, deadline).await {
+            ControllerResult::Ok(ControllerReply::Heartbeat {
+                fenced,
+                shutdown_ok,
+            }) => {
+                status.send_if_modified(|s| {
+                    let next = BrokerStatus {
+                        broker_epoch: epoch,
+                        fenced,
+                        shutdown_ok,
+                    };
+                    let changed = *s != next;
+                    *s = next;
+                    changed
+                });
+            }
+            ControllerResult::Err(e)
+                if e.code == errors::STALE_BROKER_EPOCH
+                    || e.code == errors::BROKER_ID_NOT_REGISTERED =>
+            {
+                tracing::warn!(error = %e.message, "broker epoch is stale: registering again");
+                return;
+            }
+            other => tracing::debug!(?other, "heartbeat not answered"),
+        }
+        // A shutting-down broker heartbeats faster so leaderships move quickly.
+        let pause = if want_shutdown {
+            interval / 4
+        } else {
+            interval
+        };
+        let mut shutdown = shutdown.clone();
+        let _ = tokio::time::timeout(pause, shutdown.wait_for(|s| *s != want_shutdown)).await;
+    }
+}
+
+/// Broker-only nodes: fetch the committed image from any voter.
+async fn observe_metadata(local: Arc<Local>, image_tx: watch::Sender<Arc<MetadataImage>>) {
+    let mut next = 0usize;
+    let mut peer: Option<Peer> = None;
+    loop {
+        let after = image_tx.borrow().applied_index;
+        let p = peer.get_or_insert_with(|| {
+            next += 1;
+            Peer::new(
+                local.options.voters[(next - 1) % local.options.voters.len()]
+                    .1
+                    .clone(),
+            )
+        });
+        let envelope = local.identity.envelope(Request::FetchMetadata {
+            after_index: after,
+            max_wait_ms: METADATA_FETCH_WAIT_MS,
+        });
+        let timeout = Duration::from_millis(METADATA_FETCH_WAIT_MS + RPC_TIMEOUT_MS);
+        match p.call(&envelope, timeout).await {
+            Ok(Response::Metadata(Some(image))) if image.applied_index > after => {
+                image_tx.send_replace(Arc::new(*image));
+            }
+            Ok(Response::Metadata(_)) => {}
+            _ => {
+                peer = None;
+                tokio::time::sleep(Duration::from_millis(ROUTE_RETRY_BACKOFF_MS * 4)).await;
+            }
+        }
+    }
+}

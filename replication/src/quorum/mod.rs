@@ -1,0 +1,196 @@
+//! The metadata quorum: openraft 0.9 among the controller-eligible nodes
+//! (`controller.quorum.voters`), on the controller thread's tokio runtime.
+
+pub mod log_store;
+pub mod state_machine;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::error::{
+    Fatal, NetworkError, RPCError, RaftError, RemoteError, ReplicationClosed, StreamingError,
+    Unreachable,
+};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
+};
+use openraft::{BasicNode, Snapshot, Vote};
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use crate::image::MetadataImage;
+use crate::records::{ApplyResult, BrokerId, RecordBatch};
+use crate::rpc::{Envelope, Peer, Request, Response};
+use crate::NodeId;
+use state_machine::StoredSnapshot;
+
+openraft::declare_raft_types!(
+    /// Sluice's metadata log: entries are batches of metadata records.
+    pub TypeConfig:
+        D = RecordBatch,
+        R = ApplyResult,
+        NodeId = u64,
+        Node = BasicNode,
+        SnapshotData = StoredSnapshot,
+);
+
+pub type Raft = openraft::Raft<TypeConfig>;
+
+/// Who we are on the wire.
+#[derive(Clone, Debug)]
+pub struct Identity {
+    pub cluster_id: String,
+    pub node_id: BrokerId,
+    /// The metadata log directory's `directory.id` (voters only).
+    pub directory_id: Option<Uuid>,
+}
+
+impl Identity {
+    pub fn envelope(&self, body: Request) -> Envelope {
+        Envelope {
+            cluster_id: self.cluster_id.clone(),
+            from: self.node_id,
+            directory_id: self.directory_id,
+            body,
+        }
+    }
+}
+
+/// Raft timing from the broker's keys: Kafka's `controller.quorum.election.timeout.ms`
+/// (1000) and `controller.quorum.fetch.timeout.ms` (2000) are the closest knobs.
+#[derive(Clone, Debug)]
+pub struct QuorumTiming {
+    pub election_timeout_ms: u64,
+    pub heartbeat_interval_ms: u64,
+}
+
+pub fn raft_config(timing: &QuorumTiming) -> openraft::Config {
+    openraft::Config {
+        cluster_name: "sluice-metadata".into(),
+        election_timeout_min: timing.election_timeout_ms,
+        election_timeout_max: timing.election_timeout_ms * 2,
+        heartbeat_interval: timing.heartbeat_interval_ms,
+        install_snapshot_timeout: 10_000,
+        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(5_000),
+        max_in_snapshot_log_to_keep: 1_000,
+        ..Default::default()
+    }
+}
+
+pub struct NetworkFactory {
+    pub identity: Identity,
+    /// The image, to learn each voter's recorded directory id.
+    pub image: watch::Receiver<Arc<MetadataImage>>,
+}
+
+impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
+    type Network = PeerNetwork;
+
+    async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> PeerNetwork {
+        PeerNetwork {
+            identity: self.identity.clone(),
+            target,
+            peer: Peer::new(node.addr.clone()),
+        }
+    }
+}
+
+pub struct PeerNetwork {
+    identity: Identity,
+    target: NodeId,
+    peer: Peer,
+}
+
+type RpcErr<E = openraft::error::Infallible> = RPCError<NodeId, BasicNode, RaftError<NodeId, E>>;
+
+impl PeerNetwork {
+    async fn send(&mut self, body: Request, timeout: Duration) -> Result<Response, Unreachable> {
+        let envelope = self.identity.envelope(body);
+        match self.peer.call(&envelope, timeout).await {
+            Ok(Response::Refused(why)) => {
+                tracing::debug!(target = self.target, %why, "metadata quorum peer refused");
+                Err(Unreachable::new(&std::io::Error::other(why)))
+            }
+            Ok(r) => Ok(r),
+            Err(e) => Err(Unreachable::new(&e)),
+        }
+    }
+}
+
+fn unexpected<E: std::error::Error>(r: &Response) -> RPCError<NodeId, BasicNode, E> {
+    RPCError::Network(NetworkError::new(&std::io::Error::other(format!(
+        "unexpected response {r:?}"
+    ))))
+}
+
+impl RaftNetwork<TypeConfig> for PeerNetwork {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<NodeId>, RpcErr> {
+        let r = self
+            .send(Request::AppendEntries(rpc), option.hard_ttl())
+            .await?;
+        match r {
+            Response::AppendEntries(Ok(resp)) => Ok(resp),
+            Response::AppendEntries(Err(e)) => {
+                Err(RPCError::RemoteError(RemoteError::new(self.target, e)))
+            }
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<NodeId>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<NodeId>, RpcErr> {
+        let r = self.send(Request::Vote(rpc), option.hard_ttl()).await?;
+        match r {
+            Response::Vote(Ok(resp)) => Ok(resp),
+            Response::Vote(Err(e)) => Err(RPCError::RemoteError(RemoteError::new(self.target, e))),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    async fn full_snapshot(
+        &mut self,
+        vote: Vote<NodeId>,
+        snapshot: Snapshot<TypeConfig>,
+        _cancel: impl std::future::Future<Output = ReplicationClosed> + openraft::OptionalSend + 'static,
+        option: RPCOption,
+    ) -> Result<SnapshotResponse<NodeId>, StreamingError<TypeConfig, Fatal<NodeId>>> {
+        let mut stored = *snapshot.snapshot;
+        stored.meta = snapshot.meta;
+        let r = self
+            .send(
+                Request::FullSnapshot {
+                    vote,
+                    snapshot: stored,
+                },
+                option.hard_ttl(),
+            )
+            .await?;
+        match r {
+            Response::Snapshot(Ok(resp)) => Ok(resp),
+            Response::Snapshot(Err(e)) => Err(StreamingError::RemoteError(RemoteError::new(
+                self.target,
+                e,
+            ))),
+            other => Err(StreamingError::Network(NetworkError::new(
+                &std::io::Error::other(format!("unexpected response {other:?}")),
+            ))),
+        }
+    }
+}
+
+/// The voters as openraft's initial membership.
+pub fn voter_nodes(voters: &[(BrokerId, String)]) -> BTreeMap<NodeId, BasicNode> {
+    voters
+        .iter()
+        .map(|(id, addr)| (*id as NodeId, BasicNode::new(addr)))
+        .collect()
+}

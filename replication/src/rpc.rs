@@ -1,0 +1,268 @@
+//! What the controller listener speaks: length-prefixed JSON frames over TCP, one request
+//! then one response at a time per connection.
+//!
+//! A frame is `u32 length (BE)` then that many bytes of JSON. Every request is an `Envelope`
+//! naming the cluster id, the sender's node id and, for voters, its metadata directory id:
+//! a node from another cluster is refused, and a voter whose directory id differs from the one
+//! the quorum recorded (its disk was wiped) is refused for Raft traffic — it neither votes nor
+//! counts toward a commit until re-admitted (Raft's disk-loss hazard; Kafka names a voter by
+//! node id plus directory id for the same reason).
+//!
+//! Raft's own messages (AppendEntries, Vote, a full snapshot) are openraft's types; the rest
+//! are the broker-to-controller calls Kafka makes with BrokerRegistration, BrokerHeartbeat,
+//! AlterPartition, CreateTopics, … and the observers' metadata fetch.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::time::Duration;
+
+use openraft::error::{Fatal, RaftError};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
+};
+use openraft::Vote;
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use uuid::Uuid;
+
+use crate::image::MetadataImage;
+use crate::quorum::state_machine::StoredSnapshot;
+use crate::quorum::TypeConfig;
+use crate::records::{BrokerId, BrokerRegistration, PartitionRecord};
+use crate::NodeId;
+
+/// Largest frame read from a peer (a snapshot of the whole image travels in one frame).
+pub const RPC_FRAME_BYTES_MAX: usize = 256 << 20;
+/// How long a connect may take before the peer counts as unreachable.
+pub const RPC_CONNECT_TIMEOUT_MS: u64 = 1_000;
+
+#[derive(Serialize, Deserialize, Debug)]
+pub struct Envelope {
+    pub cluster_id: String,
+    pub from: BrokerId,
+    /// The sender's metadata log directory id when it is a voter.
+    pub directory_id: Option<Uuid>,
+    pub body: Request,
+}
+
+#[derive(Serialize, Deserialize, Debug)]
+pub enum Request {
+    AppendEntries(AppendEntriesRequest<TypeConfig>),
+    Vote(VoteRequest<NodeId>),
+    FullSnapshot {
+        vote: Vote<NodeId>,
+        snapshot: StoredSnapshot,
+    },
+    Controller(ControllerRequest),
+    /// An observer (broker-only node) asks for the image once it is past `after_index`,
+    /// waiting at most `max_wait_ms`.
+    FetchMetadata {
+        after_index: u64,
+        max_wait_ms: u64,
+    },
+    /// `sluice metadata-quorum describe`.
+    DescribeQuorum,
+}
+
+#[derive(Serialize, Deserialize, Debug)]
+pub enum Response {
+    AppendEntries(Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>>),
+    Vote(Result<VoteResponse<NodeId>, RaftError<NodeId>>),
+    Snapshot(Result<SnapshotResponse<NodeId>, Fatal<NodeId>>),
+    Controller(ControllerResult),
+    /// None: nothing newer within the wait.
+    Metadata(Option<Box<MetadataImage>>),
+    Quorum(QuorumDescription),
+    /// The request was refused before it reached Raft or the controller.
+    Refused(String),
+}
+
+impl std::fmt::Debug for StoredSnapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "StoredSnapshot({})", self.meta.snapshot_id)
+    }
+}
+
+/// Broker-to-controller calls (Kafka's BrokerRegistration, BrokerHeartbeat, AlterPartition,
+/// and the admin requests every broker forwards to the active controller).
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub enum ControllerRequest {
+    RegisterBroker(BrokerRegistration),
+    Heartbeat {
+        broker_id: BrokerId,
+        broker_epoch: i64,
+        /// The last metadata index the broker applied (it is unfenced once caught up).
+        applied_index: u64,
+        want_shutdown: bool,
+    },
+    CreateTopic {
+        name: String,
+        partitions: i32,
+        replication_factor: i16,
+        /// Explicit replica lists (CreateTopics' `assignments`), else placed by the controller.
+        assignments: Option<Vec<Vec<BrokerId>>>,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    },
+    DeleteTopic {
+        name: String,
+    },
+    CreatePartitions {
+        name: String,
+        count: i32,
+        validate_only: bool,
+    },
+    AlterTopicConfig {
+        name: String,
+        configs: BTreeMap<String, String>,
+    },
+    /// Kafka's AlterPartition: the leader asks for a new ISR.
+    AlterPartition {
+        broker_id: BrokerId,
+        broker_epoch: i64,
+        topic_id: Uuid,
+        partition: i32,
+        leader_epoch: i32,
+        partition_epoch: i32,
+        new_isr: Vec<BrokerId>,
+    },
+    AllocateProducerIds {
+        broker_id: BrokerId,
+        broker_epoch: i64,
+    },
+    /// ElectLeaders (preferred) for the given partitions, or all when None.
+    ElectPreferredLeaders {
+        partitions: Option<Vec<(Uuid, i32)>>,
+    },
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub enum ControllerReply {
+    Registered {
+        broker_epoch: i64,
+    },
+    Heartbeat {
+        fenced: bool,
+        /// The controller agrees the broker may stop (controlled shutdown is complete).
+        shutdown_ok: bool,
+    },
+    TopicCreated {
+        topic_id: Uuid,
+        partitions: Vec<PartitionRecord>,
+    },
+    Done,
+    Partition(PartitionRecord),
+    ProducerIds {
+        first: i64,
+        count: i64,
+    },
+}
+
+/// A Kafka error code and message, as the broker will answer its client.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct ControllerError {
+    pub code: i16,
+    pub message: String,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub enum ControllerResult {
+    Ok(ControllerReply),
+    Err(ControllerError),
+    /// This node is not the active controller; try `leader`.
+    NotController {
+        leader: Option<BrokerId>,
+    },
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, Default)]
+pub struct QuorumDescription {
+    pub leader: Option<BrokerId>,
+    pub term: u64,
+    pub high_watermark: u64,
+    /// (node id, directory id, log end index, ms since last caught up) of each voter.
+    pub voters: Vec<(BrokerId, Option<Uuid>, u64, Option<u64>)>,
+    /// Brokers: (id, epoch, fenced, in controlled shutdown).
+    pub brokers: Vec<(BrokerId, i64, bool, bool)>,
+}
+
+pub async fn write_frame(stream: &mut TcpStream, value: &impl Serialize) -> io::Result<()> {
+    let payload = serde_json::to_vec(value).map_err(io::Error::other)?;
+    let len = u32::try_from(payload.len())
+        .ok()
+        .filter(|l| (*l as usize) <= RPC_FRAME_BYTES_MAX)
+        .ok_or_else(|| io::Error::other("frame larger than RPC_FRAME_BYTES_MAX"))?;
+    let mut buf = Vec::with_capacity(4 + payload.len());
+    buf.extend_from_slice(&len.to_be_bytes());
+    buf.extend_from_slice(&payload);
+    stream.write_all(&buf).await
+}
+
+pub async fn read_frame<T: for<'de> Deserialize<'de>>(stream: &mut TcpStream) -> io::Result<T> {
+    let mut len = [0u8; 4];
+    stream.read_exact(&mut len).await?;
+    let len = u32::from_be_bytes(len) as usize;
+    if len > RPC_FRAME_BYTES_MAX {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("frame of {len} bytes is over RPC_FRAME_BYTES_MAX"),
+        ));
+    }
+    // The buffer grows as bytes arrive: a peer's claimed length sizes nothing up front.
+    let mut payload = Vec::new();
+    let read = (&mut *stream)
+        .take(len as u64)
+        .read_to_end(&mut payload)
+        .await?;
+    if read != len {
+        return Err(io::ErrorKind::UnexpectedEof.into());
+    }
+    serde_json::from_slice(&payload).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
+/// A connection to one peer's controller listener, reconnected on demand.
+pub struct Peer {
+    pub addr: String,
+    stream: Option<TcpStream>,
+}
+
+impl Peer {
+    pub fn new(addr: String) -> Peer {
+        Peer { addr, stream: None }
+    }
+
+    /// Sends one request and waits for its response, within `timeout`.
+    pub async fn call(&mut self, envelope: &Envelope, timeout: Duration) -> io::Result<Response> {
+        let result = tokio::time::timeout(timeout, self.call_inner(envelope)).await;
+        match result {
+            Ok(Ok(r)) => Ok(r),
+            Ok(Err(e)) => {
+                self.stream = None;
+                Err(e)
+            }
+            Err(_) => {
+                self.stream = None;
+                Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "controller RPC timed out",
+                ))
+            }
+        }
+    }
+
+    async fn call_inner(&mut self, envelope: &Envelope) -> io::Result<Response> {
+        if self.stream.is_none() {
+            let connect = TcpStream::connect(&self.addr);
+            let stream =
+                tokio::time::timeout(Duration::from_millis(RPC_CONNECT_TIMEOUT_MS), connect)
+                    .await
+                    .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
+            stream.set_nodelay(true)?;
+            self.stream = Some(stream);
+        }
+        let stream = self.stream.as_mut().expect("connected above");
+        write_frame(stream, envelope).await?;
+        read_frame(stream).await
+    }
+}
