@@ -138,7 +138,7 @@ impl Appender {
         let mut prepared: Vec<(AppendReq, PendingAppend)> = Vec::with_capacity(round.len());
         let mut duplicates = Vec::new();
         for req in round {
-            let result = req.log.borrow_mut().prepare_append(req.records.clone(), 0);
+            let result = req.log.borrow_mut().prepare_append(req.records.clone());
             match result {
                 Ok(AppendOutcome::Write(mut pending)) => {
                     if self.sync_due_with(&req.log.borrow(), &pending) {

@@ -11,8 +11,8 @@ use compio::driver::SharedFd;
 use futures_channel::oneshot;
 use kafka_protocol::error::ResponseError;
 use sluice_engine::DeleteRecordsError;
-use sluice_engine::FirstBatch;
 use sluice_engine::{AppendError, BatchErrorKind, PartitionLog, ProducerError, ReadError, TopicId};
+use sluice_engine::{FetchIsolation, FirstBatch};
 use sluice_net::zero_copy::FileRange;
 
 use crate::append::{AppendFailure, AppendTicket, Appended};
@@ -293,11 +293,11 @@ pub fn fetch_local(
     let mut l = log.borrow_mut();
     let mut part = FetchPart {
         error: NONE,
-        high_watermark: l.log_end_offset(),
+        high_watermark: l.high_watermark(),
         log_start_offset: l.log_start_offset(),
         records: None,
     };
-    match l.read(offset, max_bytes, first) {
+    match l.read(offset, max_bytes, first, FetchIsolation::HighWatermark) {
         Ok(None) => {}
         Ok(Some(slice)) if slice.len == 0 => {}
         Ok(Some(slice)) => {
@@ -368,7 +368,7 @@ pub fn list_offsets_local(
     };
     let mut l = log.borrow_mut();
     let found = match timestamp {
-        LATEST_TIMESTAMP => Ok(Some((l.log_end_offset(), -1))),
+        LATEST_TIMESTAMP => Ok(Some((l.high_watermark(), -1))),
         EARLIEST_TIMESTAMP | EARLIEST_LOCAL_TIMESTAMP => Ok(Some((l.log_start_offset(), -1))),
         MAX_TIMESTAMP => l.max_timestamp(),
         t if t >= 0 => l.offset_for_timestamp(t),

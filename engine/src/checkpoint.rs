@@ -1,6 +1,8 @@
-//! Kafka's offset checkpoint files, one per log dir: `recovery-point-offset-checkpoint`
-//! (and, in Kafka, `log-start-offset-checkpoint`, `replication-offset-checkpoint`, which
-//! share the format).
+//! Kafka's offset checkpoint files, one per log dir: `recovery-point-offset-checkpoint`,
+//! `replication-offset-checkpoint` (high watermarks; and, in Kafka,
+//! `log-start-offset-checkpoint`, which shares the format). The per-partition
+//! `leader-epoch-checkpoint` (`crate::leader_epoch`) uses the same framing (version, count,
+//! entry lines) through `read_checkpoint_entries` and `write_checkpoint_text`.
 //!
 //! Format (text, `\n` line ends, Kafka's `CheckpointFile` version 0):
 //!
@@ -25,6 +27,9 @@ use crate::logdir::{fsync_dir, is_legal_topic_name};
 /// Kafka's per-log-dir checkpoint of recovery points: for every partition, the offset below
 /// which its log was fsynced when the checkpoint was written.
 pub const RECOVERY_POINT_CHECKPOINT_FILE: &str = "recovery-point-offset-checkpoint";
+/// Kafka's per-log-dir checkpoint of high watermarks: for every partition, its high
+/// watermark when the checkpoint was written (restored on open, clamped to the log end).
+pub const REPLICATION_OFFSET_CHECKPOINT_FILE: &str = "replication-offset-checkpoint";
 /// The only checkpoint format version Kafka writes.
 pub const CHECKPOINT_VERSION: u32 = 0;
 
@@ -36,17 +41,36 @@ pub const CHECKPOINT_VERSION: u32 = 0;
 /// `<legal topic> <partition >= 0> <offset >= 0>` is `InvalidData` naming the file and
 /// the line. A partition listed twice keeps its last offset, as Kafka does.
 pub fn read_offset_checkpoint(path: &Path) -> io::Result<HashMap<(String, i32), i64>> {
+    let hint = "delete the file: every partition of this log dir then counts as having no \
+                checkpointed offset (recovery rescans from 0; high watermarks restart at the \
+                log end offset of a single node, or what the leader says)";
+    let entries = read_checkpoint_entries(path, hint, parse_entry)?.unwrap_or_default();
+    Ok(entries
+        .into_iter()
+        .map(|(topic, partition, offset)| ((topic, partition), offset))
+        .collect())
+}
+
+/// Reads a file in Kafka's `CheckpointFile` text format (version line `0`, entry count,
+/// one entry per line), each entry parsed by `parse`. `Ok(None)` when the file does not
+/// exist. A bad version, a count that does not match the lines or an entry `parse`
+/// refuses is `InvalidData` naming the file, the 1-based line and `hint` (what the
+/// operator can do about it).
+pub fn read_checkpoint_entries<T>(
+    path: &Path,
+    hint: &str,
+    parse: impl Fn(&str) -> Option<T>,
+) -> io::Result<Option<Vec<T>>> {
     let text = match fs::read_to_string(path) {
         Ok(text) => text,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(HashMap::new()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(io::Error::new(e.kind(), format!("{}: {e}", path.display()))),
     };
     let malformed = |line: usize, problem: String| {
         io::Error::new(
             io::ErrorKind::InvalidData,
             format!(
-                "offset checkpoint {} line {line}: {problem} (delete the file to recover \
-                 every partition of this log dir from its first offset)",
+                "checkpoint {} line {line}: {problem} ({hint})",
                 path.display()
             ),
         )
@@ -67,18 +91,17 @@ pub fn read_offset_checkpoint(path: &Path) -> io::Result<HashMap<(String, i32), 
     let count = line(2, "entry count")?;
     let count: usize = parse_decimal(count)
         .ok_or_else(|| malformed(2, format!("entry count {count:?} is not a number")))?;
-    let mut entries = HashMap::new();
+    // The count is the file's claim: the lines actually present bound the allocation.
+    let mut entries = Vec::with_capacity(count.min(lines.len()));
     for n in 3..3 + count {
         let text = line(n, &format!("entry {} of {count}", n - 2))?;
-        let (topic, partition, offset) =
-            parse_entry(text).ok_or_else(|| malformed(n, format!("bad entry {text:?}")))?;
-        entries.insert((topic, partition), offset);
+        entries.push(parse(text).ok_or_else(|| malformed(n, format!("bad entry {text:?}")))?);
     }
     let extra = (3 + count..=lines.len()).find(|&n| !lines[n - 1].is_empty());
     if let Some(n) = extra {
         return Err(malformed(n, format!("more entries than the count {count}")));
     }
-    Ok(entries)
+    Ok(Some(entries))
 }
 
 /// `<topic> <partition> <offset>`, single spaces, topic legal, numbers non-negative.
@@ -92,7 +115,7 @@ fn parse_entry(line: &str) -> Option<(String, i32, i64)> {
 }
 
 /// Plain decimal digits only (no sign, no spaces), within the type's range.
-fn parse_decimal<T: std::str::FromStr>(field: &str) -> Option<T> {
+pub(crate) fn parse_decimal<T: std::str::FromStr>(field: &str) -> Option<T> {
     let digits = !field.is_empty() && field.bytes().all(|b| b.is_ascii_digit());
     digits.then(|| field.parse().ok()).flatten()
 }
@@ -117,6 +140,12 @@ pub fn write_offset_checkpoint(path: &Path, entries: &[(String, i32, i64)]) -> i
         }
         text.push_str(&format!("{topic} {partition} {offset}\n"));
     }
+    write_checkpoint_text(path, &text)
+}
+
+/// Writes `text` to `path` atomically: `<path>.tmp`, fdatasync, rename over `path`, fsync
+/// of the containing dir. After a crash `path` holds the old or the new text.
+pub(crate) fn write_checkpoint_text(path: &Path, text: &str) -> io::Result<()> {
     let with_path =
         |e: io::Error, at: &Path| io::Error::new(e.kind(), format!("{}: {e}", at.display()));
     let tmp = tmp_path(path);

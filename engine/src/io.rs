@@ -346,6 +346,9 @@ impl WrittenAppend {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FlushedUpTo {
     pub offset: i64,
+    /// The log's truncation count when the job was prepared (`PartitionLog::mark_flushed`
+    /// ignores a job that a truncation overtook).
+    pub(crate) truncations: u64,
 }
 
 /// What to make durable: segment files to fdatasync, index files of rolled segments,

@@ -16,6 +16,7 @@ pub mod hash;
 pub mod ids;
 pub mod index;
 pub mod io;
+pub mod leader_epoch;
 pub mod log;
 pub mod logdir;
 pub mod producer_state;
@@ -25,13 +26,19 @@ pub mod testing;
 pub use batch::{validate_batch, validate_batches, BatchError, BatchErrorKind, BatchHeader};
 pub use checkpoint::{
     read_offset_checkpoint, write_offset_checkpoint, RECOVERY_POINT_CHECKPOINT_FILE,
+    REPLICATION_OFFSET_CHECKPOINT_FILE,
 };
 pub use file_cache::{FileCache, SEGMENT_FILES_OPEN_MAX};
 pub use ids::{LeaderEpoch, Offset, TopicId};
 pub use io::{write_coalesced, FileSlice, FlushedUpTo, PendingAppend, SyncJob, WrittenAppend};
+pub use leader_epoch::{
+    EpochEntry, LeaderEpochFileCache, LEADER_EPOCH_CHECKPOINT_FILE, UNDEFINED_EPOCH,
+    UNDEFINED_EPOCH_OFFSET,
+};
 pub use log::{
-    AppendError, AppendOutcome, DeleteRecordsError, FirstBatch, LogConfig, PartitionLog, ReadError,
-    Recovery, RecoveryReport, RetentionOutcome, LOG_START_OFFSET_FILE,
+    AppendError, AppendOutcome, DeleteRecordsError, FetchIsolation, FirstBatch,
+    FollowerAppendError, HighWatermarkMode, LogConfig, PartitionLog, ReadError, Recovery,
+    RecoveryReport, RetentionOutcome, TruncateError, TruncateReason, LOG_START_OFFSET_FILE,
 };
 pub use logdir::{
     lock_log_dir, scan_partition_dirs, take_clean_shutdown_marker, write_clean_shutdown_marker,

@@ -14,8 +14,9 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::batch::{record_times, validate_batches, BatchError, BATCH_PREFIX_BYTES};
 use crate::file_cache::{FileCache, SegmentFile};
-use crate::ids::TopicId;
+use crate::ids::{LeaderEpoch, TopicId};
 use crate::index::{IndexMode, NO_TIMESTAMP};
+use crate::leader_epoch::LeaderEpochFileCache;
 use crate::logdir::{fsync_dir, parse_partition_dir_name, CREATE_DIR_SUFFIX};
 use crate::producer_state::{ProducerCheck, ProducerError, ProducerStateManager, SnapshotSync};
 use crate::segment::{
@@ -23,9 +24,16 @@ use crate::segment::{
     SegmentOpen, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX,
 };
 
+mod epochs;
+mod follower;
+mod high_watermark;
 mod retention;
+mod truncate;
+pub use follower::FollowerAppendError;
+pub use high_watermark::{FetchIsolation, HighWatermarkMode};
 use retention::read_log_start_offset;
 pub use retention::{DeleteRecordsError, RetentionOutcome, LOG_START_OFFSET_FILE};
+pub use truncate::{TruncateError, TruncateReason};
 
 pub use crate::io::{FileSlice, FlushedUpTo, PendingAppend, SyncJob, WrittenAppend};
 
@@ -264,6 +272,19 @@ pub struct PartitionLog {
     /// `SyncJob`s handed out and not yet `mark_flushed`: while any runs, retention deletes
     /// nothing (a job may hold a rolled segment's index paths).
     syncs_in_flight: u32,
+    /// Kafka's `LeaderEpochFileCache` (`leader-epoch-checkpoint`).
+    leader_epochs: LeaderEpochFileCache,
+    /// The epoch `prepare_append` stamps into every batch (`set_leader_epoch`).
+    leader_epoch: LeaderEpoch,
+    /// See `log/high_watermark.rs`; <= `log_end.offset`.
+    high_watermark: i64,
+    high_watermark_mode: HighWatermarkMode,
+    /// Where a high-watermark read stops, looked up lazily (`read_bound`).
+    high_watermark_end: Option<LogEnd>,
+    /// Truncations so far: a `SyncJob` prepared before one does not move the recovery point.
+    truncations: u64,
+    /// `truncate_to` calls below the high watermark (`TruncateReason::UncleanLeaderElection`).
+    unclean_truncations: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -348,6 +369,9 @@ impl PartitionLog {
         fs::rename(&staging, &dir).map_err(with_path(&dir))?;
         let segment = LogSegment::create(&dir, 0, config.segment_config())?;
         segment.active_file().sync_data()?;
+        // Kafka writes an empty `leader-epoch-checkpoint` with a new partition.
+        let (leader_epochs, _) = LeaderEpochFileCache::open(&dir)?;
+        leader_epochs.write()?;
         fsync_dir(&dir)?;
         fsync_dir(log_dir)?;
         Ok(Self::assemble(
@@ -356,7 +380,7 @@ impl PartitionLog {
             topic_id,
             config,
             files,
-            vec![segment],
+            (vec![segment], leader_epochs),
         ))
     }
 
@@ -366,7 +390,7 @@ impl PartitionLog {
         topic_id: TopicId,
         config: LogConfig,
         files: Rc<FileCache>,
-        segments: Vec<LogSegment>,
+        (segments, leader_epochs): (Vec<LogSegment>, LeaderEpochFileCache),
     ) -> PartitionLog {
         let active = segments.last().expect("a log has an active segment");
         assert!(active.is_active());
@@ -397,6 +421,14 @@ impl PartitionLog {
             log_start_offset: first_base,
             active_rolling_ms: None,
             syncs_in_flight: 0,
+            // A single node's partitions, and Kafka's first epoch of a new partition, are 0.
+            leader_epoch: leader_epochs.latest_epoch().unwrap_or(LeaderEpoch(0)),
+            leader_epochs,
+            high_watermark: log_end.offset,
+            high_watermark_mode: HighWatermarkMode::FollowsLogEnd,
+            high_watermark_end: None,
+            truncations: 0,
+            unclean_truncations: 0,
             dir,
         }
     }
@@ -446,17 +478,23 @@ impl PartitionLog {
         })?;
         let topic_id = read_partition_metadata(partition_dir)?;
         let (segments, report) = open_segments(partition_dir, config, recovery)?;
+        let (leader_epochs, checkpoint) = LeaderEpochFileCache::open(partition_dir)?;
+        // The kept rescanned segments are the last ones: their batches re-assign epochs.
+        let rescanned_from = (report.rescanned_segments > 0).then(|| {
+            segments[segments.len() - report.rescanned_segments.min(segments.len())].base_offset()
+        });
         let mut log = Self::assemble(
             partition_dir.to_owned(),
             (topic, partition),
             topic_id,
             config,
             files,
-            segments,
+            (segments, leader_epochs),
         );
         if let Some(start) = read_log_start_offset(partition_dir)? {
             log.log_start_offset = start.clamp(log.log_start_offset, log.log_end.offset);
         }
+        log.load_leader_epochs(checkpoint, rescanned_from)?;
         log.rebuild_producer_state()?;
         if report.truncated_to_offset.is_some() {
             tracing::warn!(
@@ -550,6 +588,16 @@ impl PartitionLog {
             .values_mut()
             .next_back()
             .expect("a log has an active segment")
+    }
+}
+
+/// The bytes of `segment` before `bound` (a log end or a high watermark's position).
+fn end_within(segment: &LogSegment, bound: &LogEnd) -> u64 {
+    use std::cmp::Ordering;
+    match segment.base_offset().cmp(&bound.segment_base) {
+        Ordering::Less => segment.size_bytes(),
+        Ordering::Equal => bound.position,
+        Ordering::Greater => 0,
     }
 }
 
@@ -773,11 +821,7 @@ impl PartitionLog {
     /// gap or an old epoch is `AppendError::Producer`. The state is updated here, at
     /// prepare time, so pipelined appends of one producer check against each other; a
     /// failed write takes the whole log offline.
-    pub fn prepare_append(
-        &mut self,
-        records: Bytes,
-        leader_epoch: i32,
-    ) -> Result<AppendOutcome, AppendError> {
+    pub fn prepare_append(&mut self, records: Bytes) -> Result<AppendOutcome, AppendError> {
         if self.offline.is_some() {
             return Err(AppendError::Offline);
         }
@@ -814,7 +858,10 @@ impl PartitionLog {
         if self.active().size_bytes() == 0 {
             self.active_rolling_ms = Some(headers[0].max_timestamp);
         }
-        let assigned = self.assign(&records, &headers, leader_epoch);
+        // The first append of a new leader epoch records where it starts.
+        let leader_epoch = self.leader_epoch;
+        self.leader_epochs.assign(leader_epoch, self.next_offset)?;
+        let assigned = self.assign(&records, &headers, leader_epoch.0);
         assert_eq!(assigned.next_offset - assigned.base_offset, record_count);
         let end_position = self.active().size_bytes();
         assert_eq!(end_position - position, records.len() as u64);
@@ -946,6 +993,7 @@ impl PartitionLog {
             segment_base,
             position: end_position,
         };
+        self.high_watermark_after_append();
         // A durable write moves the recovery point only when it continues durable data and
         // nothing else is owed (a new segment's directory entry, a rolled segment's sync):
         // RWF_DSYNC syncs the written range, not earlier dirty pages.
@@ -990,7 +1038,10 @@ impl PartitionLog {
             .drain(..)
             .partition(|r| r.end_offset <= upto);
         self.roll_syncs = owed;
-        let mut job = SyncJob::new(FlushedUpTo { offset: upto });
+        let mut job = SyncJob::new(FlushedUpTo {
+            offset: upto,
+            truncations: self.truncations,
+        });
         for roll in ready {
             job.add_file(roll.file);
             roll.index_paths.into_iter().for_each(|p| job.add_index(p));
@@ -1027,8 +1078,12 @@ impl PartitionLog {
 
     /// Records that a `SyncJob` finished.
     pub fn mark_flushed(&mut self, upto: FlushedUpTo) {
-        assert!(upto.offset <= self.log_end.offset);
         self.syncs_in_flight = self.syncs_in_flight.saturating_sub(1);
+        if upto.truncations != self.truncations {
+            // Prepared before a truncation: what it synced may have been cut and rewritten.
+            return;
+        }
+        assert!(upto.offset <= self.log_end.offset);
         self.recovery_point = self.recovery_point.max(upto.offset);
         self.last_flush_ms = now_ms();
     }
@@ -1047,27 +1102,13 @@ impl PartitionLog {
         let mut state = ProducerStateManager::load(&self.dir, self.log_start_offset(), end_offset)?;
         let from = state.map_end_offset();
         let mut replayed = 0u64;
-        let first = self
-            .segments
-            .range(..=from)
-            .next_back()
-            .map_or(from, |(b, _)| *b);
-        for segment in self.segments.range(first..).map(|(_, s)| s) {
-            let end = self.visible_end(segment);
-            let file = segment.file(&self.files)?;
-            let mut position = match segment.find_batch(&file, from, end)? {
-                Some((position, _)) => position,
-                None => continue,
-            };
-            while position < end {
-                let header = read_header_at(&file, position, end)?;
-                if header.base_offset >= state.map_end_offset() {
-                    state.update(&header);
-                    replayed += 1;
-                }
-                position += header.total_bytes() as u64;
+        self.walk_headers(from, |header| {
+            if header.base_offset >= state.map_end_offset() {
+                state.update(header);
+                replayed += 1;
             }
-        }
+            Ok(())
+        })?;
         state.advance_to(end_offset);
         if replayed > 0 {
             tracing::info!(
@@ -1082,14 +1123,37 @@ impl PartitionLog {
         Ok(())
     }
 
+    /// Calls `f` with the header of every visible batch from the one holding `from` to the
+    /// log end, in offset order (synchronous preads of 61 bytes; no decompression).
+    fn walk_headers(
+        &self,
+        from: i64,
+        mut f: impl FnMut(&crate::batch::BatchHeader) -> io::Result<()>,
+    ) -> io::Result<()> {
+        let first = self
+            .segments
+            .range(..=from)
+            .next_back()
+            .map_or(from, |(b, _)| *b);
+        for segment in self.segments.range(first..).map(|(_, s)| s) {
+            let end = self.visible_end(segment);
+            let file = segment.file(&self.files)?;
+            let mut position = match segment.find_batch(&file, from, end)? {
+                Some((position, _)) => position,
+                None => continue,
+            };
+            while position < end {
+                let header = read_header_at(&file, position, end)?;
+                f(&header)?;
+                position += header.total_bytes() as u64;
+            }
+        }
+        Ok(())
+    }
+
     /// The bytes of `segment` readers may see.
     fn visible_end(&self, segment: &LogSegment) -> u64 {
-        use std::cmp::Ordering;
-        match segment.base_offset().cmp(&self.log_end.segment_base) {
-            Ordering::Less => segment.size_bytes(),
-            Ordering::Equal => self.log_end.position,
-            Ordering::Greater => 0,
-        }
+        end_within(segment, &self.log_end)
     }
 
     /// Finds the batch containing `fetch_offset` (sparse index lookup, then batch headers
@@ -1098,12 +1162,15 @@ impl PartitionLog {
     /// `FirstBatch::WithinLimit` an oversized first batch gives an empty slice).
     /// `fetch_offset == log_end_offset` gives `Ok(None)`; outside
     /// `[log_start_offset, log_end_offset]` gives `OffsetOutOfRange`. Never returns bytes
-    /// past the log end offset's position.
+    /// past the log end offset's position, nor, with `FetchIsolation::HighWatermark`, a
+    /// batch at or past the high watermark (a fetch from there gives `Ok(None)`, as Kafka
+    /// answers a consumer ahead of the high watermark with no records and no error).
     pub fn read(
         &mut self,
         fetch_offset: i64,
         max_bytes: u32,
         first: FirstBatch,
+        isolation: FetchIsolation,
     ) -> Result<Option<FileSlice>, ReadError> {
         if let Some(e) = self.offline_error() {
             return Err(ReadError::Io(e));
@@ -1119,6 +1186,10 @@ impl PartitionLog {
                 log_end_offset,
             });
         }
+        let bound = self.read_bound(isolation)?;
+        if fetch_offset >= bound.offset {
+            return Ok(None);
+        }
         let floor = *self
             .segments
             .range(..=fetch_offset)
@@ -1126,7 +1197,7 @@ impl PartitionLog {
             .expect("in range")
             .0;
         for segment in self.segments.range(floor..).map(|(_, s)| s) {
-            let end = self.visible_end(segment);
+            let end = end_within(segment, &bound);
             let file = segment.file(&self.files)?;
             if let Some((position, header)) = segment.find_batch(&file, fetch_offset, end)? {
                 let first_bytes = header.total_bytes() as u64;
@@ -1140,7 +1211,8 @@ impl PartitionLog {
                 let next_offset = if len == 0 {
                     header.base_offset
                 } else {
-                    self.offset_after(segment, &file, position + u64::from(len), end)?
+                    let after = position + u64::from(len);
+                    self.offset_after(segment, &file, (after, end), &bound)?
                 };
                 let offsets = (header.base_offset, next_offset);
                 return Ok(Some(FileSlice::new(file, position, len, offsets)));
@@ -1150,19 +1222,20 @@ impl PartitionLog {
     }
 
     /// The offset of the first record at or after byte `position` of `segment` (a batch
-    /// boundary): the next batch's base offset, or where the segment's visible data ends.
+    /// boundary): the next batch's base offset, or where the segment's data within `bound`
+    /// ends.
     fn offset_after(
         &self,
         segment: &LogSegment,
         file: &File,
-        position: u64,
-        end: u64,
+        (position, end): (u64, u64),
+        bound: &LogEnd,
     ) -> io::Result<i64> {
         if position < end {
             return Ok(read_header_at(file, position, end)?.base_offset);
         }
-        if segment.base_offset() == self.log_end.segment_base {
-            return Ok(self.log_end.offset);
+        if segment.base_offset() == bound.segment_base {
+            return Ok(bound.offset);
         }
         let next = self
             .segments
@@ -1355,6 +1428,8 @@ impl std::fmt::Debug for PartitionLog {
             .field("log_start_offset", &self.log_start_offset())
             .field("log_end_offset", &self.log_end.offset)
             .field("next_offset", &self.next_offset)
+            .field("high_watermark", &self.high_watermark)
+            .field("leader_epoch", &self.leader_epoch)
             .field("segments", &self.segments.len())
             .field("offline", &self.offline)
             .finish()

@@ -251,6 +251,17 @@ impl ProducerStateManager {
             .push(epoch, metadata_of(header, header.base_offset));
     }
 
+    /// Kafka's `truncateFullyAndStartAt`: forgets every producer and deletes every snapshot
+    /// file; the state covers nothing below `offset`.
+    pub fn truncate_fully_and_start_at(&mut self, offset: i64) -> io::Result<()> {
+        for snapshot in list_snapshots(&self.dir)? {
+            remove_snapshot(&self.dir, snapshot)?;
+        }
+        self.producers.clear();
+        self.map_end_offset = offset;
+        Ok(())
+    }
+
     /// Moves the covered end forward past batches without producer fields that were not
     /// passed to `update` (e.g. a replay starting later).
     pub fn advance_to(&mut self, offset: i64) {

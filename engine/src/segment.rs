@@ -226,6 +226,31 @@ impl LogSegment {
         Ok(())
     }
 
+    /// Truncation (`PartitionLog::truncate_to`): keeps only the bytes before `position` (a
+    /// batch boundary; the first removed batch starts there and holds `offset`). Drops the
+    /// index entries of the removed batches, trims both index files to their entries and
+    /// fdatasyncs them, then cuts the `.log` file and fdatasyncs it. The caller reopens the
+    /// segment (as the active one) to rebuild its in-memory state from the files.
+    pub fn truncate_files(&mut self, position: u64, offset: i64) -> io::Result<()> {
+        assert!(position <= self.size_bytes && offset >= self.base_offset);
+        let position_u32 = u32::try_from(position).expect("segment positions fit u32");
+        self.offset_index.truncate_to_position(position_u32);
+        self.time_index.truncate_to_offset(offset);
+        self.offset_index.seal()?;
+        self.time_index.seal()?;
+        let with_path =
+            |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", self.log_path.display()));
+        let file = OpenOptions::new()
+            .write(true)
+            .open(&self.log_path)
+            .map_err(with_path)?;
+        file.set_len(position).map_err(with_path)?;
+        file.sync_data().map_err(with_path)?;
+        self.size_bytes = position;
+        self.next_offset = offset;
+        Ok(())
+    }
+
     /// Position of the batch containing `offset`, at or after the index hint, scanning
     /// batch headers (synchronous pread) up to `end_bytes`. `None` if no batch below
     /// `end_bytes` ends at or after `offset`.

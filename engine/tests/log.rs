@@ -8,7 +8,8 @@ use proptest::prelude::*;
 use sluice_engine::batch::BatchHeader;
 use sluice_engine::testing::build_batch;
 use sluice_engine::{
-    AppendError, FileCache, FirstBatch, LogConfig, PartitionLog, ReadError, Recovery, TopicId,
+    AppendError, FetchIsolation, FileCache, FirstBatch, LeaderEpoch, LogConfig, PartitionLog,
+    ReadError, Recovery, TopicId,
 };
 
 fn run<T>(f: impl std::future::Future<Output = T>) -> T {
@@ -45,7 +46,8 @@ fn batch(count: usize, value_bytes: usize, ts: i64) -> Bytes {
 }
 
 async fn append(log: &mut PartitionLog, records: Bytes) -> (i64, i64) {
-    let pending = log.prepare_append(records, 5).unwrap().into_pending();
+    log.become_leader(LeaderEpoch(5)).unwrap();
+    let pending = log.prepare_append(records).unwrap().into_pending();
     let written = pending.write().await.unwrap();
     let range = (written.base_offset, written.last_offset);
     log.complete_append(written);
@@ -59,7 +61,7 @@ async fn check_reads(log: &mut PartitionLog, appended: &[(i64, Bytes)]) {
         let header = BatchHeader::parse(original).unwrap();
         for offset in *base..=*base + i64::from(header.last_offset_delta) {
             let slice = log
-                .read(offset, 1, FirstBatch::Whole)
+                .read(offset, 1, FirstBatch::Whole, FetchIsolation::HighWatermark)
                 .unwrap()
                 .expect("data");
             let bytes = slice.read_to_bytes().await.unwrap();
@@ -74,7 +76,12 @@ async fn check_reads(log: &mut PartitionLog, appended: &[(i64, Bytes)]) {
     for (index, (base, original)) in appended.iter().enumerate() {
         for max_bytes in [original.len() as u32 + 100, 1 << 20] {
             let slice = log
-                .read(*base, max_bytes, FirstBatch::WithinLimit)
+                .read(
+                    *base,
+                    max_bytes,
+                    FirstBatch::WithinLimit,
+                    FetchIsolation::HighWatermark,
+                )
                 .unwrap()
                 .expect("data");
             assert!(slice.len <= max_bytes);
@@ -86,9 +93,22 @@ async fn check_reads(log: &mut PartitionLog, appended: &[(i64, Bytes)]) {
         }
     }
     let end = log.log_end_offset();
-    assert!(log.read(end, 1 << 20, FirstBatch::Whole).unwrap().is_none());
+    assert!(log
+        .read(
+            end,
+            1 << 20,
+            FirstBatch::Whole,
+            FetchIsolation::HighWatermark
+        )
+        .unwrap()
+        .is_none());
     assert!(matches!(
-        log.read(end + 1, 100, FirstBatch::Whole),
+        log.read(
+            end + 1,
+            100,
+            FirstBatch::Whole,
+            FetchIsolation::HighWatermark
+        ),
         Err(ReadError::OffsetOutOfRange { .. })
     ));
 }
@@ -201,7 +221,10 @@ fn append_read_and_reads_respect_max_bytes() {
         check_reads(&mut log, &appended).await;
         let one = batches[0].len() as u32;
         let check = |log: &mut PartitionLog, offset, max, first, expect: u32| {
-            let slice = log.read(offset, max, first).unwrap().unwrap();
+            let slice = log
+                .read(offset, max, first, FetchIsolation::HighWatermark)
+                .unwrap()
+                .unwrap();
             assert_eq!(slice.len, expect, "read({offset}, {max}, {first:?})");
         };
         check(&mut log, 0, one * 2 + 5, FirstBatch::Whole, one * 2);
@@ -219,20 +242,26 @@ fn pending_appends_are_invisible_until_completed() {
     run(async {
         let mut log = new_log(dir.path(), tiny_config());
         let first = log
-            .prepare_append(batch(2, 150, 10), 1)
+            .prepare_append(batch(2, 150, 10))
             .unwrap()
             .into_pending();
         let second = log
-            .prepare_append(batch(2, 150, 20), 1)
+            .prepare_append(batch(2, 150, 20))
             .unwrap()
             .into_pending();
         assert_eq!((first.base_offset, second.base_offset), (0, 2));
         assert_eq!(log.log_end_offset(), 0);
-        assert!(log.read(0, 1000, FirstBatch::Whole).unwrap().is_none());
+        assert!(log
+            .read(0, 1000, FirstBatch::Whole, FetchIsolation::HighWatermark)
+            .unwrap()
+            .is_none());
         let (w1, w2) = (first.write().await.unwrap(), second.write().await.unwrap());
         log.complete_append(w1);
         assert_eq!(log.log_end_offset(), 2);
-        let slice = log.read(0, 1 << 20, FirstBatch::Whole).unwrap().unwrap();
+        let slice = log
+            .read(0, 1 << 20, FirstBatch::Whole, FetchIsolation::HighWatermark)
+            .unwrap()
+            .unwrap();
         assert!(
             BatchHeader::parse(&slice.read_to_bytes().await.unwrap())
                 .unwrap()
@@ -500,16 +529,16 @@ fn rejected_appends_reserve_nothing() {
         let mut bad = [batch(2, 5, 1).to_vec(), batch(1, 5, 1).to_vec()].concat();
         let last = bad.len() - 1;
         bad[last] ^= 1;
-        assert!(log.prepare_append(Bytes::from(bad), 0).is_err());
+        assert!(log.prepare_append(Bytes::from(bad)).is_err());
         assert_eq!(log.next_offset(), 0);
         assert_eq!(append(&mut log, batch(2, 5, 1)).await, (0, 1));
         log.fail_append(&std::io::Error::other("disk on fire"));
         assert!(matches!(
-            log.prepare_append(batch(1, 1, 1), 0),
+            log.prepare_append(batch(1, 1, 1)),
             Err(sluice_engine::AppendError::Offline)
         ));
         assert!(matches!(
-            log.read(0, 100, FirstBatch::Whole),
+            log.read(0, 100, FirstBatch::Whole, FetchIsolation::HighWatermark),
             Err(ReadError::Io(_))
         ));
     });
@@ -555,7 +584,7 @@ fn a_full_index_rolls_the_segment() {
 fn an_append_larger_than_a_segment_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = new_log(dir.path(), tiny_config());
-    let err = log.prepare_append(batch(1, 2000, 1), 0).unwrap_err();
+    let err = log.prepare_append(batch(1, 2000, 1)).unwrap_err();
     assert!(
         matches!(
             err,
@@ -812,7 +841,7 @@ fn recovery_point_follows_flushes_and_restarts() {
 #[test]
 fn durable_writes_move_the_recovery_point_only_over_durable_data() {
     async fn append_durably(log: &mut PartitionLog, records: Bytes) {
-        let mut pending = log.prepare_append(records, 5).unwrap().into_pending();
+        let mut pending = log.prepare_append(records).unwrap().into_pending();
         pending.write_durably();
         let written = pending.write().await.unwrap();
         assert!(written.durable());
@@ -882,11 +911,7 @@ fn coalesced_writes_across_logs_read_back() {
         let mut pendings = Vec::new();
         for i in 0..20 {
             let log = if i % 2 == 0 { &mut a } else { &mut b };
-            pendings.push(
-                log.prepare_append(batch(3, 50, i), 0)
-                    .unwrap()
-                    .into_pending(),
-            );
+            pendings.push(log.prepare_append(batch(3, 50, i)).unwrap().into_pending());
         }
         let written = sluice_engine::write_coalesced(pendings).await;
         for (i, w) in written.into_iter().enumerate() {
@@ -897,7 +922,12 @@ fn coalesced_writes_across_logs_read_back() {
             assert_eq!(log.log_end_offset(), 30);
             for offset in 0..30 {
                 let slice = log
-                    .read(offset, 1 << 20, FirstBatch::Whole)
+                    .read(
+                        offset,
+                        1 << 20,
+                        FirstBatch::Whole,
+                        FetchIsolation::HighWatermark,
+                    )
                     .unwrap()
                     .unwrap();
                 let bytes = slice.read_to_bytes().await.unwrap();
@@ -921,13 +951,25 @@ fn slices_know_their_offsets() {
         for i in 0..3 {
             append(&mut log, batch(3, 10, i)).await;
         }
-        let all = log.read(0, 1 << 20, FirstBatch::Whole).unwrap().unwrap();
+        let all = log
+            .read(0, 1 << 20, FirstBatch::Whole, FetchIsolation::HighWatermark)
+            .unwrap()
+            .unwrap();
         assert_eq!((all.base_offset, all.next_offset), (0, 9));
-        let first = log.read(1, 1, FirstBatch::Whole).unwrap().unwrap();
+        let first = log
+            .read(1, 1, FirstBatch::Whole, FetchIsolation::HighWatermark)
+            .unwrap()
+            .unwrap();
         assert_eq!((first.base_offset, first.next_offset), (0, 3));
-        let middle = log.read(4, 1, FirstBatch::Whole).unwrap().unwrap();
+        let middle = log
+            .read(4, 1, FirstBatch::Whole, FetchIsolation::HighWatermark)
+            .unwrap()
+            .unwrap();
         assert_eq!((middle.base_offset, middle.next_offset), (3, 6));
-        let none = log.read(4, 1, FirstBatch::WithinLimit).unwrap().unwrap();
+        let none = log
+            .read(4, 1, FirstBatch::WithinLimit, FetchIsolation::HighWatermark)
+            .unwrap()
+            .unwrap();
         assert_eq!((none.len, none.next_offset - none.base_offset), (0, 0));
     });
 }

@@ -61,7 +61,7 @@ enum Got {
 }
 
 async fn append(log: &mut PartitionLog, records: Bytes) -> Got {
-    match log.prepare_append(records, 0) {
+    match log.prepare_append(records) {
         Ok(AppendOutcome::Write(pending)) => {
             let written = pending.write().await.unwrap();
             let got = Got::Written(written.base_offset, written.last_offset);

@@ -6,8 +6,8 @@ use std::rc::Rc;
 use bytes::Bytes;
 use sluice_engine::testing::build_batch;
 use sluice_engine::{
-    DeleteRecordsError, FileCache, FirstBatch, LogConfig, PartitionLog, ReadError, Recovery,
-    TopicId,
+    DeleteRecordsError, FetchIsolation, FileCache, FirstBatch, LogConfig, PartitionLog, ReadError,
+    Recovery, TopicId,
 };
 
 fn run<T>(f: impl std::future::Future<Output = T>) -> T {
@@ -38,7 +38,7 @@ fn batch(ts: i64) -> Bytes {
 /// Appends one 1-record batch per timestamp and syncs the rolled segments.
 async fn fill(log: &mut PartitionLog, timestamps: &[i64]) {
     for &ts in timestamps {
-        let pending = log.prepare_append(batch(ts), 0).unwrap().into_pending();
+        let pending = log.prepare_append(batch(ts)).unwrap().into_pending();
         let written = pending.write().await.unwrap();
         log.complete_append(written);
     }
@@ -77,10 +77,13 @@ fn retention_ms_deletes_old_sealed_segments_only() {
         assert_eq!(out.deleted_segments, 1);
         assert_eq!((log.log_start_offset(), log.segment_count()), (4, 1));
         assert!(matches!(
-            log.read(1, 1 << 20, FirstBatch::Whole),
+            log.read(1, 1 << 20, FirstBatch::Whole, FetchIsolation::HighWatermark),
             Err(ReadError::OffsetOutOfRange { .. })
         ));
-        assert!(log.read(4, 1 << 20, FirstBatch::Whole).unwrap().is_some());
+        assert!(log
+            .read(4, 1 << 20, FirstBatch::Whole, FetchIsolation::HighWatermark)
+            .unwrap()
+            .is_some());
     });
 }
 
@@ -116,7 +119,10 @@ fn a_fetch_in_flight_survives_segment_deletion() {
             },
         );
         fill(&mut log, &[1, 1, 1_000_000]).await;
-        let slice = log.read(0, 1 << 20, FirstBatch::Whole).unwrap().unwrap();
+        let slice = log
+            .read(0, 1 << 20, FirstBatch::Whole, FetchIsolation::HighWatermark)
+            .unwrap()
+            .unwrap();
         assert_eq!(
             log.enforce_retention(1_000_000).unwrap().deleted_segments,
             1
@@ -139,8 +145,13 @@ fn delete_records_moves_the_start_and_survives_restart() {
         assert_eq!(log.delete_records(3).unwrap(), 3);
         assert_eq!(log.segment_count(), 2, "the segment [0, 2) is gone");
         assert_eq!(log.delete_records(1).unwrap(), 3, "never moves back");
-        assert!(log.read(2, 100, FirstBatch::Whole).is_err());
-        let slice = log.read(3, 1 << 20, FirstBatch::Whole).unwrap().unwrap();
+        assert!(log
+            .read(2, 100, FirstBatch::Whole, FetchIsolation::HighWatermark)
+            .is_err());
+        let slice = log
+            .read(3, 1 << 20, FirstBatch::Whole, FetchIsolation::HighWatermark)
+            .unwrap()
+            .unwrap();
         assert!(slice.base_offset <= 3);
         log.close().unwrap();
         let files = Rc::new(FileCache::new(4));

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use bytes::{Buf, Bytes};
 use kafka_protocol::records::RecordBatchDecoder;
-use sluice_engine::FirstBatch;
+use sluice_engine::{FetchIsolation, FirstBatch};
 
 use super::coordinator::{deadline_ms, Coordinator};
 use super::state::{Group, GroupState, Member};
@@ -133,7 +133,12 @@ async fn load_partition(shard: &Shard, p: i32) -> Result<BTreeMap<StoredKey, Byt
     while offset < end {
         let slice = log
             .borrow_mut()
-            .read(offset, LOAD_READ_BYTES, FirstBatch::Whole)
+            .read(
+                offset,
+                LOAD_READ_BYTES,
+                FirstBatch::Whole,
+                FetchIsolation::LogEnd,
+            )
             .map_err(|e| e.to_string())?;
         let Some(slice) = slice else { break };
         let mut bytes = slice.read_to_bytes().await.map_err(|e| e.to_string())?;

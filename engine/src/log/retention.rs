@@ -51,7 +51,7 @@ pub(super) fn read_log_start_offset(dir: &Path) -> io::Result<Option<i64>> {
     }
 }
 
-fn write_log_start_offset(dir: &Path, offset: i64) -> io::Result<()> {
+pub(super) fn write_log_start_offset(dir: &Path, offset: i64) -> io::Result<()> {
     use std::io::Write;
     let path = dir.join(LOG_START_OFFSET_FILE);
     let tmp = dir.join(format!("{LOG_START_OFFSET_FILE}.tmp"));
@@ -101,7 +101,8 @@ impl PartitionLog {
 
     /// Sealed segments that may be deleted, oldest first: fully written (no append in
     /// flight) and fdatasynced (below the recovery point, so their roll sync is done), and
-    /// none while a `SyncJob` runs. Stops at the first one that is not.
+    /// none while a `SyncJob` runs; and, as in Kafka, wholly below the high watermark (a
+    /// follower may still need what is not committed). Stops at the first one that is not.
     fn deletable_bases(&self) -> Vec<(i64, i64)> {
         let mut out = Vec::new();
         if self.syncs_in_flight > 0 {
@@ -112,8 +113,9 @@ impl PartitionLog {
             let Some((&next_base, _)) = iter.peek() else {
                 break; // the active segment
             };
-            let written =
-                segment.next_offset() <= self.log_end.offset && next_base <= self.recovery_point;
+            let written = segment.next_offset() <= self.log_end.offset
+                && next_base <= self.recovery_point
+                && next_base <= self.high_watermark;
             let synced = !self.roll_syncs.iter().any(|r| r.end_offset == next_base);
             if !written || !synced {
                 break;
@@ -154,6 +156,8 @@ impl PartitionLog {
         }
         if outcome.deleted_segments > 0 {
             fsync_dir(&self.dir)?;
+            self.leader_epochs
+                .truncate_from_start(self.log_start_offset)?;
             tracing::info!(
                 dir = %self.dir.display(),
                 segments = outcome.deleted_segments,
@@ -191,7 +195,7 @@ impl PartitionLog {
         if let Some(e) = self.offline_error() {
             return Err(e.into());
         }
-        let high_watermark = self.log_end.offset;
+        let high_watermark = self.high_watermark;
         let offset = if offset == -1 { high_watermark } else { offset };
         if offset < 0 || offset > high_watermark {
             return Err(DeleteRecordsError::OffsetOutOfRange {
@@ -204,6 +208,7 @@ impl PartitionLog {
         }
         write_log_start_offset(&self.dir, offset)?;
         self.log_start_offset = offset;
+        self.leader_epochs.truncate_from_start(offset)?;
         let mut deleted = 0;
         for (base, next_base) in self.deletable_bases() {
             if next_base > offset {
