@@ -362,6 +362,9 @@ async fn dispatch_admin(
         RequestKind::DeleteRecords(req) => send(ResponseKind::DeleteRecords(
             delete_records::handle(shard, version, req).await,
         )),
+        RequestKind::ListConfigResources(req) => send(ResponseKind::ListConfigResources(
+            list_config_resources::handle(shard, version, req),
+        )),
         other => dispatch_group(shard, version, client, other).await,
     }
 }

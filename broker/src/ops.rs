@@ -327,6 +327,9 @@ pub const LATEST_TIMESTAMP: i64 = -1;
 pub const EARLIEST_TIMESTAMP: i64 = -2;
 pub const MAX_TIMESTAMP: i64 = -3;
 pub const EARLIEST_LOCAL_TIMESTAMP: i64 = -4;
+/// KIP-1005 (ListOffsets v9+): the highest offset in tiered storage. Without tiered storage
+/// Kafka answers no offset (-1, -1) and no error.
+pub const LATEST_TIERED_TIMESTAMP: i64 = -5;
 
 pub async fn list_offsets_routed(
     shard: &Rc<Shard>,
@@ -371,6 +374,7 @@ pub fn list_offsets_local(
         LATEST_TIMESTAMP => Ok(Some((l.high_watermark(), -1))),
         EARLIEST_TIMESTAMP | EARLIEST_LOCAL_TIMESTAMP => Ok(Some((l.log_start_offset(), -1))),
         MAX_TIMESTAMP => l.max_timestamp(),
+        LATEST_TIERED_TIMESTAMP => Ok(None),
         t if t >= 0 => l.offset_for_timestamp(t),
         _ => {
             return ListOffsetsPart {

@@ -1,4 +1,4 @@
-//! Fetch response v4–v16, framed by hand so record data can stay in segment files.
+//! Fetch response v4–v18, framed by hand so record data can stay in segment files.
 //!
 //! A fetch answer is a list of chunks: bytes this module encodes (frame size, response
 //! header, every field of Kafka's FetchResponse schema) and, where each partition's
@@ -12,7 +12,8 @@
 //! (v11+), records nullable bytes]]`. From v12 the message is flexible: compact arrays and
 //! strings (unsigned varint length + 1) and an empty tagged-field section after every struct;
 //! the tagged fields we never set (diverging_epoch, current_leader, snapshot_id,
-//! node_endpoints) are omitted, which means "default".
+//! node_endpoints) are omitted, which means "default". v17 and v18 change only the request
+//! (a follower's directory id and high watermark), so their answers are v16's layout.
 
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -21,7 +22,7 @@ const FLEXIBLE_VERSION_MIN: i16 = 12;
 /// The first version that names topics by id.
 const TOPIC_ID_VERSION_MIN: i16 = 13;
 pub const FETCH_VERSION_MIN: i16 = 4;
-pub const FETCH_VERSION_MAX: i16 = 16;
+pub const FETCH_VERSION_MAX: i16 = 18;
 
 /// One partition of the answer. `records` is `None` for a partition without data (encoded
 /// as empty records, as Kafka does).

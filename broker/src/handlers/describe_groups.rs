@@ -1,7 +1,9 @@
-//! DescribeGroups v0–v5: state, protocol and members of each group.
+//! DescribeGroups v0–v6: state, protocol and members of each group. From v6 (KIP-1043) a
+//! group the coordinator does not know answers GROUP_ID_NOT_FOUND instead of a Dead group.
 
 use std::rc::Rc;
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
 use kafka_protocol::protocol::StrBytes;
@@ -14,6 +16,8 @@ use crate::shard::Shard;
 const AUTHORIZED_OPERATIONS_VERSION_MIN: i16 = 3;
 /// The first version with static member instance ids.
 const INSTANCE_ID_VERSION_MIN: i16 = 4;
+/// The first version with `error_message`, answering GROUP_ID_NOT_FOUND for unknown groups.
+const GROUP_ID_NOT_FOUND_VERSION_MIN: i16 = 6;
 
 pub async fn handle(
     shard: &Rc<Shard>,
@@ -33,6 +37,14 @@ pub async fn handle(
         };
         let mut g = DescribedGroup::default();
         g.error_code = d.error;
+        if version >= GROUP_ID_NOT_FOUND_VERSION_MIN && d.error == 0 && d.state == "Dead" {
+            g.group_id = id;
+            g.error_code = ResponseError::GroupIdNotFound.code();
+            g.error_message = Some(StrBytes::from_string(format!("Group {name} not found.")));
+            g.authorized_operations = AUTHORIZED_OPERATIONS_OMITTED;
+            resp.groups.push(g);
+            continue;
+        }
         g.group_id = id;
         g.group_state = StrBytes::from_string(d.state);
         g.protocol_type = StrBytes::from_string(d.protocol_type);

@@ -1,4 +1,5 @@
-//! Fetch v4–v16 (v13+ address topics by id). Honours `max_bytes`, `partition_max_bytes`
+//! Fetch v4–v18 (v13+ address topics by id; v17's replica directory id and v18's follower
+//! high watermark are follower fields, unused without replication). Honours `max_bytes`, `partition_max_bytes`
 //! (the first batch of the first non-empty partition is returned whole, KIP-74), `min_bytes`
 //! and `max_wait_ms`: a long poll parks on the partitions' append signals and wakes on an
 //! append, not on a timer loop. Fetch sessions (KIP-227) are not kept: session id 0 tells

@@ -1,5 +1,6 @@
-//! FindCoordinator v0–v4: this single-node broker coordinates every group (and would every
-//! transaction); v4 answers a batch of keys.
+//! FindCoordinator v0–v6: this single-node broker coordinates every group; v4 answers a
+//! batch of keys. Transaction (1) and share-group (2, v6) keys answer INVALID_REQUEST:
+//! neither coordinator exists here. v5 only adds an error code this broker never sends.
 
 use std::rc::Rc;
 

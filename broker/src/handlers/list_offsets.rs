@@ -1,6 +1,7 @@
-//! ListOffsets v1–v8: earliest (-2), latest (-1), max timestamp (-3), earliest local (-4,
-//! the log start offset: there is no tiered storage), or the first offset whose timestamp is
-//! at least the one asked for.
+//! ListOffsets v1–v10: earliest (-2), latest (-1), max timestamp (-3), earliest local (-4,
+//! the log start offset: there is no tiered storage), latest tiered (-5, v9+: no offset, as
+//! Kafka answers without tiered storage), or the first offset whose timestamp is at least the
+//! one asked for. v10's `timeout_ms` bounds a wait for tiered storage: nothing waits here.
 
 use std::rc::Rc;
 

@@ -19,6 +19,7 @@ pub mod incremental_alter_configs;
 pub mod init_producer_id;
 pub mod join_group;
 pub mod leave_group;
+pub mod list_config_resources;
 pub mod list_groups;
 pub mod list_offsets;
 pub mod metadata;
@@ -30,22 +31,22 @@ pub mod sync_group;
 
 /// (API, lowest version, highest version) this broker implements.
 pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
-    (ApiKey::Produce, 3, 11),
-    (ApiKey::Fetch, 4, 16),
-    (ApiKey::ListOffsets, 1, 8),
-    (ApiKey::Metadata, 0, 12),
+    (ApiKey::Produce, 3, 13),
+    (ApiKey::Fetch, 4, 18),
+    (ApiKey::ListOffsets, 1, 10),
+    (ApiKey::Metadata, 0, 13),
     (ApiKey::ApiVersions, 0, 4),
     (ApiKey::CreateTopics, 2, 7),
     (ApiKey::DeleteTopics, 1, 6),
     (ApiKey::InitProducerId, 0, 5),
-    (ApiKey::FindCoordinator, 0, 4),
+    (ApiKey::FindCoordinator, 0, 6),
     (ApiKey::JoinGroup, 0, 9),
     (ApiKey::SyncGroup, 0, 5),
     (ApiKey::Heartbeat, 0, 4),
     (ApiKey::LeaveGroup, 0, 5),
     (ApiKey::OffsetCommit, 2, 9),
     (ApiKey::OffsetFetch, 1, 9),
-    (ApiKey::DescribeGroups, 0, 5),
+    (ApiKey::DescribeGroups, 0, 6),
     (ApiKey::ListGroups, 0, 5),
     (ApiKey::DeleteGroups, 0, 2),
     (ApiKey::OffsetDelete, 0, 0),
@@ -54,6 +55,7 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::DeleteRecords, 0, 2),
+    (ApiKey::ListConfigResources, 0, 1),
 ];
 
 pub fn supported(api_key: ApiKey) -> Option<(i16, i16)> {
@@ -76,5 +78,44 @@ mod tests {
                 "{key:?} {min}..={max} vs {valid:?}"
             );
         }
+    }
+
+    /// README's "Supported Kafka APIs" table: (name, key, min, max) per row.
+    fn readme_table() -> Vec<(String, i16, i16, i16)> {
+        let readme = include_str!("../../../README.md");
+        let table = readme
+            .split("### Supported Kafka APIs")
+            .nth(1)
+            .expect("README has the supported-APIs section");
+        table
+            .lines()
+            .skip_while(|l| !l.starts_with('|'))
+            .take_while(|l| l.starts_with('|'))
+            .skip(2) // header and separator
+            .map(|row| {
+                let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+                let versions = cells[3].split(' ').next().unwrap();
+                let (min, max) = versions.split_once('–').unwrap_or((versions, versions));
+                let number = |s: &str| s.parse::<i16>().unwrap_or_else(|_| panic!("{row}"));
+                (
+                    cells[1].to_string(),
+                    number(cells[2]),
+                    number(min),
+                    number(max),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn readme_table_is_what_api_versions_advertises() {
+        let mut readme = readme_table();
+        readme.sort_by_key(|r| r.1);
+        let mut ours: Vec<(String, i16, i16, i16)> = SUPPORTED
+            .iter()
+            .map(|(key, min, max)| (format!("{key:?}"), *key as i16, *min, *max))
+            .collect();
+        ours.sort_by_key(|r| r.1);
+        assert_eq!(readme, ours);
     }
 }

@@ -1,4 +1,5 @@
-//! Produce v3–v11 (acks 0, 1, -1). Every partition's batches are validated and appended on
+//! Produce v3–v13 (acks 0, 1, -1; v13 names topics by id, an unknown id answers
+//! UNKNOWN_TOPIC_ID). Every partition's batches are validated and appended on
 //! the owning shard; with acks=0 nothing is answered, and a failure closes the connection as
 //! Kafka does so the client notices.
 
@@ -18,6 +19,8 @@ use crate::shard::{Shard, TopicPartition};
 
 /// acks=0 (no answer), 1 (leader), -1 (all in-sync replicas).
 const ACKS_VALID: [i16; 3] = [0, 1, -1];
+/// The first version that names topics by id (KIP-516).
+const TOPIC_ID_VERSION_MIN: i16 = 13;
 
 /// The part of a produce that waits for the writes; the connection awaits it in order.
 pub type ProduceCompletion = Pin<Box<dyn Future<Output = Reply>>>;
@@ -33,7 +36,11 @@ pub async fn submit(shard: &Rc<Shard>, version: i16, req: ProduceRequest) -> Pro
     let meta = shard.metadata();
     let mut queued: Vec<QueuedTopic> = Vec::with_capacity(req.topic_data.len());
     for topic in req.topic_data {
-        let info = meta.topic(&topic.name.0).cloned();
+        let by_id = version >= TOPIC_ID_VERSION_MIN;
+        let info = match by_id {
+            true => meta.topic_by_id(topic.topic_id).cloned(),
+            false => meta.topic(&topic.name.0).cloned(),
+        };
         let mut parts = Vec::with_capacity(topic.partition_data.len());
         for pd in topic.partition_data {
             let part = info
@@ -51,9 +58,17 @@ pub async fn submit(shard: &Rc<Shard>, version: i16, req: ProduceRequest) -> Pro
                     ResponseError::InvalidRecord,
                     "produce without records",
                 )),
+                (true, None, _) if by_id && info.is_none() => ProduceTicket::Done(failed(
+                    ResponseError::UnknownTopicId,
+                    &format!("This server does not host topic id {}.", topic.topic_id),
+                )),
                 (true, None, _) => ProduceTicket::Done(failed(
                     ResponseError::UnknownTopicOrPartition,
-                    &format!("This server does not host {}-{}.", topic.name.0, pd.index),
+                    &format!(
+                        "This server does not host {}-{}.",
+                        info.as_ref().map_or(topic.name.0.as_str(), |t| &*t.name),
+                        pd.index
+                    ),
                 )),
                 _ => ProduceTicket::Done(failed(
                     ResponseError::InvalidRequiredAcks,

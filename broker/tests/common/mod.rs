@@ -56,3 +56,12 @@ pub fn roundtrip<Req: Encodable, Resp: Decodable>(
     ResponseHeader::decode(&mut body, key.response_header_version(version)).unwrap();
     Resp::decode(&mut body, version).unwrap()
 }
+
+/// A raw connection to `broker` (10 s read timeout), for requests the rdkafka crate does not
+/// send: exact API versions, hand-built bodies.
+pub fn raw_connect(broker: &Broker) -> TcpStream {
+    let s = TcpStream::connect(("127.0.0.1", broker.port)).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    s
+}
