@@ -11,6 +11,9 @@
 //! The tests below decode bodies claiming `i32::MAX` / `u32::MAX` elements for every API
 //! and version `kafka-protocol` knows.
 //!
+//! Versions Kafka 4 removed and `kafka-protocol` no longer knows (OffsetCommit v0–v1, …) are
+//! coded by hand in `legacy`, into and from the same message types.
+//!
 //! Trailing bytes after a decoded body are ignored, as Kafka does: a newer client may
 //! append data an older schema does not know. They are reported in
 //! [`DecodedRequest::trailing_bytes`] for the caller to log if it likes.
@@ -118,16 +121,24 @@ fn peek_client_id(mut rest: &[u8]) -> Option<String> {
     String::from_utf8(bytes.to_vec()).ok()
 }
 
-/// The versions of `api_key` we decode: the broker's table intersected with what
-/// `kafka-protocol` can decode. `None` if that is empty.
+/// The versions of `api_key` this codec decodes and encodes: `kafka-protocol`'s, and below
+/// them the old versions [`legacy`] codes by hand.
+pub fn codec_versions(api_key: ApiKey) -> (i16, i16) {
+    let generated = api_key.valid_versions();
+    let min = legacy::min_version(api_key).unwrap_or(generated.min);
+    (min, generated.max)
+}
+
+/// The versions of `api_key` we decode: the broker's table intersected with what the codec
+/// can decode. `None` if that is empty.
 fn served_versions(
     api_key: ApiKey,
     supported: impl Fn(ApiKey) -> Option<(i16, i16)>,
 ) -> Option<(i16, i16)> {
     let (broker_min, broker_max) = supported(api_key)?;
-    let codec = api_key.valid_versions();
-    let min = broker_min.max(codec.min);
-    let max = broker_max.min(codec.max);
+    let (codec_min, codec_max) = codec_versions(api_key);
+    let min = broker_min.max(codec_min);
+    let max = broker_max.min(codec_max);
     (min <= max).then_some((min, max))
 }
 
@@ -157,8 +168,12 @@ pub fn decode_request(
     }
     let mut rest = frame;
     let header = decode_header(api_key, version, &mut rest)?;
-    let body = RequestKind::decode(api_key, &mut rest, version).map_err(|error| {
-        DecodeError::Malformed(format!("{api_key:?} v{version} request body: {error:#}"))
+    let body = match legacy::is_legacy(api_key, version) {
+        true => legacy::decode(api_key, version, &mut rest),
+        false => RequestKind::decode(api_key, &mut rest, version).map_err(|e| format!("{e:#}")),
+    }
+    .map_err(|error| {
+        DecodeError::Malformed(format!("{api_key:?} v{version} request body: {error}"))
     })?;
     Ok(DecodedRequest {
         header,
@@ -228,8 +243,11 @@ fn encode_response_unframed(
     header
         .encode(out, response_header_version(api_key, version))
         .map_err(|error| body_error(format!("response header: {error:#}")))?;
-    body.encode(out, version)
-        .map_err(|error| body_error(format!("body: {error:#}")))?;
+    match legacy::is_legacy(api_key, version) {
+        true => legacy::encode(version, body, out),
+        false => body.encode(out, version).map_err(|e| format!("{e:#}")),
+    }
+    .map_err(|error| body_error(format!("body: {error}")))?;
     let size_bytes = out.len() - start - FRAME_SIZE_PREFIX_BYTES;
     if size_bytes > FRAME_BYTES_MAX {
         return Err(EncodeError::TooLarge {
@@ -242,6 +260,8 @@ fn encode_response_unframed(
     out[start..start + FRAME_SIZE_PREFIX_BYTES].copy_from_slice(&size.to_be_bytes());
     Ok(())
 }
+
+mod legacy;
 
 #[cfg(test)]
 mod tests;

@@ -1,7 +1,8 @@
-//! CreateTopics v2–v7. Replication factor must be 1 (or -1, the default) until replication
-//! lands; manual assignments must name this broker; topic-level configs are validated
-//! (`topic_config::validate`: unknown keys and bad values get INVALID_CONFIG naming them)
-//! and persisted with the partitions. v5+ answers with every topic key and its source.
+//! CreateTopics v0–v7 (v0–v1 decoded by `sluice_net::codec`'s legacy module). Replication
+//! factor must be 1 (or -1, the default) until replication lands; manual assignments must name
+//! this broker; topic-level configs are validated (`topic_config::validate`: unknown keys and
+//! bad values get INVALID_CONFIG naming them) and persisted with the partitions. v5+ answers
+//! with every topic key and its source.
 
 use std::rc::Rc;
 

@@ -1,4 +1,4 @@
-//! DeleteTopics v1–v6 (v6 names topics by name or by id).
+//! DeleteTopics v0–v6 (v6 names topics by name or by id).
 
 use std::rc::Rc;
 

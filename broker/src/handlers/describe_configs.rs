@@ -1,6 +1,7 @@
-//! DescribeConfigs v1–v4: topic resources (every topic key with its value and source:
-//! DYNAMIC_TOPIC_CONFIG for an override, else STATIC_BROKER_CONFIG or DEFAULT_CONFIG) and
-//! broker resources (the honoured broker keys, read-only). `config_type` is sent from v3.
+//! DescribeConfigs v0–v4 (v0 answers `is_default` instead of the source): topic resources
+//! (every topic key with its value and source: DYNAMIC_TOPIC_CONFIG for an override, else
+//! STATIC_BROKER_CONFIG or DEFAULT_CONFIG) and broker resources (the honoured broker keys,
+//! read-only). `config_type` is sent from v3.
 
 use std::rc::Rc;
 

@@ -1,4 +1,5 @@
-//! OffsetCommit v2–v9: stores a group's committed offsets in `__consumer_offsets`.
+//! OffsetCommit v0–v9 (v0: a standalone commit, generation -1): stores a group's committed
+//! offsets in `__consumer_offsets`.
 //!
 //! As Kafka's `KafkaApis.handleOffsetCommitRequest`: partitions of topics that do not exist,
 //! and partitions past a topic's count, answer UNKNOWN_TOPIC_OR_PARTITION and never reach the

@@ -1,4 +1,4 @@
-//! OffsetFetch v1–v9: a group's committed offsets (all of them when topics is null, v2+);
+//! OffsetFetch v0–v9: a group's committed offsets (all of them when topics is null, v2+);
 //! v8+ asks for several groups at once.
 
 use std::collections::BTreeMap;
