@@ -36,7 +36,7 @@ use kafka_protocol::messages::{ApiKey, ProduceResponse};
 use uuid::Uuid;
 
 pub use admin::{AdvertisedApi, DeletedRecords};
-pub use batch::{Batches, BatchesSummary, Record, RecordBatchBuilder};
+pub use batch::{Batches, BatchesSummary, ProducerIdentity, Record, RecordBatchBuilder};
 pub use connection::{Connection, ResponseExpected};
 pub use error::{ClientError, Result};
 pub use groups::{
@@ -301,6 +301,14 @@ impl Client {
         let response: ProduceResponse = connection.call_version(&request, version).await?;
         let context = || format!("producing to {topic}-{partition}");
         requests::parse_produce(&response, partition, context).map(Some)
+    }
+
+    /// A producer id and epoch for an idempotent producer (InitProducerId without a
+    /// transactional id, asked of the bootstrap broker as any broker may answer it).
+    /// Batches built with [`RecordBatchBuilder::finish_idempotent`] then carry it.
+    pub async fn init_producer_id(&mut self) -> Result<ProducerIdentity> {
+        let response = self.bootstrap.call(&requests::init_producer_id()).await?;
+        requests::parse_init_producer_id(&response, self.bootstrap.address())
     }
 
     /// Fetches `partitions` (`(partition, fetch_offset)`) of `topic`, all of which must

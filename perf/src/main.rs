@@ -2,14 +2,16 @@
 //! any Kafka-compatible broker, on one compio runtime thread; and the tools `perf/bench.sh`
 //! measures the machine with: `sink` (a broker that acknowledges and discards: the load
 //! client's ceiling), `loopback` (TCP bandwidth between two processes) and `populate`
-//! (many partitions, one record each).
+//! (many partitions, one record each). `verify` (the checker) lives in the library, so
+//! tests can run it too.
 
 mod consume;
 mod loopback;
 mod populate;
 mod produce;
-mod report;
 mod sink;
+
+use sluice_perf::{report, verify};
 
 use std::process::ExitCode;
 
@@ -44,6 +46,10 @@ enum Command {
     Loopback(loopback::LoopbackArgs),
     /// Create many topics and partitions and write one record to each.
     Populate(populate::PopulateArgs),
+    /// Produce uniquely identified records, read every partition back and report lost,
+    /// duplicated, reordered and disagreeing records (Jepsen's Kafka checker); exits 1
+    /// when it finds any.
+    Verify(verify::VerifyArgs),
 }
 
 fn main() -> ExitCode {
@@ -65,6 +71,9 @@ fn main() -> ExitCode {
             Command::Consume(args) => consume::run(args).await,
             Command::Sink(args) => sink::run(args).await,
             Command::Populate(args) => populate::run(args).await,
+            Command::Verify(args) => verify::run_cli(args)
+                .await
+                .map_err(|e| sluice_net::client::ClientError::Metadata(e.0)),
             Command::Loopback(_) => unreachable!("run before the runtime starts"),
         }
     });

@@ -3,8 +3,22 @@
 use std::fmt::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use hdrhistogram::Histogram;
+
 /// Kafka's perf tools count MB as 1024 * 1024 bytes.
 pub const BYTES_PER_MB: f64 = 1024.0 * 1024.0;
+
+/// Highest latency the histograms track exactly: an hour, in microseconds. Larger ones
+/// are recorded as this.
+const LATENCY_US_MAX: u64 = 3_600_000_000;
+/// Significant decimal digits the histograms keep.
+const LATENCY_SIGNIFICANT_DIGITS: u8 = 3;
+
+/// An empty latency histogram in microseconds (`produce`, `verify`).
+pub fn latency_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, LATENCY_US_MAX, LATENCY_SIGNIFICANT_DIGITS)
+        .expect("valid histogram bounds")
+}
 
 /// A JSON object written field by field (numbers and strings only).
 #[derive(Default)]
@@ -40,6 +54,24 @@ impl JsonObject {
         }
         self.body.push('"');
         self
+    }
+
+    /// `value` must be JSON already (`null`, a number, a nested object or array).
+    pub fn raw(mut self, key: &str, value: &str) -> Self {
+        self.key(key);
+        self.body.push_str(value);
+        self
+    }
+
+    pub fn object(self, key: &str, value: JsonObject) -> Self {
+        let value = value.finish();
+        self.raw(key, &value)
+    }
+
+    pub fn array(self, key: &str, items: impl IntoIterator<Item = JsonObject>) -> Self {
+        let items: Vec<String> = items.into_iter().map(JsonObject::finish).collect();
+        let value = format!("[{}]", items.join(", "));
+        self.raw(key, &value)
     }
 
     fn key(&mut self, key: &str) {
@@ -114,10 +146,19 @@ mod tests {
             .number("x", 1.25)
             .number("nan", f64::NAN)
             .string("s", "a\"b\\\n")
+            .object("o", JsonObject::default().number("k", 1.0))
+            .array(
+                "a",
+                [
+                    JsonObject::default(),
+                    JsonObject::default().raw("z", "null"),
+                ],
+            )
+            .array("e", [])
             .finish();
         assert_eq!(
             json,
-            r#"{"n": 3, "x": 1.2500, "nan": 0, "s": "a\"b\\\u000a"}"#
+            r#"{"n": 3, "x": 1.2500, "nan": 0, "s": "a\"b\\\u000a", "o": {"k": 1}, "a": [{}, {"z": null}], "e": []}"#
         );
     }
 }

@@ -4,13 +4,11 @@
 //! `sluice_testkit::sluiced_path` says where `sluiced` is found (`$SLUICED`, or beside this
 //! test's profile directory).
 
-use std::process::Command;
-
 use sluice_net::client::batch::{decode_records, Batches};
 use sluice_net::client::{
     Acks, Client, FetchOptions, OffsetSpec, Record, RecordBatchBuilder, TopicCreation,
 };
-use sluice_testkit::{json_number, Broker};
+use sluice_testkit::{json_number, run_ok, Broker};
 
 #[global_allocator]
 static ALLOC: sluice_net::alloc::LazyLargeAlloc = sluice_net::alloc::LazyLargeAlloc;
@@ -149,17 +147,7 @@ fn connect_errors_say_what_to_check() {
 
 /// Runs `sluice-perf` with `args`; returns its stdout.
 fn perf(args: &[&str]) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_sluice-perf"))
-        .args(args)
-        .output()
-        .expect("run sluice-perf");
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "sluice-perf {args:?} failed:\n{stdout}\n{stderr}"
-    );
-    stdout
+    run_ok(env!("CARGO_BIN_EXE_sluice-perf"), args).0
 }
 
 #[test]

@@ -1,23 +1,13 @@
 //! The machine-limit tools of `perf/bench.sh`: the sink answers the load client like a
 //! broker (produce, consume, populate run against it unchanged), and loopback measures.
 
-use sluice_testkit::json_number;
+use sluice_testkit::{json_number, run_ok};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
 /// Runs `sluice-perf` with `args`; returns its stdout.
 fn perf(args: &[&str]) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_sluice-perf"))
-        .args(args)
-        .output()
-        .expect("run sluice-perf");
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "sluice-perf {args:?} failed:\n{stdout}\n{stderr}"
-    );
-    stdout
+    run_ok(env!("CARGO_BIN_EXE_sluice-perf"), args).0
 }
 
 struct Sink {

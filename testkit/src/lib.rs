@@ -225,6 +225,23 @@ pub fn free_ports(n: usize) -> Vec<u16> {
     held.into_iter().map(|(port, _, _)| port).collect()
 }
 
+/// Runs `program` with `args` and waits for it; panics with both outputs unless it
+/// exits successfully. Returns (stdout, stderr).
+pub fn run_ok(program: &str, args: &[&str]) -> (String, String) {
+    let output = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("running {program}: {e}"));
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(
+        output.status.success(),
+        "{program} {args:?} failed ({}):\n{stdout}\n{stderr}",
+        output.status
+    );
+    (stdout, stderr)
+}
+
 /// The number after `"key": ` in a one-line JSON object (`sluice-perf --json`).
 pub fn json_number(json: &str, key: &str) -> f64 {
     let needle = format!("\"{key}\": ");

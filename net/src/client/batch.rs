@@ -53,6 +53,31 @@ pub struct Record<'a> {
     pub timestamp_ms: i64,
 }
 
+/// An idempotent producer's identity, from InitProducerId
+/// ([`crate::client::Client::init_producer_id`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProducerIdentity {
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+}
+
+/// The producer fields of a batch header.
+#[derive(Debug, Clone, Copy)]
+struct ProducerFields {
+    producer_id: i64,
+    producer_epoch: i16,
+    base_sequence: i32,
+}
+
+impl ProducerFields {
+    /// A batch of no idempotent producer.
+    const NONE: ProducerFields = ProducerFields {
+        producer_id: -1,
+        producer_epoch: -1,
+        base_sequence: -1,
+    };
+}
+
 /// Builds one uncompressed magic-v2 batch, record by record.
 #[derive(Debug)]
 pub struct RecordBatchBuilder {
@@ -125,7 +150,26 @@ impl RecordBatchBuilder {
     ///
     /// # Panics
     /// If the batch is empty: Kafka refuses batches without records.
-    pub fn finish(mut self) -> Bytes {
+    pub fn finish(self) -> Bytes {
+        self.finish_as(ProducerFields::NONE)
+    }
+
+    /// [`Self::finish`] for an idempotent producer: the batch carries `producer`'s id and
+    /// epoch and `base_sequence`, the sequence number of its first record (Kafka counts
+    /// sequences per producer id and partition, from 0, wrapping at `i32::MAX`).
+    ///
+    /// # Panics
+    /// If the batch is empty, or `base_sequence` is negative.
+    pub fn finish_idempotent(self, producer: ProducerIdentity, base_sequence: i32) -> Bytes {
+        assert!(base_sequence >= 0, "base sequence {base_sequence} below 0");
+        self.finish_as(ProducerFields {
+            producer_id: producer.producer_id,
+            producer_epoch: producer.producer_epoch,
+            base_sequence,
+        })
+    }
+
+    fn finish_as(mut self, producer: ProducerFields) -> Bytes {
         assert!(
             self.record_count > 0,
             "a record batch needs at least one record"
@@ -142,9 +186,9 @@ impl RecordBatchBuilder {
         header.put_i32(self.record_count - 1); // lastOffsetDelta
         header.put_i64(self.base_timestamp_ms);
         header.put_i64(self.max_timestamp_ms);
-        header.put_i64(-1); // producerId
-        header.put_i16(-1); // producerEpoch
-        header.put_i32(-1); // baseSequence
+        header.put_i64(producer.producer_id);
+        header.put_i16(producer.producer_epoch);
+        header.put_i32(producer.base_sequence);
         header.put_i32(self.record_count);
         let crc = crc32c::crc32c(&self.buf[ATTRIBUTES_POSITION..]);
         self.buf[CRC_POSITION..ATTRIBUTES_POSITION].copy_from_slice(&crc.to_be_bytes());

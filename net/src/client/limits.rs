@@ -36,6 +36,8 @@ pub const CLIENT_VERSIONS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DeleteTopics, 1, 6),
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::DeleteRecords, 0, 2),
+    // Idempotent producers (no transactional id).
+    (ApiKey::InitProducerId, 0, 5),
     // Consumer groups (`groups.rs`, `membership.rs`). FindCoordinator v4+ and
     // OffsetFetch v8+ are the batched forms; LeaveGroup v3+ names members in a list;
     // OffsetFetch v2+ can ask for every committed partition.

@@ -9,13 +9,14 @@ use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListO
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    BrokerId, CreateTopicsRequest, FetchRequest, FetchResponse, ListOffsetsRequest,
-    ListOffsetsResponse, MetadataRequest, MetadataResponse, ProduceRequest, ProduceResponse,
-    TopicName,
+    BrokerId, CreateTopicsRequest, FetchRequest, FetchResponse, InitProducerIdRequest,
+    InitProducerIdResponse, ListOffsetsRequest, ListOffsetsResponse, MetadataRequest,
+    MetadataResponse, ProduceRequest, ProduceResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
 
+use crate::client::batch::ProducerIdentity;
 use crate::client::error::{ClientError, Result};
 use crate::client::limits::FETCH_BYTES_MAX;
 use crate::client::producer::Acks;
@@ -282,6 +283,33 @@ pub(crate) fn parse_list_offsets(
     Ok(answer.offset)
 }
 
+/// InitProducerId for an idempotent producer: no transactional id, and the transaction
+/// timeout Kafka's producer sends then (`Integer.MAX_VALUE`, unused without transactions).
+pub(crate) fn init_producer_id() -> InitProducerIdRequest {
+    InitProducerIdRequest::default()
+        .with_transactional_id(None)
+        .with_transaction_timeout_ms(i32::MAX)
+}
+
+pub(crate) fn parse_init_producer_id(
+    response: &InitProducerIdResponse,
+    address: &str,
+) -> Result<ProducerIdentity> {
+    ClientError::check(response.error_code, || {
+        format!("InitProducerId (idempotent producer) to {address}")
+    })?;
+    if response.producer_id.0 < 0 || response.producer_epoch < 0 {
+        return Err(ClientError::Metadata(format!(
+            "{address}: InitProducerId answered producer id {} epoch {} without an error",
+            response.producer_id.0, response.producer_epoch
+        )));
+    }
+    Ok(ProducerIdentity {
+        producer_id: response.producer_id.0,
+        producer_epoch: response.producer_epoch,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -333,6 +361,27 @@ mod tests {
         for v in versions(ApiKey::CreateTopics) {
             create_topic("a", 1, 1).encode(&mut buf, v).unwrap();
         }
+        for v in versions(ApiKey::InitProducerId) {
+            init_producer_id().encode(&mut buf, v).unwrap();
+        }
+    }
+
+    #[test]
+    fn init_producer_id_answers() {
+        use kafka_protocol::messages::ProducerId;
+        let answer = |code: i16, id: i64, epoch: i16| {
+            let response = InitProducerIdResponse::default()
+                .with_error_code(code)
+                .with_producer_id(ProducerId(id))
+                .with_producer_epoch(epoch);
+            parse_init_producer_id(&response, "b:1")
+        };
+        let identity = answer(0, 7, 0).unwrap();
+        assert_eq!((identity.producer_id, identity.producer_epoch), (7, 0));
+        let refused = answer(ResponseError::CoordinatorNotAvailable.code(), -1, -1);
+        assert!(refused.unwrap_err().to_string().contains("InitProducerId"));
+        assert!(answer(0, -1, -1).is_err());
+        assert!(init_producer_id().transactional_id.is_none());
     }
 
     #[test]

@@ -5,13 +5,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use sluice_net::client::ClientError;
 
-use crate::report::BYTES_PER_MB;
-
-/// Highest latency the histogram tracks exactly: an hour, in microseconds. Larger ones
-/// are recorded as this.
-const LATENCY_US_MAX: u64 = 3_600_000_000;
-/// Significant decimal digits the histogram keeps.
-const LATENCY_SIGNIFICANT_DIGITS: u8 = 3;
+use crate::report::{latency_histogram, BYTES_PER_MB};
 
 /// Figures of one reporting window.
 #[derive(Default)]
@@ -58,8 +52,7 @@ pub struct Total {
 
 impl Stats {
     pub fn new(reporting_interval: Duration, progress_to_stderr: bool) -> Self {
-        let histogram = Histogram::new_with_bounds(1, LATENCY_US_MAX, LATENCY_SIGNIFICANT_DIGITS)
-            .expect("valid histogram bounds");
+        let histogram = latency_histogram();
         Self {
             started_at: Instant::now(),
             histogram,

@@ -99,6 +99,28 @@ fn header_fields_match_kafka_layout() {
 }
 
 #[test]
+fn idempotent_batches_carry_producer_id_epoch_and_sequence() {
+    let mut builder = RecordBatchBuilder::new(0);
+    for _ in 0..3 {
+        builder.push(&Record {
+            value: Some(b"v"),
+            ..Record::default()
+        });
+    }
+    let producer = ProducerIdentity {
+        producer_id: 4242,
+        producer_epoch: 3,
+    };
+    let bytes = builder.finish_idempotent(producer, 17);
+    assert_eq!(&bytes[43..51], &4242i64.to_be_bytes());
+    assert_eq!(&bytes[51..53], &3i16.to_be_bytes());
+    assert_eq!(&bytes[53..57], &17i32.to_be_bytes());
+    assert_eq!(&bytes[17..21], &crc32c::crc32c(&bytes[21..]).to_be_bytes());
+    let (header, _) = Batches::new(&bytes).next().unwrap().unwrap();
+    assert_eq!(header.record_count, 3);
+}
+
+#[test]
 fn summary_skips_partial_trailing_batch() {
     let one = build(
         &[Record {

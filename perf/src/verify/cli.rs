@@ -1,0 +1,363 @@
+//! `sluice-perf verify` on the command line: flags, the verdict line, `--json`.
+
+use std::time::Duration;
+
+use sluice_net::client::Acks;
+
+use crate::report::JsonObject;
+use crate::verify::checker::{Examples, RecordId, Verdict};
+use crate::verify::limits::EXAMPLES_PRINTED_MAX;
+use crate::verify::{new_run_id, run, Latency, Options, Report, TopicLayout, VerifyError};
+
+#[derive(clap::Args, Debug)]
+pub struct VerifyArgs {
+    /// Broker(s) to bootstrap from, host:port[,host:port...].
+    #[arg(long = "bootstrap-server")]
+    bootstrap_server: String,
+    #[arg(long)]
+    topic: String,
+    /// How long to produce: 60s, 500ms, 2m, or plain seconds.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    duration: Duration,
+    /// Concurrent producers; each writes every partition.
+    #[arg(long, default_value_t = 4)]
+    producers: u32,
+    /// 0, 1 or all.
+    #[arg(long, default_value = "all", value_parser = Acks::parse)]
+    acks: Acks,
+    /// Idempotent producers (InitProducerId, sequence numbers): needs --acks all.
+    #[arg(long)]
+    idempotent: bool,
+    /// Partitions of the topic if it has to be created (else the broker's default).
+    #[arg(long)]
+    partitions: Option<i32>,
+    /// Replication factor of the topic if it has to be created (else the broker's
+    /// default).
+    #[arg(long = "replication-factor")]
+    replication_factor: Option<i16>,
+    /// Bytes per record value (the record's identity pads up to it).
+    #[arg(long = "record-size", default_value_t = 100)]
+    record_size: usize,
+    /// Records per second over all producers; -1 for no limit.
+    #[arg(long, default_value_t = 10_000.0, allow_negative_numbers = true)]
+    throughput: f64,
+    /// Kafka's batch.size.
+    #[arg(long = "batch-size", default_value_t = 16_384)]
+    batch_size: usize,
+    /// Kafka's max.in.flight.requests.per.connection, per producer and partition.
+    #[arg(long = "max-in-flight", default_value_t = crate::verify::limits::IN_FLIGHT_BATCHES_MAX)]
+    max_in_flight: usize,
+    /// Kafka's delivery.timeout.ms: how long a record is retried.
+    #[arg(long = "delivery-timeout-ms", default_value_t = crate::verify::limits::DELIVERY_TIMEOUT_MS_DEFAULT)]
+    delivery_timeout_ms: u64,
+    /// Kafka's request.timeout.ms: how long an answer may take.
+    #[arg(long = "request-timeout-ms", default_value_t = crate::verify::limits::REQUEST_TIMEOUT_MS_DEFAULT)]
+    request_timeout_ms: u64,
+    /// Seed of the record filler and retry jitter (printed when chosen at random).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Print the figures and examples as one JSON object on stdout (the verdict line
+    /// then goes to stderr).
+    #[arg(long)]
+    json: bool,
+}
+
+/// `60s`, `500ms`, `2m`, `1h` or plain seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let bad = || format!("duration {text:?}: expected e.g. 60s, 500ms, 2m, 1h");
+    let number: u64 = number.parse().map_err(|_| bad())?;
+    let millis = match unit {
+        "ms" => Some(number),
+        "" | "s" => number.checked_mul(1000),
+        "m" => number.checked_mul(60_000),
+        "h" => number.checked_mul(3_600_000),
+        _ => return Err(bad()),
+    };
+    millis.map(Duration::from_millis).ok_or_else(bad)
+}
+
+impl VerifyArgs {
+    fn options(&self) -> Options {
+        let mut options = Options::new(&self.bootstrap_server, &self.topic);
+        options.duration = self.duration;
+        options.producers = self.producers;
+        options.acks = self.acks;
+        options.idempotent = self.idempotent;
+        let wants_topic = self.partitions.is_some() || self.replication_factor.is_some();
+        options.create = wants_topic.then(|| TopicLayout {
+            partitions: self.partitions.unwrap_or(-1),
+            replication_factor: self.replication_factor.unwrap_or(-1),
+        });
+        options.record_size_bytes = self.record_size;
+        options.throughput = (self.throughput != -1.0).then_some(self.throughput);
+        options.batch_size_bytes = self.batch_size;
+        options.in_flight_batches_max = self.max_in_flight;
+        options.delivery_timeout = Duration::from_millis(self.delivery_timeout_ms);
+        options.request_timeout = Duration::from_millis(self.request_timeout_ms);
+        options.seed = self.seed.unwrap_or_else(new_run_id);
+        options.progress = true;
+        options
+    }
+}
+
+/// Runs `verify` and prints what it found; an `Err` when it found anomalies or could
+/// not complete.
+pub async fn run_cli(args: VerifyArgs) -> Result<(), VerifyError> {
+    let options = args.options();
+    options.validate()?;
+    eprintln!(
+        "verify: {} producers on {} for {} ms, acks={}{}, seed {}",
+        options.producers,
+        options.topic,
+        options.duration.as_millis(),
+        match args.acks {
+            Acks::None => "0",
+            Acks::Leader => "1",
+            Acks::All => "all",
+        },
+        if options.idempotent {
+            ", idempotent"
+        } else {
+            ""
+        },
+        options.seed
+    );
+    let report = run(&options).await?;
+    if report.produce.stopped_at_bound {
+        eprintln!(
+            "verify: generation stopped at {} records (SENT_RECORDS_MAX) before --duration",
+            report.produce.records
+        );
+    }
+    let line = report.verdict_line();
+    if args.json {
+        eprintln!("{line}");
+        println!("{}", report.json().finish());
+    } else {
+        print_examples(&report, &options.topic);
+        println!("{line}");
+    }
+    if report.verdict.is_ok() {
+        return Ok(());
+    }
+    Err(VerifyError(format!(
+        "verify found {} anomalies in {}",
+        report.verdict.anomalies(),
+        options.topic
+    )))
+}
+
+fn ms(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
+}
+
+fn show(id: RecordId) -> String {
+    format!("producer {} seq {}", id.producer, id.seq)
+}
+
+impl Report {
+    /// `verify: OK acked=… lost=0 …`: the run's verdict on one line.
+    pub fn verdict_line(&self) -> String {
+        let v = &self.verdict;
+        let optional = |value: Option<f64>| value.map_or("n/a".to_string(), |v| format!("{v:.2}"));
+        let latency = self.produce.latency;
+        let quantile = |pick: fn(&Latency) -> f64| optional(latency.as_ref().map(pick));
+        format!(
+            "verify: {} acked={} lost={} duplicated={} reordered={} disagreeing={} phantom={} \
+             unacked_present={} unacked={} foreign={} unavailable_max_ms={} \
+             latency_p50_ms={} latency_p99_ms={} latency_p999_ms={}",
+            if v.is_ok() { "OK" } else { "FAIL" },
+            v.acked,
+            v.lost,
+            v.duplicated,
+            v.reordered,
+            v.disagreeing,
+            v.phantom,
+            v.unacked_present,
+            v.unacked,
+            v.foreign,
+            optional(self.produce.unavailable_max.map(ms)),
+            quantile(|l| l.p50_ms),
+            quantile(|l| l.p99_ms),
+            quantile(|l| l.p999_ms),
+        )
+    }
+
+    /// Every count, the produce figures and the examples of each anomaly.
+    pub fn json(&self) -> JsonObject {
+        let v = &self.verdict;
+        let p = &self.produce;
+        let mut object = JsonObject::default()
+            .string("verdict", if v.is_ok() { "OK" } else { "FAIL" })
+            .string("run_id", &format!("{:016x}", self.run_id))
+            .string("seed", &self.seed.to_string())
+            .number("partitions", self.partitions as f64)
+            .number("records", p.records as f64)
+            .number("acked", v.acked as f64)
+            .number("unknown", p.unknown as f64)
+            .number("failed", p.failed as f64)
+            .number("unacked", v.unacked as f64)
+            .number("read", v.read as f64)
+            .number("foreign", v.foreign as f64)
+            .number("lost", v.lost as f64)
+            .number("duplicated", v.duplicated as f64)
+            .number("reordered", v.reordered as f64)
+            .number("disagreeing", v.disagreeing as f64)
+            .number("phantom", v.phantom as f64)
+            .number("unacked_present", v.unacked_present as f64)
+            .number("resent_batches", p.resent_batches as f64)
+            .number("reconnects", p.reconnects as f64)
+            .number("elapsed_ms", ms(p.elapsed));
+        if let Some(gap) = p.unavailable_max {
+            object = object
+                .number("unavailable_max_ms", ms(gap))
+                .number("unavailable_from_ms", ms(p.unavailable_from));
+        }
+        if let Some(l) = p.latency {
+            object = object
+                .number("latency_avg_ms", l.avg_ms)
+                .number("latency_p50_ms", l.p50_ms)
+                .number("latency_p95_ms", l.p95_ms)
+                .number("latency_p99_ms", l.p99_ms)
+                .number("latency_p999_ms", l.p999_ms)
+                .number("latency_max_ms", l.max_ms);
+        }
+        object.object("examples", examples_json(&v.examples))
+    }
+}
+
+fn id_json(id: RecordId) -> JsonObject {
+    JsonObject::default()
+        .number("producer", f64::from(id.producer))
+        .number("seq", id.seq as f64)
+}
+
+fn place(object: JsonObject, partition: i32, offset: i64) -> JsonObject {
+    object
+        .number("partition", f64::from(partition))
+        .number("offset", offset as f64)
+}
+
+fn examples_json(e: &Examples) -> JsonObject {
+    let found = |f: &crate::verify::checker::Found| place(id_json(f.id), f.partition, f.offset);
+    JsonObject::default()
+        .array(
+            "lost",
+            e.lost
+                .iter()
+                .map(|l| place(id_json(l.id), l.partition, l.offset)),
+        )
+        .array(
+            "duplicated",
+            e.duplicated.iter().map(|d| {
+                let at =
+                    d.at.iter()
+                        .map(|&(p, o)| place(JsonObject::default(), p, o));
+                id_json(d.id)
+                    .number("copies", d.copies as f64)
+                    .array("at", at)
+            }),
+        )
+        .array(
+            "reordered",
+            e.reordered.iter().map(|r| {
+                place(id_json(r.id), r.partition, r.offset).object(
+                    "after",
+                    id_json(r.after).number("offset", r.after_offset as f64),
+                )
+            }),
+        )
+        .array(
+            "disagreeing",
+            e.disagreeing.iter().map(|d| {
+                let object = place(JsonObject::default(), d.partition, d.offset)
+                    .object("expected", id_json(d.expected));
+                match d.found {
+                    Some(found) => object.object("found", id_json(found)),
+                    None => object.raw("found", "null"),
+                }
+            }),
+        )
+        .array("phantom", e.phantom.iter().map(found))
+        .array("unacked_present", e.unacked_present.iter().map(found))
+}
+
+/// A few lines per anomaly kind, on stderr.
+fn print_examples(report: &Report, topic: &str) {
+    let Verdict { examples: e, .. } = &report.verdict;
+    let at = |partition: i32, offset: i64| format!("{topic}-{partition} offset {offset}");
+    let mut lines = Vec::new();
+    for l in e.lost.iter().take(EXAMPLES_PRINTED_MAX) {
+        let line = format!(
+            "lost: {} acknowledged at {}",
+            show(l.id),
+            at(l.partition, l.offset)
+        );
+        lines.push(line);
+    }
+    for d in e.duplicated.iter().take(EXAMPLES_PRINTED_MAX) {
+        let places: Vec<String> = d.at.iter().map(|&(p, o)| at(p, o)).collect();
+        lines.push(format!(
+            "duplicated: {} {} times: {}",
+            show(d.id),
+            d.copies,
+            places.join(", ")
+        ));
+    }
+    for r in e.reordered.iter().take(EXAMPLES_PRINTED_MAX) {
+        lines.push(format!(
+            "reordered: {} at {} after {} at offset {}",
+            show(r.id),
+            at(r.partition, r.offset),
+            show(r.after),
+            r.after_offset
+        ));
+    }
+    for d in e.disagreeing.iter().take(EXAMPLES_PRINTED_MAX) {
+        let found = d.found.map_or("no record of this run".to_string(), show);
+        lines.push(format!(
+            "disagreeing: {} holds {found}, expected {}",
+            at(d.partition, d.offset),
+            show(d.expected)
+        ));
+    }
+    for f in e.phantom.iter().take(EXAMPLES_PRINTED_MAX) {
+        lines.push(format!(
+            "phantom: {} at {} was never sent",
+            show(f.id),
+            at(f.partition, f.offset)
+        ));
+    }
+    for line in lines {
+        eprintln!("verify: {line}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("60s"), Ok(Duration::from_secs(60)));
+        assert_eq!(parse_duration("60"), Ok(Duration::from_secs(60)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        for bad in [
+            "",
+            "s",
+            "1.5s",
+            "-1s",
+            "10 parsecs",
+            "99999999999999999999h",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+    }
+}
