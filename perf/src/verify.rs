@@ -8,7 +8,8 @@
 //!    what each send came to (acknowledged at an offset, unknown, failed): a
 //!    [`checker::History`].
 //! 2. [`read`]: every partition read from its log start offset to its high watermark,
-//!    from its leader: [`checker::PartitionRead`]s.
+//!    from its leader: [`checker::PartitionRead`]s (after [`await_high_watermarks`]: the
+//!    high watermarks cover what was acknowledged, or the request timeout passed).
 //! 3. [`checker::check`]: lost, duplicated, reordered, disagreeing and phantom records.
 //!
 //! ```ignore
@@ -36,7 +37,7 @@ use sluice_net::client::{Acks, ClientError};
 pub use checker::{check, History, PartitionRead, RecordId, Verdict};
 pub use cli::{run_cli, VerifyArgs};
 pub use producer::{produce, Latency, ProduceStats, Produced};
-pub use reader::read;
+pub use reader::{await_high_watermarks, read};
 
 use limits::*;
 
@@ -189,6 +190,7 @@ pub fn new_run_id() -> u64 {
 pub async fn run(options: &Options) -> Result<Report, VerifyError> {
     let run_id = new_run_id();
     let produced = produce(options, run_id).await?;
+    await_high_watermarks(options, &produced.history).await;
     let reads = read(options, run_id).await?;
     let verdict = check(&produced.history, &reads);
     Ok(Report {

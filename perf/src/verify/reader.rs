@@ -4,13 +4,14 @@
 //! a retry with backoff; a partition that makes no progress for the delivery timeout
 //! ends the run with an error (its records would otherwise all count as lost).
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use kafka_protocol::error::ResponseError;
 use sluice_net::client::batch::{decode_records, Batches};
 use sluice_net::client::{Client, ClientError, FetchOptions, FetchedPartition, OffsetSpec};
 
-use crate::verify::checker::PartitionRead;
+use crate::verify::checker::{History, Outcome, PartitionRead};
 use crate::verify::limits::{READ_RECORDS_MAX, RETRY_BACKOFF_MAX_MS, RETRY_BACKOFF_MS};
 use crate::verify::session::Session;
 use crate::verify::{value, Options, VerifyError};
@@ -41,6 +42,45 @@ pub async fn read(options: &Options, run_id: u64) -> Result<Vec<PartitionRead>, 
         reads.push(cursor.read);
     }
     Ok(reads)
+}
+
+/// Waits, at most `request_timeout` in all, until each partition's high watermark covers
+/// the highest offset acknowledged in it. With acks=1 a leader acknowledges before its
+/// followers have the record, and consumers see it only once the high watermark moves
+/// past it; reading earlier would count it lost. A partition that does not get there in
+/// time is read anyway (its missing records then count as lost).
+pub async fn await_high_watermarks(options: &Options, history: &History) {
+    let mut wanted: BTreeMap<i32, i64> = BTreeMap::new();
+    for sent in &history.sent {
+        if let Outcome::Acked { offset } = sent.outcome {
+            let end = wanted.entry(sent.partition).or_insert(0);
+            *end = (*end).max(offset + 1);
+        }
+    }
+    let topic = options.topic.as_str();
+    let mut session = Session::new(
+        &options.bootstrap,
+        "sluice-verify-reader",
+        options.request_timeout,
+    );
+    let deadline = Instant::now() + options.request_timeout;
+    for (partition, end) in wanted {
+        while Instant::now() < deadline {
+            let high_watermark = session
+                .call("ListOffsets", async |c: &mut Client| {
+                    c.list_offsets(topic, partition, OffsetSpec::Latest).await
+                })
+                .await;
+            match high_watermark {
+                Ok(high_watermark) if high_watermark >= end => break,
+                Ok(_) => {}
+                Err(_) => {
+                    let _ = session.refresh(topic).await;
+                }
+            }
+            compio::time::sleep(Duration::from_millis(RETRY_BACKOFF_MS)).await;
+        }
+    }
 }
 
 /// Where one partition's read stands.
