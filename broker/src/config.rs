@@ -128,6 +128,8 @@ pub struct Config {
     pub cluster_keys: ClusterKeys,
     /// `Some` when `process.roles` is set: this node is part of a cluster.
     pub cluster: Option<ClusterConfig>,
+    /// The properties file it was read from, if any (named in startup errors).
+    pub config_file: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -172,6 +174,7 @@ impl Default for Config {
             keys_set: std::collections::BTreeSet::new(),
             cluster_keys: ClusterKeys::default(),
             cluster: None,
+            config_file: None,
         }
     }
 }
@@ -195,31 +198,10 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-/// Parses Java-properties text (the subset Kafka's files use: `key=value` or `key: value`,
-/// `#`/`!` comments, blank lines, trailing-backslash continuations).
+/// Parses Java-properties text (`sluice_engine::properties`: the format of `meta.properties`
+/// too).
 pub fn parse_properties(text: &str) -> Result<Vec<(String, String)>, ConfigError> {
-    let mut out = Vec::new();
-    let mut pending = String::new();
-    for (number, raw) in text.lines().enumerate() {
-        let line = raw.trim_start();
-        if pending.is_empty() && (line.is_empty() || line.starts_with('#') || line.starts_with('!'))
-        {
-            continue;
-        }
-        if let Some(head) = line.strip_suffix('\\') {
-            pending.push_str(head);
-            continue;
-        }
-        pending.push_str(line);
-        let entry = std::mem::take(&mut pending);
-        let split = entry.find(['=', ':']).ok_or_else(|| {
-            ConfigError(format!("line {}: {entry:?} is not `key=value`", number + 1))
-        })?;
-        let key = entry[..split].trim().to_string();
-        let value = entry[split + 1..].trim().to_string();
-        out.push((key, value));
-    }
-    Ok(out)
+    sluice_engine::properties::parse_properties(text).map_err(|e| ConfigError(e.to_string()))
 }
 
 impl Config {
@@ -611,11 +593,5 @@ mod tests {
             let err = check(text).unwrap_err().0;
             assert!(err.contains(needle), "{text}: {err}");
         }
-    }
-
-    #[test]
-    fn continuation_lines() {
-        let pairs = parse_properties("log.dirs=/a,\\\n  /b\n").unwrap();
-        assert_eq!(pairs, vec![("log.dirs".to_string(), "/a,/b".to_string())]);
     }
 }

@@ -62,6 +62,9 @@ pub struct BrokerInfo {
     /// (host, port) clients should connect to.
     pub advertised: Vec<(String, u16)>,
     pub log_dirs: Vec<PathBuf>,
+    /// Every log dir's `directory.id` and the metadata log dir (whose id, with the node id,
+    /// names this node as a quorum voter), as checked at startup.
+    pub dirs: sluice_engine::logdir::FormattedDirs,
 }
 
 /// The shard's range sender; if the sendfile threads cannot start, splice serves instead.

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use nix::sys::signal::{SigSet, Signal};
 use sluice_engine::logdir::{
-    lock_log_dir, scan_partition_dirs, take_clean_shutdown_marker, write_clean_shutdown_marker,
-    LogDirLock,
+    check_log_dirs, lock_log_dir, scan_partition_dirs, take_clean_shutdown_marker,
+    write_clean_shutdown_marker, FormattedDirs, LogDirLock, LogDirsError, Unformatted,
 };
 use sluice_engine::TopicId;
 use sluice_engine::{read_offset_checkpoint, Shutdown, RECOVERY_POINT_CHECKPOINT_FILE};
@@ -71,6 +71,7 @@ pub fn init_tracing() {
 /// `[server.properties] [--override key=value]...`
 pub fn load_config(args: &[String]) -> Result<(Config, Vec<String>), String> {
     let mut pairs = Vec::new();
+    let mut file = None;
     let mut i = 0;
     while i < args.len() {
         let arg = &args[i];
@@ -89,12 +90,15 @@ pub fn load_config(args: &[String]) -> Result<(Config, Vec<String>), String> {
             let mut file_pairs = parse_properties(&text).map_err(|e| format!("{arg}: {e}"))?;
             file_pairs.append(&mut pairs);
             pairs = file_pairs;
+            file = Some(std::path::PathBuf::from(arg));
             i += 1;
         } else {
             return Err(format!("unexpected argument {arg:?}; usage: sluiced [server.properties] [--override key=value]..."));
         }
     }
-    Config::from_pairs(&pairs).map_err(|e| e.to_string())
+    let (mut config, warnings) = Config::from_pairs(&pairs).map_err(|e| e.to_string())?;
+    config.config_file = file;
+    Ok((config, warnings))
 }
 
 pub fn run(args: Vec<String>) -> Result<(), String> {
@@ -121,21 +125,23 @@ pub fn run(args: Vec<String>) -> Result<(), String> {
         .map(|d| d.display().to_string())
         .collect();
     tracing::info!(
-        "data in {} ({shards} shards, node.id {})",
+        "data in {} ({shards} shards, node.id {}, cluster.id {})",
         data.join(","),
-        config.node_id
+        config.node_id,
+        dirs.formatted.cluster_id
     );
 
     let ports: Vec<_> = bound.iter().map(|(l, p, _)| (l.clone(), *p)).collect();
     let broker = Arc::new(BrokerInfo {
         node_id: config.node_id,
-        cluster_id: dirs.cluster_id.clone(),
+        cluster_id: dirs.formatted.cluster_id.clone(),
         advertised: config
             .advertised(&ports)
             .iter()
             .map(|l| (l.host.clone(), l.port))
             .collect(),
         log_dirs: config.log_dirs.clone(),
+        dirs: dirs.formatted.clone(),
     });
     block_shutdown_signals();
     let config = Arc::new(config);
@@ -279,16 +285,25 @@ fn warn_if_overcommit_strict() {
 }
 
 struct LogDirs {
-    cluster_id: String,
+    formatted: FormattedDirs,
     partitions: Vec<FoundPartition>,
     locks: Vec<LogDirLock>,
 }
 
+/// Locks every log dir (and a separate `metadata.log.dir`), checks their `meta.properties`
+/// (a cluster node refuses unformatted dirs; a single node formats its own), then finds
+/// each log dir's partitions and how to recover them.
 fn prepare_log_dirs(config: &Config) -> Result<LogDirs, String> {
+    let metadata_dir = config
+        .cluster
+        .as_ref()
+        .map_or(&config.log_dirs[0], |c| &c.metadata_log_dir);
+    let mut all = config.log_dirs.clone();
+    if !all.contains(metadata_dir) {
+        all.push(metadata_dir.clone());
+    }
     let mut locks = Vec::new();
-    let mut partitions = Vec::new();
-    let mut cluster_id: Option<String> = None;
-    for dir in &config.log_dirs {
+    for dir in &all {
         std::fs::create_dir_all(dir).map_err(|e| {
             format!(
                 "data dir {}: {e} (is the service user allowed to create and write it?)",
@@ -296,25 +311,71 @@ fn prepare_log_dirs(config: &Config) -> Result<LogDirs, String> {
             )
         })?;
         locks.push(lock_log_dir(dir).map_err(|e| e.to_string())?);
-        let id = meta_properties(dir, config.node_id, cluster_id.as_deref())?;
-        cluster_id.get_or_insert(id);
-        let shutdown = take_clean_shutdown_marker(dir)
-            .map_err(|e| format!("data dir {}: {e}", dir.display()))?;
-        let found = scan_partition_dirs(dir)
-            .map_err(|e| format!("scanning data dir {}: {e}", dir.display()))?;
-        let mut points = HashMap::new();
-        if shutdown == Shutdown::Unclean && !found.is_empty() {
-            tracing::info!(
-                "{}: no clean shutdown marker; logs will be recovered",
-                dir.display()
-            );
-            points = read_offset_checkpoint(&dir.join(RECOVERY_POINT_CHECKPOINT_FILE))
-                .unwrap_or_else(|e| {
-                    tracing::warn!("{e}; every segment will be rescanned");
-                    HashMap::new()
-                });
-        }
-        partitions.extend(found.into_iter().map(|(topic, partition, path)| {
+    }
+    let unformatted = match config.cluster {
+        Some(_) => Unformatted::Refuse,
+        None => Unformatted::Format,
+    };
+    let formatted = check_log_dirs(
+        config.node_id,
+        &config.log_dirs,
+        metadata_dir,
+        unformatted,
+        "sluiced",
+    )
+    .map_err(|e| log_dirs_error(e, config))?;
+    let mut partitions = Vec::new();
+    for dir in &config.log_dirs {
+        partitions.extend(found_partitions(dir)?);
+    }
+    Ok(LogDirs {
+        formatted,
+        partitions,
+        locks,
+    })
+}
+
+/// An unformatted dir of a cluster node says which command formats it.
+fn log_dirs_error(e: LogDirsError, config: &Config) -> String {
+    if !matches!(e, LogDirsError::Unformatted { .. }) {
+        return format!("cannot start: {e}");
+    }
+    let file = config
+        .config_file
+        .as_ref()
+        .map_or("<this node's server.properties>".to_string(), |f| {
+            f.display().to_string()
+        });
+    format!(
+        "cannot start: {e}. A cluster node (process.roles is set) starts only on formatted \
+         dirs: run `sluice storage format -t $(sluice storage random-uuid) -c {file}` (for \
+         several nodes, make the id once with `sluice storage random-uuid` and format every \
+         node with that same -t)"
+    )
+}
+
+/// One log dir's partitions, each with its recovery (from the clean shutdown marker and the
+/// recovery point checkpoint).
+fn found_partitions(dir: &Path) -> Result<Vec<FoundPartition>, String> {
+    let shutdown =
+        take_clean_shutdown_marker(dir).map_err(|e| format!("data dir {}: {e}", dir.display()))?;
+    let found = scan_partition_dirs(dir)
+        .map_err(|e| format!("scanning data dir {}: {e}", dir.display()))?;
+    let mut points = HashMap::new();
+    if shutdown == Shutdown::Unclean && !found.is_empty() {
+        tracing::info!(
+            "{}: no clean shutdown marker; logs will be recovered",
+            dir.display()
+        );
+        points =
+            read_offset_checkpoint(&dir.join(RECOVERY_POINT_CHECKPOINT_FILE)).unwrap_or_else(|e| {
+                tracing::warn!("{e}; every segment will be rescanned");
+                HashMap::new()
+            });
+    }
+    Ok(found
+        .into_iter()
+        .map(|(topic, partition, path)| {
             let recovery = shutdown.recovery(points.get(&(topic.clone(), partition)).copied());
             FoundPartition {
                 topic,
@@ -322,70 +383,8 @@ fn prepare_log_dirs(config: &Config) -> Result<LogDirs, String> {
                 dir: path,
                 recovery,
             }
-        }));
-    }
-    Ok(LogDirs {
-        cluster_id: cluster_id.unwrap_or_default(),
-        partitions,
-        locks,
-    })
-}
-
-/// Kafka's `meta.properties`: the cluster id and node id this directory belongs to.
-fn meta_properties(dir: &Path, node_id: i32, cluster_id: Option<&str>) -> Result<String, String> {
-    let path = dir.join("meta.properties");
-    match std::fs::read_to_string(&path) {
-        Ok(text) => {
-            let pairs: BTreeMap<String, String> = parse_properties(&text)
-                .map_err(|e| format!("{}: {e}", path.display()))?
-                .into_iter()
-                .collect();
-            let found_node = pairs
-                .get("node.id")
-                .or(pairs.get("broker.id"))
-                .and_then(|v| v.parse::<i32>().ok());
-            if found_node != Some(node_id) {
-                return Err(format!(
-                    "{}: node.id {found_node:?} does not match node.id {node_id} in the config (is this another broker's data?)",
-                    path.display()
-                ));
-            }
-            let found = pairs
-                .get("cluster.id")
-                .cloned()
-                .ok_or_else(|| format!("{}: no cluster.id", path.display()))?;
-            if let Some(expected) = cluster_id.filter(|c| *c != found) {
-                return Err(format!(
-                    "{}: cluster.id {found} differs from {expected} in another log dir",
-                    path.display()
-                ));
-            }
-            Ok(found)
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let id = cluster_id
-                .map(str::to_string)
-                .unwrap_or_else(|| TopicId(uuid::Uuid::new_v4()).to_kafka_string());
-            let text =
-                format!("#\n#Written by sluiced\nnode.id={node_id}\nversion=1\ncluster.id={id}\n");
-            write_synced(&path, text.as_bytes())
-                .map_err(|e| format!("writing {}: {e}", path.display()))?;
-            Ok(id)
-        }
-        Err(e) => Err(format!("reading {}: {e}", path.display())),
-    }
-}
-
-fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    {
-        use std::io::Write;
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)?;
-    std::fs::File::open(path.parent().unwrap_or(Path::new(".")))?.sync_all()
+        })
+        .collect())
 }
 
 /// Binds every listener once per shard with `SO_REUSEPORT`. The first socket takes the

@@ -20,6 +20,7 @@ pub mod leader_epoch;
 pub mod log;
 pub mod logdir;
 pub mod producer_state;
+pub mod properties;
 pub mod segment;
 pub mod testing;
 
@@ -29,7 +30,7 @@ pub use checkpoint::{
     REPLICATION_OFFSET_CHECKPOINT_FILE,
 };
 pub use file_cache::{FileCache, SEGMENT_FILES_OPEN_MAX};
-pub use ids::{LeaderEpoch, Offset, TopicId};
+pub use ids::{DirectoryId, LeaderEpoch, Offset, TopicId};
 pub use io::{write_coalesced, FileSlice, FlushedUpTo, PendingAppend, SyncJob, WrittenAppend};
 pub use leader_epoch::{
     EpochEntry, LeaderEpochFileCache, LEADER_EPOCH_CHECKPOINT_FILE, UNDEFINED_EPOCH,

@@ -1,5 +1,12 @@
-//! A log dir (Kafka's `log.dirs` entry): its `.lock`, the clean shutdown marker and the
-//! partition directories in it.
+//! A log dir (Kafka's `log.dirs` entry): its `.lock`, `meta.properties`
+//! ([`meta_properties`]), the clean shutdown marker and the partition directories in it.
+
+pub mod meta_properties;
+
+pub use meta_properties::{
+    check_log_dirs, FormattedDir, FormattedDirs, LogDirsError, MetaProperties, MetaPropertiesError,
+    Unformatted, META_PROPERTIES_FILE,
+};
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};

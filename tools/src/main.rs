@@ -1,10 +1,11 @@
 //! `sluice`: the operator CLI, with the names and flags of Kafka's tools
 //! (`kafka-topics`, `kafka-console-producer`, `kafka-console-consumer`,
-//! `kafka-delete-records`, `kafka-dump-log`, `kafka-consumer-groups`) so muscle memory
-//! works.
+//! `kafka-delete-records`, `kafka-dump-log`, `kafka-consumer-groups`, `kafka-storage`) so
+//! muscle memory works.
 //!
 //! Architecture Invariant: the commands talk to brokers only through `sluice-net`'s
-//! client; `dump-log` alone reads files, with the engine's batch parsing.
+//! client; only `dump-log` (with the engine's batch parsing) and `storage` (with the
+//! engine's `meta.properties` reader and writer) touch files of a broker's dirs.
 
 mod connect;
 mod console_consumer;
@@ -17,6 +18,7 @@ mod limits;
 mod partitioner;
 mod properties;
 mod reset_time;
+mod storage;
 mod topic_id;
 mod topics;
 
@@ -55,6 +57,8 @@ enum Command {
     DeleteRecords(delete_records::DeleteRecordsArgs),
     /// Print the record batches of segment files (kafka-dump-log); needs no broker.
     DumpLog(dump_log::DumpLogArgs),
+    /// Format a cluster node's log dirs, or print a cluster id (kafka-storage).
+    Storage(storage::StorageArgs),
 }
 
 fn main() -> ExitCode {
@@ -69,9 +73,10 @@ fn main() -> ExitCode {
 }
 
 fn run(command: Command) -> Result<(), ToolError> {
-    // dump-log reads files of a stopped broker: it needs no io_uring runtime.
+    // dump-log and storage read and write files: they need no io_uring runtime.
     let command = match command {
         Command::DumpLog(args) => return dump_log::run(&args),
+        Command::Storage(args) => return storage::run(&args),
         command => command,
     };
     let runtime = compio::runtime::Runtime::new()
@@ -83,7 +88,7 @@ fn run(command: Command) -> Result<(), ToolError> {
             Command::ConsoleConsumer(args) => console_consumer::run(args).await,
             Command::ConsumerGroups(args) => consumer_groups::run(args).await,
             Command::DeleteRecords(args) => delete_records::run(args).await,
-            Command::DumpLog(_) => unreachable!("handled above"),
+            Command::DumpLog(_) | Command::Storage(_) => unreachable!("handled above"),
         }
     })
 }
