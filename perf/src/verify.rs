@@ -14,9 +14,14 @@
 //!
 //! ```ignore
 //! let mut options = Options::new("127.0.0.1:9092", "verify");
-//! options.duration = Duration::from_secs(10);
+//! options.duration = Duration::from_secs(120); // an upper bound: `stop` ends it
 //! options.idempotent = true;
-//! let report = sluice_perf::verify::run_blocking(&options)?; // kill brokers meanwhile
+//! let (stop, acked) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicU64::new(0)));
+//! (options.stop, options.acknowledged) = (Some(stop.clone()), Some(acked.clone()));
+//! let run = std::thread::spawn(move || sluice_perf::verify::run_blocking(&options));
+//! // wait until `acked` passes 1000, kill the leader, wait for 1000 more, then:
+//! stop.store(true, Ordering::Relaxed);
+//! let report = run.join().unwrap()?;
 //! assert!(report.verdict.is_ok(), "{}", report.verdict_line());
 //! ```
 //!
@@ -30,6 +35,8 @@ mod reader;
 mod session;
 pub mod value;
 
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::Arc;
 use std::time::Duration;
 
 use sluice_net::client::{Acks, ClientError};
@@ -81,6 +88,12 @@ pub struct Options {
     pub seed: u64,
     /// Print progress lines on stderr.
     pub progress: bool,
+    /// Generation also stops once this is set (a fault test stops the run when it has
+    /// seen enough, instead of guessing a duration).
+    pub stop: Option<Arc<AtomicBool>>,
+    /// Counts the records acknowledged so far, as they are (a fault test waits on it to
+    /// strike mid-load).
+    pub acknowledged: Option<Arc<AtomicU64>>,
 }
 
 impl Options {
@@ -101,6 +114,8 @@ impl Options {
             request_timeout: Duration::from_millis(REQUEST_TIMEOUT_MS_DEFAULT),
             seed: 0,
             progress: false,
+            stop: None,
+            acknowledged: None,
         }
     }
 

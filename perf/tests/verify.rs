@@ -2,7 +2,9 @@
 //! idempotence, and real anomalies (acknowledged records deleted, a record written twice)
 //! caught by driving the checker's phases from the test.
 
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use sluice_net::client::{Acks, Client, Record, RecordBatchBuilder};
 use sluice_perf::verify::checker::Outcome;
@@ -148,9 +150,20 @@ fn verify_catches_a_record_written_twice() {
     });
 }
 
-/// The broker is killed and restarted on its port while verify produces: the producers
-/// reconnect and resend, and with idempotence nothing is lost or written twice. (Whenever
-/// the kill lands — even after the run on a slow machine — the verdict must be clean.)
+/// Waits until `counter` reaches `at_least`, for at most a minute.
+fn wait_for(counter: &AtomicU64, at_least: u64) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while counter.load(Ordering::Relaxed) < at_least {
+        assert!(
+            Instant::now() < deadline,
+            "{at_least} acknowledgements in a minute"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The broker is killed mid-load and restarted on its port: the producers reconnect and
+/// resend, and with idempotence nothing is lost or written twice.
 #[test]
 fn verify_survives_a_broker_restart_with_idempotence() {
     let port = sluice_testkit::free_ports(1)[0];
@@ -158,7 +171,7 @@ fn verify_survives_a_broker_restart_with_idempotence() {
     let dir = tempfile::tempdir().unwrap();
     let mut broker = Broker::start(dir.path(), &[&listener]);
     let mut options = options(&broker, "restarted");
-    options.duration = Duration::from_secs(6);
+    options.duration = Duration::from_secs(120); // An upper bound: `stop` ends the run.
     options.producers = 2;
     options.idempotent = true;
     options.request_timeout = Duration::from_secs(5);
@@ -167,18 +180,23 @@ fn verify_survives_a_broker_restart_with_idempotence() {
         partitions: 2,
         replication_factor: 1,
     });
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked = Arc::new(AtomicU64::new(0));
+    options.stop = Some(stop.clone());
+    options.acknowledged = Some(acked.clone());
     let runner = std::thread::spawn(move || verify::run_blocking(&options));
-    std::thread::sleep(Duration::from_secs(2));
+    wait_for(&acked, 500);
     broker.kill();
+    let before_restart = acked.load(Ordering::Relaxed);
     let _restarted = Broker::start(dir.path(), &[&listener]);
+    wait_for(&acked, before_restart + 500);
+    stop.store(true, Ordering::Relaxed);
     let report = runner.join().unwrap().unwrap();
-    eprintln!(
-        "{} ({} reconnects)",
-        report.verdict_line(),
-        report.produce.reconnects
-    );
-    assert!(report.verdict.is_ok(), "{}", report.verdict_line());
-    assert!(report.verdict.acked > 0, "{}", report.verdict_line());
+    let line = report.verdict_line();
+    assert!(report.verdict.is_ok(), "{line}");
+    assert!(report.verdict.acked >= before_restart + 500, "{line}");
+    // The acknowledgements after the restart came on new connections.
+    assert!(report.produce.reconnects >= 1, "{line}");
     assert_eq!(
         report.verdict.read,
         report.verdict.acked + report.verdict.unacked_present

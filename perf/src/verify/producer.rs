@@ -17,6 +17,8 @@
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -95,7 +97,7 @@ pub async fn produce(options: &Options, run_id: u64) -> Result<Produced, VerifyE
     let mut tasks = Vec::with_capacity(lanes);
     for producer in 0..options.producers {
         for &partition in &partitions {
-            let lane = Lane::new(shared.clone(), producer, partition);
+            let lane = Lane::new(shared.clone(), producer, partition, lanes);
             tasks.push(compio::runtime::spawn(lane.run()));
         }
     }
@@ -152,6 +154,8 @@ struct Shared {
     issued: Cell<u64>,
     /// Per producer: the next sequence number.
     sequences: Vec<Cell<u64>>,
+    /// When generation was first seen to have ended.
+    generation_end: Cell<Option<Instant>>,
     /// A lane failed for good: every lane stops generating.
     aborted: Cell<bool>,
     recorder: RefCell<Recorder>,
@@ -167,35 +171,35 @@ impl Shared {
             stop_at: started_at + options.duration,
             issued: Cell::new(0),
             sequences: (0..options.producers).map(|_| Cell::new(0)).collect(),
+            generation_end: Cell::new(None),
             aborted: Cell::new(false),
-            recorder: RefCell::new(Recorder::new(started_at, options.progress)),
+            recorder: RefCell::new(Recorder::new(started_at, options)),
         }
     }
 
     fn generating(&self, now: Instant) -> bool {
-        now < self.stop_at && self.issued.get() < SENT_RECORDS_MAX && !self.aborted.get()
+        let stopped = self
+            .options
+            .stop
+            .as_ref()
+            .is_some_and(|s| s.load(Ordering::Relaxed));
+        let generating = now < self.stop_at
+            && self.issued.get() < SENT_RECORDS_MAX
+            && !self.aborted.get()
+            && !stopped;
+        if !generating && self.generation_end.get().is_none() {
+            self.generation_end.set(Some(now.min(self.stop_at)));
+        }
+        generating
     }
 
-    /// When the next record may be generated (`--throughput`).
-    fn next_due(&self) -> Instant {
-        match self.options.throughput {
-            None => self.started_at,
-            Some(rate) => {
-                self.started_at + Duration::from_secs_f64(self.issued.get() as f64 / rate)
-            }
-        }
-    }
-
-    /// Takes the next record of `producer` if one is due now.
-    fn take(&self, producer: u32, now: Instant) -> Option<RecordId> {
-        if !self.generating(now) || self.next_due() > now {
-            return None;
-        }
+    /// Takes the next record of `producer`.
+    fn take(&self, producer: u32) -> RecordId {
         self.issued.set(self.issued.get() + 1);
         let sequence = &self.sequences[producer as usize];
         let seq = sequence.get();
         sequence.set(seq + 1);
-        Some(RecordId { producer, seq })
+        RecordId { producer, seq }
     }
 
     fn finish(&self, run_id: u64) -> Produced {
@@ -206,7 +210,11 @@ impl Shared {
             issued,
             "every record generated has an outcome"
         );
-        let end = Instant::now().min(self.stop_at);
+        let end = self
+            .generation_end
+            .get()
+            .unwrap_or(self.stop_at)
+            .min(Instant::now());
         let stats = recorder.stats(self, end, issued);
         Produced {
             history: History {
@@ -234,10 +242,13 @@ struct Recorder {
     gap_from: Instant,
     progress: bool,
     progress_at: Instant,
+    /// [`Options::acknowledged`].
+    acknowledged: Option<Arc<AtomicU64>>,
 }
 
 impl Recorder {
-    fn new(started_at: Instant, progress: bool) -> Self {
+    fn new(started_at: Instant, options: &Options) -> Self {
+        let progress = options.progress;
         Self {
             sent: Vec::new(),
             histogram: latency_histogram(),
@@ -253,6 +264,7 @@ impl Recorder {
             gap_from: started_at,
             progress,
             progress_at: started_at,
+            acknowledged: options.acknowledged.clone(),
         }
     }
 
@@ -272,6 +284,9 @@ impl Recorder {
             .saturating_record_n(latency_us.max(1), records);
         self.latency_sum_us += latency_us * records;
         self.acked += records;
+        if let Some(counter) = &self.acknowledged {
+            counter.fetch_add(records, Ordering::Relaxed);
+        }
         self.gap_until(at);
         self.maybe_print_progress(at);
     }
@@ -458,11 +473,17 @@ struct Lane {
     next_token: u64,
     /// The last connection attempt failed (its error was printed).
     failing: bool,
+    /// This lane's share of `--throughput`, records per second.
+    rate: Option<f64>,
+    /// Records this lane generated.
+    generated: u64,
 }
 
 impl Lane {
-    fn new(shared: Rc<Shared>, producer: u32, partition: i32) -> Self {
+    /// Lane of `producer` on `partition`, one of `lanes`.
+    fn new(shared: Rc<Shared>, producer: u32, partition: i32, lanes: usize) -> Self {
         let options = &shared.options;
+        let rate = options.throughput.map(|r| r / lanes as f64);
         let session = Session::new(&options.bootstrap, "sluice-verify", options.request_timeout);
         Self {
             session,
@@ -478,6 +499,8 @@ impl Lane {
             not_before: shared.started_at,
             next_token: 0,
             failing: false,
+            rate,
+            generated: 0,
             shared,
         }
     }
@@ -499,7 +522,7 @@ impl Lane {
         loop {
             let now = Instant::now();
             self.expire(now);
-            let generating = self.shared.generating(now);
+            let generating = self.generating(now);
             if self.in_flight.is_empty() && self.retry.is_empty() && !generating {
                 return Ok(());
             }
@@ -522,6 +545,26 @@ impl Lane {
                 }
             }
             self.wait(now).await;
+        }
+    }
+
+    /// Whether this lane makes more records: until the run's generation ends, and in any
+    /// case its first (so every producer writes every partition however long connecting
+    /// took), unless the run aborted or hit its bound.
+    fn generating(&self, now: Instant) -> bool {
+        let shared = &self.shared;
+        let first =
+            self.generated == 0 && !shared.aborted.get() && shared.issued.get() < SENT_RECORDS_MAX;
+        shared.generating(now) || first
+    }
+
+    /// When this lane's next record is due (its share of `--throughput`).
+    fn next_due(&self) -> Instant {
+        match self.rate {
+            None => self.shared.started_at,
+            Some(rate) => {
+                self.shared.started_at + Duration::from_secs_f64(self.generated as f64 / rate)
+            }
         }
     }
 
@@ -676,7 +719,9 @@ impl Lane {
             .map_or(0, |d| d.as_millis() as i64);
         let mut builder = RecordBatchBuilder::new(timestamp_ms);
         let mut ids = Vec::new();
-        while let Some(id) = self.shared.take(self.producer, now) {
+        while self.generating(now) && self.next_due() <= now {
+            let id = self.shared.take(self.producer);
+            self.generated += 1;
             let value = self.shared.values.encode(id);
             let record = Record {
                 value: Some(&value),
@@ -740,10 +785,8 @@ impl Lane {
         if let Some(oldest) = self.in_flight.front() {
             wake = wake.min(oldest.sent_at + options.request_timeout);
         }
-        if self.can_send() && self.shared.generating(now) {
-            wake = wake
-                .min(self.shared.next_due().max(now))
-                .min(self.shared.stop_at);
+        if self.can_send() && self.generating(now) {
+            wake = wake.min(self.next_due().max(now)).min(self.shared.stop_at);
         }
         if let Some(front) = self.retry.front() {
             wake = wake.min(front.created_at + options.delivery_timeout);
