@@ -341,6 +341,86 @@ fn print_examples(report: &Report, topic: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::verify::checker::Lost;
+    use crate::verify::ProduceStats;
+
+    fn report(verdict: Verdict, latency: Option<Latency>) -> Report {
+        let produce = ProduceStats {
+            elapsed: Duration::from_secs(2),
+            records: 3,
+            acked: verdict.acked,
+            unknown: verdict.unacked,
+            failed: 0,
+            resent_batches: 0,
+            reconnects: 0,
+            unavailable_max: latency.map(|_| Duration::from_millis(12)),
+            unavailable_from: Duration::ZERO,
+            latency,
+            stopped_at_bound: false,
+        };
+        Report {
+            run_id: 0xab,
+            seed: 7,
+            partitions: 1,
+            produce,
+            verdict,
+        }
+    }
+
+    #[test]
+    fn verdict_line_and_json_name_every_count() {
+        let latency = Latency {
+            avg_ms: 1.0,
+            p50_ms: 1.0,
+            p95_ms: 2.0,
+            p99_ms: 3.0,
+            p999_ms: 4.0,
+            max_ms: 5.0,
+        };
+        let clean = Verdict {
+            acked: 3,
+            read: 3,
+            ..Verdict::default()
+        };
+        let line = report(clean.clone(), Some(latency)).verdict_line();
+        assert!(
+            line.starts_with("verify: OK acked=3 lost=0 duplicated=0 reordered=0 "),
+            "{line}"
+        );
+        assert!(
+            line.contains(" unavailable_max_ms=12.00 latency_p50_ms=1.00 "),
+            "{line}"
+        );
+        let id = RecordId {
+            producer: 1,
+            seq: 2,
+        };
+        let mut lossy = clean;
+        lossy.lost = 1;
+        lossy.examples.lost.push(Lost {
+            id,
+            partition: 0,
+            offset: 9,
+        });
+        let unanswered = report(lossy, None);
+        let line = unanswered.verdict_line();
+        assert!(line.starts_with("verify: FAIL acked=3 lost=1 "), "{line}");
+        assert!(
+            line.ends_with(
+                "unavailable_max_ms=n/a latency_p50_ms=n/a latency_p99_ms=n/a latency_p999_ms=n/a"
+            ),
+            "{line}"
+        );
+        let json = unanswered.json().finish();
+        assert!(
+            json.starts_with(r#"{"verdict": "FAIL", "run_id": "00000000000000ab", "seed": "7""#),
+            "{json}"
+        );
+        assert!(json.contains(r#""lost": 1, "#), "{json}");
+        assert!(!json.contains("latency_p50_ms"), "{json}");
+        let lost = r#""lost": [{"producer": 1, "seq": 2, "partition": 0, "offset": 9}]"#;
+        assert!(json.contains(lost), "{json}");
+    }
 
     #[test]
     fn durations_parse_with_units() {
