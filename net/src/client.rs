@@ -18,6 +18,7 @@
 
 mod admin;
 pub mod batch;
+mod configs;
 pub mod connection;
 pub mod consumer_protocol;
 pub mod error;
@@ -37,6 +38,7 @@ use uuid::Uuid;
 
 pub use admin::{AdvertisedApi, DeletedRecords};
 pub use batch::{Batches, BatchesSummary, ProducerIdentity, Record, RecordBatchBuilder};
+pub use configs::{config_source_name, ConfigChange, ConfigResourceType, DescribedConfig};
 pub use connection::{Connection, ResponseExpected};
 pub use error::{ClientError, Result};
 pub use groups::{
@@ -272,9 +274,9 @@ impl Client {
         if result.error_code == ResponseError::TopicAlreadyExists.code() {
             return Ok(TopicCreation::AlreadyExists);
         }
-        ClientError::check(result.error_code, || {
-            let message = result.error_message.as_deref().unwrap_or("");
-            format!("creating topic {topic:?} on {address} {message}")
+        let message = result.error_message.as_ref().map(|m| m.to_string());
+        ClientError::check_with_message(result.error_code, message, || {
+            format!("creating topic {topic:?} on {address}")
         })?;
         Ok(TopicCreation::Created)
     }

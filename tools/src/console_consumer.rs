@@ -4,19 +4,26 @@
 //! for the start, then long-polling Fetch. With `--group` it joins the group (see
 //! `group.rs`), resumes at the committed offsets and commits what it printed. Records of compressed batches are not decoded
 //! yet (the CLI has no decompressors): the consumer stops with an error naming the batch.
+//!
+//! Consumer configs (`--consumer-property`, `--consumer.config`) are read in
+//! `settings.rs`, the output is Kafka's default formatter (`formatter.rs`). SIGINT or
+//! SIGTERM stops it as Kafka's shutdown hook does: the round in progress ends, a group
+//! member commits and leaves, and `Processed a total of N messages` is printed.
 
 use std::io::{BufWriter, ErrorKind, Write};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use clap::Args;
 use kafka_protocol::error::ResponseError;
-use sluice_net::client::batch::{decode_records, Batches, DecodedRecord};
+use sluice_net::client::batch::{decode_records, Batches};
 use sluice_net::client::{Client, FetchOptions, FetchedPartition, OffsetSpec, TopicMetadata};
 
-use crate::connect::connect;
+use crate::connect::connect_as;
 use crate::error::{Result, ToolError};
 use crate::limits::{FETCH_WAIT_MS_MAX, RETRY_BACKOFF_MS};
-use crate::properties::Properties;
+use crate::properties::{self, Properties};
+use crate::signals;
 
 /// Attributes bit of a control batch (transaction markers): never printed.
 const ATTRIBUTE_CONTROL: i16 = 0x20;
@@ -24,12 +31,17 @@ const ATTRIBUTE_CONTROL: i16 = 0x20;
 const ATTRIBUTE_LOG_APPEND_TIME: i16 = 0x08;
 const ATTRIBUTE_CODEC_MASK: i16 = 0x07;
 
+mod formatter;
 mod group;
+mod settings;
+
+use formatter::Formatter;
+use settings::{ConsumerFlags, ConsumerSettings};
 
 #[derive(Args)]
 pub struct ConsumerArgs {
     /// Broker(s) to bootstrap from: host:port[,host:port...].
-    #[arg(long, value_name = "HOST:PORT")]
+    #[arg(long, value_name = "HOST:PORT", alias = "broker-list")]
     bootstrap_server: String,
     /// The topic to read.
     #[arg(long)]
@@ -53,9 +65,59 @@ pub struct ConsumerArgs {
     #[arg(long)]
     group: Option<String>,
     /// Formatter properties: print.key, print.value, print.timestamp, print.partition,
-    /// print.offset (true/false), key.separator, line.separator.
-    #[arg(long = "property", value_name = "KEY=VALUE")]
+    /// print.offset, print.headers, print.delivery (true/false), key.separator,
+    /// line.separator, headers.separator, null.literal.
+    #[arg(
+        long = "property",
+        visible_alias = "formatter-property",
+        value_name = "KEY=VALUE"
+    )]
     properties: Vec<String>,
+    /// A properties file of formatter properties (read before --property).
+    #[arg(long, value_name = "FILE")]
+    formatter_config: Option<PathBuf>,
+    /// The formatter: Kafka's default one (kafka.tools.DefaultMessageFormatter or
+    /// org.apache.kafka.tools.consumer.DefaultMessageFormatter).
+    #[arg(long, value_name = "CLASS")]
+    formatter: Option<String>,
+    /// key.deserializer of the formatter (StringDeserializer or ByteArrayDeserializer).
+    #[arg(long, value_name = "CLASS")]
+    key_deserializer: Option<String>,
+    /// value.deserializer of the formatter (StringDeserializer or ByteArrayDeserializer).
+    #[arg(long, value_name = "CLASS")]
+    value_deserializer: Option<String>,
+    /// A consumer config key=value (repeatable): group.id, auto.offset.reset,
+    /// enable.auto.commit, client.id, fetch and session keys; see the README.
+    #[arg(long = "consumer-property", value_name = "KEY=VALUE")]
+    consumer_properties: Vec<String>,
+    /// A properties file of consumer configs.
+    #[arg(
+        long = "consumer.config",
+        visible_alias = "command-config",
+        value_name = "FILE"
+    )]
+    consumer_config: Option<PathBuf>,
+}
+
+/// The formatter's properties: `--formatter-config` first, then `--property`, then the
+/// deserializer flags.
+fn formatter_properties(args: &ConsumerArgs) -> Result<Properties> {
+    let mut values = Vec::new();
+    if let Some(path) = &args.formatter_config {
+        for (key, value) in properties::read_file(path, "--formatter-config")? {
+            values.push(format!("{key}={value}"));
+        }
+    }
+    values.extend(args.properties.iter().cloned());
+    for (key, class) in [
+        ("key.deserializer", &args.key_deserializer),
+        ("value.deserializer", &args.value_deserializer),
+    ] {
+        if let Some(class) = class {
+            values.push(format!("{key}={class}"));
+        }
+    }
+    Properties::parse(&values, "--property")
 }
 
 /// Where reading starts, per partition.
@@ -66,13 +128,16 @@ enum StartAt {
     Offset(i64),
 }
 
-fn start_at(args: &ConsumerArgs) -> Result<StartAt> {
+fn start_at(args: &ConsumerArgs, reset: Option<OffsetSpec>) -> Result<StartAt> {
     let Some(offset) = args.offset.as_deref() else {
-        return Ok(if args.from_beginning {
-            StartAt::Earliest
-        } else {
-            StartAt::Latest
-        });
+        return match reset {
+            Some(OffsetSpec::Earliest) => Ok(StartAt::Earliest),
+            Some(_) => Ok(StartAt::Latest),
+            None => Err(ToolError::new(
+                "auto.offset.reset=none: without --group there is no committed offset to \
+                 start from; give --offset N with --partition P, or another auto.offset.reset",
+            )),
+        };
     };
     if args.partition.is_none() {
         return Err(ToolError::new(
@@ -96,61 +161,6 @@ fn start_at(args: &ConsumerArgs) -> Result<StartAt> {
     }
 }
 
-/// How a record is printed (Kafka's `DefaultMessageFormatter`).
-struct Formatter {
-    print_timestamp: bool,
-    print_partition: bool,
-    print_offset: bool,
-    print_key: bool,
-    print_value: bool,
-    key_separator: Vec<u8>,
-    line_separator: Vec<u8>,
-}
-
-impl Formatter {
-    fn from_properties(p: &Properties) -> Result<Formatter> {
-        Ok(Formatter {
-            print_timestamp: p.flag("print.timestamp", false)?,
-            print_partition: p.flag("print.partition", false)?,
-            print_offset: p.flag("print.offset", false)?,
-            print_key: p.flag("print.key", false)?,
-            print_value: p.flag("print.value", true)?,
-            key_separator: p.get("key.separator").unwrap_or("\t").as_bytes().to_vec(),
-            line_separator: p.get("line.separator").unwrap_or("\n").as_bytes().to_vec(),
-        })
-    }
-
-    /// Writes one record: the chosen columns separated by `key.separator`, then
-    /// `line.separator`.
-    fn write(
-        &self,
-        out: &mut impl Write,
-        partition: i32,
-        record: &DecodedRecord,
-        timestamp_type: &str,
-    ) -> std::io::Result<()> {
-        let mut columns: Vec<Vec<u8>> = Vec::with_capacity(5);
-        if self.print_timestamp {
-            columns.push(format!("{timestamp_type}:{}", record.timestamp_ms).into_bytes());
-        }
-        if self.print_partition {
-            columns.push(format!("Partition:{partition}").into_bytes());
-        }
-        if self.print_offset {
-            columns.push(format!("Offset:{}", record.offset).into_bytes());
-        }
-        let bytes_or_null = |b: &Option<Vec<u8>>| b.clone().unwrap_or_else(|| b"null".to_vec());
-        if self.print_key {
-            columns.push(bytes_or_null(&record.key));
-        }
-        if self.print_value {
-            columns.push(bytes_or_null(&record.value));
-        }
-        out.write_all(&columns.join(self.key_separator.as_slice()))?;
-        out.write_all(&self.line_separator)
-    }
-}
-
 /// Whether to keep consuming.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Flow {
@@ -159,13 +169,20 @@ enum Flow {
 }
 
 pub async fn run(args: ConsumerArgs) -> Result<()> {
-    let formatter =
-        Formatter::from_properties(&Properties::parse(&args.properties, "--property")?)?;
-    let start = start_at(&args)?;
-    let mut client = connect(&args.bootstrap_server).await?;
-    if let Some(group) = &args.group {
-        return group::run(&mut client, group, &args, formatter).await;
+    formatter::check_formatter(args.formatter.as_deref())?;
+    let formatter = Formatter::from_properties(&formatter_properties(&args)?)?;
+    let settings = ConsumerSettings::from_flags(&ConsumerFlags {
+        consumer_config: args.consumer_config.as_deref(),
+        consumer_properties: &args.consumer_properties,
+        group: args.group.as_deref(),
+        from_beginning: args.from_beginning,
+        bootstrap_server: &args.bootstrap_server,
+    })?;
+    let mut client = connect_as(&args.bootstrap_server, settings.client_id.as_deref()).await?;
+    if let Some(group) = settings.group.clone() {
+        return group::run(&mut client, &group, &args, formatter, settings).await;
     }
+    let start = start_at(&args, settings.reset)?;
     let topic = client.topic(&args.topic).await?;
     let mut partitions: Vec<i32> = topic.partitions.iter().map(|p| p.partition).collect();
     partitions.sort_unstable();
@@ -179,11 +196,6 @@ pub async fn run(args: ConsumerArgs) -> Result<()> {
         }
         partitions = vec![wanted];
     }
-    let reset = if args.from_beginning {
-        OffsetSpec::Earliest
-    } else {
-        OffsetSpec::Latest
-    };
     let mut positions = Vec::with_capacity(partitions.len());
     for partition in partitions {
         let offset = match start {
@@ -206,7 +218,8 @@ pub async fn run(args: ConsumerArgs) -> Result<()> {
         topic,
         positions,
         formatter,
-        reset,
+        reset: settings.reset,
+        fetch: settings.fetch,
         consumed: 0,
         max_messages: args.max_messages,
         group: None,
@@ -224,8 +237,11 @@ struct Consumer<'a> {
     /// `(partition, next offset to print)`.
     positions: Vec<(i32, i64)>,
     formatter: Formatter,
-    /// Where a partition restarts after OFFSET_OUT_OF_RANGE (`auto.offset.reset`).
-    reset: OffsetSpec,
+    /// Where a partition restarts after OFFSET_OUT_OF_RANGE (`auto.offset.reset`; `None`
+    /// for `none`: an error).
+    reset: Option<OffsetSpec>,
+    /// The fetch settings (`fetch.max.wait.ms` is further bounded by `--timeout-ms`).
+    fetch: FetchOptions,
     consumed: u64,
     max_messages: Option<u64>,
     /// With `--group`: the membership, whose assignment `positions` follows.
@@ -241,13 +257,17 @@ impl Consumer<'_> {
             if self.max_messages.is_some_and(|max| self.consumed >= max) {
                 return Ok(());
             }
+            if signals::received().is_some() {
+                return Ok(());
+            }
             let waited = last_record_at.elapsed();
             let remaining = match timeout {
                 Some(timeout) if waited >= timeout => return Ok(()),
                 Some(timeout) => timeout - waited,
                 None => Duration::MAX,
             };
-            let wait = remaining.min(Duration::from_millis(FETCH_WAIT_MS_MAX));
+            let wait_ms = u64::try_from(self.fetch.max_wait_ms).unwrap_or(FETCH_WAIT_MS_MAX);
+            let wait = remaining.min(Duration::from_millis(wait_ms.min(FETCH_WAIT_MS_MAX)));
             let before = self.consumed;
             let flow = self.fetch_round(&mut out, wait).await?;
             if flow == Flow::Stop || flush(&mut out)? == Flow::Stop {
@@ -269,7 +289,7 @@ impl Consumer<'_> {
         }
         let options = FetchOptions {
             max_wait_ms: i32::try_from(wait.as_millis()).unwrap_or(i32::MAX),
-            ..FetchOptions::default()
+            ..self.fetch
         };
         let mut leaders: Vec<i32> = self.topic.partitions.iter().map(|p| p.leader_id).collect();
         leaders.sort_unstable();
@@ -324,10 +344,14 @@ impl Consumer<'_> {
             None => self.print(out, slot, &fetched).map(Handled::Flow),
             Some(ResponseError::OffsetOutOfRange) => {
                 let name = self.topic.name.clone();
-                let offset = self
-                    .client
-                    .list_offsets(&name, partition, self.reset)
-                    .await?;
+                let Some(reset) = self.reset else {
+                    return Err(ToolError::new(format!(
+                        "Fetch position offset {} is out of range for partition \
+                         {name}-{partition} (auto.offset.reset=none)",
+                        self.positions[slot].1
+                    )));
+                };
+                let offset = self.client.list_offsets(&name, partition, reset).await?;
                 eprintln!(
                     "sluice: offset {} is out of range for {name}-{partition}; resetting to {offset}",
                     self.positions[slot].1
@@ -423,41 +447,4 @@ fn write_or_stop(result: std::io::Result<()>) -> Result<Flow> {
 
 fn flush(out: &mut impl Write) -> Result<Flow> {
     write_or_stop(out.flush())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn check(properties: &[&str], expected: &str) {
-        let values: Vec<String> = properties.iter().map(|v| v.to_string()).collect();
-        let formatter =
-            Formatter::from_properties(&Properties::parse(&values, "--property").unwrap()).unwrap();
-        let record = DecodedRecord {
-            offset: 7,
-            timestamp_ms: 1_700_000_000_000,
-            key: Some(b"k".to_vec()),
-            value: Some(b"v".to_vec()),
-            headers: Vec::new(),
-        };
-        let mut out = Vec::new();
-        formatter.write(&mut out, 2, &record, "CreateTime").unwrap();
-        assert_eq!(String::from_utf8(out).unwrap(), expected, "{properties:?}");
-    }
-
-    #[test]
-    fn records_print_like_kafka() {
-        check(&[], "v\n");
-        check(&["print.key=true"], "k\tv\n");
-        check(&["print.key=true", "key.separator=:"], "k:v\n");
-        check(
-            &[
-                "print.timestamp=true",
-                "print.partition=true",
-                "print.offset=true",
-            ],
-            "CreateTime:1700000000000\tPartition:2\tOffset:7\tv\n",
-        );
-        check(&["print.key=true", "print.value=false"], "k\n");
-    }
 }

@@ -18,7 +18,7 @@ use sluice_net::client::{Client, CommittedOffset, Committer, GroupDescription, O
 
 mod tables;
 
-use crate::connect::connect;
+use crate::connect::AdminConnection;
 use crate::error::{Result, ToolError};
 
 #[derive(Args)]
@@ -35,12 +35,12 @@ use crate::error::{Result, ToolError};
     "shift_by",
     "to_datetime",
     "by_duration",
+    "from_file",
 ])))]
 #[command(group(ArgGroup::new("reset_mode").args(["dry_run", "execute"])))]
 pub struct GroupsArgs {
-    /// Broker(s) to bootstrap from: host:port[,host:port...].
-    #[arg(long, value_name = "HOST:PORT")]
-    bootstrap_server: String,
+    #[command(flatten)]
+    connection: AdminConnection,
     /// List the groups.
     #[arg(long)]
     list: bool,
@@ -66,9 +66,10 @@ pub struct GroupsArgs {
     /// With --describe: each member and how many partitions it holds.
     #[arg(long, conflicts_with = "state", requires = "describe")]
     members: bool,
-    /// With --describe: the group's coordinator, assignor, state and member count.
-    #[arg(long, requires = "describe")]
-    state: bool,
+    /// With --describe: the group's coordinator, assignor, state and member count. With
+    /// --list: each group's state, or only groups in these states (Stable,Empty,...).
+    #[arg(long, value_name = "STATES", num_args = 0..=1, default_missing_value = "")]
+    state: Option<String>,
     /// With --describe --members: each member's partitions too.
     #[arg(long, requires = "members")]
     verbose: bool,
@@ -100,6 +101,14 @@ pub struct GroupsArgs {
     /// Reset to the first offset at or after now minus this ISO-8601 duration ('PnDTnHnMnS').
     #[arg(long, value_name = "DURATION")]
     by_duration: Option<String>,
+    /// Reset to the offsets in this CSV file: topic,partition,offset lines (with a group
+    /// column first when it names several groups), as --export writes them.
+    #[arg(long, value_name = "FILE")]
+    from_file: Option<std::path::PathBuf>,
+    /// With --reset-offsets: print the new offsets as CSV (topic,partition,offset; with
+    /// the group first for --all-groups) instead of the table, for --from-file later.
+    #[arg(long, requires = "reset_offsets")]
+    export: bool,
     /// Print the new offsets without committing them (the default).
     #[arg(long)]
     dry_run: bool,
@@ -109,12 +118,14 @@ pub struct GroupsArgs {
 }
 
 pub async fn run(args: GroupsArgs) -> Result<()> {
-    let mut client = connect(&args.bootstrap_server).await?;
+    let mut client = args.connection.connect("consumer-groups").await?;
     if args.list {
-        for group in client.list_groups().await? {
-            println!("{}", group.group_id);
-        }
-        return Ok(());
+        return list(&mut client, args.state.as_deref()).await;
+    }
+    if args.state.is_some() && !args.describe {
+        return Err(ToolError::new(
+            "--state goes with --describe (one group's state) or --list (every group's)",
+        ));
     }
     let groups = match (&args.group, args.all_groups) {
         (Some(group), _) => vec![group.clone()],
@@ -148,6 +159,10 @@ pub async fn run(args: GroupsArgs) -> Result<()> {
             other => other?,
         }
     }
+    if args.export {
+        // Kafka prints the CSV with println: one empty line after it.
+        println!();
+    }
     match failed {
         0 => Ok(()),
         n => Err(ToolError::new(format!(
@@ -155,6 +170,68 @@ pub async fn run(args: GroupsArgs) -> Result<()> {
             groups.len()
         ))),
     }
+}
+
+/// Kafka's group states, as `--list --state` names them.
+const GROUP_STATES: [&str; 6] = [
+    "PreparingRebalance",
+    "CompletingRebalance",
+    "Stable",
+    "Dead",
+    "Empty",
+    "Unknown",
+];
+
+/// `--list`, and with `--state` each group's state (or only those in the given states),
+/// as Kafka's `GROUP STATE` table.
+async fn list(client: &mut Client, states: Option<&str>) -> Result<()> {
+    let groups = client.list_groups().await?;
+    let Some(states) = states else {
+        for group in groups {
+            println!("{}", group.group_id);
+        }
+        return Ok(());
+    };
+    let wanted = parse_states(states)?;
+    let mut rows = Vec::with_capacity(groups.len());
+    for group in groups {
+        let state = match group.state.as_str() {
+            // ListGroups before v4 has no states: ask the coordinator.
+            "" => client.describe_group(&group.group_id).await?.state,
+            known => known.to_string(),
+        };
+        if wanted.is_empty() || wanted.contains(&state.as_str()) {
+            rows.push((group.group_id, state));
+        }
+    }
+    print!("{}", state_list(&rows));
+    Ok(())
+}
+
+/// `Stable,empty` → Kafka's state names (case-insensitive); empty for "every state".
+fn parse_states(text: &str) -> Result<Vec<&'static str>> {
+    let mut states = Vec::new();
+    for name in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let Some(state) = GROUP_STATES.iter().find(|s| s.eq_ignore_ascii_case(name)) else {
+            return Err(ToolError::new(format!(
+                "Invalid state list '{text}'. Valid states are: {}",
+                GROUP_STATES.join(", ")
+            )));
+        };
+        states.push(*state);
+    }
+    Ok(states)
+}
+
+/// Kafka's `--list --state` table: the group column as wide as the longest id (15 at
+/// least), one space, the state.
+fn state_list(rows: &[(String, String)]) -> String {
+    let width = rows.iter().map(|(g, _)| g.len()).max().unwrap_or(0).max(15);
+    let mut text = format!("{:<width$} STATE\n", "GROUP");
+    for (group, state) in rows {
+        text.push_str(&format!("{group:<width$} {state}\n"));
+    }
+    text
 }
 
 /// One line of the `--describe` table; `None` prints as `-`.
@@ -175,7 +252,7 @@ async fn describe(client: &mut Client, group: &str, args: &GroupsArgs) -> Result
             "Consumer group '{group}' does not exist."
         )));
     }
-    if args.state {
+    if args.state.is_some() {
         let (id, address) = client.group_coordinator(group).await?;
         print!(
             "{}",
@@ -315,7 +392,10 @@ fn parse_topic(spec: &str) -> Result<(String, Option<Vec<i32>>)> {
 }
 
 async fn reset_offsets(client: &mut Client, group: &str, args: &GroupsArgs) -> Result<()> {
-    let to = ResetTo::from_args(args)?;
+    let to = match &args.from_file {
+        Some(_) => None,
+        None => Some(ResetTo::from_args(args)?),
+    };
     let description = client.describe_group(group).await?;
     if !matches!(description.state.as_str(), "Empty" | "Dead") {
         return Err(ToolError::new(format!(
@@ -324,20 +404,26 @@ async fn reset_offsets(client: &mut Client, group: &str, args: &GroupsArgs) -> R
             description.state
         )));
     }
-    let committed = client.offset_fetch(group, None).await?;
-    let targets = reset_targets(client, args, &committed).await?;
-    let mut offsets = Vec::new();
-    for (topic, partitions) in targets {
-        for partition in partitions {
-            let current = committed_offset(&committed, &topic, partition);
-            let offset = new_offset(client, (&topic, partition), &to, current).await?;
-            offsets.push(CommittedOffset {
-                topic: topic.clone(),
-                partition,
-                offset,
-            });
+    let mut offsets = match (&args.from_file, to) {
+        (Some(path), _) => offsets_from_file(client, group, path, args.all_groups).await?,
+        (None, Some(to)) => {
+            let committed = client.offset_fetch(group, None).await?;
+            let mut offsets = Vec::new();
+            for (topic, partitions) in reset_targets(client, args, &committed).await? {
+                for partition in partitions {
+                    let current = committed_offset(&committed, &topic, partition);
+                    let offset = new_offset(client, (&topic, partition), &to, current).await?;
+                    offsets.push(CommittedOffset {
+                        topic: topic.clone(),
+                        partition,
+                        offset,
+                    });
+                }
+            }
+            offsets
         }
-    }
+        (None, None) => unreachable!("ResetTo::from_args refuses a reset without a target"),
+    };
     offsets.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
     if !args.execute && !args.dry_run {
         eprintln!(
@@ -351,6 +437,10 @@ async fn reset_offsets(client: &mut Client, group: &str, args: &GroupsArgs) -> R
             .offset_commit(group, &Committer::ADMIN, &offsets)
             .await?;
     }
+    if args.export {
+        print!("{}", export_csv(group, args.all_groups, &offsets));
+        return Ok(());
+    }
     println!(
         "\n{:<30} {:<30} {:<10} {:<15}",
         "GROUP", "TOPIC", "PARTITION", "NEW-OFFSET"
@@ -362,6 +452,78 @@ async fn reset_offsets(client: &mut Client, group: &str, args: &GroupsArgs) -> R
         );
     }
     Ok(())
+}
+
+/// Kafka's `--export` CSV: `topic,partition,offset` lines, with the group first when more
+/// than one group is reset.
+fn export_csv(group: &str, with_group: bool, offsets: &[CommittedOffset]) -> String {
+    let mut text = String::new();
+    for o in offsets {
+        if with_group {
+            text.push_str(&format!("{group},"));
+        }
+        text.push_str(&format!("{},{},{}\n", o.topic, o.partition, o.offset));
+    }
+    text
+}
+
+/// `--from-file`: the offsets the CSV names for `group` (its `topic,partition,offset` lines,
+/// or the lines of `group,topic,partition,offset` whose group is this one), each clamped
+/// to the partition's earliest..=latest as Kafka does.
+async fn offsets_from_file(
+    client: &mut Client,
+    group: &str,
+    path: &std::path::Path,
+    all_groups: bool,
+) -> Result<Vec<CommittedOffset>> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ToolError::new(format!("--from-file {}: {e}", path.display())))?;
+    let planned = parse_reset_plan(&text, group, all_groups)
+        .map_err(|reason| ToolError::new(format!("--from-file {}: {reason}", path.display())))?;
+    let mut offsets = Vec::with_capacity(planned.len());
+    for o in planned {
+        let to = ResetTo::Offset(o.offset);
+        let offset = new_offset(client, (&o.topic, o.partition), &to, None).await?;
+        offsets.push(CommittedOffset { offset, ..o });
+    }
+    Ok(offsets)
+}
+
+/// Kafka's reset plan CSV: `topic,partition,offset` (one group) or
+/// `group,topic,partition,offset` lines.
+fn parse_reset_plan(
+    text: &str,
+    group: &str,
+    all_groups: bool,
+) -> std::result::Result<Vec<CommittedOffset>, String> {
+    let mut offsets = Vec::new();
+    for (number, line) in text.lines().enumerate().map(|(n, l)| (n + 1, l.trim())) {
+        if line.is_empty() {
+            continue;
+        }
+        let fields: Vec<&str> = line.split(',').map(str::trim).collect();
+        let (line_group, rest) = match fields.as_slice() {
+            [topic, partition, offset] if !all_groups => (group, [*topic, *partition, *offset]),
+            [g, topic, partition, offset] => (*g, [*topic, *partition, *offset]),
+            _ => {
+                return Err(format!(
+                    "line {number} {line:?}: expected topic,partition,offset (or \
+                     group,topic,partition,offset)"
+                ))
+            }
+        };
+        if line_group != group {
+            continue;
+        }
+        let [topic, partition, offset] = rest;
+        let bad = || format!("line {number} {line:?}: partition and offset must be numbers");
+        offsets.push(CommittedOffset {
+            topic: topic.to_string(),
+            partition: partition.parse().map_err(|_| bad())?,
+            offset: offset.parse().map_err(|_| bad())?,
+        });
+    }
+    Ok(offsets)
 }
 
 /// The (topic, partitions) `--reset-offsets` works on: `--topic T[:P,…]` (every partition
@@ -436,7 +598,8 @@ impl ResetTo {
         } else {
             return Err(ToolError::new(
                 "--reset-offsets needs one of --to-earliest, --to-latest, --to-offset N, \
-                 --to-current, --shift-by N, --to-datetime DATETIME, --by-duration DURATION",
+                 --to-current, --shift-by N, --to-datetime DATETIME, --by-duration DURATION, \
+                 --from-file FILE",
             ));
         })
     }
@@ -597,6 +760,36 @@ mod tests {
         assert_eq!(
             lines[3],
             ["g", "t", "1", "5", "9", "4", "m-1", "/127.0.0.1", "c"]
+        );
+    }
+
+    #[test]
+    fn reset_plans_and_exports_are_kafka_csv() {
+        let plan = parse_reset_plan("t,0,5\nt,1,7\n\n", "g", false).unwrap();
+        assert_eq!(plan.len(), 2);
+        assert_eq!((plan[1].partition, plan[1].offset), (1, 7));
+        let csv = export_csv("g", false, &plan);
+        assert_eq!(csv, "t,0,5\nt,1,7\n");
+        assert_eq!(parse_reset_plan(&csv, "g", false).unwrap(), plan);
+        let grouped = export_csv("g", true, &plan);
+        assert_eq!(grouped, "g,t,0,5\ng,t,1,7\n");
+        assert_eq!(parse_reset_plan(&grouped, "g", true).unwrap(), plan);
+        assert!(parse_reset_plan(&grouped, "other", true)
+            .unwrap()
+            .is_empty());
+        assert!(parse_reset_plan("t,0,5\n", "g", true).is_err());
+        assert!(parse_reset_plan("t,x,5\n", "g", false).is_err());
+    }
+
+    #[test]
+    fn list_states_parse_and_print_as_kafka() {
+        assert_eq!(parse_states("stable,EMPTY").unwrap(), ["Stable", "Empty"]);
+        assert!(parse_states("").unwrap().is_empty());
+        assert!(parse_states("asleep").is_err());
+        let rows = [("g1".to_string(), "Stable".to_string())];
+        assert_eq!(
+            state_list(&rows),
+            "GROUP           STATE\ng1              Stable\n"
         );
     }
 

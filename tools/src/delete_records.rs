@@ -10,15 +10,14 @@ use clap::Args;
 use kafka_protocol::messages::ApiKey;
 use serde_json::Value;
 
-use crate::connect::connect;
+use crate::connect::AdminConnection;
 use crate::error::{Result, ToolError};
 use crate::limits::OFFSET_JSON_BYTES_MAX;
 
 #[derive(Args)]
 pub struct DeleteRecordsArgs {
-    /// Broker(s) to bootstrap from: host:port[,host:port...].
-    #[arg(long, value_name = "HOST:PORT")]
-    bootstrap_server: String,
+    #[command(flatten)]
+    connection: AdminConnection,
     /// Kafka's offset JSON: {"partitions":[{"topic":"t","partition":0,"offset":5}],"version":1}
     #[arg(long, value_name = "FILE")]
     offset_json_file: PathBuf,
@@ -32,12 +31,12 @@ pub async fn run(args: DeleteRecordsArgs) -> Result<()> {
     let deletions = parse_offset_json(&text).map_err(|reason| {
         ToolError::new(format!("{}: {reason}", args.offset_json_file.display()))
     })?;
-    let mut client = connect(&args.bootstrap_server).await?;
+    let mut client = args.connection.connect("delete-records").await?;
     if !client.advertises(ApiKey::DeleteRecords).await? {
         return Err(ToolError::new(format!(
             "deleting records is not supported by this broker: {} does not list DeleteRecords \
              in its ApiVersions answer",
-            args.bootstrap_server
+            args.connection.bootstrap_server
         )));
     }
     println!("Executing records delete operation");

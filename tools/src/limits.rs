@@ -4,19 +4,29 @@
 /// (an address that drops SYNs would otherwise hang for minutes).
 pub const CONNECT_TIMEOUT_MS: u64 = 10_000;
 
-/// Largest line the console producer accepts: Kafka's `max.request.size` default.
-pub const LINE_BYTES_MAX: usize = 1024 * 1024;
+/// Largest `max.request.size` the console producer accepts (the broker's default
+/// `socket.request.max.bytes`): it bounds one line, one record and one batch in memory.
+pub const REQUEST_BYTES_MAX: usize = 100 * 1024 * 1024;
 
-/// Bytes of records per batch before the console producer sends it: Kafka's
-/// `batch.size` default.
-pub const BATCH_BYTES_MAX: usize = 16 * 1024;
+/// Largest `batch.size` the console producer accepts.
+pub const BATCH_BYTES_MAX: usize = 64 * 1024 * 1024;
 
-/// The console producer's standard-input buffer: above stdin's own 8 KiB, so reads
-/// bypass that one and what is buffered can be inspected.
-pub const INPUT_BUFFER_BYTES: usize = 64 * 1024;
+/// Largest `buffer.memory` (bytes of records waiting in all batches) it accepts.
+pub const BUFFER_MEMORY_BYTES_MAX: usize = 1024 * 1024 * 1024;
 
-/// Lines the console producer reads (when already buffered) before sending what it has.
-pub const ROUND_LINES_MAX: usize = 10_000;
+/// Largest `linger.ms` and `request.timeout.ms` it accepts (a day).
+pub const LINGER_MS_MAX: u64 = 24 * 3600 * 1000;
+pub const REQUEST_TIMEOUT_MS_MAX: u64 = 24 * 3600 * 1000;
+
+/// Bytes of standard input read at a time by the console producer.
+pub const INPUT_CHUNK_BYTES: usize = 64 * 1024;
+
+/// Bytes of already written standard input the console producer still reads (and sends)
+/// after SIGINT/SIGTERM.
+pub const STOP_DRAIN_BYTES_MAX: usize = 16 * 1024 * 1024;
+
+/// How often a console tool waiting for input or records checks for SIGINT/SIGTERM.
+pub const STOP_CHECK_MS: u64 = 100;
 
 /// How long one console-consumer fetch may wait at the broker for records.
 pub const FETCH_WAIT_MS_MAX: u64 = 500;
@@ -24,6 +34,9 @@ pub const FETCH_WAIT_MS_MAX: u64 = 500;
 /// Pause before a fetch is retried after a retriable error (leader moved, topic not
 /// ready).
 pub const RETRY_BACKOFF_MS: u64 = 100;
+
+/// Largest properties file (`--command-config`, `--producer.config`, …) a tool reads.
+pub const PROPERTIES_FILE_BYTES_MAX: u64 = 1024 * 1024;
 
 /// Largest `--offset-json-file` delete-records reads.
 pub const OFFSET_JSON_BYTES_MAX: u64 = 16 * 1024 * 1024;
@@ -41,6 +54,8 @@ pub const GROUP_REBALANCE_TIMEOUT_MS: i32 = 60_000;
 const _: () = {
     assert!(GROUP_HEARTBEAT_INTERVAL_MS * 3 <= GROUP_SESSION_TIMEOUT_MS as u64);
     assert!(FETCH_WAIT_MS_MAX < GROUP_HEARTBEAT_INTERVAL_MS);
-    assert!(BATCH_BYTES_MAX <= LINE_BYTES_MAX);
+    assert!(BATCH_BYTES_MAX <= REQUEST_BYTES_MAX);
+    assert!(REQUEST_BYTES_MAX <= BUFFER_MEMORY_BYTES_MAX);
+    assert!(STOP_CHECK_MS <= FETCH_WAIT_MS_MAX);
     assert!(RETRY_BACKOFF_MS < FETCH_WAIT_MS_MAX);
 };

@@ -1,12 +1,15 @@
 //! `sluice`: the operator CLI, with the names and flags of Kafka's tools
 //! (`kafka-topics`, `kafka-console-producer`, `kafka-console-consumer`,
-//! `kafka-delete-records`, `kafka-dump-log`, `kafka-consumer-groups`, `kafka-storage`) so
-//! muscle memory works.
+//! `kafka-delete-records`, `kafka-dump-log`, `kafka-consumer-groups`, `kafka-configs`,
+//! `kafka-get-offsets`, `kafka-storage`) so muscle memory works; called by one of those
+//! names (a link), it runs that command (`kafka_names`).
 //!
 //! Architecture Invariant: the commands talk to brokers only through `sluice-net`'s
 //! client; only `dump-log` (with the engine's batch parsing) and `storage` (with the
 //! engine's `meta.properties` reader and writer) touch files of a broker's dirs.
 
+mod client_config;
+mod configs;
 mod connect;
 mod console_consumer;
 mod console_producer;
@@ -14,10 +17,13 @@ mod consumer_groups;
 mod delete_records;
 mod dump_log;
 mod error;
+mod get_offsets;
+mod kafka_names;
 mod limits;
 mod partitioner;
 mod properties;
 mod reset_time;
+mod signals;
 mod storage;
 mod topic_id;
 mod topics;
@@ -59,12 +65,20 @@ enum Command {
     DumpLog(dump_log::DumpLogArgs),
     /// Format a cluster node's log dirs, or print a cluster id (kafka-storage).
     Storage(storage::StorageArgs),
+    /// Describe or alter topic, broker and group configs (kafka-configs).
+    Configs(configs::ConfigsArgs),
+    /// Print partitions' offsets as topic:partition:offset (kafka-get-offsets).
+    GetOffsets(get_offsets::GetOffsetsArgs),
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(kafka_names::arguments(std::env::args_os().collect()));
     match run(cli.command) {
-        Ok(()) => ExitCode::SUCCESS,
+        // Stopped by a signal: the shell's convention (and the JVM's), 128 + signal.
+        Ok(()) => match signals::received() {
+            Some(signal) => ExitCode::from(u8::try_from(128 + signal).unwrap_or(1)),
+            None => ExitCode::SUCCESS,
+        },
         Err(error) => {
             eprintln!("sluice: error: {error}");
             ExitCode::FAILURE
@@ -79,6 +93,13 @@ fn run(command: Command) -> Result<(), ToolError> {
         Command::Storage(args) => return storage::run(&args),
         command => command,
     };
+    if matches!(
+        command,
+        Command::ConsoleProducer(_) | Command::ConsoleConsumer(_)
+    ) {
+        // Before the runtime starts any thread, so they all inherit the mask.
+        signals::install()?;
+    }
     let runtime = compio::runtime::Runtime::new()
         .map_err(|error| ToolError::new(format!("starting the io_uring runtime: {error}")))?;
     runtime.block_on(async {
@@ -88,6 +109,8 @@ fn run(command: Command) -> Result<(), ToolError> {
             Command::ConsoleConsumer(args) => console_consumer::run(args).await,
             Command::ConsumerGroups(args) => consumer_groups::run(args).await,
             Command::DeleteRecords(args) => delete_records::run(args).await,
+            Command::Configs(args) => configs::run(args).await,
+            Command::GetOffsets(args) => get_offsets::run(args).await,
             Command::DumpLog(_) | Command::Storage(_) => unreachable!("handled above"),
         }
     })

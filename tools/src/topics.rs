@@ -3,9 +3,9 @@
 use clap::{ArgGroup, Args};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::ApiKey;
-use sluice_net::client::{Client, TopicCreation, TopicMetadata};
+use sluice_net::client::{Client, ConfigResourceType, TopicCreation, TopicMetadata};
 
-use crate::connect::connect;
+use crate::connect::AdminConnection;
 use crate::error::{Result, ToolError};
 use crate::properties::Properties;
 use crate::topic_id;
@@ -17,9 +17,8 @@ use crate::topic_id;
         .args(["create", "list", "describe", "delete", "alter"])
 ))]
 pub struct TopicsArgs {
-    /// Broker(s) to bootstrap from: host:port[,host:port...].
-    #[arg(long, value_name = "HOST:PORT")]
-    bootstrap_server: String,
+    #[command(flatten)]
+    connection: AdminConnection,
     /// Create a topic.
     #[arg(long)]
     create: bool,
@@ -60,11 +59,14 @@ pub struct TopicsArgs {
     exclude_internal: bool,
 }
 
+/// `ConfigSource` wire code of a key at its default (Kafka's `ConfigEntry::isDefault`).
+const SOURCE_DEFAULT_CONFIG: i8 = 5;
+
 /// Kafka's internal topics (`Topic.INTERNAL_TOPICS`).
-const INTERNAL_TOPICS: [&str; 2] = ["__consumer_offsets", "__transaction_state"];
+pub const INTERNAL_TOPICS: [&str; 2] = ["__consumer_offsets", "__transaction_state"];
 
 pub async fn run(args: TopicsArgs) -> Result<()> {
-    let mut client = connect(&args.bootstrap_server).await?;
+    let mut client = args.connection.connect("topics").await?;
     if args.list {
         return list(&mut client, args.topic.as_deref(), args.exclude_internal).await;
     }
@@ -120,14 +122,15 @@ async fn delete(client: &mut Client, topic: &str, args: &TopicsArgs) -> Result<(
 async fn alter(client: &mut Client, topic: &str, args: &TopicsArgs) -> Result<()> {
     let Some(partitions) = args.partitions else {
         return Err(ToolError::new(
-            "--alter needs --partitions N (the new total); topic configs cannot be altered yet",
+            "--alter needs --partitions N (the new total); topic configs are changed with \
+             `sluice configs --alter --entity-type topics --entity-name T --add-config k=v`",
         ));
     };
     if !client.advertises(ApiKey::CreatePartitions).await? {
         return Err(ToolError::new(format!(
             "adding partitions is not supported by this broker: {} does not list \
              CreatePartitions in its ApiVersions answer",
-            args.bootstrap_server
+            args.connection.bootstrap_server
         )));
     }
     if describe_one(client, topic).await?.is_none() {
@@ -192,19 +195,39 @@ async fn describe(client: &mut Client, args: &TopicsArgs) -> Result<()> {
         t.error.is_none() && !(args.exclude_internal && INTERNAL_TOPICS.contains(&t.name.as_str()))
     });
     topics.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+    let with_configs = client.advertises(ApiKey::DescribeConfigs).await?;
     for topic in &topics {
-        print!("{}", describe_text(topic));
+        let configs = match with_configs {
+            true => non_default_configs(client, &topic.name).await?,
+            false => String::new(),
+        };
+        print!("{}", describe_text(topic, &configs));
     }
     Ok(())
 }
 
+/// The `Configs:` column: the topic's configs whose source is not the default, as
+/// `key=value` joined by commas in the broker's order (Kafka's `!isDefault()` filter, so
+/// keys set in the broker's server.properties show too).
+async fn non_default_configs(client: &mut Client, topic: &str) -> Result<String> {
+    let configs = client
+        .describe_configs(ConfigResourceType::Topic, topic, false)
+        .await?;
+    Ok(configs
+        .iter()
+        .filter(|c| c.source != SOURCE_DEFAULT_CONFIG)
+        .map(|c| format!("{}={}", c.name, c.value.as_deref().unwrap_or("null")))
+        .collect::<Vec<_>>()
+        .join(","))
+}
+
 /// kafka-topics' `--describe` text of one topic.
-fn describe_text(topic: &TopicMetadata) -> String {
+fn describe_text(topic: &TopicMetadata, configs: &str) -> String {
     let mut partitions: Vec<_> = topic.partitions.iter().collect();
     partitions.sort_unstable_by_key(|p| p.partition);
     let replication_factor = partitions.first().map_or(0, |p| p.replicas.len());
     let mut text = format!(
-        "Topic: {}\tTopicId: {}\tPartitionCount: {}\tReplicationFactor: {}\tConfigs: \n",
+        "Topic: {}\tTopicId: {}\tPartitionCount: {}\tReplicationFactor: {}\tConfigs: {configs}\n",
         topic.name,
         topic_id::kafka_format(&topic.topic_id),
         partitions.len(),
@@ -254,8 +277,8 @@ mod tests {
             partitions: vec![partition(1, -1), partition(0, 1)],
         };
         assert_eq!(
-            describe_text(&topic),
-            "Topic: t\tTopicId: AAAAAAAAAAAAAAAAAAAAAA\tPartitionCount: 2\tReplicationFactor: 2\tConfigs: \n\
+            describe_text(&topic, "retention.ms=5"),
+            "Topic: t\tTopicId: AAAAAAAAAAAAAAAAAAAAAA\tPartitionCount: 2\tReplicationFactor: 2\tConfigs: retention.ms=5\n\
              \tTopic: t\tPartition: 0\tLeader: 1\tReplicas: 1,2\tIsr: 1\n\
              \tTopic: t\tPartition: 1\tLeader: none\tReplicas: 1,2\tIsr: 1\n"
         );

@@ -4,45 +4,11 @@
 //! `sluice_testkit::sluiced_path` says where `sluiced` is found (`$SLUICED`, or beside this
 //! test's profile directory).
 
+mod common;
+
+use common::{fails, ok, sluice};
 use sluice_testkit::Broker;
-use std::ffi::OsStr;
-use std::fmt::Debug;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-
-/// Runs `sluice args...` with `stdin`, returning its output.
-fn sluice<S: AsRef<OsStr> + Debug>(args: &[S], stdin: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn sluice");
-    let mut input = child.stdin.take().expect("stdin");
-    // A command that fails early (e.g. an unreachable broker) may close stdin first.
-    if let Err(e) = input.write_all(stdin.as_bytes()) {
-        assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "write stdin: {e}");
-    }
-    drop(input);
-    child.wait_with_output().expect("sluice ran")
-}
-
-/// Runs `sluice args...`, asserting success; returns stdout.
-fn ok<S: AsRef<OsStr> + Debug>(args: &[S], stdin: &str) -> String {
-    let output = sluice(args, stdin);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "sluice {args:?} failed: {stderr}");
-    String::from_utf8(output.stdout).expect("utf-8 stdout")
-}
-
-/// Runs `sluice args...`, asserting exit code 1; returns stderr.
-fn fails<S: AsRef<OsStr> + Debug>(args: &[S], stdin: &str) -> String {
-    let output = sluice(args, stdin);
-    assert_eq!(output.status.code(), Some(1), "sluice {args:?} should fail");
-    String::from_utf8(output.stderr).expect("utf-8 stderr")
-}
 
 #[test]
 fn topics_create_list_describe_delete() {

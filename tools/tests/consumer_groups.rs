@@ -2,37 +2,16 @@
 //! real `sluiced` (found as in `cli.rs`: `$SLUICED`, else beside this test's profile dir).
 //! The group's active member is a `console-consumer --group` child process.
 
+mod common;
+
+use common::ok;
 use sluice_testkit::Broker;
 use std::collections::BTreeSet;
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn sluice(args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn sluice");
-    let mut input = child.stdin.take().expect("stdin");
-    let _ = input.write_all(stdin.as_bytes());
-    drop(input);
-    child.wait_with_output().expect("sluice ran")
-}
-
-fn ok(args: &[&str], stdin: &str) -> String {
-    let output = sluice(args, stdin);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "sluice {args:?} failed: {stderr}");
-    String::from_utf8(output.stdout).expect("utf-8 stdout")
-}
-
 fn fails(args: &[&str]) -> String {
-    let output = sluice(args, "");
-    assert_eq!(output.status.code(), Some(1), "sluice {args:?} should fail");
-    String::from_utf8(output.stderr).expect("utf-8 stderr")
+    common::fails(args, "")
 }
 
 /// The `--describe` table's data rows, split into columns.

@@ -114,11 +114,9 @@ impl Client {
                     "{address}: CreatePartitions did not answer {topic:?}"
                 ))
             })?;
-        ClientError::check(result.error_code, || {
-            let message = result.error_message.as_deref().unwrap_or("");
-            format!("adding partitions to {topic:?} on {address} {message}")
-                .trim_end()
-                .to_string()
+        let message = result.error_message.as_ref().map(|m| m.to_string());
+        ClientError::check_with_message(result.error_code, message, || {
+            format!("adding partitions to {topic:?} on {address}")
         })
     }
 
@@ -191,11 +189,9 @@ fn parse_create_topic(
     if result.error_code == ResponseError::TopicAlreadyExists.code() {
         return Ok(TopicCreation::AlreadyExists);
     }
-    ClientError::check(result.error_code, || {
-        let message = result.error_message.as_deref().unwrap_or("");
-        format!("creating topic {topic:?} on {address} {message}")
-            .trim_end()
-            .to_string()
+    let message = result.error_message.as_ref().map(|m| m.to_string());
+    ClientError::check_with_message(result.error_code, message, || {
+        format!("creating topic {topic:?} on {address}")
     })?;
     Ok(TopicCreation::Created)
 }
@@ -219,11 +215,9 @@ fn parse_delete_topic(response: &DeleteTopicsResponse, topic: &str, address: &st
         .ok_or_else(|| {
             ClientError::Metadata(format!("{address}: DeleteTopics did not answer {topic:?}"))
         })?;
-    ClientError::check(result.error_code, || {
-        let message = result.error_message.as_deref().unwrap_or("");
-        format!("deleting topic {topic:?} on {address} {message}")
-            .trim_end()
-            .to_string()
+    let message = result.error_message.as_ref().map(|m| m.to_string());
+    ClientError::check_with_message(result.error_code, message, || {
+        format!("deleting topic {topic:?} on {address}")
     })
 }
 

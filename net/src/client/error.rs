@@ -49,6 +49,14 @@ pub enum ClientError {
         error: ResponseError,
         code: i16,
     },
+    /// A Kafka error the broker explained in its `error_message`.
+    #[error("{context}: {message} ({error}, Kafka error code {code})")]
+    KafkaWithMessage {
+        context: String,
+        message: String,
+        error: ResponseError,
+        code: i16,
+    },
     #[error("{0}")]
     Metadata(String),
     #[error("bad bootstrap address {0:?}: expected host:port")]
@@ -72,10 +80,39 @@ impl ClientError {
         }
     }
 
+    /// [`Self::check`] with the broker's `error_message`, said after the context when
+    /// there is one (`creating topic "t" on b:9092: Replication factor: 3 larger than
+    /// available brokers: 1. (InvalidReplicationFactor, Kafka error code 38)`).
+    pub fn check_with_message(
+        code: i16,
+        message: Option<String>,
+        context: impl FnOnce() -> String,
+    ) -> Result<()> {
+        let Some(error) = ResponseError::try_from_code(code) else {
+            return Ok(());
+        };
+        let context = context();
+        Err(match message.map(|m| m.trim().to_string()) {
+            Some(message) if !message.is_empty() => ClientError::KafkaWithMessage {
+                context,
+                message,
+                error,
+                code,
+            },
+            _ => ClientError::Kafka {
+                context,
+                error,
+                code,
+            },
+        })
+    }
+
     /// The Kafka error this is, if the broker answered with one.
     pub fn kafka_error(&self) -> Option<ResponseError> {
         match self {
-            ClientError::Kafka { error, .. } => Some(*error),
+            ClientError::Kafka { error, .. } | ClientError::KafkaWithMessage { error, .. } => {
+                Some(*error)
+            }
             _ => None,
         }
     }

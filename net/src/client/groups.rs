@@ -143,7 +143,11 @@ impl Client {
     }
 
     /// The connection to broker `node_id` at `address`, opened if needed.
-    async fn node_connection(&mut self, node_id: i32, address: &str) -> Result<&mut Connection> {
+    pub(crate) async fn node_connection(
+        &mut self,
+        node_id: i32,
+        address: &str,
+    ) -> Result<&mut Connection> {
         if !self.connections.contains_key(&node_id) {
             let connection = Connection::connect(address, &self.client_id).await?;
             self.connections.insert(node_id, connection);

@@ -38,6 +38,9 @@ pub const CLIENT_VERSIONS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DeleteRecords, 0, 2),
     // Idempotent producers (no transactional id).
     (ApiKey::InitProducerId, 0, 5),
+    // Configs (`configs.rs`).
+    (ApiKey::DescribeConfigs, 1, 4),
+    (ApiKey::IncrementalAlterConfigs, 0, 1),
     // Consumer groups (`groups.rs`, `membership.rs`). FindCoordinator v4+ and
     // OffsetFetch v8+ are the batched forms; LeaveGroup v3+ names members in a list;
     // OffsetFetch v2+ can ask for every committed partition.

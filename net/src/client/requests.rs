@@ -192,10 +192,8 @@ pub(crate) fn parse_produce(
         .ok_or_else(|| {
             ClientError::Metadata(format!("{}: no answer for the partition", context()))
         })?;
-    ClientError::check(answer.error_code, || {
-        let message = answer.error_message.as_deref().unwrap_or("");
-        format!("{} {message}", context()).trim_end().to_string()
-    })?;
+    let message = answer.error_message.as_ref().map(|m| m.to_string());
+    ClientError::check_with_message(answer.error_code, message, context)?;
     Ok(answer.base_offset)
 }
 

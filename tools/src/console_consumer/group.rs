@@ -8,19 +8,18 @@ use std::time::Duration;
 
 use kafka_protocol::messages::ApiKey;
 use sluice_net::client::membership::{GroupMembership, Heartbeat, MembershipConfig};
-use sluice_net::client::{Client, CommittedOffset, OffsetSpec};
+use sluice_net::client::{Client, CommittedOffset};
 
-use super::{Consumer, ConsumerArgs, Formatter};
+use super::{Consumer, ConsumerArgs, ConsumerSettings, Formatter};
 use crate::error::{Result, ToolError};
-use crate::limits::{
-    GROUP_HEARTBEAT_INTERVAL_MS, GROUP_REBALANCE_TIMEOUT_MS, GROUP_SESSION_TIMEOUT_MS,
-};
 
 /// The membership and what was last committed.
 pub(super) struct GroupState {
     membership: GroupMembership,
     /// `(partition, offset)` as last committed (or resumed from).
     committed: Vec<(i32, i64)>,
+    /// `enable.auto.commit`: commit what was printed (false: never commit).
+    auto_commit: bool,
 }
 
 pub(super) async fn run(
@@ -28,6 +27,7 @@ pub(super) async fn run(
     group: &str,
     args: &ConsumerArgs,
     formatter: Formatter,
+    settings: ConsumerSettings,
 ) -> Result<()> {
     if args.partition.is_some() || args.offset.is_some() {
         return Err(ToolError::new(
@@ -45,25 +45,23 @@ pub(super) async fn run(
     }
     let topic = client.topic(&args.topic).await?;
     let mut config = MembershipConfig::new(group, vec![args.topic.clone()]);
-    config.session_timeout_ms = GROUP_SESSION_TIMEOUT_MS;
-    config.rebalance_timeout_ms = GROUP_REBALANCE_TIMEOUT_MS;
-    config.heartbeat_interval_ms = GROUP_HEARTBEAT_INTERVAL_MS;
-    let reset = if args.from_beginning {
-        OffsetSpec::Earliest
-    } else {
-        OffsetSpec::Latest
-    };
+    config.session_timeout_ms = settings.session_timeout_ms;
+    config.rebalance_timeout_ms = settings.rebalance_timeout_ms;
+    config.heartbeat_interval_ms = settings.heartbeat_interval_ms;
+    config.group_instance_id = settings.group_instance_id.clone();
     let mut consumer = Consumer {
         client,
         topic,
         positions: Vec::new(),
         formatter,
-        reset,
+        reset: settings.reset,
+        fetch: settings.fetch,
         consumed: 0,
         max_messages: args.max_messages,
         group: Some(GroupState {
             membership: GroupMembership::new(config),
             committed: Vec::new(),
+            auto_commit: settings.auto_commit,
         }),
     };
     let outcome = match consumer.rejoin().await {
@@ -104,12 +102,15 @@ impl Consumer<'_> {
             let found = committed
                 .iter()
                 .find(|c| c.partition == partition && c.offset >= 0);
-            let offset = match found {
-                Some(c) => c.offset,
-                None => {
-                    self.client
-                        .list_offsets(&topic, partition, self.reset)
-                        .await?
+            let offset = match (found, self.reset) {
+                (Some(c), _) => c.offset,
+                (None, Some(reset)) => self.client.list_offsets(&topic, partition, reset).await?,
+                (None, None) => {
+                    return Err(ToolError::new(format!(
+                        "Undefined offset with no reset policy for partitions: \
+                         [{topic}-{partition}] (auto.offset.reset=none and group {group_id} \
+                         committed nothing there)"
+                    )))
                 }
             };
             positions.push((partition, offset));
@@ -137,7 +138,7 @@ impl Consumer<'_> {
     /// Commits the positions that moved since the last commit.
     async fn commit(&mut self) -> Result<()> {
         let group = self.group.as_ref().expect("a group consumer has a group");
-        if group.committed == self.positions {
+        if !group.auto_commit || group.committed == self.positions {
             return Ok(());
         }
         let offsets: Vec<CommittedOffset> = self

@@ -1,0 +1,438 @@
+//! `console-producer` and `console-consumer` with the configs people paste from Kafka's
+//! docs (`--producer-property`, `--producer.config`, `--consumer-property`,
+//! `--consumer.config`, `--formatter`, `--request-required-acks -1`), topic
+//! auto-creation, and Ctrl-C / SIGTERM, against the real `sluiced`.
+
+mod common;
+
+use common::{fails, ok, ok_with_stderr, with_bootstrap, SLUICE};
+use sluice_testkit::Broker;
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// Bound on every wait for a child process in these tests.
+const WAIT: Duration = Duration::from_secs(60);
+
+fn broker() -> Broker {
+    Broker::start_temp(&["group.initial.rebalance.delay.ms=0"])
+}
+
+fn offsets(b: &str, topic: &str) -> String {
+    ok(&with_bootstrap(b, &["get-offsets", "--topic", topic]), "")
+}
+
+/// The batch lines `dump-log` prints for partition 0 of `topic`.
+fn batches(broker: &Broker, topic: &str) -> usize {
+    let segment = broker
+        .dir
+        .join(format!("{topic}-0"))
+        .join("00000000000000000000.log");
+    let out = ok(&["dump-log", segment.to_str().unwrap()], "");
+    out.lines().filter(|l| l.starts_with("baseOffset:")).count()
+}
+
+fn spawn(args: &[&str]) -> Child {
+    Command::new(SLUICE)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn sluice")
+}
+
+fn signal(child: &Child, signal: i32) {
+    // SAFETY: kill(2) on our own child, not yet reaped.
+    let rc = unsafe { libc::kill(child.id() as i32, signal) };
+    assert_eq!(rc, 0, "kill");
+}
+
+/// Waits (bounded) for `child` to exit; returns its exit code and stderr.
+fn finish(mut child: Child) -> (Option<i32>, String) {
+    let deadline = Instant::now() + WAIT;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("sluice did not exit within {WAIT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    (status.code(), stderr)
+}
+
+#[test]
+fn producer_auto_creates_and_honours_producer_properties() {
+    let broker = broker();
+    let b = broker.bootstrap();
+    let (_, warned) = ok_with_stderr(
+        &with_bootstrap(
+            &b,
+            &[
+                "console-producer",
+                "--topic",
+                "fresh",
+                "--request-required-acks",
+                "-1",
+                "--producer-property",
+                "batch.size=0",
+                "--producer-property",
+                "linger.ms=0",
+                "--producer-property",
+                "foo.bar=1",
+                "--compression-codec",
+            ],
+        ),
+        "a\nb\nc\n",
+    );
+    assert_eq!(
+        offsets(&b, "fresh"),
+        "fresh:0:3\n",
+        "auto-created, 3 records"
+    );
+    assert_eq!(
+        batches(&broker, "fresh"),
+        3,
+        "batch.size=0: one record per batch"
+    );
+    assert!(
+        warned.contains("WARN: foo.bar=1 (--producer-property) is not honoured"),
+        "{warned}"
+    );
+    assert!(
+        warned.contains("compression.type=gzip (--compression-codec) is not honoured"),
+        "{warned}"
+    );
+    ok(
+        &with_bootstrap(&b, &["console-producer", "--topic", "batched"]),
+        "a\nb\nc\n",
+    );
+    assert_eq!(
+        batches(&broker, "batched"),
+        1,
+        "lines read together share a batch"
+    );
+    ok(
+        &with_bootstrap(&b, &["console-producer", "--topic", "synced", "--sync"]),
+        "a\nb\n",
+    );
+    assert_eq!(
+        batches(&broker, "synced"),
+        2,
+        "--sync sends each line alone"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("producer.properties");
+    std::fs::write(&file, "max.request.size=100\nacks=1\n").unwrap();
+    let config = file.to_str().unwrap();
+    let long = format!("{}\n", "x".repeat(200));
+    let args = [
+        "console-producer",
+        "--topic",
+        "fresh",
+        "--producer.config",
+        config,
+    ];
+    let too_large = fails(&with_bootstrap(&b, &args), &long);
+    assert!(
+        too_large.contains("larger than 100, which is the value of the max.request.size"),
+        "{too_large}"
+    );
+    let mut args = args.to_vec();
+    args.extend(["--producer-property", "max.request.size=1000"]);
+    ok(&with_bootstrap(&b, &args), &long);
+    assert_eq!(
+        offsets(&b, "fresh"),
+        "fresh:0:4\n",
+        "the property overrides the file"
+    );
+    let bad = fails(
+        &with_bootstrap(
+            &b,
+            &[
+                "console-producer",
+                "--topic",
+                "fresh",
+                "--producer-property",
+                "batch.size=big",
+            ],
+        ),
+        "",
+    );
+    assert!(
+        bad.contains("batch.size=big (--producer-property)"),
+        "{bad}"
+    );
+}
+
+#[test]
+fn producer_without_auto_creation_names_the_missing_topic() {
+    let broker = Broker::start_temp(&["auto.create.topics.enable=false"]);
+    let b = broker.bootstrap();
+    let missing = fails(
+        &with_bootstrap(&b, &["console-producer", "--topic", "absent"]),
+        "x\n",
+    );
+    assert!(missing.contains("UnknownTopicOrPartition"), "{missing}");
+    assert!(missing.contains("\"absent\""), "{missing}");
+}
+
+#[test]
+fn sigterm_makes_the_producer_send_what_it_read() {
+    let broker = broker();
+    let b = broker.bootstrap();
+    let args = with_bootstrap(
+        &b,
+        &[
+            "console-producer",
+            "--topic",
+            "sig",
+            "--producer-property",
+            "linger.ms=600000",
+        ],
+    );
+    let mut child = spawn(&args);
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"1\n2\n3\n4\n5\n").unwrap();
+    // The topic exists once the producer is connected, its signal handling in place.
+    let deadline = Instant::now() + WAIT;
+    while !common::sluice(&with_bootstrap(&b, &["get-offsets", "--topic", "sig"]), "")
+        .status
+        .success()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the producer never created its topic"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    signal(&child, libc::SIGTERM);
+    let (code, stderr) = finish(child);
+    drop(stdin);
+    assert_eq!(code, Some(128 + libc::SIGTERM), "{stderr}");
+    assert_eq!(offsets(&b, "sig"), "sig:0:5\n", "{stderr}");
+}
+
+/// Reads `child`'s stdout lines on a thread.
+fn lines_of(child: &mut Child) -> mpsc::Receiver<String> {
+    let stdout = child.stdout.take().unwrap();
+    let (sender, receiver) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { return };
+            if sender.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    receiver
+}
+
+#[test]
+fn ctrl_c_stops_a_group_consumer_as_kafka_does() {
+    let broker = broker();
+    let b = broker.bootstrap();
+    let input: String = (0..10).map(|i| format!("v{i}\n")).collect();
+    ok(
+        &with_bootstrap(&b, &["console-producer", "--topic", "cg"]),
+        &input,
+    );
+    let args = with_bootstrap(
+        &b,
+        &[
+            "console-consumer",
+            "--topic",
+            "cg",
+            "--consumer-property",
+            "group.id=cg1",
+            "--consumer-property",
+            "client.id=cli-7",
+            "--from-beginning",
+            "--property",
+            "print.offset=true",
+        ],
+    );
+    let mut child = spawn(&args);
+    let lines = lines_of(&mut child);
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + WAIT;
+    while seen.len() < 10 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        seen.push(
+            lines
+                .recv_timeout(left)
+                .expect("10 records within the bound"),
+        );
+    }
+    assert_eq!(seen[0], "Offset:0\tv0");
+    assert_eq!(seen[9], "Offset:9\tv9");
+    let members = ok(
+        &with_bootstrap(
+            &b,
+            &[
+                "consumer-groups",
+                "--describe",
+                "--group",
+                "cg1",
+                "--members",
+            ],
+        ),
+        "",
+    );
+    assert!(members.contains("cli-7"), "client.id honoured: {members}");
+    signal(&child, libc::SIGINT);
+    let (code, stderr) = finish(child);
+    assert_eq!(code, Some(128 + libc::SIGINT), "{stderr}");
+    assert!(
+        stderr.contains("Processed a total of 10 messages"),
+        "{stderr}"
+    );
+    let described = ok(
+        &with_bootstrap(&b, &["consumer-groups", "--describe", "--group", "cg1"]),
+        "",
+    );
+    assert!(
+        described.contains("Consumer group 'cg1' has no active members."),
+        "LeaveGroup on exit: {described}"
+    );
+    let row = described
+        .lines()
+        .find(|l| l.starts_with("cg1 "))
+        .expect(&described);
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(
+        &cells[..6],
+        ["cg1", "cg", "0", "10", "10", "0"],
+        "final commit"
+    );
+}
+
+#[test]
+fn consumer_config_file_formatter_and_group_id_rules() {
+    let broker = broker();
+    let b = broker.bootstrap();
+    ok(
+        &with_bootstrap(&b, &["console-producer", "--topic", "cf"]),
+        "a\nb\nc\n",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("consumer.properties");
+    std::fs::write(
+        &file,
+        "group.id=cg2\nenable.auto.commit=false\nauto.offset.reset=earliest\nunknown.key=1\n",
+    )
+    .unwrap();
+    let config = file.to_str().unwrap();
+    let (out, err) = ok_with_stderr(
+        &with_bootstrap(
+            &b,
+            &[
+                "console-consumer",
+                "--topic",
+                "cf",
+                "--consumer.config",
+                config,
+                "--max-messages",
+                "3",
+                "--formatter",
+                "kafka.tools.DefaultMessageFormatter",
+                "--property",
+                "print.key=true",
+                "--property",
+                "null.literal=NUL",
+                "--property",
+                "print.partition=true",
+            ],
+        ),
+        "",
+    );
+    assert_eq!(
+        out,
+        "Partition:0\tNUL\ta\nPartition:0\tNUL\tb\nPartition:0\tNUL\tc\n"
+    );
+    assert!(
+        err.contains("WARN: unknown.key=1 (--consumer.config "),
+        "{err}"
+    );
+    let described = ok(
+        &with_bootstrap(&b, &["consumer-groups", "--describe", "--group", "cg2"]),
+        "",
+    );
+    assert!(
+        !described.lines().any(|l| l.starts_with("cg2 ")),
+        "enable.auto.commit=false commits nothing: {described}"
+    );
+    let (out, _) = ok_with_stderr(
+        &with_bootstrap(
+            &b,
+            &[
+                "console-consumer",
+                "--topic",
+                "cf",
+                "--from-beginning",
+                "--max-messages",
+                "1",
+                "--formatter",
+                "org.apache.kafka.tools.consumer.DefaultMessageFormatter",
+                "--formatter-property",
+                "print.value=false",
+                "--formatter-property",
+                "print.offset=true",
+            ],
+        ),
+        "",
+    );
+    assert_eq!(out, "Offset:0\n");
+    let refused = fails(
+        &with_bootstrap(
+            &b,
+            &[
+                "console-consumer",
+                "--topic",
+                "cf",
+                "--formatter",
+                "kafka.tools.NoOpMessageFormatter",
+            ],
+        ),
+        "",
+    );
+    assert!(refused.contains("default formatter only"), "{refused}");
+    let mismatch = fails(
+        &with_bootstrap(
+            &b,
+            &[
+                "console-consumer",
+                "--topic",
+                "cf",
+                "--group",
+                "a",
+                "--consumer-property",
+                "group.id=b",
+            ],
+        ),
+        "",
+    );
+    assert!(mismatch.contains("do not match"), "{mismatch}");
+    let conflict = fails(
+        &with_bootstrap(
+            &b,
+            &[
+                "console-consumer",
+                "--topic",
+                "cf",
+                "--from-beginning",
+                "--consumer-property",
+                "auto.offset.reset=latest",
+            ],
+        ),
+        "",
+    );
+    assert!(conflict.contains("--from-beginning"), "{conflict}");
+}
