@@ -370,6 +370,7 @@ fn kafkas_command_names_run_the_matching_subcommand() {
         ("kafka-delete-records", "delete-records"),
         ("kafka-dump-log", "dump-log"),
         ("kafka-get-offsets", "get-offsets"),
+        ("kafka-storage", "storage"),
     ];
     for (kafka, sub) in commands {
         for name in [kafka.to_string(), format!("{kafka}.sh")] {
