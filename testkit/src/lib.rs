@@ -2,12 +2,19 @@
 //! on 127.0.0.1:0 with a data dir, reads the real port back from its first log lines, and
 //! stops it (SIGTERM, SIGKILL, or on drop).
 //!
+//! [`Cluster`] runs N `sluiced` processes as a KRaft cluster (formatted with `sluice
+//! storage format`, found beside `sluiced`).
+//!
 //! `sluiced` is a binary of the broker package, so Cargo hands its path only to the broker's
 //! own tests. [`sluiced_path`] takes `$SLUICED` if set, else `sluiced` beside the running
 //! test's profile directory (`target/<profile>/sluiced`, built by `cargo build -p
 //! sluice-broker` or by any `cargo test --workspace`).
 
-use std::io::{BufRead, BufReader};
+mod cluster;
+
+pub use cluster::{sluice_path, wait_for, Cluster, ClusterBuilder, Node, Roles, WAIT_POLL};
+
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
@@ -20,20 +27,26 @@ pub const STOP_WAIT: Duration = Duration::from_secs(30);
 
 /// Where the `sluiced` binary is (see the crate docs).
 pub fn sluiced_path() -> PathBuf {
-    if let Some(path) = std::env::var_os("SLUICED") {
+    binary_path("SLUICED", "sluiced", "sluice-broker")
+}
+
+/// `$<env>` if set, else `name` beside the running test's profile dir (built by `cargo
+/// build -p <package>` or any `cargo test --workspace`).
+fn binary_path(env: &str, name: &str, package: &str) -> PathBuf {
+    if let Some(path) = std::env::var_os(env) {
         return PathBuf::from(path);
     }
     let exe = std::env::current_exe().expect("test executable path");
-    // target/<profile>/deps/<test>-<hash> -> target/<profile>/sluiced
+    // target/<profile>/deps/<test>-<hash> -> target/<profile>/<name>
     let profile_dir = exe
         .parent()
         .and_then(|deps| deps.parent())
         .expect("profile dir");
-    let path = profile_dir.join("sluiced");
+    let path = profile_dir.join(name);
     assert!(
         path.exists(),
-        "{} not found: run `cargo build -p sluice-broker` first (same profile and target \
-         dir) or set SLUICED=/path/to/sluiced",
+        "{} not found: run `cargo build -p {package}` first (same profile and target \
+         dir) or set {env}=/path/to/{name}",
         path.display()
     );
     path
@@ -77,8 +90,8 @@ impl Broker {
             .spawn()
             .expect("spawn sluiced");
         let log = Arc::new(Mutex::new(Vec::new()));
-        let events = follow_log(&mut child, log.clone());
-        let port = match wait_ready(&events) {
+        let events = follow_log(&mut child, log.clone(), "[sluiced]".into(), None);
+        let port = match wait_ready(&events).flatten() {
             Some(port) => port,
             None => {
                 let _ = child.kill();
@@ -117,17 +130,7 @@ impl Broker {
         let mut child = self.child.take().expect("broker already stopped");
         // SAFETY: kill(2) on our own child's pid; the child has not been reaped yet.
         unsafe { libc::kill(child.id() as i32, sig) };
-        let deadline = Instant::now() + STOP_WAIT;
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "sluiced did not exit after signal {sig}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        reap(&mut child, sig)
     }
 
     /// SIGTERM; returns the exit status and how long the stop took.
@@ -161,19 +164,43 @@ impl Drop for Broker {
     }
 }
 
+/// Waits up to [`STOP_WAIT`] for `child` to exit after `sig`; returns its status.
+fn reap(child: &mut Child, sig: i32) -> ExitStatus {
+    let deadline = Instant::now() + STOP_WAIT;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "sluiced did not exit after signal {sig}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 enum LogEvent {
     Port(u16),
     Ready,
 }
 
-/// Copies the broker's stderr into `log` (and the test's stderr, shown on failure) on a
-/// thread; reports the listening port and readiness.
-fn follow_log(child: &mut Child, log: Arc<Mutex<Vec<String>>>) -> mpsc::Receiver<LogEvent> {
+/// Copies the broker's stderr into `log`, the test's stderr (shown on failure) with
+/// `label` before each line, and `file` if given, on a thread; reports the listening port
+/// and readiness. The channel closes when the process closes its stderr (it exited).
+fn follow_log(
+    child: &mut Child,
+    log: Arc<Mutex<Vec<String>>>,
+    label: String,
+    mut file: Option<std::fs::File>,
+) -> mpsc::Receiver<LogEvent> {
     let stderr = child.stderr.take().expect("stderr piped");
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            eprintln!("[sluiced] {line}");
+            eprintln!("{label} {line}");
+            if let Some(f) = file.as_mut() {
+                let _ = writeln!(f, "{line}");
+            }
             if let Some(port) = line.split("listening on PLAINTEXT://127.0.0.1:").nth(1) {
                 if let Ok(port) = port.trim().parse::<u16>() {
                     let _ = tx.send(LogEvent::Port(port));
@@ -188,18 +215,19 @@ fn follow_log(child: &mut Child, log: Arc<Mutex<Vec<String>>>) -> mpsc::Receiver
     rx
 }
 
-/// The port, once the broker said both where it listens and that it is ready.
-fn wait_ready(events: &mpsc::Receiver<LogEvent>) -> Option<u16> {
+/// Once the broker said it is ready: the client port it logged before that (`None` for a
+/// node without a client listener). `None` if it exited or took longer than
+/// [`START_WAIT`].
+fn wait_ready(events: &mpsc::Receiver<LogEvent>) -> Option<Option<u16>> {
     let deadline = Instant::now() + START_WAIT;
-    let (mut port, mut ready) = (None, false);
-    while !(ready && port.is_some()) {
+    let mut port = None;
+    loop {
         let left = deadline.saturating_duration_since(Instant::now());
         match events.recv_timeout(left).ok()? {
             LogEvent::Port(p) => port = Some(p),
-            LogEvent::Ready => ready = true,
+            LogEvent::Ready => return Some(port),
         }
     }
-    port
 }
 
 /// Tries at finding a port free for both TCP and UDP before giving up.

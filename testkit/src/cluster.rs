@@ -1,0 +1,529 @@
+//! [`Cluster`]: N real `sluiced` processes on 127.0.0.1 as a KRaft cluster, each with its
+//! own ports (chosen before any starts: the voters name every controller's port), config
+//! file and data dir, formatted first with the real `sluice storage random-uuid` and
+//! `sluice storage format` (`sluice` is found beside `sluiced`, or at `$SLUICE`).
+//!
+//! A node is ready when it logged its client listener (if it has one) and `ready:`, as
+//! [`crate::Broker`] reads it. Nothing else is awaited: what the cluster agrees on is for
+//! the test to wait for, with [`Cluster::wait_for`] / [`wait_for`] (bounded polling).
+//!
+//! ```no_run
+//! use sluice_testkit::{Cluster, Roles};
+//! let mut cluster = Cluster::builder(3)
+//!     .property("broker.session.timeout.ms", "3000")
+//!     .roles(3, Roles::Broker)
+//!     .start();
+//! let servers = cluster.bootstrap_servers();
+//! cluster.node_mut(1).kill();
+//! cluster.node_mut(1).restart();
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::{binary_path, follow_log, free_ports, run_ok, sluiced_path, wait_ready, STOP_WAIT};
+
+/// How often [`wait_for`] polls its predicate.
+pub const WAIT_POLL: Duration = Duration::from_millis(50);
+/// Starts of the whole cluster with fresh ports after a port was taken meanwhile.
+pub const CLUSTER_START_TRIES_MAX: usize = 3;
+/// The listener names the nodes use (Kafka's usual ones).
+const CLIENT_LISTENER: &str = "PLAINTEXT";
+const CONTROLLER_LISTENER: &str = "CONTROLLER";
+
+/// Where the `sluice` CLI is: `$SLUICE`, else beside the test's profile dir (where
+/// `sluiced` is found too).
+pub fn sluice_path() -> PathBuf {
+    binary_path("SLUICE", "sluice", "sluice-tools")
+}
+
+/// Polls `done` every [`WAIT_POLL`] until it returns true; panics naming `what` after
+/// `timeout`. The hook for waiting on what a cluster does (a leader elected, an ISR
+/// shrunk): the harness itself waits on nothing but the nodes' listeners.
+pub fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !done() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(WAIT_POLL);
+    }
+}
+
+/// A node's `process.roles`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Roles {
+    /// `broker,controller` (the default).
+    BrokerController,
+    /// `broker`: serves clients, not a voter.
+    Broker,
+    /// `controller`: a voter with no client listener.
+    Controller,
+}
+
+impl Roles {
+    fn process_roles(self) -> &'static str {
+        match self {
+            Roles::BrokerController => "broker,controller",
+            Roles::Broker => "broker",
+            Roles::Controller => "controller",
+        }
+    }
+
+    pub fn has_broker(self) -> bool {
+        self != Roles::Controller
+    }
+
+    pub fn has_controller(self) -> bool {
+        self != Roles::Broker
+    }
+}
+
+/// How to start a [`Cluster`]; node ids are 1..=N.
+pub struct ClusterBuilder {
+    roles: Vec<Roles>,
+    properties: Vec<(String, String)>,
+    node_properties: Vec<Vec<(String, String)>>,
+    root: Option<PathBuf>,
+}
+
+impl ClusterBuilder {
+    /// `node_id`'s roles (default `broker,controller`).
+    pub fn roles(mut self, node_id: i32, roles: Roles) -> Self {
+        let i = index(node_id, self.roles.len());
+        self.roles[i] = roles;
+        self
+    }
+
+    /// A property for every node (after the harness's own keys, so it wins over them).
+    pub fn property(mut self, key: &str, value: &str) -> Self {
+        self.properties.push((key.into(), value.into()));
+        self
+    }
+
+    /// A property for one node (after the ones for every node).
+    pub fn node_property(mut self, node_id: i32, key: &str, value: &str) -> Self {
+        let i = index(node_id, self.roles.len());
+        self.node_properties[i].push((key.into(), value.into()));
+        self
+    }
+
+    /// Keep the nodes' dirs under `root` (default: a temporary dir removed on drop).
+    pub fn dir(mut self, root: &Path) -> Self {
+        self.root = Some(root.to_path_buf());
+        self
+    }
+
+    /// Formats every node, starts them all, then waits until each is ready. A node that
+    /// could not bind a port taken meanwhile restarts the whole cluster on fresh ports.
+    pub fn start(self) -> Cluster {
+        assert!(
+            self.roles.iter().any(|r| r.has_controller()),
+            "a cluster needs at least one controller"
+        );
+        let temp = match self.root {
+            Some(_) => None,
+            None => Some(tempfile::tempdir().expect("temp dir")),
+        };
+        let root = self
+            .root
+            .clone()
+            .unwrap_or_else(|| temp.as_ref().expect("temp dir").path().to_path_buf());
+        let sluice = sluice_path();
+        let sluice = sluice.to_str().expect("utf-8 path");
+        let (uuid, _) = run_ok(sluice, &["storage", "random-uuid"]);
+        let mut cluster = Cluster {
+            cluster_id: uuid.trim().to_string(),
+            nodes: Vec::new(),
+            root,
+            _temp: temp,
+        };
+        for attempt in 1..=CLUSTER_START_TRIES_MAX {
+            cluster.nodes = self.layout(&cluster.root);
+            cluster.write_configs(&self);
+            if attempt == 1 {
+                cluster.format(sluice);
+            }
+            match cluster.start_all() {
+                Ok(()) => return cluster,
+                Err(log) if log.contains("in use") && attempt < CLUSTER_START_TRIES_MAX => {
+                    eprintln!("[testkit] a port was taken meanwhile; starting again on new ones");
+                    cluster.nodes.clear();
+                }
+                Err(log) => panic!("cluster did not start; log:\n{log}"),
+            }
+        }
+        unreachable!("the last attempt returns or panics")
+    }
+
+    /// Nodes with fresh ports: a client port for brokers, a controller port for
+    /// controllers.
+    fn layout(&self, root: &Path) -> Vec<Node> {
+        let mut ports = free_ports(2 * self.roles.len()).into_iter();
+        self.roles
+            .iter()
+            .enumerate()
+            .map(|(i, &roles)| {
+                let (client, controller) = (ports.next(), ports.next());
+                let node_id = i as i32 + 1;
+                Node {
+                    node_id,
+                    roles,
+                    client_port: client.filter(|_| roles.has_broker()),
+                    controller_port: controller.filter(|_| roles.has_controller()),
+                    dir: root.join(format!("node-{node_id}")),
+                    child: None,
+                    log: Arc::new(Mutex::new(Vec::new())),
+                    stopped: false,
+                }
+            })
+            .collect()
+    }
+}
+
+fn index(node_id: i32, nodes: usize) -> usize {
+    assert!(
+        node_id >= 1 && node_id as usize <= nodes,
+        "node ids are 1..={nodes}, not {node_id}"
+    );
+    node_id as usize - 1
+}
+
+/// N running `sluiced` processes (see the module docs). Dropping it kills them all.
+pub struct Cluster {
+    /// The cluster id every node was formatted with.
+    pub cluster_id: String,
+    nodes: Vec<Node>,
+    root: PathBuf,
+    _temp: Option<tempfile::TempDir>,
+}
+
+impl Cluster {
+    /// A cluster of `nodes` nodes, all `broker,controller` unless told otherwise.
+    pub fn builder(nodes: usize) -> ClusterBuilder {
+        assert!(nodes >= 1, "a cluster has at least one node");
+        ClusterBuilder {
+            roles: vec![Roles::BrokerController; nodes],
+            properties: Vec::new(),
+            node_properties: vec![Vec::new(); nodes],
+            root: None,
+        }
+    }
+
+    /// `nodes` combined nodes with the defaults.
+    pub fn start(nodes: usize) -> Cluster {
+        Cluster::builder(nodes).start()
+    }
+
+    pub fn node(&self, node_id: i32) -> &Node {
+        &self.nodes[index(node_id, self.nodes.len())]
+    }
+
+    pub fn node_mut(&mut self, node_id: i32) -> &mut Node {
+        let i = index(node_id, self.nodes.len());
+        &mut self.nodes[i]
+    }
+
+    pub fn nodes(&self) -> &[Node] {
+        &self.nodes
+    }
+
+    pub fn nodes_mut(&mut self) -> &mut [Node] {
+        &mut self.nodes
+    }
+
+    /// `host:port,...` of every node with a client listener (running or not), for a
+    /// client's `bootstrap.servers`.
+    pub fn bootstrap_servers(&self) -> String {
+        let servers: Vec<String> = self
+            .nodes
+            .iter()
+            .filter(|n| n.client_port.is_some())
+            .map(Node::bootstrap)
+            .collect();
+        servers.join(",")
+    }
+
+    /// The `controller.quorum.voters` every node was given.
+    pub fn voters(&self) -> String {
+        let voters: Vec<String> = self
+            .nodes
+            .iter()
+            .filter_map(|n| Some(format!("{}@127.0.0.1:{}", n.node_id, n.controller_port?)))
+            .collect();
+        voters.join(",")
+    }
+
+    /// The dir holding every node's dir (`node-<id>/`).
+    pub fn dir(&self) -> &Path {
+        &self.root
+    }
+
+    /// [`wait_for`] with the cluster handed to the predicate.
+    pub fn wait_for(&self, what: &str, timeout: Duration, mut done: impl FnMut(&Cluster) -> bool) {
+        wait_for(what, timeout, || done(self));
+    }
+
+    fn write_configs(&self, builder: &ClusterBuilder) {
+        let voters = self.voters();
+        for (node, own) in self.nodes.iter().zip(&builder.node_properties) {
+            std::fs::create_dir_all(&node.dir).expect("node dir");
+            let mut text = node.harness_properties(&voters);
+            for (k, v) in builder.properties.iter().chain(own) {
+                text.push_str(&format!("{k}={v}\n"));
+            }
+            std::fs::write(node.config_path(), text).expect("write server.properties");
+        }
+    }
+
+    fn format(&self, sluice: &str) {
+        for node in &self.nodes {
+            let config = node.config_path();
+            let config = config.to_str().expect("utf-8 path");
+            run_ok(
+                sluice,
+                &["storage", "format", "-t", &self.cluster_id, "-c", config],
+            );
+        }
+    }
+
+    /// Spawns every node, then waits for each; on a failure, kills them all and returns
+    /// the failed node's log.
+    fn start_all(&mut self) -> Result<(), String> {
+        let pending: Vec<_> = self.nodes.iter_mut().map(Node::spawn).collect();
+        let mut failed = None;
+        for (node, events) in self.nodes.iter_mut().zip(pending) {
+            if let Err(log) = node.await_ready(&events) {
+                failed.get_or_insert(log);
+            }
+        }
+        match failed {
+            None => Ok(()),
+            Some(log) => {
+                for node in &mut self.nodes {
+                    node.kill_if_running();
+                }
+                Err(log)
+            }
+        }
+    }
+}
+
+/// One `sluiced` of a [`Cluster`]: its ports, dirs and process. Its dir holds
+/// `server.properties`, `data/` (its `log.dirs`) and `sluiced.log` (every incarnation's
+/// log).
+pub struct Node {
+    pub node_id: i32,
+    pub roles: Roles,
+    /// The PLAINTEXT listener's port (brokers only).
+    pub client_port: Option<u16>,
+    /// The CONTROLLER listener's port, as in the voters (controllers only).
+    pub controller_port: Option<u16>,
+    dir: PathBuf,
+    child: Option<Child>,
+    log: Arc<Mutex<Vec<String>>>,
+    stopped: bool,
+}
+
+impl Node {
+    /// `127.0.0.1:<client port>`; panics for a controller-only node.
+    pub fn bootstrap(&self) -> String {
+        let port = self.client_port.unwrap_or_else(|| {
+            panic!(
+                "node {} is controller-only: no client listener",
+                self.node_id
+            )
+        });
+        format!("127.0.0.1:{port}")
+    }
+
+    /// Its `log.dirs` (one dir).
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.join("server.properties")
+    }
+
+    /// Every line it logged, across restarts.
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.join("sluiced.log")
+    }
+
+    /// The lines its current (or last) process logged.
+    pub fn log(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Whether its current (or last) process logged a line containing `needle`.
+    pub fn log_contains(&self, needle: &str) -> bool {
+        self.log.lock().unwrap().iter().any(|l| l.contains(needle))
+    }
+
+    /// The pid of its process, while there is one (also while stopped).
+    pub fn pid(&self) -> Option<i32> {
+        self.child.as_ref().map(|c| c.id() as i32)
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    pub fn is_stopped(&self) -> bool {
+        self.stopped
+    }
+
+    /// SIGKILL, then reaps the process (its files stay).
+    pub fn kill(&mut self) {
+        self.signal_and_reap(libc::SIGKILL);
+    }
+
+    /// SIGTERM (and SIGCONT if it was stopped, so it can act on it), then waits for the
+    /// exit; returns its status.
+    pub fn term(&mut self) -> ExitStatus {
+        self.signal_and_reap(libc::SIGTERM)
+    }
+
+    /// SIGSTOP; returns once the kernel shows the process stopped.
+    pub fn stop(&mut self) {
+        self.signal(libc::SIGSTOP);
+        let pid = self.pid().expect("running");
+        wait_for(&format!("node {} to stop", self.node_id), STOP_WAIT, || {
+            process_state(pid) == Some('T')
+        });
+        self.stopped = true;
+    }
+
+    /// SIGCONT after [`Node::stop`]; returns once the process is no longer stopped.
+    pub fn cont(&mut self) {
+        self.signal(libc::SIGCONT);
+        let pid = self.pid().expect("running");
+        wait_for(
+            &format!("node {} to continue", self.node_id),
+            STOP_WAIT,
+            || process_state(pid) != Some('T'),
+        );
+        self.stopped = false;
+    }
+
+    /// Starts it again on the same dirs, config and ports, and waits until it is ready.
+    pub fn restart(&mut self) {
+        assert!(!self.is_running(), "node {} is still running", self.node_id);
+        let events = self.spawn();
+        if let Err(log) = self.await_ready(&events) {
+            self.kill_if_running();
+            panic!("node {} did not restart; log:\n{log}", self.node_id);
+        }
+    }
+
+    fn harness_properties(&self, voters: &str) -> String {
+        let mut listeners = Vec::new();
+        if let Some(p) = self.client_port {
+            listeners.push(format!("{CLIENT_LISTENER}://127.0.0.1:{p}"));
+        }
+        if let Some(p) = self.controller_port {
+            listeners.push(format!("{CONTROLLER_LISTENER}://127.0.0.1:{p}"));
+        }
+        format!(
+            "process.roles={}\nnode.id={}\ncontroller.quorum.voters={voters}\n\
+             listeners={}\nlistener.security.protocol.map={CONTROLLER_LISTENER}:PLAINTEXT,\
+             {CLIENT_LISTENER}:PLAINTEXT\ncontroller.listener.names={CONTROLLER_LISTENER}\n\
+             inter.broker.listener.name={CLIENT_LISTENER}\nlog.dirs={}\n",
+            self.roles.process_roles(),
+            self.node_id,
+            listeners.join(","),
+            self.data_dir().display(),
+        )
+    }
+
+    fn spawn(&mut self) -> std::sync::mpsc::Receiver<crate::LogEvent> {
+        let level = std::env::var("SLUICE_LOG").unwrap_or_else(|_| "info".into());
+        let mut child = Command::new(sluiced_path())
+            .arg(self.config_path())
+            .env("SLUICE_LOG", level)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn sluiced");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .expect("open node log file");
+        self.log = Arc::new(Mutex::new(Vec::new()));
+        let label = format!("[node {}]", self.node_id);
+        let events = follow_log(&mut child, self.log.clone(), label, Some(file));
+        self.child = Some(child);
+        self.stopped = false;
+        events
+    }
+
+    /// Ready, on the port it was given; else its log.
+    fn await_ready(
+        &mut self,
+        events: &std::sync::mpsc::Receiver<crate::LogEvent>,
+    ) -> Result<(), String> {
+        match wait_ready(events) {
+            Some(port) if port == self.client_port => Ok(()),
+            Some(port) => Err(format!(
+                "node {} listens on {port:?}, not on {:?}",
+                self.node_id, self.client_port
+            )),
+            None => {
+                // It exited or took too long: once it is gone, the log thread ends (the
+                // channel disconnects) with every line in the log.
+                self.kill_if_running();
+                let deadline = Instant::now() + STOP_WAIT;
+                while Instant::now() < deadline {
+                    match events.recv_timeout(WAIT_POLL) {
+                        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+                        _ => continue,
+                    }
+                }
+                Err(self.log().join("\n"))
+            }
+        }
+    }
+
+    fn signal(&self, sig: i32) {
+        let pid = self
+            .pid()
+            .unwrap_or_else(|| panic!("node {} is not running", self.node_id));
+        // SAFETY: kill(2) on our own child's pid; the child has not been reaped yet.
+        unsafe { libc::kill(pid, sig) };
+    }
+
+    fn signal_and_reap(&mut self, sig: i32) -> ExitStatus {
+        self.signal(sig);
+        if self.stopped {
+            self.signal(libc::SIGCONT);
+        }
+        let mut child = self.child.take().expect("running");
+        self.stopped = false;
+        crate::reap(&mut child, sig)
+    }
+
+    fn kill_if_running(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill_if_running();
+    }
+}
+
+/// The state letter of `/proc/<pid>/stat` (`T` = stopped); `None` once it is gone.
+fn process_state(pid: i32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // "pid (comm) S ...": comm may hold spaces and parentheses; the state follows the last ')'.
+    stat.rsplit_once(')')?.1.trim_start().chars().next()
+}
