@@ -426,7 +426,9 @@ pub(super) fn check_listeners(config: &Config) -> Result<(), ConfigError> {
 pub(super) fn build(config: &Config) -> Result<Option<ClusterConfig>, ConfigError> {
     let keys = &config.cluster_keys;
     let Some(roles) = &keys.process_roles else {
-        return refuse_kraft_keys_without_roles(keys).map(|()| None);
+        refuse_kraft_keys_without_roles(keys)?;
+        check_inter_broker_listener_name(config)?;
+        return Ok(None);
     };
     let roles = ProcessRoles::parse(roles)?;
     if !config.keys_set.contains("node.id") && !config.keys_set.contains("broker.id") {
@@ -502,6 +504,24 @@ fn refuse_kraft_keys_without_roles(keys: &ClusterKeys) -> Result<(), ConfigError
         ))),
         None => Ok(()),
     }
+}
+
+/// Kafka checks `inter.broker.listener.name` on every broker, a single one too.
+fn check_inter_broker_listener_name(config: &Config) -> Result<(), ConfigError> {
+    let Some(name) = &config.cluster_keys.inter_broker_listener_name else {
+        return Ok(());
+    };
+    if config
+        .effective_advertised()
+        .iter()
+        .any(|l| l.name == *name)
+    {
+        return Ok(());
+    }
+    Err(ConfigError(format!(
+        "inter.broker.listener.name={name} must be a listener name defined in \
+         advertised.listeners (or listeners)"
+    )))
 }
 
 fn controller_listener_name(keys: &ClusterKeys) -> Result<String, ConfigError> {
@@ -824,6 +844,8 @@ mod tests {
         check("controller.quorum.voters=1@127.0.0.1:9093", "controller.quorum.voters is set but process.roles is not");
         check("controller.listener.names=CONTROLLER", "controller.listener.names is set but process.roles is not");
         check("replica.lag.time.max.ms=10000\nbroker.rack=r1", "");
+        check("inter.broker.listener.name=PLAINTEXT", "");
+        check("inter.broker.listener.name=INTERNAL", "inter.broker.listener.name=INTERNAL must be a listener name defined");
     }
 
     #[test]
