@@ -310,10 +310,29 @@ async fn delete_topic(shard: &Rc<Shard>, name: &str) -> ControllerResult<Arc<Top
             format!("Topic '{name}' does not exist."),
         ));
     };
+    refuse_internal(name, "Deleting")?;
     publish(shard, Arc::new(meta.without_topic(name))).await;
     remove_partitions(shard, &topic).await;
     tracing::info!(topic = name, topic_id = %topic.id.0, "deleted topic");
     Ok(topic)
+}
+
+/// DeleteTopics and CreatePartitions of `__consumer_offsets` are refused, deliberately
+/// stricter than Kafka under KRaft (which allows both): one call would delete every group's
+/// committed offsets, or move groups (mapped by `hash % partitions`) to partitions without
+/// their offsets. INVALID_TOPIC_EXCEPTION is Kafka's code for operations internal topics
+/// refuse (DeleteRecords, Produce).
+fn refuse_internal(name: &str, what: &str) -> ControllerResult<()> {
+    if name != crate::group::OFFSETS_TOPIC {
+        return Ok(());
+    }
+    Err((
+        ResponseError::InvalidTopicException.code(),
+        format!(
+            "{what} internal topic {name} is not allowed: it holds every consumer group's \
+             committed offsets, and groups are mapped to its partitions by their count."
+        ),
+    ))
 }
 
 async fn remove_partitions(shard: &Rc<Shard>, topic: &TopicInfo) {
@@ -488,6 +507,7 @@ async fn create_partitions(
         .topic(name)
         .cloned()
         .ok_or_else(|| unknown_topic(name))?;
+    refuse_internal(name, "Adding partitions to")?;
     let old = topic.partitions.len() as i32;
     let invalid = |m: String| Err((ResponseError::InvalidPartitions.code(), m));
     if count <= old {

@@ -198,3 +198,59 @@ fn offset_commit_of_unknown_partitions() {
     assert_eq!(offset("t", 5), Offset::Invalid, "past the partition count");
     assert_eq!(offset("nope", 0), Offset::Invalid, "an unknown topic");
 }
+
+/// `__consumer_offsets` refuses DeleteRecords and Produce (Kafka's INVALID_TOPIC_EXCEPTION)
+/// and, deliberately stricter than Kafka under KRaft, DeleteTopics and CreatePartitions.
+#[test]
+fn internal_topic_refuses_deletion_and_appends() {
+    const OFFSETS: &str = "__consumer_offsets";
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path(), &["offsets.topic.num.partitions=3"]);
+    let a = admin(&broker);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !dir.path().join(format!("{OFFSETS}-2")).exists() {
+        assert!(std::time::Instant::now() < deadline, "{OFFSETS} never created");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(OFFSETS, 0, Offset::Offset(0))
+        .unwrap();
+    let done = futures_executor::block_on(a.delete_records(&tpl, &AdminOptions::new())).unwrap();
+    let err = done.find_partition(OFFSETS, 0).unwrap().error();
+    assert_eq!(
+        err,
+        Err(KafkaError::OffsetFetch(RDKafkaErrorCode::InvalidTopic)),
+        "DeleteRecords"
+    );
+    assert_eq!(
+        delete(&a, OFFSETS),
+        Some(RDKafkaErrorCode::InvalidTopic),
+        "DeleteTopics"
+    );
+    let more = rdkafka::admin::NewPartitions::new(OFFSETS, 5);
+    let results =
+        futures_executor::block_on(a.create_partitions([&more], &AdminOptions::new())).unwrap();
+    assert_eq!(
+        results[0].as_ref().map_err(|(_, code)| *code),
+        Err(RDKafkaErrorCode::InvalidTopic),
+        "CreatePartitions"
+    );
+    let producer: BaseProducer<Failures> = ClientConfig::new()
+        .set("bootstrap.servers", broker.bootstrap())
+        .set("retries", "0")
+        .create_with_context(Failures::default())
+        .unwrap();
+    producer
+        .send(BaseRecord::<(), _>::to(OFFSETS).payload("forged"))
+        .unwrap();
+    producer.flush(Duration::from_secs(30)).unwrap();
+    assert_eq!(
+        *producer.context().0.lock().unwrap(),
+        vec![RDKafkaErrorCode::InvalidTopic],
+        "Produce"
+    );
+    for p in 0..3 {
+        assert!(dir.path().join(format!("{OFFSETS}-{p}")).is_dir());
+    }
+    assert!(!dir.path().join(format!("{OFFSETS}-3")).exists());
+}

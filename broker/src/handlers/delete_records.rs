@@ -1,6 +1,7 @@
 //! DeleteRecords v0–v2: moves each partition's log start offset (-1 = the high watermark)
 //! on its owning shard; whole segments below it are deleted. OFFSET_OUT_OF_RANGE beyond the
-//! high watermark.
+//! high watermark. Internal topics (`__consumer_offsets`) answer INVALID_TOPIC_EXCEPTION, as
+//! Kafka's `ReplicaManager` does, before their partitions are even looked up.
 
 use std::rc::Rc;
 
@@ -33,6 +34,11 @@ pub async fn handle(
                     .get(usize::try_from(p.partition_index).ok()?)
                     .cloned()
             });
+            if topic.name.0.as_str() == crate::group::OFFSETS_TOPIC {
+                r.error_code = ResponseError::InvalidTopicException.code();
+                t.partitions.push(r);
+                continue;
+            }
             let Some(part) = part else {
                 r.error_code = ResponseError::UnknownTopicOrPartition.code();
                 t.partitions.push(r);

@@ -47,6 +47,13 @@ pub async fn submit(shard: &Rc<Shard>, version: i16, req: ProduceRequest) -> Pro
                 .as_ref()
                 .and_then(|t| t.partitions.get(usize::try_from(pd.index).ok()?));
             let ticket = match (ACKS_VALID.contains(&acks), part, pd.records) {
+                // Kafka's ReplicaManager: clients never append to internal topics.
+                (true, Some(_), _) if topic.name.0.as_str() == crate::group::OFFSETS_TOPIC => {
+                    ProduceTicket::Done(failed(
+                        ResponseError::InvalidTopicException,
+                        &format!("Cannot append to internal topic {}", topic.name.0),
+                    ))
+                }
                 (true, Some(part), Some(records)) => {
                     let tp = TopicPartition {
                         topic: info.as_ref().unwrap().name.clone(),
