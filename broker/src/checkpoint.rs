@@ -1,8 +1,10 @@
 //! Kafka's `recovery-point-offset-checkpoint`, one per log dir: the offset below which each
 //! partition's log is known to be on disk. After an unclean shutdown, recovery rescans every
 //! segment from the one holding that offset. Shard 0 gathers every shard's recovery points
-//! and writes the files every `log.flush.offset.checkpoint.interval.ms`; it is the only
-//! writer. A stale (lower) recovery point is always safe: it only means more rescanning.
+//! and writes the files every `log.flush.offset.checkpoint.interval.ms`; at a stop, after
+//! every shard closed its logs, the main thread writes them once more with every log end
+//! (Kafka's LogManager does the same before its clean-shutdown marker), so a crash soon
+//! after the next start rescans only what was written since. A stale (lower) recovery point is always safe: it only means more rescanning.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -43,31 +45,31 @@ pub async fn checkpoint_loop(shard: Rc<Shard>, interval_ms: u64) {
                 .map(|to| call(&shard.peers, to, |reply| ShardMsg::RecoveryPoints { reply })),
         )
         .await;
-        let mut by_dir: BTreeMap<PathBuf, Vec<(String, i32, i64)>> = shard
-            .broker
-            .log_dirs
-            .iter()
-            .map(|d| (d.clone(), Vec::new()))
-            .collect();
-        for (dir, topic, partition, point) in gathered.into_iter().flatten().flatten() {
-            by_dir
-                .entry(dir)
-                .or_default()
-                .push((topic, partition, point));
+        let dirs = shard.broker.log_dirs.clone();
+        let points: Vec<RecoveryPoint> = gathered.into_iter().flatten().flatten().collect();
+        let written =
+            compio::runtime::spawn_blocking(move || write_recovery_points(&dirs, points)).await;
+        if written.is_err() {
+            tracing::error!("writing the recovery point checkpoints panicked");
         }
-        for (dir, entries) in by_dir {
-            let path = dir.join(RECOVERY_POINT_CHECKPOINT_FILE);
-            let written =
-                compio::runtime::spawn_blocking(move || write_offset_checkpoint(&path, &entries))
-                    .await;
-            match written {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::error!("writing {}: {e}", dir.display()),
-                Err(_) => tracing::error!(
-                    "writing the recovery point checkpoint of {} panicked",
-                    dir.display()
-                ),
-            }
+    }
+}
+
+/// Writes every log dir's `recovery-point-offset-checkpoint` from `points` (a dir with no
+/// partition gets an empty one); logs each failure. Blocking: file writes and fsyncs.
+pub fn write_recovery_points(log_dirs: &[PathBuf], points: Vec<RecoveryPoint>) {
+    let mut by_dir: BTreeMap<PathBuf, Vec<(String, i32, i64)>> =
+        log_dirs.iter().map(|d| (d.clone(), Vec::new())).collect();
+    for (dir, topic, partition, point) in points {
+        by_dir
+            .entry(dir)
+            .or_default()
+            .push((topic, partition, point));
+    }
+    for (dir, entries) in by_dir {
+        let path = dir.join(RECOVERY_POINT_CHECKPOINT_FILE);
+        if let Err(e) = write_offset_checkpoint(&path, &entries) {
+            tracing::error!("writing {}: {e}", path.display());
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::mpsc::SyncSender;
 use std::sync::Arc;
@@ -18,7 +18,7 @@ use crate::append::{collect_sync_jobs, run_sync_jobs};
 use crate::config::Config;
 use crate::connection::serve_connection;
 use crate::controller::Controller;
-use crate::msg::{Peers, ShardMsg};
+use crate::msg::{Peers, RecoveryPoint, ShardMsg};
 use crate::ops;
 use crate::shard::{BrokerInfo, Shard, TopicPartition};
 
@@ -47,9 +47,13 @@ pub enum ShardEvent {
         shard: usize,
         partitions: usize,
     },
+    /// Every log closed (`clean`: without an error). `recovery_points`: per partition the
+    /// offset below which it is on disk (the log end for a log that closed cleanly), for
+    /// the recovery-point checkpoint written at a clean stop.
     Closed {
         shard: usize,
         clean: bool,
+        recovery_points: Vec<RecoveryPoint>,
     },
     Failed {
         shard: usize,
@@ -150,8 +154,12 @@ async fn shard_main(setup: ShardSetup) {
     drop(listening);
     shard.appender.close();
     let _ = appender.await;
-    let clean = flush_and_close(&shard).await;
-    let _ = events.send(ShardEvent::Closed { shard: id, clean });
+    let (clean, recovery_points) = flush_and_close(&shard).await;
+    let _ = events.send(ShardEvent::Closed {
+        shard: id,
+        clean,
+        recovery_points,
+    });
 }
 
 /// The shard's background tasks: on shard 0 the controller, the offsets topic and the
@@ -192,8 +200,9 @@ fn spawn_background(
 }
 
 /// Makes every log durable with concurrent io_uring syncs (they batch in the filesystem
-/// journal), then closes them; false if any failed to close cleanly.
-async fn flush_and_close(shard: &Shard) -> bool {
+/// journal), then closes them; false if any failed to close cleanly. Returns the logs'
+/// recovery points after closing.
+async fn flush_and_close(shard: &Shard) -> (bool, Vec<RecoveryPoint>) {
     let logs: Vec<_> = shard.logs.borrow().values().cloned().collect();
     let jobs = collect_sync_jobs(logs.iter(), |l| l.unflushed_messages() > 0);
     for (_, err) in run_sync_jobs(jobs).await {
@@ -431,19 +440,31 @@ async fn periodic_flush(shard: Rc<Shard>, interval_ms: u64) {
 }
 
 /// Closes every log this shard owns; false if any failed to close cleanly.
-fn close_logs(shard: &Shard) -> bool {
+fn close_logs(shard: &Shard) -> (bool, Vec<RecoveryPoint>) {
     let logs: Vec<_> = shard.logs.borrow_mut().drain().collect();
     let mut clean = true;
+    let mut points = Vec::with_capacity(logs.len());
     for (tp, log) in logs {
         let Ok(cell) = Rc::try_unwrap(log) else {
             tracing::error!(topic = %tp.topic, partition = tp.partition, "log still in use at shutdown");
             clean = false;
             continue;
         };
-        if let Err(e) = cell.into_inner().close() {
-            tracing::error!(topic = %tp.topic, partition = tp.partition, "closing log: {e}");
-            clean = false;
+        let log = cell.into_inner();
+        let dir = log.dir().parent().map(Path::to_path_buf);
+        // A clean close made everything up to the log end durable.
+        let (end, point) = (log.log_end_offset(), log.recovery_point());
+        let point = match log.close() {
+            Ok(()) => end,
+            Err(e) => {
+                tracing::error!(topic = %tp.topic, partition = tp.partition, "closing log: {e}");
+                clean = false;
+                point
+            }
+        };
+        if let Some(dir) = dir {
+            points.push((dir, tp.topic.to_string(), tp.partition, point));
         }
     }
-    clean
+    (clean, points)
 }

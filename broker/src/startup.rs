@@ -20,7 +20,7 @@ use std::collections::HashMap;
 
 use crate::config::{parse_properties, Config, Listener};
 use crate::metadata::{new_topic, owner_shard, ClusterMetadata};
-use crate::msg::{Peers, ShardMsg};
+use crate::msg::{Peers, RecoveryPoint, ShardMsg};
 use crate::runtime::{run_shard, FoundPartition, ShardEvent, ShardSetup};
 use crate::shard::BrokerInfo;
 use crate::systemd;
@@ -171,9 +171,12 @@ pub fn run(args: Vec<String>) -> Result<(), String> {
     systemd::spawn_watchdog(peers.clone());
 
     let outcome = wait_for_stop(&events);
-    let clean = shutdown(&peers, &events, shards);
+    let (clean, recovery_points) = shutdown(&peers, &events, shards);
     for t in threads {
         let _ = t.join();
+    }
+    if let Some(points) = recovery_points {
+        crate::checkpoint::write_recovery_points(&config.log_dirs, points);
     }
     finish(&config, clean, dirs.locks);
     outcome
@@ -604,14 +607,18 @@ fn wait_for_stop(events: &Receiver<ShardEvent>) -> Result<(), String> {
 
 /// Two phases: every shard stops accepting and drains its connections (while still serving
 /// other shards' requests for its partitions), then every shard closes its logs. Returns true
-/// if all logs closed cleanly.
-fn shutdown(peers: &Peers, events: &Receiver<ShardEvent>, shards: usize) -> bool {
+/// if all logs closed cleanly, and every log's recovery point when every shard closed.
+fn shutdown(
+    peers: &Peers,
+    events: &Receiver<ShardEvent>,
+    shards: usize,
+) -> (bool, Option<Vec<RecoveryPoint>>) {
     systemd::stopping();
     for to in 0..shards {
         let _ = peers.send_blocking(to, ShardMsg::Stop);
     }
     let drained = wait_events(events, shards, |e| match e {
-        ShardEvent::Drained { partitions, .. } => Some(*partitions as u64),
+        ShardEvent::Drained { partitions, .. } => Some(partitions as u64),
         _ => None,
     });
     for to in 0..shards {
@@ -622,17 +629,24 @@ fn shutdown(peers: &Peers, events: &Receiver<ShardEvent>, shards: usize) -> bool
         shards,
         close_budget(drained.iter().sum()),
         |e| match e {
-            ShardEvent::Closed { clean, .. } => Some(*clean),
+            ShardEvent::Closed {
+                clean,
+                recovery_points,
+                ..
+            } => Some((clean, recovery_points)),
             _ => None,
         },
     );
-    drained.len() == shards && closed.len() == shards && closed.iter().all(|c| *c)
+    let all_closed = closed.len() == shards;
+    let clean = drained.len() == shards && all_closed && closed.iter().all(|(c, _)| *c);
+    let points = all_closed.then(|| closed.into_iter().flat_map(|(_, p)| p).collect());
+    (clean, points)
 }
 
 fn wait_events<T>(
     events: &Receiver<ShardEvent>,
     n: usize,
-    pick: impl Fn(&ShardEvent) -> Option<T>,
+    pick: impl Fn(ShardEvent) -> Option<T>,
 ) -> Vec<T> {
     wait_events_for(
         events,
@@ -653,14 +667,14 @@ fn wait_events_for<T>(
     events: &Receiver<ShardEvent>,
     n: usize,
     budget: Duration,
-    pick: impl Fn(&ShardEvent) -> Option<T>,
+    pick: impl Fn(ShardEvent) -> Option<T>,
 ) -> Vec<T> {
     let deadline = std::time::Instant::now() + budget;
     let mut out = Vec::new();
     while out.len() < n {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
         match events.recv_timeout(left) {
-            Ok(e) => out.extend(pick(&e)),
+            Ok(e) => out.extend(pick(e)),
             Err(_) => break,
         }
     }

@@ -209,7 +209,10 @@ fn internal_topic_refuses_deletion_and_appends() {
     let a = admin(&broker);
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while !dir.path().join(format!("{OFFSETS}-2")).exists() {
-        assert!(std::time::Instant::now() < deadline, "{OFFSETS} never created");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{OFFSETS} never created"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     let mut tpl = TopicPartitionList::new();

@@ -31,7 +31,7 @@ mod retention;
 mod truncate;
 pub use follower::FollowerAppendError;
 pub use high_watermark::{FetchIsolation, HighWatermarkMode};
-use retention::read_log_start_offset;
+use retention::{clamp_log_start_offset, read_log_start_offset};
 pub use retention::{DeleteRecordsError, RetentionOutcome, LOG_START_OFFSET_FILE};
 pub use truncate::{TruncateError, TruncateReason};
 
@@ -492,7 +492,12 @@ impl PartitionLog {
             (segments, leader_epochs),
         );
         if let Some(start) = read_log_start_offset(partition_dir)? {
-            log.log_start_offset = start.clamp(log.log_start_offset, log.log_end.offset);
+            log.log_start_offset = clamp_log_start_offset(
+                partition_dir,
+                start,
+                log.log_start_offset,
+                log.log_end.offset,
+            );
         }
         log.load_leader_epochs(checkpoint, rescanned_from)?;
         log.rebuild_producer_state()?;

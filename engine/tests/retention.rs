@@ -189,3 +189,35 @@ fn segment_ms_rolls_an_old_active_segment() {
         assert_eq!(log.segment_count(), 2, "a fresh segment does not roll");
     });
 }
+
+/// A garbage `log-start-offset` fails the open naming the file; a value past the log end
+/// (a tail recovery cut) is clamped to the log end: the records below it stay deleted.
+#[test]
+fn log_start_offset_file_garbage_and_past_the_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let part = dir.path().join("ret-0");
+    run(async {
+        let mut log = new_log(dir.path(), config());
+        fill(&mut log, &[1, 2, 3, 4, 5]).await;
+        log.close().unwrap();
+    });
+    let file = part.join("log-start-offset");
+    let open = || {
+        let files = Rc::new(FileCache::new(4));
+        PartitionLog::open(&part, config(), Recovery::Clean, files).map(|(log, _)| log)
+    };
+    for garbage in [&b"twelve\n"[..], &b"\xff\xfe\n"[..], &b"-3\n"[..]] {
+        std::fs::write(&file, garbage).unwrap();
+        let err = run(async { open().map(|_| ()).unwrap_err() });
+        assert!(
+            err.to_string().contains(&file.display().to_string()),
+            "{garbage:?}: {err}"
+        );
+    }
+    std::fs::write(&file, b"1000\n").unwrap();
+    let log = run(async { open().unwrap() });
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (5, 5));
+    std::fs::write(&file, b"2\n").unwrap();
+    let log = run(async { open().unwrap() });
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (2, 5));
+}

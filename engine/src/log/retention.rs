@@ -36,19 +36,51 @@ pub enum DeleteRecordsError {
     Io(#[from] io::Error),
 }
 
-/// Reads `LOG_START_OFFSET_FILE`; `None` when absent.
+/// Reads `LOG_START_OFFSET_FILE`; `None` when absent. Every error names the file.
 pub(super) fn read_log_start_offset(dir: &Path) -> io::Result<Option<i64>> {
     let path = dir.join(LOG_START_OFFSET_FILE);
-    match fs::read_to_string(&path) {
-        Ok(text) => text.trim().parse::<i64>().map(Some).map_err(|_| {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("{}: {text:?} is not an offset", path.display()),
-            )
-        }),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e),
+    let bytes = match fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(io::Error::new(
+                e.kind(),
+                format!("reading {}: {e}", path.display()),
+            ))
+        }
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    match text.trim().parse::<i64>() {
+        Ok(offset) if offset >= 0 => Ok(Some(offset)),
+        _ => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "{}: {text:?} is not a log start offset (one non-negative decimal line); \
+                 remove the file to start the partition at its first segment",
+                path.display()
+            ),
+        )),
     }
+}
+
+/// The log start offset to use on open: the persisted one within `[first_base, log_end]`.
+/// Above the log end (records DeleteRecords removed were not durable when the machine
+/// crashed and recovery cut the tail below it) it is clamped to the log end with a warning:
+/// the records below it were deleted by DeleteRecords and must not come back.
+pub(super) fn clamp_log_start_offset(
+    dir: &Path,
+    persisted: i64,
+    first_base: i64,
+    log_end: i64,
+) -> i64 {
+    if persisted > log_end {
+        tracing::warn!(
+            "{}: log start offset {persisted} is past the log end offset {log_end} (the \
+             tail was cut by recovery): starting at {log_end}",
+            dir.join(LOG_START_OFFSET_FILE).display()
+        );
+    }
+    persisted.clamp(first_base, log_end)
 }
 
 pub(super) fn write_log_start_offset(dir: &Path, offset: i64) -> io::Result<()> {
