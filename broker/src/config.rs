@@ -17,6 +17,12 @@ pub use cluster::{ClusterConfig, ClusterKeys, ProcessRoles, ReplicationConfig};
 
 /// Kafka's `socket.request.max.bytes` default (100 MiB).
 pub const SOCKET_REQUEST_MAX_BYTES_DEFAULT: u64 = 104_857_600;
+/// Our `queued.max.request.bytes` default (Kafka's is -1, no bound): 512 MiB, five times
+/// `socket.request.max.bytes`'s default, so a full-size request always fits beside others,
+/// while a flood of large produces pauses reading at a fixed memory cost instead of growing
+/// until the OOM killer stops the broker. Raised to `socket.request.max.bytes` when that is
+/// set higher (Kafka requires the pool to hold one request of that size).
+pub const QUEUED_MAX_REQUEST_BYTES_DEFAULT: u64 = 512 * 1024 * 1024;
 /// Kafka's `log.segment.bytes` default (1 GiB).
 pub const LOG_SEGMENT_BYTES_DEFAULT: u64 = 1 << 30;
 /// Kafka's `message.max.bytes` default.
@@ -88,6 +94,9 @@ pub struct Config {
     pub log_segment_bytes: u64,
     pub message_max_bytes: u32,
     pub socket_request_max_bytes: u32,
+    /// `queued.max.request.bytes`: memory all connections' requests being read may hold;
+    /// `None` = -1, Kafka's "no bound"; unset = our default (see the constant).
+    pub queued_max_request_bytes: Option<Option<u64>>,
     /// `None` = Kafka's default (Long.MAX_VALUE): never fsync because of a message count.
     pub log_flush_interval_messages: Option<u64>,
     pub log_flush_interval_ms: Option<u64>,
@@ -150,6 +159,7 @@ impl Default for Config {
             log_segment_bytes: LOG_SEGMENT_BYTES_DEFAULT,
             message_max_bytes: MESSAGE_MAX_BYTES_DEFAULT as u32,
             socket_request_max_bytes: SOCKET_REQUEST_MAX_BYTES_DEFAULT as u32,
+            queued_max_request_bytes: None,
             log_flush_interval_messages: None,
             log_flush_interval_ms: None,
             num_shards: None,
@@ -268,6 +278,10 @@ impl Config {
             }
             "socket.request.max.bytes" => {
                 self.socket_request_max_bytes = parse_int(key, value, 1, i32::MAX as i64)? as u32
+            }
+            "queued.max.request.bytes" => {
+                let n = parse_int(key, value, -1, i64::MAX)?;
+                self.queued_max_request_bytes = Some((n > 0).then_some(n as u64));
             }
             "log.flush.interval.messages" => {
                 let n = parse_int(key, value, 1, i64::MAX)?;
@@ -392,6 +406,18 @@ impl Config {
                 "at least one PLAINTEXT://host:port",
             ));
         }
+        if let Some(Some(n)) = self.queued_max_request_bytes {
+            if n < u64::from(self.socket_request_max_bytes) {
+                return Err(ConfigError::new(
+                    "queued.max.request.bytes",
+                    &n.to_string(),
+                    &format!(
+                        "-1 (no bound) or at least socket.request.max.bytes ({})",
+                        self.socket_request_max_bytes
+                    ),
+                ));
+            }
+        }
         if let Some(adv) = &self.advertised_listeners {
             for l in adv {
                 if !self.listeners.iter().any(|x| x.name == l.name) {
@@ -404,6 +430,16 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// The request memory pool's size (`queued.max.request.bytes`); `None`: no bound.
+    pub fn request_pool_bytes(&self) -> Option<u64> {
+        match self.queued_max_request_bytes {
+            Some(set) => set,
+            None => {
+                Some(QUEUED_MAX_REQUEST_BYTES_DEFAULT.max(u64::from(self.socket_request_max_bytes)))
+            }
+        }
     }
 
     /// The listeners the broker's shards bind for clients: every listener but the
@@ -569,6 +605,23 @@ mod tests {
     }
 
     #[test]
+    fn queued_max_request_bytes() {
+        let pool = |text: &str| check(text).unwrap().0.request_pool_bytes();
+        assert_eq!(pool(""), Some(QUEUED_MAX_REQUEST_BYTES_DEFAULT));
+        assert_eq!(
+            pool("queued.max.request.bytes=-1"),
+            None,
+            "Kafka's no bound"
+        );
+        assert_eq!(
+            pool("socket.request.max.bytes=1000\nqueued.max.request.bytes=1000"),
+            Some(1000)
+        );
+        let big = "socket.request.max.bytes=1073741824";
+        assert_eq!(pool(big), Some(1 << 30), "the default holds one request");
+    }
+
+    #[test]
     fn unknown_keys_warn_once() {
         let (_, w) = check("foo.bar=1\nfoo.bar=2\nzap=3\n").unwrap();
         assert_eq!(w.len(), 2);
@@ -589,6 +642,7 @@ mod tests {
             ),
             ("num.shards=0", "num.shards"),
             ("socket.request.max.bytes=-1", "socket.request.max.bytes"),
+            ("queued.max.request.bytes=1000", "queued.max.request.bytes"),
         ] {
             let err = check(text).unwrap_err().0;
             assert!(err.contains(needle), "{text}: {err}");

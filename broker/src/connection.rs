@@ -9,6 +9,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::rc::Rc;
+use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use compio::io::AsyncWriteExt;
@@ -17,10 +18,12 @@ use futures_util::future::{select, Either};
 use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
 use sluice_net::codec::{decode_request, encode_response, DecodeError};
 use sluice_net::fetch_response::{encode_fetch_response, Chunk, FetchTopicOut};
-use sluice_net::frame::FrameReader;
+use sluice_net::frame::{FrameError, FrameReader};
+use sluice_net::memory_pool::{PoolReservation, RequestMemoryPool};
 use sluice_net::zero_copy::{write_chunks, FileRange};
 
 use crate::handlers;
+use crate::log_limit::LogLimit;
 use crate::shard::Shard;
 
 /// What a handler wants the connection to do.
@@ -75,6 +78,8 @@ fn set_send_timeout(stream: &TcpStream, ms: u64) -> std::io::Result<()> {
 
 /// An answer being prepared; the writer awaits them in request order.
 type Pending = Pin<Box<dyn Future<Output = Result<Option<Out>, String>>>>;
+/// A queued answer, whether it was deferred, and the request's pool reservation.
+type Queued = (Pending, bool, Option<PoolReservation>);
 
 /// What the reader and the writer of one connection share (both on this shard).
 #[derive(Default)]
@@ -114,7 +119,7 @@ pub async fn serve_connection(shard: Rc<Shard>, stream: TcpStream, peer: SocketA
         tracing::warn!(%peer, "SO_SNDTIMEO not set: {e}");
     }
     let (mut read_half, write_half) = stream.into_split();
-    let (tx, rx) = async_channel::bounded::<(Pending, bool)>(CONNECTION_REQUESTS_IN_FLIGHT_MAX);
+    let (tx, rx) = async_channel::bounded::<Queued>(CONNECTION_REQUESTS_IN_FLIGHT_MAX);
     let state = Rc::new(ConnState::default());
     let writer = compio::runtime::spawn(write_answers(
         shard.clone(),
@@ -132,7 +137,7 @@ pub async fn serve_connection(shard: Rc<Shard>, stream: TcpStream, peer: SocketA
 async fn read_requests(
     shard: &Rc<Shard>,
     stream: &mut TcpStream,
-    tx: async_channel::Sender<(Pending, bool)>,
+    tx: async_channel::Sender<Queued>,
     state: &ConnState,
     peer: SocketAddr,
 ) {
@@ -143,12 +148,13 @@ async fn read_requests(
             if shard.stopping.get() || state.closed.get() {
                 return;
             }
-            match select(Box::pin(reader.read_frame(stream)), select(stop, closing)).await {
+            let read = read_frame(&mut reader, stream, shard.broker.request_pool.as_ref());
+            match select(Box::pin(read), select(stop, closing)).await {
                 Either::Left((r, _)) => r,
                 Either::Right(_) => return,
             }
         };
-        let frame = match frame {
+        let (frame, reservation) = match frame {
             Ok(Some(frame)) => frame,
             Ok(None) => return,
             Err(e) => {
@@ -161,7 +167,7 @@ async fn read_requests(
                 state
                     .deferred
                     .set(state.deferred.get() + usize::from(deferred));
-                if tx.send((pending, deferred)).await.is_err() {
+                if tx.send((pending, deferred, reservation)).await.is_err() {
                     return;
                 }
             }
@@ -173,16 +179,45 @@ async fn read_requests(
     }
 }
 
-/// Awaits each queued answer in request order and writes it.
+/// Reads lines the request memory pool paused, at most one per interval for the process.
+static READS_PAUSED_LOG: LogLimit = LogLimit::new();
+
+/// The next frame, reserved in the request memory pool when there is one (reading pauses
+/// while it is full).
+async fn read_frame(
+    reader: &mut FrameReader,
+    stream: &mut TcpStream,
+    pool: Option<&Arc<RequestMemoryPool>>,
+) -> Result<Option<(Bytes, Option<PoolReservation>)>, FrameError> {
+    let Some(pool) = pool else {
+        return Ok(reader.read_frame(stream).await?.map(|f| (f, None)));
+    };
+    let on_pause = || {
+        if let Some(suppressed) = READS_PAUSED_LOG.allow() {
+            tracing::warn!(
+                "requests being read hold {} of queued.max.request.bytes={}: pausing reads \
+                 until they are handled ({suppressed} more pauses since the last line)",
+                pool.used_bytes(),
+                pool.capacity_bytes()
+            );
+        }
+    };
+    let read = reader.read_frame_pooled(stream, pool, on_pause).await?;
+    Ok(read.map(|(f, r)| (f, Some(r))))
+}
+
+/// Awaits each queued answer in request order and writes it; a request's pool reservation
+/// is released once its answer is ready.
 async fn write_answers(
     shard: Rc<Shard>,
     mut stream: TcpStream,
-    rx: async_channel::Receiver<(Pending, bool)>,
+    rx: async_channel::Receiver<Queued>,
     state: Rc<ConnState>,
     peer: SocketAddr,
 ) {
-    while let Ok((pending, deferred)) = rx.recv().await {
+    while let Ok((pending, deferred, reservation)) = rx.recv().await {
         let answer = pending.await;
+        drop(reservation);
         if deferred {
             state.deferred.set(state.deferred.get() - 1);
             state.deferred_done.notify(usize::MAX);

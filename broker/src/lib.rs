@@ -12,6 +12,7 @@ pub mod controller;
 pub mod group;
 pub mod handlers;
 pub mod iowq;
+pub mod log_limit;
 pub mod metadata;
 pub mod metrics;
 pub mod msg;

@@ -361,12 +361,22 @@ async fn gather(shard: &crate::shard::Shard) -> String {
     }))
     .await;
     let total = MetricsSnapshot::sum(snapshots.into_iter().flatten().collect());
-    total.render(
+    let mut text = total.render(
         |key| match kafka_protocol::messages::ApiKey::try_from(key) {
             Ok(api) => format!("{api:?}"),
             Err(_) => key.to_string(),
         },
-    )
+    );
+    if let Some(pool) = &shard.broker.request_pool {
+        let _ = writeln!(
+            text,
+            "# HELP sluice_request_pool_used_bytes Bytes reserved by requests being read or \
+             handled (bounded by queued.max.request.bytes).\n\
+             # TYPE sluice_request_pool_used_bytes gauge\nsluice_request_pool_used_bytes {}",
+            pool.used_bytes()
+        );
+    }
+    text
 }
 
 /// This shard's snapshot, with the gauges of the partitions it owns.

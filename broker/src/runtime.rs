@@ -18,12 +18,17 @@ use crate::append::{collect_sync_jobs, run_sync_jobs};
 use crate::config::Config;
 use crate::connection::serve_connection;
 use crate::controller::Controller;
+use crate::log_limit::LogLimit;
 use crate::msg::{Peers, RecoveryPoint, ShardMsg};
 use crate::ops;
 use crate::shard::{BrokerInfo, Shard, TopicPartition};
 
 /// Connections one shard serves at once; more are closed on accept.
 pub const SHARD_CONNECTIONS_MAX: usize = 16_384;
+/// How long a shard stops accepting after `accept` failed for lack of descriptors/memory.
+pub const ACCEPT_BACKOFF_MS: u64 = 100;
+/// How long a shard waits after any other failed `accept`.
+pub const ACCEPT_RETRY_MS: u64 = 10;
 /// How long stopping waits for in-flight requests to finish.
 pub const STOP_DRAIN_MS_MAX: u64 = 5_000;
 
@@ -282,8 +287,7 @@ async fn accept_loop(
         let (stream, peer) = match accepted {
             Ok(x) => x,
             Err(e) => {
-                tracing::warn!(shard = shard.id, "accept failed: {e}");
-                compio::time::sleep(Duration::from_millis(10)).await;
+                accept_failed(shard.id, &e).await;
                 continue;
             }
         };
@@ -304,6 +308,37 @@ async fn accept_loop(
         })
         .detach();
     }
+}
+
+/// `accept` failures, logged at most once per `OVERLOAD_LOG_INTERVAL_MS` for the process.
+static ACCEPT_FAILED_LOG: LogLimit = LogLimit::new();
+
+/// After a failed `accept`: at the descriptor limit (EMFILE, ENFILE) or out of kernel
+/// memory, waits `ACCEPT_BACKOFF_MS` (the pending connections wait in the backlog until
+/// descriptors are free); after any other error (a connection reset before it was
+/// accepted), `ACCEPT_RETRY_MS`.
+async fn accept_failed(shard: usize, e: &std::io::Error) {
+    let exhausted = matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    );
+    if let Some(suppressed) = ACCEPT_FAILED_LOG.allow() {
+        let what = if exhausted {
+            " (raise the open files limit, LimitNOFILE=, or close idle connections)"
+        } else {
+            ""
+        };
+        tracing::warn!(
+            shard,
+            "accept failed: {e}{what}; {suppressed} more failures since the last line"
+        );
+    }
+    let ms = if exhausted {
+        ACCEPT_BACKOFF_MS
+    } else {
+        ACCEPT_RETRY_MS
+    };
+    compio::time::sleep(Duration::from_millis(ms)).await;
 }
 
 async fn serve_inbox(

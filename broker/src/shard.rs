@@ -14,6 +14,7 @@ use std::sync::Arc;
 use sluice_engine::FileCache;
 use sluice_engine::PartitionLog;
 
+use sluice_net::memory_pool::RequestMemoryPool;
 use sluice_net::zero_copy::{RangeSender, TransferMethod};
 
 use crate::append::Appender;
@@ -65,6 +66,9 @@ pub struct BrokerInfo {
     /// Every log dir's `directory.id` and the metadata log dir (whose id, with the node id,
     /// names this node as a quorum voter), as checked at startup.
     pub dirs: sluice_engine::logdir::FormattedDirs,
+    /// `queued.max.request.bytes`: the memory requests being read may hold, shared by
+    /// every shard's connections (`None`: no bound, Kafka's -1).
+    pub request_pool: Option<Arc<RequestMemoryPool>>,
 }
 
 /// The shard's range sender; if the sendfile threads cannot start, splice serves instead.

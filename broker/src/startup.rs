@@ -16,6 +16,7 @@ use sluice_engine::logdir::{
 };
 use sluice_engine::TopicId;
 use sluice_engine::{read_offset_checkpoint, Shutdown, RECOVERY_POINT_CHECKPOINT_FILE};
+use sluice_net::memory_pool::RequestMemoryPool;
 use std::collections::HashMap;
 
 use crate::config::{parse_properties, Config, Listener};
@@ -142,6 +143,9 @@ pub fn run(args: Vec<String>) -> Result<(), String> {
             .collect(),
         log_dirs: config.log_dirs.clone(),
         dirs: dirs.formatted.clone(),
+        request_pool: config
+            .request_pool_bytes()
+            .map(|bytes| RequestMemoryPool::new(usize::try_from(bytes).unwrap_or(usize::MAX))),
     });
     block_shutdown_signals();
     let config = Arc::new(config);

@@ -41,17 +41,7 @@ fn scrape_sums_shards() {
         dir.path(),
         &["metrics.listener=127.0.0.1:0", "num.partitions=1"],
     );
-    let port: u16 = broker
-        .log
-        .lock()
-        .unwrap()
-        .iter()
-        .find_map(|l| {
-            l.split("metrics on http://127.0.0.1:")
-                .nth(1)
-                .map(|p| p.trim_end_matches("/metrics").parse().unwrap())
-        })
-        .expect("metrics port in the log");
+    let port = common::metrics_port(&broker);
     let producer: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", broker.bootstrap())
         .create()

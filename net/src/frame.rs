@@ -10,7 +10,10 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use compio::buf::BufResult;
 use compio::io::{AsyncRead, AsyncReadExt};
 
+use std::sync::Arc;
+
 use crate::limits::{FRAME_BYTES_MAX, FRAME_SIZE_PREFIX_BYTES, READ_CHUNK_BYTES};
+use crate::memory_pool::{PoolReservation, RequestMemoryPool};
 
 /// Why a frame could not be read. After any of these the connection is done: the byte
 /// stream has no resynchronisation point.
@@ -79,19 +82,57 @@ impl FrameReader {
         &mut self,
         stream: &mut R,
     ) -> Result<Option<Bytes>, FrameError> {
+        let Some(body_bytes) = self.read_size(stream).await? else {
+            return Ok(None);
+        };
+        self.read_body(stream, body_bytes).await.map(Some)
+    }
+
+    /// [`FrameReader::read_frame`] within a [`RequestMemoryPool`]: once the size prefix is
+    /// read, the whole frame is reserved in `pool` before any of its body is read; while
+    /// the pool is full, reading pauses (`on_pause` runs once). The caller keeps the
+    /// reservation for as long as it holds the request's bytes.
+    pub async fn read_frame_pooled<R: AsyncRead>(
+        &mut self,
+        stream: &mut R,
+        pool: &Arc<RequestMemoryPool>,
+        on_pause: impl FnOnce(),
+    ) -> Result<Option<(Bytes, PoolReservation)>, FrameError> {
+        let Some(body_bytes) = self.read_size(stream).await? else {
+            return Ok(None);
+        };
+        let reservation = pool
+            .reserve(FRAME_SIZE_PREFIX_BYTES + body_bytes, on_pause)
+            .await;
+        let body = self.read_body(stream, body_bytes).await?;
+        Ok(Some((body, reservation)))
+    }
+
+    /// Reads and bounds the next size prefix; `None` at a clean end of stream.
+    async fn read_size<R: AsyncRead>(
+        &mut self,
+        stream: &mut R,
+    ) -> Result<Option<usize>, FrameError> {
         if !self.fill_to(stream, FRAME_SIZE_PREFIX_BYTES).await? {
             if self.buf.is_empty() {
                 return Ok(None);
             }
             return Err(self.truncated(FRAME_SIZE_PREFIX_BYTES));
         }
-        let body_bytes = self.body_bytes()?;
+        self.body_bytes().map(Some)
+    }
+
+    async fn read_body<R: AsyncRead>(
+        &mut self,
+        stream: &mut R,
+        body_bytes: usize,
+    ) -> Result<Bytes, FrameError> {
         let frame_bytes = FRAME_SIZE_PREFIX_BYTES + body_bytes;
         if !self.fill_to(stream, frame_bytes).await? {
             return Err(self.truncated(frame_bytes));
         }
         self.buf.advance(FRAME_SIZE_PREFIX_BYTES);
-        Ok(Some(self.buf.split_to(body_bytes).freeze()))
+        Ok(self.buf.split_to(body_bytes).freeze())
     }
 
     /// Decodes and bounds the size prefix at the start of the buffer.

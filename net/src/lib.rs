@@ -24,6 +24,7 @@ pub mod codec;
 pub mod fetch_response;
 pub mod frame;
 pub mod limits;
+pub mod memory_pool;
 pub mod sendfile;
 pub mod zero_copy;
 

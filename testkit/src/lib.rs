@@ -71,6 +71,20 @@ impl Broker {
 
     /// `start` with extra environment variables (e.g. systemd's NOTIFY_SOCKET).
     pub fn start_with_env(dir: &Path, overrides: &[&str], env: &[(&str, &str)]) -> Broker {
+        Broker::start_limited(dir, overrides, env, None)
+    }
+
+    /// `start` with the open-files limit (soft and hard) set to `nofile` descriptors.
+    pub fn start_with_nofile(dir: &Path, overrides: &[&str], nofile: u64) -> Broker {
+        Broker::start_limited(dir, overrides, &[], Some(nofile))
+    }
+
+    fn start_limited(
+        dir: &Path,
+        overrides: &[&str],
+        env: &[(&str, &str)],
+        nofile: Option<u64>,
+    ) -> Broker {
         let mut args: Vec<String> = vec![
             "--override".into(),
             "listeners=PLAINTEXT://127.0.0.1:0".into(),
@@ -81,14 +95,29 @@ impl Broker {
             args.push("--override".into());
             args.push(o.to_string());
         }
-        let mut child = Command::new(sluiced_path())
+        let mut command = Command::new(sluiced_path());
+        command
             .args(&args)
             .env("SLUICE_LOG", "info")
             .envs(env.iter().copied())
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn sluiced");
+            .stderr(Stdio::piped());
+        if let Some(n) = nofile {
+            use std::os::unix::process::CommandExt;
+            let limit = libc::rlimit {
+                rlim_cur: n as libc::rlim_t,
+                rlim_max: n as libc::rlim_t,
+            };
+            // SAFETY: setrlimit(2) is async-signal-safe and reads only `limit`, a copy owned
+            // by the closure; nothing else runs between fork and exec.
+            unsafe {
+                command.pre_exec(move || match libc::setrlimit(libc::RLIMIT_NOFILE, &limit) {
+                    0 => Ok(()),
+                    _ => Err(std::io::Error::last_os_error()),
+                });
+            }
+        }
+        let mut child = command.spawn().expect("spawn sluiced");
         let log = Arc::new(Mutex::new(Vec::new()));
         let events = follow_log(&mut child, log.clone(), "[sluiced]".into(), None);
         let port = match wait_ready(&events).flatten() {

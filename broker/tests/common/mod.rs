@@ -65,3 +65,18 @@ pub fn raw_connect(broker: &Broker) -> TcpStream {
         .unwrap();
     s
 }
+
+/// The port of the broker's `metrics.listener`, read from its log.
+pub fn metrics_port(broker: &Broker) -> u16 {
+    broker
+        .log
+        .lock()
+        .unwrap()
+        .iter()
+        .find_map(|l| {
+            l.split("metrics on http://127.0.0.1:")
+                .nth(1)
+                .map(|p| p.trim_end_matches("/metrics").parse().unwrap())
+        })
+        .expect("metrics port in the log")
+}
