@@ -208,7 +208,13 @@ fn internal_topic_refuses_deletion_and_appends() {
     let broker = Broker::start(dir.path(), &["offsets.topic.num.partitions=3"]);
     let a = admin(&broker);
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while !dir.path().join(format!("{OFFSETS}-2")).exists() {
+    // Created by the broker once ready: wait until Metadata lists it.
+    let listed = || {
+        a.inner()
+            .fetch_metadata(Some(OFFSETS), Duration::from_secs(10))
+            .is_ok_and(|m| m.topics()[0].error().is_none() && m.topics()[0].partitions().len() == 3)
+    };
+    while !listed() {
         assert!(
             std::time::Instant::now() < deadline,
             "{OFFSETS} never created"
