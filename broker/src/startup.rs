@@ -133,20 +133,7 @@ pub fn run(args: Vec<String>) -> Result<(), String> {
     );
 
     let ports: Vec<_> = bound.iter().map(|(l, p, _)| (l.clone(), *p)).collect();
-    let broker = Arc::new(BrokerInfo {
-        node_id: config.node_id,
-        cluster_id: dirs.formatted.cluster_id.clone(),
-        advertised: config
-            .advertised(&ports)
-            .iter()
-            .map(|l| (l.host.clone(), l.port))
-            .collect(),
-        log_dirs: config.log_dirs.clone(),
-        dirs: dirs.formatted.clone(),
-        request_pool: config
-            .request_pool_bytes()
-            .map(|bytes| RequestMemoryPool::new(usize::try_from(bytes).unwrap_or(usize::MAX))),
-    });
+    let broker = broker_info(&config, &dirs, &ports);
     block_shutdown_signals();
     let config = Arc::new(config);
     let (events_tx, events) = sync_channel::<ShardEvent>(shards * 4 + 4);
@@ -179,16 +166,39 @@ pub fn run(args: Vec<String>) -> Result<(), String> {
     for t in threads {
         let _ = t.join();
     }
-    if let Some(points) = recovery_points {
-        crate::checkpoint::write_recovery_points(&config.log_dirs, points);
-    }
-    finish(&config, clean, dirs.locks);
+    finish(&config, clean, recovery_points, dirs.locks);
     outcome
 }
 
-/// After every shard stopped: the clean-shutdown marker (only if every log closed
-/// cleanly), then the data-dir locks are released.
-fn finish(config: &Config, clean: bool, locks: Vec<LogDirLock>) {
+fn broker_info(config: &Config, dirs: &LogDirs, ports: &[(Listener, u16)]) -> Arc<BrokerInfo> {
+    Arc::new(BrokerInfo {
+        node_id: config.node_id,
+        cluster_id: dirs.formatted.cluster_id.clone(),
+        advertised: config
+            .advertised(ports)
+            .iter()
+            .map(|l| (l.host.clone(), l.port))
+            .collect(),
+        log_dirs: config.log_dirs.clone(),
+        dirs: dirs.formatted.clone(),
+        request_pool: config
+            .request_pool_bytes()
+            .map(|bytes| RequestMemoryPool::new(usize::try_from(bytes).unwrap_or(usize::MAX))),
+    })
+}
+
+/// After every shard stopped: the recovery-point checkpoint (when every shard closed), the
+/// clean-shutdown marker (only if every log closed cleanly), then the data-dir locks are
+/// released.
+fn finish(
+    config: &Config,
+    clean: bool,
+    recovery_points: Option<Vec<RecoveryPoint>>,
+    locks: Vec<LogDirLock>,
+) {
+    if let Some(points) = recovery_points {
+        crate::checkpoint::write_recovery_points(&config.log_dirs, points);
+    }
     if clean {
         for dir in &config.log_dirs {
             if let Err(e) = write_clean_shutdown_marker(dir) {
