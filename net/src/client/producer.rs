@@ -65,6 +65,7 @@ pub(crate) fn open<T>(
         topic: topic.clone(),
         acks,
         version,
+        timeout_ms: requests::REQUEST_TIMEOUT_MS,
     };
     let acks = ProduceAcks {
         pipeline: receiver,
@@ -81,14 +82,24 @@ pub struct ProduceSender<T> {
     topic: TopicMetadata,
     acks: Acks,
     version: i16,
+    /// How long the broker may wait for the in-sync replicas (acks=all).
+    timeout_ms: i32,
 }
 
 impl<T> ProduceSender<T> {
+    /// Sets the produce requests' `timeout_ms` (default 30000): how long the broker may
+    /// wait for the in-sync replicas before answering REQUEST_TIMED_OUT. Kafka's producer
+    /// sends its `request.timeout.ms` here.
+    pub fn set_timeout_ms(&mut self, timeout_ms: i32) {
+        self.timeout_ms = timeout_ms;
+    }
+
     /// Sends `batch` (from [`crate::client::RecordBatchBuilder`]) to `partition`; waits
     /// first while `requests_in_flight_max` requests are unanswered. `tag` comes back
     /// from [`ProduceAcks::next`] with the outcome.
     pub async fn send(&mut self, partition: i32, batch: Bytes, tag: T) -> Result<()> {
-        let request = requests::produce(&self.topic, partition, batch, self.acks, self.version);
+        let request = requests::produce(&self.topic, partition, batch, self.acks, self.version)
+            .with_timeout_ms(self.timeout_ms);
         let response = match self.acks {
             Acks::None => ResponseExpected::No,
             Acks::Leader | Acks::All => ResponseExpected::Yes,

@@ -665,13 +665,16 @@ impl Lane {
         }
         let (partition, acks) = (self.partition, self.options().acks);
         let in_flight_max = self.options().in_flight_batches_max;
-        let (sender, answers) = self
+        let (mut sender, answers) = self
             .session
             .call("connecting to the leader", async |c: &mut Client| {
                 c.producer::<u64>(&topic, partition, acks, in_flight_max)
                     .await
             })
             .await?;
+        // As Kafka's producer: the broker may wait for replicas as long as we wait for it.
+        let timeout_ms = i32::try_from(self.options().request_timeout.as_millis());
+        sender.set_timeout_ms(timeout_ms.unwrap_or(i32::MAX));
         let (events_tx, events) = async_channel::bounded(IN_FLIGHT_BATCHES_MAX + 1);
         let reader = compio::runtime::spawn(read_answers(answers, events_tx));
         Ok(Pipeline {
