@@ -14,6 +14,8 @@ pub struct VerifyArgs {
     /// Broker(s) to bootstrap from, host:port[,host:port...].
     #[arg(long = "bootstrap-server")]
     bootstrap_server: String,
+    /// Topic to write and check (created if missing when --partitions or
+    /// --replication-factor is given).
     #[arg(long)]
     topic: String,
     /// How long to produce: 60s, 500ms, 2m, or plain seconds.
