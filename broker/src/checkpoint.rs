@@ -1,24 +1,67 @@
-//! Kafka's `recovery-point-offset-checkpoint`, one per log dir: the offset below which each
-//! partition's log is known to be on disk. After an unclean shutdown, recovery rescans every
-//! segment from the one holding that offset. Shard 0 gathers every shard's recovery points
-//! and writes the files every `log.flush.offset.checkpoint.interval.ms`; at a stop, after
-//! every shard closed its logs, the main thread writes them once more with every log end
-//! (Kafka's LogManager does the same before its clean-shutdown marker), so a crash soon
-//! after the next start rescans only what was written since. A stale (lower) recovery point is always safe: it only means more rescanning.
+//! Kafka's per-log-dir offset checkpoints, written from every shard's partitions:
+//! - `recovery-point-offset-checkpoint`: the offset below which each partition's log is
+//!   known to be on disk. After an unclean shutdown, recovery rescans every segment from the
+//!   one holding that offset. Shard 0 gathers every shard's recovery points and writes the
+//!   files every `log.flush.offset.checkpoint.interval.ms`; at a stop, after every shard
+//!   closed its logs, the main thread writes them once more with every log end (Kafka's
+//!   LogManager does the same before its clean-shutdown marker), so a crash soon after the
+//!   next start rescans only what was written since. A stale (lower) recovery point is
+//!   always safe: it only means more rescanning.
+//! - `replication-offset-checkpoint`: each partition's high watermark, written by shard 0
+//!   every `REPLICA_HIGH_WATERMARK_CHECKPOINT_INTERVAL_MS` (Kafka's
+//!   `replica.high.watermark.checkpoint.interval.ms` default; not a config key yet). A
+//!   replicated partition's high watermark is restored from it after open
+//!   (`read_high_watermarks`, then `PartitionLog::restore_high_watermark`); a stale (lower)
+//!   one only delays what consumers see until the leader advances it again. A single node's
+//!   partitions have it at their log end offset.
+//!
+//! Both files have the same format (`sluice_engine::checkpoint`).
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::collections::{BTreeMap, HashMap};
+use std::io;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::Duration;
 
 use futures_util::future::join_all;
-use sluice_engine::{write_offset_checkpoint, RECOVERY_POINT_CHECKPOINT_FILE};
+use sluice_engine::{
+    read_offset_checkpoint, write_offset_checkpoint, PartitionLog, RECOVERY_POINT_CHECKPOINT_FILE,
+    REPLICATION_OFFSET_CHECKPOINT_FILE,
+};
 
-use crate::msg::{call, RecoveryPoint, ShardMsg};
+use crate::msg::{call, CheckpointedOffset, RecoveryPoint, ShardMsg};
 use crate::shard::Shard;
 
-/// The recovery points of the partitions this shard owns.
-pub fn local_recovery_points(shard: &Shard) -> Vec<RecoveryPoint> {
+/// Kafka's `replica.high.watermark.checkpoint.interval.ms` default.
+pub const REPLICA_HIGH_WATERMARK_CHECKPOINT_INTERVAL_MS: u64 = 5_000;
+
+/// Which per-log-dir checkpoint: the file and the offset of each partition it holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OffsetCheckpoint {
+    /// `recovery-point-offset-checkpoint`: `PartitionLog::recovery_point`.
+    RecoveryPoint,
+    /// `replication-offset-checkpoint`: `PartitionLog::high_watermark`.
+    HighWatermark,
+}
+
+impl OffsetCheckpoint {
+    pub fn file_name(self) -> &'static str {
+        match self {
+            OffsetCheckpoint::RecoveryPoint => RECOVERY_POINT_CHECKPOINT_FILE,
+            OffsetCheckpoint::HighWatermark => REPLICATION_OFFSET_CHECKPOINT_FILE,
+        }
+    }
+
+    fn offset_of(self, log: &PartitionLog) -> i64 {
+        match self {
+            OffsetCheckpoint::RecoveryPoint => log.recovery_point(),
+            OffsetCheckpoint::HighWatermark => log.high_watermark(),
+        }
+    }
+}
+
+/// The `kind` offsets of the partitions this shard owns.
+pub fn local_offsets(shard: &Shard, kind: OffsetCheckpoint) -> Vec<CheckpointedOffset> {
     shard
         .logs
         .borrow()
@@ -26,13 +69,20 @@ pub fn local_recovery_points(shard: &Shard) -> Vec<RecoveryPoint> {
         .filter_map(|(tp, log)| {
             let l = log.borrow();
             let dir = l.dir().parent()?.to_path_buf();
-            Some((dir, tp.topic.to_string(), tp.partition, l.recovery_point()))
+            Some((dir, tp.topic.to_string(), tp.partition, kind.offset_of(&l)))
         })
         .collect()
 }
 
-/// Runs on shard 0 until the broker stops.
-pub async fn checkpoint_loop(shard: Rc<Shard>, interval_ms: u64) {
+/// The high watermarks `replication-offset-checkpoint` in `log_dir` holds, by (topic,
+/// partition). A missing file is empty; a malformed one is an error naming file and line.
+pub fn read_high_watermarks(log_dir: &Path) -> io::Result<HashMap<(String, i32), i64>> {
+    read_offset_checkpoint(&log_dir.join(REPLICATION_OFFSET_CHECKPOINT_FILE))
+}
+
+/// Runs on shard 0 until the broker stops: writes the `kind` checkpoint of every log dir
+/// every `interval_ms`.
+pub async fn checkpoint_loop(shard: Rc<Shard>, kind: OffsetCheckpoint, interval_ms: u64) {
     let mut tick = compio::time::interval(Duration::from_millis(interval_ms));
     tick.tick().await;
     loop {
@@ -40,34 +90,54 @@ pub async fn checkpoint_loop(shard: Rc<Shard>, interval_ms: u64) {
         if shard.stopping.get() {
             return;
         }
-        let gathered = join_all(
-            (0..shard.shard_count())
-                .map(|to| call(&shard.peers, to, |reply| ShardMsg::RecoveryPoints { reply })),
-        )
-        .await;
-        let dirs = shard.broker.log_dirs.clone();
-        let points: Vec<RecoveryPoint> = gathered.into_iter().flatten().flatten().collect();
-        let written =
-            compio::runtime::spawn_blocking(move || write_recovery_points(&dirs, points)).await;
-        if written.is_err() {
-            tracing::error!("writing the recovery point checkpoints panicked");
-        }
+        write_checkpoints(&shard, kind).await;
     }
 }
 
-/// Writes every log dir's `recovery-point-offset-checkpoint` from `points` (a dir with no
-/// partition gets an empty one); logs each failure. Blocking: file writes and fsyncs.
+/// Gathers every shard's `kind` offsets and rewrites the checkpoint file of every log dir
+/// (tmp, fsync, rename, off the shard thread); failures are logged. Also for callers that
+/// need the file current now (after a truncation the recovery point checkpoint must not
+/// name an offset above the cut before new appends go there).
+pub async fn write_checkpoints(shard: &Shard, kind: OffsetCheckpoint) {
+    let gathered = join_all((0..shard.shard_count()).map(|to| {
+        call(&shard.peers, to, |reply| ShardMsg::CheckpointedOffsets {
+            kind,
+            reply,
+        })
+    }))
+    .await;
+    let dirs = shard.broker.log_dirs.clone();
+    let offsets: Vec<CheckpointedOffset> = gathered.into_iter().flatten().flatten().collect();
+    let written =
+        compio::runtime::spawn_blocking(move || write_offsets(&dirs, kind, offsets)).await;
+    if written.is_err() {
+        tracing::error!("writing the {} files panicked", kind.file_name());
+    }
+}
+
+/// Writes every log dir's `recovery-point-offset-checkpoint` from `points` (see
+/// `write_offsets`).
 pub fn write_recovery_points(log_dirs: &[PathBuf], points: Vec<RecoveryPoint>) {
+    write_offsets(log_dirs, OffsetCheckpoint::RecoveryPoint, points);
+}
+
+/// Writes every log dir's `kind` checkpoint from `offsets` (a dir with no partition gets an
+/// empty one); logs each failure. Blocking: file writes and fsyncs.
+pub fn write_offsets(
+    log_dirs: &[PathBuf],
+    kind: OffsetCheckpoint,
+    offsets: Vec<CheckpointedOffset>,
+) {
     let mut by_dir: BTreeMap<PathBuf, Vec<(String, i32, i64)>> =
         log_dirs.iter().map(|d| (d.clone(), Vec::new())).collect();
-    for (dir, topic, partition, point) in points {
+    for (dir, topic, partition, offset) in offsets {
         by_dir
             .entry(dir)
             .or_default()
-            .push((topic, partition, point));
+            .push((topic, partition, offset));
     }
     for (dir, entries) in by_dir {
-        let path = dir.join(RECOVERY_POINT_CHECKPOINT_FILE);
+        let path = dir.join(kind.file_name());
         if let Err(e) = write_offset_checkpoint(&path, &entries) {
             tracing::error!("writing {}: {e}", path.display());
         }

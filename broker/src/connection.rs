@@ -400,6 +400,9 @@ async fn dispatch_admin(
         RequestKind::ListConfigResources(req) => send(ResponseKind::ListConfigResources(
             list_config_resources::handle(shard, version, req),
         )),
+        RequestKind::OffsetForLeaderEpoch(req) => send(ResponseKind::OffsetForLeaderEpoch(
+            offset_for_leader_epoch::handle(shard, version, req).await,
+        )),
         other => dispatch_group(shard, version, client, other).await,
     }
 }

@@ -62,9 +62,11 @@ pub enum ShardMsg {
     Ping {
         reply: std::sync::mpsc::SyncSender<usize>,
     },
-    /// Every owned partition's log dir, topic, partition and recovery point.
-    RecoveryPoints {
-        reply: oneshot::Sender<Vec<RecoveryPoint>>,
+    /// Every owned partition's log dir, topic, partition and recovery point or high
+    /// watermark (`kind`).
+    CheckpointedOffsets {
+        kind: crate::checkpoint::OffsetCheckpoint,
+        reply: oneshot::Sender<Vec<CheckpointedOffset>>,
     },
     /// A group coordinator operation for a group this shard coordinates.
     Group {
@@ -80,8 +82,10 @@ pub enum ShardMsg {
     Close,
 }
 
-/// (log dir, topic, partition, recovery point) of one partition.
-pub type RecoveryPoint = (std::path::PathBuf, String, i32, i64);
+/// (log dir, topic, partition, recovery point or high watermark) of one partition.
+pub type CheckpointedOffset = (std::path::PathBuf, String, i32, i64);
+/// A `CheckpointedOffset` holding a recovery point.
+pub type RecoveryPoint = CheckpointedOffset;
 
 /// Senders to every shard's inbox, indexed by shard id. Shared by all shards.
 pub struct Peers {

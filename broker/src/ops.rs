@@ -484,6 +484,12 @@ pub enum PartitionAdmin {
         offset: i64,
         reply: oneshot::Sender<DeleteRecordsPart>,
     },
+    /// The end offset of `leader_epoch` (`handlers::offset_for_leader_epoch`).
+    OffsetForLeaderEpoch {
+        current_leader_epoch: i32,
+        leader_epoch: i32,
+        reply: oneshot::Sender<crate::handlers::offset_for_leader_epoch::EpochEndAnswer>,
+    },
 }
 
 /// One partition's DeleteRecords answer: error code and the new low watermark.
@@ -516,6 +522,19 @@ pub fn admin_local(shard: &Rc<Shard>, tp: TopicPartition, op: PartitionAdmin) {
         }
         PartitionAdmin::DeleteRecords { offset, reply } => {
             let _ = reply.send(delete_records_local(log, offset));
+        }
+        PartitionAdmin::OffsetForLeaderEpoch {
+            current_leader_epoch,
+            leader_epoch,
+            reply,
+        } => {
+            use crate::handlers::offset_for_leader_epoch::answer_local;
+            let log = log.as_ref().map(|l| l.borrow());
+            let _ = reply.send(answer_local(
+                log.as_deref(),
+                current_leader_epoch,
+                leader_epoch,
+            ));
         }
     }
 }

@@ -167,8 +167,8 @@ async fn shard_main(setup: ShardSetup) {
     });
 }
 
-/// The shard's background tasks: on shard 0 the controller, the offsets topic and the
-/// recovery-point checkpoints, and the metrics endpoint; on every shard retention and the
+/// The shard's background tasks: on shard 0 the controller, the offsets topic, the
+/// recovery-point and high-watermark checkpoints, and the metrics endpoint; on every shard retention and the
 /// periodic flush.
 fn spawn_background(
     shard: &Rc<Shard>,
@@ -180,12 +180,13 @@ fn spawn_background(
         compio::runtime::spawn(crate::group::load::ensure_offsets_topic(shard.clone())).detach();
         let (c, s) = (c.clone(), shard.clone());
         compio::runtime::spawn(async move { c.run(s).await }).detach();
+        use crate::checkpoint::{checkpoint_loop, OffsetCheckpoint};
         let interval_ms = config.log_flush_offset_checkpoint_interval_ms;
-        compio::runtime::spawn(crate::checkpoint::checkpoint_loop(
-            shard.clone(),
-            interval_ms,
-        ))
-        .detach();
+        let kind = OffsetCheckpoint::RecoveryPoint;
+        compio::runtime::spawn(checkpoint_loop(shard.clone(), kind, interval_ms)).detach();
+        let interval_ms = crate::checkpoint::REPLICA_HIGH_WATERMARK_CHECKPOINT_INTERVAL_MS;
+        let kind = OffsetCheckpoint::HighWatermark;
+        compio::runtime::spawn(checkpoint_loop(shard.clone(), kind, interval_ms)).detach();
     }
     if let Some(l) = metrics_listener {
         match TcpListener::from_std(l) {
@@ -449,8 +450,8 @@ async fn handle_msg(shard: Rc<Shard>, msg: ShardMsg) {
             let _ = reply.try_send(shard.id);
         }
         ShardMsg::Group { op, reply } => crate::group::serve(shard, op, reply).await,
-        ShardMsg::RecoveryPoints { reply } => {
-            let _ = reply.send(crate::checkpoint::local_recovery_points(&shard));
+        ShardMsg::CheckpointedOffsets { kind, reply } => {
+            let _ = reply.send(crate::checkpoint::local_offsets(&shard, kind));
         }
         ShardMsg::Controller(_) | ShardMsg::Produce { .. } | ShardMsg::Stop | ShardMsg::Close => {
             tracing::error!(shard = shard.id, "control message reached handle_msg");

@@ -26,6 +26,7 @@ mod groups;
 pub mod limits;
 pub mod membership;
 pub mod producer;
+pub mod replica;
 mod requests;
 
 use std::collections::HashMap;

@@ -41,6 +41,8 @@ pub const CLIENT_VERSIONS: &[(ApiKey, i16, i16)] = &[
     // Configs (`configs.rs`).
     (ApiKey::DescribeConfigs, 1, 4),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
+    // A follower's calls (`replica.rs`); Kafka 4.1 has OffsetForLeaderEpoch v2-v4.
+    (ApiKey::OffsetForLeaderEpoch, 2, 4),
     // Consumer groups (`groups.rs`, `membership.rs`). FindCoordinator v4+ and
     // OffsetFetch v8+ are the batched forms; LeaveGroup v3+ names members in a list;
     // OffsetFetch v2+ can ask for every committed partition.

@@ -25,7 +25,7 @@ use crate::client::{
 };
 
 /// First Produce and Fetch version that names topics by id only.
-const TOPIC_ID_VERSION_MIN: i16 = 13;
+pub(crate) const TOPIC_ID_VERSION_MIN: i16 = 13;
 /// How long the broker may take to create a topic or replicate a produce.
 pub(crate) const REQUEST_TIMEOUT_MS: i32 = 30_000;
 
@@ -39,7 +39,7 @@ pub(crate) fn version_with_ids(negotiated: i16, topic_id: &Uuid) -> i16 {
     }
 }
 
-fn topic_name(name: &str) -> TopicName {
+pub(crate) fn topic_name(name: &str) -> TopicName {
     TopicName(StrBytes::from_string(name.to_string()))
 }
 
