@@ -203,5 +203,5 @@ fn api_versions_names_kafka_4_1_versions() {
     assert_eq!(max(ApiKey::Fetch), Some(18));
     assert_eq!(max(ApiKey::Metadata), Some(13));
     assert_eq!(max(ApiKey::ListConfigResources), Some(1));
-    assert_eq!(max(ApiKey::OffsetForLeaderEpoch), None, "not implemented");
+    assert_eq!(max(ApiKey::OffsetForLeaderEpoch), Some(4));
 }
