@@ -52,8 +52,33 @@ enum Command {
     Verify(verify::VerifyArgs),
 }
 
+/// Kafka's perf-test command names (with or without `.sh`) → the subcommand they run, so
+/// a link named like Kafka's script (the Debian package installs them) works unchanged.
+const KAFKA_COMMANDS: [(&str, &str); 2] = [
+    ("kafka-producer-perf-test", "produce"),
+    ("kafka-consumer-perf-test", "consume"),
+];
+
+/// The arguments as `sluice-perf` parses them: `kafka-producer-perf-test --topic t …`
+/// becomes `sluice-perf produce --topic t …`.
+fn arguments(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let called = args
+        .first()
+        .and_then(|a| std::path::Path::new(a).file_name())
+        .and_then(|n| n.to_str())
+        .map(|n| n.strip_suffix(".sh").unwrap_or(n).to_string());
+    let found = KAFKA_COMMANDS
+        .iter()
+        .find(|(k, _)| Some(*k) == called.as_deref());
+    if let Some((_, subcommand)) = found {
+        args[0] = "sluice-perf".into();
+        args.insert(1, subcommand.into());
+    }
+    args
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(arguments(std::env::args_os().collect()));
     let command = match cli.command {
         Command::Loopback(args) => return exit(loopback::run(args)),
         command => command,
@@ -87,5 +112,24 @@ fn exit<E: std::fmt::Display>(result: Result<(), E>) -> ExitCode {
             eprintln!("sluice-perf: {error}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kafka_perf_test_names_dispatch() {
+        let args = |a: &[&str]| a.iter().map(std::ffi::OsString::from).collect::<Vec<_>>();
+        let check = |given: &[&str], expected: &[&str]| {
+            assert_eq!(arguments(args(given)), args(expected));
+        };
+        check(
+            &["/usr/bin/kafka-producer-perf-test.sh", "--topic", "t"],
+            &["sluice-perf", "produce", "--topic", "t"],
+        );
+        check(&["kafka-consumer-perf-test"], &["sluice-perf", "consume"]);
+        check(&["sluice-perf", "sink"], &["sluice-perf", "sink"]);
     }
 }
