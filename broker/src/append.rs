@@ -17,7 +17,7 @@ use bytes::Bytes;
 use futures_channel::oneshot;
 use futures_util::future::join_all;
 use sluice_engine::{write_coalesced, PartitionLog, PendingAppend, SyncJob};
-use sluice_engine::{AppendError, AppendOutcome};
+use sluice_engine::{AppendError, AppendOutcome, FollowerAppendError};
 
 use crate::config::Config;
 use crate::metadata::PartitionInfo;
@@ -38,7 +38,21 @@ pub struct Appended {
 #[derive(Debug)]
 pub enum AppendFailure {
     Rejected(AppendError),
+    /// A follower's append refused (`AppendOrigin::Replication` only).
+    Replication(FollowerAppendError),
     Storage(String),
+}
+
+/// Kafka's `AppendOrigin`: whose records an append carries, which decides how the round
+/// prepares them. Both kinds share the round's coalesced writes and syncs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppendOrigin {
+    /// A producer's (or the group coordinator's) records on the leader: validated, offsets
+    /// and the leader epoch assigned, idempotence checked (`PartitionLog::prepare_append`).
+    Client,
+    /// A follower's copy of its leader's batches, kept byte for byte
+    /// (`PartitionLog::prepare_append_as_follower`).
+    Replication,
 }
 
 /// An append in the queue; `wait` resolves once it is written (or refused).
@@ -55,6 +69,7 @@ impl AppendTicket {
 struct AppendReq {
     log: LogRef,
     partition: Arc<PartitionInfo>,
+    origin: AppendOrigin,
     records: Bytes,
     reply: oneshot::Sender<Result<Appended, AppendFailure>>,
 }
@@ -97,10 +112,24 @@ impl Appender {
         partition: Arc<PartitionInfo>,
         records: Bytes,
     ) -> Result<AppendTicket, AppendFailure> {
+        self.enqueue_from(AppendOrigin::Client, (log, partition), records)
+            .await
+    }
+
+    /// `enqueue` for `origin`: a follower queues the batches its fetch brought with
+    /// `AppendOrigin::Replication` (they are written unchanged; the ticket's offsets are the
+    /// leader's).
+    pub async fn enqueue_from(
+        &self,
+        origin: AppendOrigin,
+        (log, partition): (LogRef, Arc<PartitionInfo>),
+        records: Bytes,
+    ) -> Result<AppendTicket, AppendFailure> {
         let (reply, answer) = oneshot::channel();
         let req = AppendReq {
             log,
             partition,
+            origin,
             records,
             reply,
         };
@@ -138,7 +167,7 @@ impl Appender {
         let mut prepared: Vec<(AppendReq, PendingAppend)> = Vec::with_capacity(round.len());
         let mut duplicates = Vec::new();
         for req in round {
-            let result = req.log.borrow_mut().prepare_append(req.records.clone());
+            let result = prepare(&req);
             match result {
                 Ok(AppendOutcome::Write(mut pending)) => {
                     if self.sync_due_with(&req.log.borrow(), &pending) {
@@ -158,8 +187,8 @@ impl Appender {
                         last_offset,
                     },
                 )),
-                Err(e) => {
-                    let _ = req.reply.send(Err(AppendFailure::Rejected(e)));
+                Err(failure) => {
+                    let _ = req.reply.send(Err(failure));
                 }
             }
         }
@@ -254,6 +283,20 @@ impl Appender {
     }
 }
 
+/// Prepares one queued append as its origin asks.
+fn prepare(req: &AppendReq) -> Result<AppendOutcome, AppendFailure> {
+    let mut log = req.log.borrow_mut();
+    match req.origin {
+        AppendOrigin::Client => log
+            .prepare_append(req.records.clone())
+            .map_err(AppendFailure::Rejected),
+        AppendOrigin::Replication => log
+            .prepare_append_as_follower(req.records.clone())
+            .map(AppendOutcome::Write)
+            .map_err(AppendFailure::Replication),
+    }
+}
+
 /// The sync jobs of the logs for which `due` holds.
 pub fn collect_sync_jobs<'a>(
     logs: impl Iterator<Item = &'a LogRef>,
@@ -292,4 +335,91 @@ pub async fn run_sync_jobs(jobs: Vec<(LogRef, SyncJob)>) -> HashMap<*const (), S
         }
     }
     failed
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+
+    use sluice_engine::testing::build_batch;
+    use sluice_engine::{
+        FetchIsolation, FileCache, FirstBatch, HighWatermarkMode, LeaderEpoch, LogConfig, TopicId,
+    };
+
+    use super::*;
+
+    fn log(dir: &std::path::Path, name: &str, files: &Rc<FileCache>) -> LogRef {
+        let id = TopicId(uuid::Uuid::from_u128(9));
+        let config = LogConfig::default();
+        let log = PartitionLog::create(dir, name, 0, id, config, files.clone()).unwrap();
+        Rc::new(RefCell::new(log))
+    }
+
+    /// Leader and follower appends go through the same appender: the follower's copy keeps
+    /// the leader's offsets and bytes, and a copy that does not continue its log is refused.
+    #[test]
+    fn one_appender_serves_leader_and_follower_appends() {
+        compio::runtime::Runtime::new().unwrap().block_on(async {
+            let dir = tempfile::tempdir().unwrap();
+            let files = Rc::new(FileCache::new(4));
+            let (leader, follower) = (
+                log(dir.path(), "lead", &files),
+                log(dir.path(), "follow", &files),
+            );
+            leader.borrow_mut().become_leader(LeaderEpoch(4)).unwrap();
+            follower
+                .borrow_mut()
+                .set_high_watermark_mode(HighWatermarkMode::Replicated);
+            let info = Arc::new(PartitionInfo {
+                index: 0,
+                shard: 0,
+                appended: event_listener::Event::new(),
+            });
+            let appender = Appender::new(&Config::default());
+            let work = async {
+                for count in [2, 3] {
+                    let records: Vec<_> = (0..count).map(|i| (None, Some(&b"v"[..]), i)).collect();
+                    let batch = build_batch(&records);
+                    let done = appender.append(leader.clone(), info.clone(), batch).await;
+                    assert!(done.is_ok(), "{done:?}");
+                }
+                let slice = leader
+                    .borrow_mut()
+                    .read(0, 1 << 20, FirstBatch::Whole, FetchIsolation::LogEnd)
+                    .unwrap()
+                    .unwrap();
+                let fetched = slice.read_to_bytes().await.unwrap();
+                let replicated = AppendOrigin::Replication;
+                let to_follower = (follower.clone(), info.clone());
+                let copied =
+                    appender.enqueue_from(replicated, to_follower.clone(), fetched.clone());
+                let copied = copied.await.unwrap().wait().await.unwrap();
+                assert_eq!((copied.base_offset, copied.last_offset), (0, 4));
+                let again = appender.enqueue_from(replicated, to_follower, fetched.clone());
+                let again = again.await.unwrap().wait().await;
+                assert!(
+                    matches!(
+                        again,
+                        Err(AppendFailure::Replication(
+                            FollowerAppendError::UnexpectedAppendOffset {
+                                expected: 5,
+                                first_offset: 0
+                            }
+                        ))
+                    ),
+                    "{again:?}"
+                );
+                let copy = follower
+                    .borrow_mut()
+                    .read(0, 1 << 20, FirstBatch::Whole, FetchIsolation::LogEnd)
+                    .unwrap()
+                    .unwrap();
+                assert_eq!(copy.read_to_bytes().await.unwrap(), fetched);
+                assert_eq!(leader.borrow().high_watermark(), 5);
+                assert_eq!(follower.borrow().high_watermark(), 0);
+                appender.close();
+            };
+            futures_util::join!(appender.run(), work);
+        });
+    }
 }

@@ -242,6 +242,10 @@ fn produce_part(result: Result<Appended, AppendFailure>, log_start_offset: i64) 
             produce_error(ResponseError::KafkaStorageError, e.to_string())
         }
         Err(AppendFailure::Storage(m)) => produce_error(ResponseError::KafkaStorageError, m),
+        // Only follower appends fail this way; a produce never is one.
+        Err(AppendFailure::Replication(e)) => {
+            produce_error(ResponseError::UnknownServerError, e.to_string())
+        }
     }
 }
 
