@@ -32,6 +32,8 @@ pub enum ControllerCmd {
         name: String,
         partitions: i32,
         config: TopicConfig,
+        /// How many replicas, or which (a single node checked it is itself already).
+        replicas: Replicas,
         validate_only: bool,
         reply: oneshot::Sender<ControllerResult<Arc<TopicInfo>>>,
     },
@@ -53,6 +55,13 @@ pub enum ControllerCmd {
         validate_only: bool,
         reply: oneshot::Sender<ControllerResult<()>>,
     },
+}
+
+/// A new topic's replicas: a replication factor, or CreateTopics' explicit assignments.
+#[derive(Debug, Clone)]
+pub enum Replicas {
+    Factor(i16),
+    Assigned(Vec<Vec<i32>>),
 }
 
 /// How AlterConfigs-style requests change a topic's overrides.
@@ -93,6 +102,10 @@ impl Controller {
 
     pub async fn run(&self, shard: Rc<Shard>) {
         while let Ok(cmd) = self.rx.recv().await {
+            if let Some(handle) = &shard.broker.cluster {
+                crate::cluster::serve_cmd(&shard, handle, cmd).await;
+                continue;
+            }
             match cmd {
                 ControllerCmd::CreateTopic {
                     name,
@@ -100,6 +113,7 @@ impl Controller {
                     config,
                     validate_only,
                     reply,
+                    ..
                 } => {
                     let created =
                         create_topic(&shard, &name, (partitions, config), validate_only).await;
@@ -138,10 +152,11 @@ pub async fn request_create(
     partitions: i32,
     validate_only: bool,
 ) -> ControllerResult<Arc<TopicInfo>> {
+    let replicas = Replicas::Factor(shard.config.default_replication_factor);
     request_create_with_config(
         shard,
         name,
-        (partitions, TopicConfig::default()),
+        (partitions, TopicConfig::default(), replicas),
         validate_only,
     )
     .await
@@ -151,7 +166,7 @@ pub async fn request_create(
 pub async fn request_create_with_config(
     shard: &Shard,
     name: &str,
-    (partitions, config): (i32, TopicConfig),
+    (partitions, config, replicas): (i32, TopicConfig, Replicas),
     validate_only: bool,
 ) -> ControllerResult<Arc<TopicInfo>> {
     let name = name.to_string();
@@ -159,6 +174,7 @@ pub async fn request_create_with_config(
         name,
         partitions,
         config,
+        replicas,
         validate_only,
         reply,
     })

@@ -6,6 +6,7 @@
 pub mod append;
 pub mod authorized_operations;
 pub mod checkpoint;
+pub mod cluster;
 pub mod config;
 pub mod connection;
 pub mod controller;

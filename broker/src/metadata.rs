@@ -17,7 +17,46 @@ use sluice_engine::TopicId;
 pub struct PartitionInfo {
     pub index: i32,
     pub shard: usize,
-    pub appended: event_listener::Event,
+    /// Kept across snapshot versions, so a long poll parked on an older snapshot still wakes.
+    pub appended: Arc<event_listener::Event>,
+    /// The partition's replicas, leader and ISR in a cluster (from the metadata quorum);
+    /// `None` on a single node, where this broker is the only replica and always leads.
+    pub replication: Option<Replication>,
+}
+
+/// One partition's replication state as the committed metadata says (Kafka's
+/// `PartitionRegistration`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replication {
+    /// -1 when no replica may lead (every ISR member is fenced).
+    pub leader: i32,
+    pub leader_epoch: i32,
+    pub partition_epoch: i32,
+    pub replicas: Vec<i32>,
+    pub isr: Vec<i32>,
+}
+
+impl PartitionInfo {
+    /// Whether `node` leads this partition (always, on a single node).
+    pub fn is_led_by(&self, node: i32) -> bool {
+        self.replication.as_ref().is_none_or(|r| r.leader == node)
+    }
+
+    /// Whether `node` holds a replica of this partition (always, on a single node).
+    pub fn has_replica(&self, node: i32) -> bool {
+        self.replication
+            .as_ref()
+            .is_none_or(|r| r.replicas.contains(&node))
+    }
+}
+
+/// A broker as Metadata answers it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerEndpoint {
+    pub node_id: i32,
+    pub host: String,
+    pub port: u16,
+    pub rack: Option<String>,
 }
 
 #[derive(Debug)]
@@ -32,6 +71,13 @@ pub struct ClusterMetadata {
     pub version: u64,
     pub topics: HashMap<Arc<str>, Arc<TopicInfo>>,
     pub topics_by_id: HashMap<uuid::Uuid, Arc<TopicInfo>>,
+    /// In a cluster: the live (unfenced) brokers, and the broker that clients should send
+    /// controller requests to (Kafka in KRaft mode names a random live broker). Empty on a
+    /// single node, which answers with itself.
+    pub brokers: Vec<BrokerEndpoint>,
+    pub controller_id: Option<i32>,
+    /// In a cluster: the index of the committed metadata image this snapshot was built from.
+    pub image_index: u64,
 }
 
 impl ClusterMetadata {
@@ -69,6 +115,9 @@ impl ClusterMetadata {
             version: self.version + 1,
             topics: self.topics.clone(),
             topics_by_id: self.topics_by_id.clone(),
+            brokers: self.brokers.clone(),
+            controller_id: self.controller_id,
+            image_index: self.image_index,
         }
     }
 }
@@ -91,7 +140,8 @@ pub fn new_topic(name: &str, id: TopicId, partitions: i32, shards: usize) -> Top
                 Arc::new(PartitionInfo {
                     index,
                     shard: owner_shard(name, index, shards),
-                    appended: event_listener::Event::new(),
+                    appended: Arc::new(event_listener::Event::new()),
+                    replication: None,
                 })
             })
             .collect(),

@@ -54,6 +54,10 @@ pub enum ShardMsg {
         snapshot: Arc<ClusterMetadata>,
         reply: oneshot::Sender<()>,
     },
+    /// The partitions this shard holds a log of, with their topic ids (cluster mode).
+    LocalLogs {
+        reply: oneshot::Sender<Vec<(TopicPartition, sluice_engine::TopicId)>>,
+    },
     /// This shard's metrics snapshot, for a scrape.
     Metrics {
         reply: oneshot::Sender<crate::metrics::MetricsSnapshot>,

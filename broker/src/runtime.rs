@@ -178,6 +178,9 @@ fn spawn_background(
     let config = &shard.config;
     if let Some(c) = controller {
         compio::runtime::spawn(crate::group::load::ensure_offsets_topic(shard.clone())).detach();
+        if let Some(handle) = shard.broker.cluster.clone() {
+            compio::runtime::spawn(crate::cluster::apply_images(shard.clone(), handle)).detach();
+        }
         let (c, s) = (c.clone(), shard.clone());
         compio::runtime::spawn(async move { c.run(s).await }).detach();
         use crate::checkpoint::{checkpoint_loop, OffsetCheckpoint};
@@ -442,6 +445,14 @@ async fn handle_msg(shard: Rc<Shard>, msg: ShardMsg) {
             shard.ready.notify(usize::MAX);
             crate::group::load::on_metadata(&shard);
             let _ = reply.send(());
+        }
+        ShardMsg::LocalLogs { reply } => {
+            let logs = shard.logs.borrow();
+            let _ = reply.send(
+                logs.iter()
+                    .map(|(tp, log)| (tp.clone(), log.borrow().topic_id()))
+                    .collect(),
+            );
         }
         ShardMsg::Metrics { reply } => {
             let _ = reply.send(crate::metrics::local_snapshot(&shard));

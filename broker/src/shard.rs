@@ -69,6 +69,8 @@ pub struct BrokerInfo {
     /// `queued.max.request.bytes`: the memory requests being read may hold, shared by
     /// every shard's connections (`None`: no bound, Kafka's -1).
     pub request_pool: Option<Arc<RequestMemoryPool>>,
+    /// The control plane, in a cluster (`process.roles` set); `None` on a single node.
+    pub cluster: Option<sluice_replication::ClusterHandle>,
 }
 
 /// The shard's range sender; if the sendfile threads cannot start, splice serves instead.

@@ -133,7 +133,14 @@ pub fn run(args: Vec<String>) -> Result<(), String> {
     );
 
     let ports: Vec<_> = bound.iter().map(|(l, p, _)| (l.clone(), *p)).collect();
-    let broker = broker_info(&config, &dirs, &ports);
+    let advertised = config.advertised(&ports);
+    let control = start_control_plane(&config, &dirs.formatted, &advertised)?;
+    let broker = broker_info(
+        &config,
+        &dirs,
+        &ports,
+        control.as_ref().map(|(h, _)| h.clone()),
+    );
     block_shutdown_signals();
     let config = Arc::new(config);
     let (events_tx, events) = sync_channel::<ShardEvent>(shards * 4 + 4);
@@ -147,7 +154,12 @@ pub fn run(args: Vec<String>) -> Result<(), String> {
     };
     let (peers, threads) = spawn_shards(&config, &broker, placement, &events_tx)?;
     spawn_signal_thread(events_tx);
-    let snapshot = gather_partitions(&events, shards)?;
+    let mut snapshot = gather_partitions(&events, shards)?;
+    if control.is_some() {
+        // Until the committed metadata arrives, the partitions found on disk have no known
+        // leader: clients get LEADER_NOT_AVAILABLE and retry.
+        snapshot = crate::cluster::leaderless(&snapshot);
+    }
     let topics = snapshot.topics.len();
     main_rt.block_on(crate::controller::publish_to(&peers, Arc::new(snapshot)));
     tracing::info!("ready: {topics} topics");
@@ -166,11 +178,48 @@ pub fn run(args: Vec<String>) -> Result<(), String> {
     for t in threads {
         let _ = t.join();
     }
+    if let Some((handle, thread)) = control {
+        handle.stop();
+        let _ = thread.join();
+    }
     finish(&config, clean, recovery_points, dirs.locks);
     outcome
 }
 
-fn broker_info(config: &Config, dirs: &LogDirs, ports: &[(Listener, u16)]) -> Arc<BrokerInfo> {
+/// In a cluster (`process.roles` set): the node's control plane thread (metadata quorum,
+/// controller, registration), started once the listeners are bound.
+fn start_control_plane(
+    config: &Config,
+    dirs: &sluice_engine::logdir::FormattedDirs,
+    advertised: &[Listener],
+) -> Result<Option<ControlPlane>, String> {
+    let Some(cluster) = &config.cluster else {
+        return Ok(None);
+    };
+    let control = crate::cluster::start(crate::cluster::ClusterStart {
+        config,
+        cluster,
+        cluster_id: &dirs.cluster_id,
+        advertised,
+        metadata_directory_id: dirs.metadata_directory_id().0,
+        log_dir_ids: dirs.log_dirs.iter().map(|d| d.directory_id.0).collect(),
+    })?;
+    tracing::info!(
+        "cluster member: node.id {}, voters {:?}",
+        control.0.node_id,
+        cluster.voters
+    );
+    Ok(Some(control))
+}
+
+type ControlPlane = (sluice_replication::ClusterHandle, JoinHandle<()>);
+
+fn broker_info(
+    config: &Config,
+    dirs: &LogDirs,
+    ports: &[(Listener, u16)],
+    cluster: Option<sluice_replication::ClusterHandle>,
+) -> Arc<BrokerInfo> {
     Arc::new(BrokerInfo {
         node_id: config.node_id,
         cluster_id: dirs.formatted.cluster_id.clone(),
@@ -184,6 +233,7 @@ fn broker_info(config: &Config, dirs: &LogDirs, ports: &[(Listener, u16)]) -> Ar
         request_pool: config
             .request_pool_bytes()
             .map(|bytes| RequestMemoryPool::new(usize::try_from(bytes).unwrap_or(usize::MAX))),
+        cluster,
     })
 }
 

@@ -185,6 +185,11 @@ impl TopicConfig {
         Ok(())
     }
 
+    /// The overrides, as the metadata log stores them.
+    pub fn pairs(&self) -> BTreeMap<String, String> {
+        self.overrides.clone()
+    }
+
     pub fn get(&self, key: &str) -> Option<&str> {
         self.overrides.get(key).map(String::as_str)
     }

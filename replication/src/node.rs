@@ -83,6 +83,12 @@ pub struct ClusterHandle {
     pub node_id: BrokerId,
 }
 
+impl std::fmt::Debug for ClusterHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ClusterHandle(node {})", self.node_id)
+    }
+}
+
 impl ClusterHandle {
     /// Sends `request` to the active controller wherever it is; Kafka's error on failure.
     pub async fn call(

@@ -35,15 +35,7 @@ pub const QUORUM_VOTERS_MAX: usize = 64;
 /// Keys parsed and validated but not yet acted on by the running broker: each one set logs
 /// a warning naming it. Remove a key from here in the change that makes it honoured.
 pub const KEYS_NOT_YET_HONOURED: &[&str] = &[
-    "controller.quorum.voters",
-    "controller.listener.names",
-    "inter.broker.listener.name",
-    "broker.rack",
-    "metadata.log.dir",
-    "broker.session.timeout.ms",
-    "broker.heartbeat.interval.ms",
     "replica.lag.time.max.ms",
-    "unclean.leader.election.enable",
     "min.insync.replicas",
     "replica.fetch.max.bytes",
     "replica.fetch.wait.max.ms",
@@ -693,10 +685,10 @@ pub(super) fn not_honoured_warnings(config: &Config) -> Vec<String> {
     let mut out = Vec::new();
     if let Some(c) = &config.cluster {
         out.push(format!(
-            "process.roles={}: clustering is not active yet in this build (replication is \
-             being built): this node runs alone as node.id {}, does not contact the other \
-             voters in controller.quorum.voters, replicates nothing and binds no controller \
-             listener",
+            "process.roles={} (node.id {}): the metadata quorum, broker registration, \
+             fencing and leader election are active, but partition data is not replicated \
+             yet in this build: followers hold empty logs and acks=all waits for the leader \
+             only",
             c.roles, c.node_id
         ));
     }
@@ -928,12 +920,12 @@ mod tests {
     fn keys_not_yet_honoured_warn_by_name() {
         let warnings = |text: &str| parse(text).unwrap().1.join("\n");
         let w = warnings(node1!("replica.lag.time.max.ms=10000"));
-        assert!(w.contains("clustering is not active yet"), "{w}");
-        assert!(w.contains("controller.quorum.voters"), "{w}");
+        assert!(w.contains("partition data is not replicated yet"), "{w}");
+        assert!(!w.contains("controller.quorum.voters"), "{w}");
         assert!(w.contains("replica.lag.time.max.ms"), "{w}");
-        let w = warnings("broker.rack=r1");
+        let w = warnings("min.insync.replicas=2");
         assert!(
-            w.contains("broker.rack") && !w.contains("clustering"),
+            w.contains("min.insync.replicas") && !w.contains("partition data"),
             "{w}"
         );
         assert_eq!(warnings(""), "");

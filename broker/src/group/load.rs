@@ -41,9 +41,53 @@ pub async fn ensure_offsets_topic(shard: Rc<Shard>) {
         return;
     }
     let partitions = shard.config.offsets_topic_num_partitions;
+    if shard.broker.cluster.is_some() {
+        return ensure_replicated_offsets_topic(&shard, partitions).await;
+    }
     match crate::controller::request_create(&shard, OFFSETS_TOPIC, partitions, false).await {
         Ok(_) => tracing::info!("created {OFFSETS_TOPIC} with {partitions} partitions"),
         Err((_, m)) => tracing::error!("creating {OFFSETS_TOPIC}: {m}"),
+    }
+}
+
+/// How often a cluster broker checks whether enough brokers registered for the offsets topic.
+const OFFSETS_TOPIC_CHECK_MS: u64 = 500;
+
+/// Kafka's rule in a cluster: `__consumer_offsets` is created with
+/// `offsets.topic.replication.factor` replicas once that many brokers are registered (until
+/// then FindCoordinator answers COORDINATOR_NOT_AVAILABLE). Any broker may create it first;
+/// the others then find it exists.
+async fn ensure_replicated_offsets_topic(shard: &Rc<Shard>, partitions: i32) {
+    let rf = shard.config.offsets_topic_replication_factor;
+    while !shard.stopping.get() {
+        let meta = shard.metadata();
+        if meta.topic(OFFSETS_TOPIC).is_some() {
+            return;
+        }
+        if meta.brokers.len() >= rf as usize {
+            let create = (
+                partitions,
+                crate::topic_config::TopicConfig::default(),
+                crate::controller::Replicas::Factor(rf),
+            );
+            match crate::controller::request_create_with_config(shard, OFFSETS_TOPIC, create, false)
+                .await
+            {
+                Ok(_) => {
+                    tracing::info!(
+                        "created {OFFSETS_TOPIC} with {partitions} partitions of {rf} replicas"
+                    );
+                    return;
+                }
+                Err((code, m))
+                    if code != kafka_protocol::error::ResponseError::TopicAlreadyExists.code() =>
+                {
+                    tracing::warn!("creating {OFFSETS_TOPIC}: {m}")
+                }
+                Err(_) => return,
+            }
+        }
+        compio::time::sleep(std::time::Duration::from_millis(OFFSETS_TOPIC_CHECK_MS)).await;
     }
 }
 

@@ -169,11 +169,22 @@ pub fn coordinator_of(shard: &Shard, group: &str) -> Option<(usize, i32)> {
     Some((topic.partitions[p as usize].shard, p))
 }
 
+/// In a cluster only the leader of a group's offsets partition coordinates the group.
+fn leads_offsets_partition(shard: &Shard, partition: i32) -> bool {
+    let meta = shard.metadata();
+    meta.topic(OFFSETS_TOPIC)
+        .and_then(|t| t.partitions.get(partition as usize))
+        .is_some_and(|p| p.is_led_by(shard.broker.node_id))
+}
+
 /// Runs `op` for `group` on its coordinator shard and waits for the answer.
 pub async fn route(shard: &Rc<Shard>, group: &str, op: GroupOp) -> GroupAnswer {
-    let Some((to, _)) = coordinator_of(shard, group) else {
+    let Some((to, p)) = coordinator_of(shard, group) else {
         return op.failed(ResponseError::CoordinatorNotAvailable);
     };
+    if !leads_offsets_partition(shard, p) {
+        return op.failed(ResponseError::NotCoordinator);
+    }
     if to == shard.id {
         return handle_local(shard.clone(), op).await;
     }

@@ -14,7 +14,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use kafka_protocol::messages::create_topics_response::CreatableTopicConfigs;
 
-use crate::controller::request_create_with_config;
+use crate::controller::{request_create_with_config, Replicas};
 use crate::shard::Shard;
 use crate::topic_config::TopicConfig;
 
@@ -47,19 +47,23 @@ async fn create_one(
         Err(e) => Err(e),
         Ok(create) => {
             let config = create.1.clone();
+            let rf = match &create.2 {
+                Replicas::Factor(rf) => *rf,
+                Replicas::Assigned(lists) => lists.first().map_or(1, |l| l.len() as i16),
+            };
             request_create_with_config(shard, &topic.name.0, create, validate_only)
                 .await
-                .map(|info| (info, config))
+                .map(|info| (info, config, rf))
         }
     };
     match outcome {
-        Ok((info, config)) => {
+        Ok((info, config, rf)) => {
             if version >= TOPIC_ID_VERSION_MIN && !validate_only {
                 r.topic_id = info.id.0;
             }
             if version >= DETAILS_VERSION_MIN {
                 r.num_partitions = info.partitions.len() as i32;
-                r.replication_factor = 1;
+                r.replication_factor = rf;
                 r.configs = Some(described(shard, &config));
             }
         }
@@ -105,11 +109,57 @@ fn topic_config(topic: &CreatableTopic) -> Result<TopicConfig, (i16, String)> {
     TopicConfig::from_pairs(pairs).map_err(invalid)
 }
 
-/// Returns the partition count and the config to create.
-fn check(shard: &Shard, topic: &CreatableTopic) -> Result<(i32, TopicConfig), (i16, String)> {
+/// Returns the partition count, the config and the replicas to create.
+fn check(
+    shard: &Shard,
+    topic: &CreatableTopic,
+) -> Result<(i32, TopicConfig, Replicas), (i16, String)> {
     let config = topic_config(topic)?;
+    if shard.broker.cluster.is_some() {
+        let (partitions, replicas) = cluster_layout(shard, topic)?;
+        return Ok((partitions, config, replicas));
+    }
     let partitions = check_layout(shard, topic)?;
-    Ok((partitions, config))
+    Ok((partitions, config, Replicas::Factor(1)))
+}
+
+/// In a cluster the controller checks replicas against the registered brokers.
+fn cluster_layout(shard: &Shard, topic: &CreatableTopic) -> Result<(i32, Replicas), (i16, String)> {
+    if topic.assignments.is_empty() {
+        let rf = match topic.replication_factor {
+            -1 => shard.config.default_replication_factor,
+            rf => rf,
+        };
+        let partitions = match topic.num_partitions {
+            -1 => shard.config.num_partitions,
+            n => n,
+        };
+        return Ok((partitions, Replicas::Factor(rf)));
+    }
+    if topic.num_partitions != -1 || topic.replication_factor != -1 {
+        return Err((
+            ResponseError::InvalidRequest.code(),
+            "Both numPartitions or replicationFactor and replicasAssignments were set. Both cannot be used at the same time.".into(),
+        ));
+    }
+    let mut lists = vec![Vec::new(); topic.assignments.len()];
+    for a in &topic.assignments {
+        let slot = usize::try_from(a.partition_index)
+            .ok()
+            .and_then(|i| lists.get_mut(i));
+        let Some(slot) = slot else {
+            return Err((
+                ResponseError::InvalidReplicaAssignment.code(),
+                format!(
+                    "partition {} is out of range 0..{}",
+                    a.partition_index,
+                    topic.assignments.len()
+                ),
+            ));
+        };
+        *slot = a.broker_ids.iter().map(|b| b.0).collect();
+    }
+    Ok((lists.len() as i32, Replicas::Assigned(lists)))
 }
 
 /// Returns the partition count to create.

@@ -110,6 +110,9 @@ async fn read_all(
                 .as_ref()
                 .and_then(|t| Some((t, t.partitions.get(usize::try_from(p.partition).ok()?)?)));
             let part = match info {
+                Some((_, info)) if !info.is_led_by(shard.broker.node_id) => {
+                    FetchPart::failed(ResponseError::NotLeaderOrFollower)
+                }
                 Some((topic, info)) => {
                     let tp = TopicPartition {
                         topic: topic.name.clone(),

@@ -22,49 +22,59 @@ pub fn handle(
     version: i16,
     req: FindCoordinatorRequest,
 ) -> FindCoordinatorResponse {
-    let (host, port) = shard
-        .broker
-        .advertised
-        .first()
-        .cloned()
-        .unwrap_or_else(|| ("localhost".into(), 0));
-    let ready = shard.metadata().topic(OFFSETS_TOPIC).is_some();
-    let error = if req.key_type != KEY_TYPE_GROUP {
-        ResponseError::InvalidRequest.code()
-    } else if !ready {
-        ResponseError::CoordinatorNotAvailable.code()
-    } else {
-        0
-    };
-    let (node, h, p) = if error == 0 {
-        (
-            BrokerId(shard.broker.node_id),
-            StrBytes::from_string(host),
-            port as i32,
-        )
-    } else {
-        (BrokerId(-1), StrBytes::default(), -1)
-    };
+    let key_type = req.key_type;
     let mut resp = FindCoordinatorResponse::default();
     if version >= BATCHED_VERSION_MIN {
         resp.coordinators = req
             .coordinator_keys
             .into_iter()
             .map(|key| {
+                let (error, node, host, port) = locate(shard, key_type, &key);
                 let mut c = Coordinator::default();
                 c.key = key;
                 c.node_id = node;
-                c.host = h.clone();
-                c.port = p;
+                c.host = host;
+                c.port = port;
                 c.error_code = error;
                 c
             })
             .collect();
         return resp;
     }
+    let (error, node, host, port) = locate(shard, key_type, &req.key);
     resp.error_code = error;
     resp.node_id = node;
-    resp.host = h;
-    resp.port = p;
+    resp.host = host;
+    resp.port = port;
     resp
+}
+
+/// Where `key`'s coordinator is: this broker on a single node; in a cluster the leader of
+/// the group's `__consumer_offsets` partition (Kafka's rule).
+fn locate(shard: &Shard, key_type: i8, key: &StrBytes) -> (i16, BrokerId, StrBytes, i32) {
+    let unavailable = |code: ResponseError| (code.code(), BrokerId(-1), StrBytes::default(), -1);
+    if key_type != KEY_TYPE_GROUP {
+        return unavailable(ResponseError::InvalidRequest);
+    }
+    let meta = shard.metadata();
+    let Some(topic) = meta.topic(OFFSETS_TOPIC) else {
+        return unavailable(ResponseError::CoordinatorNotAvailable);
+    };
+    let p = crate::group::store::partition_for(key, topic.partitions.len() as i32);
+    let (node, host, port) = match &topic.partitions[p as usize].replication {
+        None => {
+            let (host, port) = shard
+                .broker
+                .advertised
+                .first()
+                .cloned()
+                .unwrap_or_else(|| ("localhost".into(), 0));
+            (shard.broker.node_id, host, port)
+        }
+        Some(r) => match meta.brokers.iter().find(|b| b.node_id == r.leader) {
+            Some(b) => (b.node_id, b.host.clone(), b.port),
+            None => return unavailable(ResponseError::CoordinatorNotAvailable),
+        },
+    };
+    (0, BrokerId(node), StrBytes::from_string(host), port as i32)
 }

@@ -36,7 +36,11 @@ pub async fn handle(shard: &Rc<Shard>, version: i16, req: MetadataRequest) -> Me
         resp.cluster_id = Some(StrBytes::from_string(shard.broker.cluster_id.clone()));
     }
     if version >= 1 {
-        resp.controller_id = BrokerId(shard.broker.node_id);
+        let meta = shard.metadata();
+        resp.controller_id = BrokerId(match &shard.broker.cluster {
+            Some(_) => meta.controller_id.unwrap_or(-1),
+            None => shard.broker.node_id,
+        });
     }
     resp.cluster_authorized_operations = if req.include_cluster_authorized_operations
         && CLUSTER_OPERATIONS_VERSIONS.contains(&version)
@@ -98,6 +102,21 @@ async fn handle_topics(
 }
 
 fn brokers(shard: &Shard) -> Vec<MetadataResponseBroker> {
+    let meta = shard.metadata();
+    if shard.broker.cluster.is_some() {
+        return meta
+            .brokers
+            .iter()
+            .map(|b| {
+                let mut e = MetadataResponseBroker::default();
+                e.node_id = BrokerId(b.node_id);
+                e.host = StrBytes::from_string(b.host.clone());
+                e.port = b.port as i32;
+                e.rack = b.rack.clone().map(StrBytes::from_string);
+                e
+            })
+            .collect();
+    }
     shard
         .broker
         .advertised
@@ -183,12 +202,24 @@ fn topic_entry(shard: &Shard, version: i16, topic: &Arc<TopicInfo>) -> MetadataR
         .map(|p| {
             let mut e = MetadataResponsePartition::default();
             e.partition_index = p.index;
-            e.leader_id = node;
-            if version >= LEADER_EPOCH_VERSION_MIN {
-                e.leader_epoch = 0;
+            let (leader, epoch, replicas, isr) = match &p.replication {
+                None => (node, 0, vec![node], vec![node]),
+                Some(r) => (
+                    BrokerId(r.leader),
+                    r.leader_epoch,
+                    r.replicas.iter().map(|b| BrokerId(*b)).collect(),
+                    r.isr.iter().map(|b| BrokerId(*b)).collect(),
+                ),
+            };
+            if leader.0 < 0 {
+                e.error_code = ResponseError::LeaderNotAvailable.code();
             }
-            e.replica_nodes = vec![node];
-            e.isr_nodes = vec![node];
+            e.leader_id = leader;
+            if version >= LEADER_EPOCH_VERSION_MIN {
+                e.leader_epoch = epoch;
+            }
+            e.replica_nodes = replicas;
+            e.isr_nodes = isr;
             e
         })
         .collect();

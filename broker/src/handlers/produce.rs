@@ -54,6 +54,15 @@ pub async fn submit(shard: &Rc<Shard>, version: i16, req: ProduceRequest) -> Pro
                         &format!("Cannot append to internal topic {}", topic.name.0),
                     ))
                 }
+                (true, Some(part), Some(_)) if !part.is_led_by(shard.broker.node_id) => {
+                    ProduceTicket::Done(failed(
+                        ResponseError::NotLeaderOrFollower,
+                        &format!(
+                            "Broker {} is not the leader of {}-{}.",
+                            shard.broker.node_id, topic.name.0, pd.index
+                        ),
+                    ))
+                }
                 (true, Some(part), Some(records)) => {
                     let tp = TopicPartition {
                         topic: info.as_ref().unwrap().name.clone(),
