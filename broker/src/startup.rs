@@ -114,24 +114,7 @@ pub fn run(args: Vec<String>) -> Result<(), String> {
     let shards = config.num_shards.unwrap_or(cpus.len()).max(1);
     let dirs = prepare_log_dirs(&config)?;
     let bound = bind_listeners(&config.client_listeners(), shards)?;
-    for (l, port, _) in &bound {
-        tracing::info!("listening on {}://{}:{}", l.name, l.host, port);
-    }
-    if let Some(addr) = config.cluster.as_ref().and_then(|c| c.controller_addr) {
-        tracing::info!("controller listener {addr} is not bound by the broker's listeners");
-    }
-    let data: Vec<String> = config
-        .log_dirs
-        .iter()
-        .map(|d| d.display().to_string())
-        .collect();
-    tracing::info!(
-        "data in {} ({shards} shards, node.id {}, cluster.id {})",
-        data.join(","),
-        config.node_id,
-        dirs.formatted.cluster_id
-    );
-
+    log_where(&config, &bound, &dirs.formatted, shards);
     let ports: Vec<_> = bound.iter().map(|(l, p, _)| (l.clone(), *p)).collect();
     let advertised = config.advertised(&ports);
     let control = start_control_plane(&config, &dirs.formatted, &advertised)?;
@@ -184,6 +167,32 @@ pub fn run(args: Vec<String>) -> Result<(), String> {
     }
     finish(&config, clean, recovery_points, dirs.locks);
     outcome
+}
+
+/// The first log lines: where it listens and where the data lives.
+fn log_where(
+    config: &Config,
+    bound: &[BoundListener],
+    dirs: &sluice_engine::logdir::FormattedDirs,
+    shards: usize,
+) {
+    for (l, port, _) in bound {
+        tracing::info!("listening on {}://{}:{}", l.name, l.host, port);
+    }
+    if let Some(addr) = config.cluster.as_ref().and_then(|c| c.controller_addr) {
+        tracing::info!("controller listener {addr} is served by the metadata quorum");
+    }
+    let data: Vec<String> = config
+        .log_dirs
+        .iter()
+        .map(|d| d.display().to_string())
+        .collect();
+    tracing::info!(
+        "data in {} ({shards} shards, node.id {}, cluster.id {})",
+        data.join(","),
+        config.node_id,
+        dirs.cluster_id
+    );
 }
 
 /// In a cluster (`process.roles` set): the node's control plane thread (metadata quorum,
