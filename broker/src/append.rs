@@ -373,7 +373,8 @@ mod tests {
             let info = Arc::new(PartitionInfo {
                 index: 0,
                 shard: 0,
-                appended: event_listener::Event::new(),
+                appended: Arc::new(event_listener::Event::new()),
+                replication: None,
             });
             let appender = Appender::new(&Config::default());
             let work = async {
