@@ -373,6 +373,13 @@ proptest! {
                 let leader_says = leader.prepare_append(retry).unwrap();
                 prop_assert_eq!(format!("{outcome:?}"), format!("{leader_says:?}"));
             }
+            // Without its checkpoint the follower rebuilds the same cache from its batches.
+            let (pdir, cfg) = (follower.dir().to_owned(), *follower.config());
+            let expected = epochs(&follower);
+            follower.close().unwrap();
+            fs::remove_file(pdir.join(LEADER_EPOCH_CHECKPOINT_FILE)).unwrap();
+            let rebuilt = reopen(&pdir, cfg, Recovery::Clean);
+            prop_assert_eq!(epochs(&rebuilt), expected);
             Ok(())
         })?;
     }

@@ -3,7 +3,8 @@
 
 use std::io;
 
-use super::PartitionLog;
+use super::{read_header_at, PartitionLog};
+use crate::batch::BatchHeader;
 use crate::ids::LeaderEpoch;
 use crate::leader_epoch::{
     EpochCheckpoint, EpochEntry, LeaderEpochFileCache, UNDEFINED_EPOCH_OFFSET,
@@ -67,19 +68,7 @@ impl PartitionLog {
             EpochCheckpoint::Loaded => rescanned_from,
         };
         if let Some(from) = from {
-            let mut latest = self.leader_epochs.latest_epoch();
-            let mut found = Vec::new();
-            self.walk_headers(from, |header| {
-                let epoch = LeaderEpoch(header.partition_leader_epoch);
-                if epoch.0 >= 0 && latest.is_none_or(|latest| epoch > latest) {
-                    found.push(EpochEntry {
-                        epoch,
-                        start_offset: header.base_offset,
-                    });
-                    latest = Some(epoch);
-                }
-                Ok(())
-            })?;
+            let found = self.epoch_starts(from)?;
             let rebuilt = !found.is_empty() || checkpoint == EpochCheckpoint::Missing;
             for entry in found {
                 self.leader_epochs.assign_in_memory(entry);
@@ -96,5 +85,53 @@ impl PartitionLog {
         self.leader_epochs.truncate_from_end(self.log_end.offset)?;
         self.leader_epoch = self.leader_epochs.latest_epoch().unwrap_or(LeaderEpoch(0));
         Ok(())
+    }
+
+    /// Where each epoch above the cache's latest starts among the batches from the one
+    /// holding `from` (Kafka's recovery rule: only epochs >= 0 above the latest so far).
+    /// Epochs never decrease along a log, so a segment whose first and last batches (from
+    /// `from`) carry the same epoch holds only that one: its other headers are not read.
+    /// A log that never changed leader costs two header reads per segment.
+    fn epoch_starts(&self, from: i64) -> io::Result<Vec<EpochEntry>> {
+        let mut latest = self.leader_epochs.latest_epoch();
+        let mut found = Vec::new();
+        let mut note = |header: &BatchHeader| {
+            let epoch = LeaderEpoch(header.partition_leader_epoch);
+            if epoch.0 >= 0 && latest.is_none_or(|latest| epoch > latest) {
+                found.push(EpochEntry {
+                    epoch,
+                    start_offset: header.base_offset,
+                });
+                latest = Some(epoch);
+            }
+        };
+        let first = self
+            .segments
+            .range(..=from)
+            .next_back()
+            .map_or(from, |(b, _)| *b);
+        for segment in self.segments.range(first..).map(|(_, s)| s) {
+            let end = self.visible_end(segment);
+            let file = segment.file(&self.files)?;
+            let Some((mut position, first_header)) = segment.find_batch(&file, from, end)? else {
+                continue;
+            };
+            let last_offset = match segment.base_offset() == self.log_end.segment_base {
+                true => self.log_end.offset - 1,
+                false => segment.next_offset() - 1,
+            };
+            let last = segment.find_batch(&file, last_offset, end)?;
+            let (_, last_header) = last.expect("a segment with a batch has a last batch");
+            if first_header.partition_leader_epoch == last_header.partition_leader_epoch {
+                note(&first_header);
+                continue;
+            }
+            while position < end {
+                let header = read_header_at(&file, position, end)?;
+                note(&header);
+                position += header.total_bytes() as u64;
+            }
+        }
+        Ok(found)
     }
 }
