@@ -39,6 +39,7 @@ log "sluiced on $bootstrap"
 python3 tests/clients/roundtrip.py kafka-python "$bootstrap" py-topic
 python3 tests/clients/roundtrip.py confluent-kafka "$bootstrap" ck-topic
 python3 tests/clients/groups.py "$bootstrap" py-group-topic
+python3 tests/clients/broker_configs.py "$bootstrap"
 
 log "kcat with $(kcat -V 2>&1 | grep -o 'librdkafka [0-9.]*' | head -n1)"
 seq 1 1000 | awk '{print "key-" $1 ":value-" $1}' >"$data/in.txt"

@@ -9,6 +9,7 @@
 //! sync in one io_uring request, ordered by the kernel, one per segment file and round.
 //! Produce responses are released only after the completions that make them true.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -79,7 +80,8 @@ pub struct Appender {
     tx: async_channel::Sender<AppendReq>,
     rx: async_channel::Receiver<AppendReq>,
     /// `log.flush.interval.messages`: fsync before ack once this many messages are unflushed.
-    flush_interval_messages: Option<u64>,
+    /// (A dynamic broker config: `set_flush_interval_messages`.)
+    flush_interval_messages: Cell<Option<u64>>,
 }
 
 impl Appender {
@@ -88,8 +90,12 @@ impl Appender {
         Appender {
             tx,
             rx,
-            flush_interval_messages: config.log_flush_interval_messages,
+            flush_interval_messages: Cell::new(config.log_flush_interval_messages),
         }
+    }
+
+    pub fn set_flush_interval_messages(&self, messages: Option<u64>) {
+        self.flush_interval_messages.set(messages);
     }
 
     /// Queues `records` for `log` and waits until they are written (and fsynced, if the
@@ -252,6 +258,7 @@ impl Appender {
     fn sync_due_with(&self, log: &PartitionLog, pending: &PendingAppend) -> bool {
         let unflushed_after = (pending.last_offset + 1 - log.recovery_point()).max(0) as u64;
         self.flush_interval_messages
+            .get()
             .is_some_and(|n| unflushed_after >= n && log.unflushed_messages() == 0)
     }
 
@@ -275,7 +282,7 @@ impl Appender {
         &self,
         logs: impl Iterator<Item = &'a LogRef>,
     ) -> HashMap<*const (), String> {
-        let policy = self.flush_interval_messages;
+        let policy = self.flush_interval_messages.get();
         let jobs = collect_sync_jobs(logs, |l| {
             policy.is_some_and(|n| l.unflushed_messages() >= n)
         });

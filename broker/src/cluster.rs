@@ -488,6 +488,28 @@ pub async fn serve_cmd(shard: &Rc<Shard>, handle: &ClusterHandle, cmd: Controlle
             };
             let _ = reply.send(forward(shard, handle, req).await);
         }
+        // A broker's own dynamic configs stay in its first log dir, as on a single node; the
+        // cluster default would belong in the metadata log, which does not keep it yet.
+        ControllerCmd::AlterBrokerConfig {
+            per_broker,
+            change,
+            validate_only,
+            reply,
+        } => {
+            let r = match per_broker {
+                true => {
+                    crate::dynamic_config::alter_on_controller(shard, true, change, validate_only)
+                        .await
+                }
+                false => Err((
+                    ResponseError::InvalidRequest.code(),
+                    "the cluster default (\"\") of broker configs is not kept in the cluster's \
+                     metadata yet: alter each broker's own configs"
+                        .to_string(),
+                )),
+            };
+            let _ = reply.send(r);
+        }
     }
 }
 

@@ -139,6 +139,10 @@ pub struct Config {
     pub cluster: Option<ClusterConfig>,
     /// The properties file it was read from, if any (named in startup errors).
     pub config_file: Option<PathBuf>,
+    /// The file's and `--override`'s pairs, in order: dynamic configs are applied over them.
+    pub static_pairs: Vec<(String, String)>,
+    /// Dynamic broker configs in effect (`dynamic_config`; none until AlterConfigs).
+    pub dynamic: crate::dynamic_config::DynamicConfigs,
 }
 
 impl Default for Config {
@@ -185,6 +189,8 @@ impl Default for Config {
             cluster_keys: ClusterKeys::default(),
             cluster: None,
             config_file: None,
+            static_pairs: Vec::new(),
+            dynamic: Default::default(),
         }
     }
 }
@@ -246,6 +252,7 @@ impl Config {
             )));
         }
         warnings.extend(cluster::not_honoured_warnings(&config));
+        config.static_pairs = pairs.to_vec();
         Ok((config, warnings))
     }
 

@@ -48,6 +48,14 @@ pub enum ControllerCmd {
         validate_only: bool,
         reply: oneshot::Sender<ControllerResult<()>>,
     },
+    /// AlterConfigs / IncrementalAlterConfigs of the broker resource (`dynamic_config`):
+    /// this broker's (`per_broker`) or the cluster default.
+    AlterBrokerConfig {
+        per_broker: bool,
+        change: ConfigChange,
+        validate_only: bool,
+        reply: oneshot::Sender<ControllerResult<()>>,
+    },
     /// CreatePartitions: grow `name` to `count` partitions.
     CreatePartitions {
         name: String,
@@ -129,6 +137,21 @@ impl Controller {
                     reply,
                 } => {
                     let r = alter_topic_config(&shard, &name, change, validate_only).await;
+                    let _ = reply.send(r);
+                }
+                ControllerCmd::AlterBrokerConfig {
+                    per_broker,
+                    change,
+                    validate_only,
+                    reply,
+                } => {
+                    let r = crate::dynamic_config::alter_on_controller(
+                        &shard,
+                        per_broker,
+                        change,
+                        validate_only,
+                    )
+                    .await;
                     let _ = reply.send(r);
                 }
                 ControllerCmd::CreatePartitions {
@@ -497,6 +520,15 @@ async fn alter_topic_config(
         })
     }))
     .await;
+    all_applied(results)?;
+    tracing::info!(topic = name, "altered topic config: {:?}", next);
+    Ok(())
+}
+
+/// Ok if every shard applied a change; else KAFKA_STORAGE_ERROR naming each failure.
+pub fn all_applied(
+    results: Vec<Result<Result<(), String>, crate::shard::ShardGone>>,
+) -> ControllerResult<()> {
     let failures: Vec<String> = results
         .into_iter()
         .filter_map(|r| match r {
@@ -505,11 +537,10 @@ async fn alter_topic_config(
             Err(e) => Some(e.to_string()),
         })
         .collect();
-    if !failures.is_empty() {
-        return Err((ResponseError::KafkaStorageError.code(), failures.join("; ")));
+    match failures.is_empty() {
+        true => Ok(()),
+        false => Err((ResponseError::KafkaStorageError.code(), failures.join("; "))),
     }
-    tracing::info!(topic = name, "altered topic config: {:?}", next);
-    Ok(())
 }
 
 async fn create_partitions(

@@ -10,6 +10,7 @@ pub mod cluster;
 pub mod config;
 pub mod connection;
 pub mod controller;
+pub mod dynamic_config;
 pub mod group;
 pub mod handlers;
 pub mod iowq;

@@ -49,6 +49,12 @@ pub enum ShardMsg {
         tp: TopicPartition,
         reply: oneshot::Sender<Result<(), String>>,
     },
+    /// New dynamic broker configs (`dynamic_config`): the shard applies them to its
+    /// partitions and answers once they are in effect.
+    BrokerConfig {
+        config: Arc<crate::config::Config>,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
     /// A new metadata snapshot; the shard acknowledges once it routes by it.
     Metadata {
         snapshot: Arc<ClusterMetadata>,

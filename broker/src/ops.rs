@@ -436,7 +436,7 @@ pub fn create_partition_local(
         &dir,
         (&tp.topic, tp.partition),
         topic_id,
-        config.log_config(&shard.config),
+        config.log_config(&shard.current_config()),
         shard.files.clone(),
         &write_config,
     )
@@ -519,7 +519,7 @@ pub fn admin_local(shard: &Rc<Shard>, tp: TopicPartition, op: PartitionAdmin) {
             let r = log.ok_or_else(missing).and_then(|l| {
                 let mut l = l.borrow_mut();
                 config.write(l.dir()).map_err(|e| e.to_string())?;
-                l.set_config(config.log_config(&shard.config))
+                l.set_config(config.log_config(&shard.current_config()))
                     .map_err(|e| e.to_string())
             });
             let _ = reply.send(r);

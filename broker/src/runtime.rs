@@ -203,9 +203,7 @@ fn spawn_background(
         config.log_retention_check_interval_ms,
     ))
     .detach();
-    if let Some(ms) = config.log_flush_interval_ms {
-        compio::runtime::spawn(periodic_flush(shard.clone(), ms)).detach();
-    }
+    compio::runtime::spawn(periodic_flush(shard.clone())).detach();
 }
 
 /// Makes every log durable with concurrent io_uring syncs (they batch in the filesystem
@@ -464,19 +462,30 @@ async fn handle_msg(shard: Rc<Shard>, msg: ShardMsg) {
         ShardMsg::CheckpointedOffsets { kind, reply } => {
             let _ = reply.send(crate::checkpoint::local_offsets(&shard, kind));
         }
+        ShardMsg::BrokerConfig { config, reply } => {
+            let _ = reply.send(crate::dynamic_config::apply_local(&shard, config));
+        }
         ShardMsg::Controller(_) | ShardMsg::Produce { .. } | ShardMsg::Stop | ShardMsg::Close => {
             tracing::error!(shard = shard.id, "control message reached handle_msg");
         }
     }
 }
 
-/// `log.flush.interval.ms`: fsync every log with unflushed messages once per interval.
-async fn periodic_flush(shard: Rc<Shard>, interval_ms: u64) {
-    let mut tick = compio::time::interval(Duration::from_millis(interval_ms.max(1)));
+/// `log.flush.interval.ms`: fsync every log with unflushed messages once per interval. The
+/// interval is re-read when dynamic broker configs change it (unset: wait for a change).
+async fn periodic_flush(shard: Rc<Shard>) {
     loop {
-        tick.tick().await;
+        let (changed, stop) = (shard.config_changed.listen(), shard.stop.listen());
         if shard.stopping.get() {
             return;
+        }
+        let Some(interval_ms) = shard.current_config().log_flush_interval_ms else {
+            select(changed, stop).await;
+            continue;
+        };
+        let tick = compio::time::sleep(Duration::from_millis(interval_ms.max(1)));
+        if let Either::Right(_) = select(Box::pin(tick), select(changed, stop)).await {
+            continue;
         }
         let logs: Vec<_> = shard.logs.borrow().values().cloned().collect();
         let jobs = collect_sync_jobs(logs.iter(), |l| l.unflushed_messages() > 0);

@@ -38,7 +38,12 @@ pub type LogRef = Rc<RefCell<PartitionLog>>;
 /// Everything one shard owns. Lives on shard `id`'s thread only.
 pub struct Shard {
     pub id: usize,
+    /// The config this shard started with. Keys that dynamic broker configs can change
+    /// (`dynamic_config::BROKER_KEYS`, mode Dynamic) are read through `current_config`.
     pub config: Arc<Config>,
+    current: RefCell<Arc<Config>>,
+    /// Notified when `current_config` changes (the periodic flush re-reads its interval).
+    pub config_changed: event_listener::Event,
     pub broker: Arc<BrokerInfo>,
     pub peers: Arc<Peers>,
     pub metadata: RefCell<Arc<ClusterMetadata>>,
@@ -96,6 +101,8 @@ impl Shard {
             appender: Appender::new(&config),
             ranges: range_sender(id, config.fetch_transfer_method),
             metrics: ShardMetrics::default(),
+            current: RefCell::new(config.clone()),
+            config_changed: event_listener::Event::new(),
             config,
             broker,
             peers,
@@ -106,6 +113,20 @@ impl Shard {
             stop: event_listener::Event::new(),
             ready: event_listener::Event::new(),
         })
+    }
+
+    /// The config in effect: the startup config with dynamic broker configs applied.
+    pub fn current_config(&self) -> Arc<Config> {
+        self.current.borrow().clone()
+    }
+
+    /// Puts new dynamic broker configs in effect on this shard (`dynamic_config::apply_local`
+    /// then updates the partitions).
+    pub fn set_current_config(&self, config: Arc<Config>) {
+        self.appender
+            .set_flush_interval_messages(config.log_flush_interval_messages);
+        *self.current.borrow_mut() = config;
+        self.config_changed.notify(usize::MAX);
     }
 
     pub fn metadata(&self) -> Arc<ClusterMetadata> {

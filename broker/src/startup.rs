@@ -113,6 +113,7 @@ pub fn run(args: Vec<String>) -> Result<(), String> {
     let cpus = affinity_cpus();
     let shards = config.num_shards.unwrap_or(cpus.len()).max(1);
     let dirs = prepare_log_dirs(&config)?;
+    let config = crate::dynamic_config::load(config)?;
     let bound = bind_listeners(&config.client_listeners(), shards)?;
     log_where(&config, &bound, &dirs.formatted, shards);
     let ports: Vec<_> = bound.iter().map(|(l, p, _)| (l.clone(), *p)).collect();

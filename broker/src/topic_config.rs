@@ -124,25 +124,16 @@ pub fn broker_default(key: &str, broker: &Config) -> (String, i8) {
         "segment.ms" => broker.roll_ms().to_string(),
         _ => unreachable!("every topic key has a default"),
     };
-    let set = match key {
-        "retention.ms" => [
+    let synonyms: &[&str] = match key {
+        "retention.ms" => &[
             "log.retention.ms",
             "log.retention.minutes",
             "log.retention.hours",
-        ]
-        .iter()
-        .any(|k| broker.keys_set.contains(*k)),
-        "segment.ms" => ["log.roll.ms", "log.roll.hours"]
-            .iter()
-            .any(|k| broker.keys_set.contains(*k)),
-        _ => broker.keys_set.contains(*broker_key),
+        ],
+        "segment.ms" => &["log.roll.ms", "log.roll.hours"],
+        _ => std::slice::from_ref(broker_key),
     };
-    let source = if set {
-        SOURCE_STATIC_BROKER_CONFIG
-    } else {
-        SOURCE_DEFAULT_CONFIG
-    };
-    (value, source)
+    (value, crate::dynamic_config::source_of(broker, synonyms))
 }
 
 /// One row of a topic's described config.
@@ -257,18 +248,24 @@ impl TopicConfig {
 
     /// Replaces a partition directory's `TOPIC_CONFIG_FILE` durably.
     pub fn write(&self, partition_dir: &Path) -> io::Result<()> {
-        use std::io::Write;
         let mut text = String::from("# topic config overrides, written by sluiced\n");
         for (k, v) in &self.overrides {
             text.push_str(&format!("{k}={v}\n"));
         }
-        let tmp = partition_dir.join(format!("{TOPIC_CONFIG_FILE}.tmp"));
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(text.as_bytes())?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, partition_dir.join(TOPIC_CONFIG_FILE))?;
-        std::fs::File::open(partition_dir)?.sync_all()
+        write_durably(partition_dir, TOPIC_CONFIG_FILE, &text)
     }
+}
+
+/// Replaces `dir/name` with `text` so a crash leaves the old or the new file: written to
+/// `name.tmp`, fsynced, renamed, the directory fsynced.
+pub fn write_durably(dir: &Path, name: &str, text: &str) -> io::Result<()> {
+    use std::io::Write;
+    let tmp = dir.join(format!("{name}.tmp"));
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, dir.join(name))?;
+    std::fs::File::open(dir)?.sync_all()
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::Broker;
+use common::{produce, segment_files, Broker};
 use rdkafka::admin::{
     AdminClient, AdminOptions, AlterConfig, ConfigSource, NewPartitions, NewTopic,
     ResourceSpecifier, TopicReplication,
@@ -65,30 +65,6 @@ fn alter(admin: &Admin, topic: &str, pairs: &[(&str, &str)]) -> Result<(), RDKaf
         .unwrap()
         .map(|_| ())
         .map_err(|(_, c)| c)
-}
-
-fn produce(broker: &Broker, topic: &str, count: usize) {
-    let producer: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", broker.bootstrap())
-        .set("batch.num.messages", "1")
-        .set("linger.ms", "0")
-        .create()
-        .unwrap();
-    let value = vec![b'x'; 200];
-    for _ in 0..count {
-        producer
-            .send(BaseRecord::<(), _>::to(topic).payload(&value))
-            .unwrap();
-        producer.poll(Duration::ZERO);
-    }
-    producer.flush(Duration::from_secs(30)).unwrap();
-}
-
-fn segment_files(dir: &std::path::Path, partition_dir: &str) -> usize {
-    std::fs::read_dir(dir.join(partition_dir))
-        .unwrap()
-        .filter(|e| e.as_ref().unwrap().path().extension() == Some("log".as_ref()))
-        .count()
 }
 
 #[test]
@@ -181,8 +157,14 @@ fn configs_are_described_altered_applied_and_persisted() {
     .unwrap();
     let resource = results.into_iter().next().unwrap().unwrap();
     let segment = resource.get("log.segment.bytes").expect("broker key");
-    assert!(segment.is_read_only);
+    assert!(!segment.is_read_only, "a dynamic broker config");
     assert_eq!(segment.value.as_deref(), Some("1073741824"));
+    assert!(
+        resource
+            .get("num.partitions")
+            .expect("broker key")
+            .is_read_only
+    );
 }
 
 #[test]

@@ -6,37 +6,16 @@ mod common;
 use std::net::TcpStream;
 use std::time::Duration;
 
-use common::{roundtrip, Broker};
+use common::{incremental_alter, roundtrip, Broker};
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
-use kafka_protocol::messages::incremental_alter_configs_request::{
-    AlterConfigsResource, AlterableConfig,
-};
-use kafka_protocol::messages::{
-    ApiKey, DescribeConfigsRequest, DescribeConfigsResponse, IncrementalAlterConfigsRequest,
-    IncrementalAlterConfigsResponse,
-};
+use kafka_protocol::messages::{ApiKey, DescribeConfigsRequest, DescribeConfigsResponse};
 use kafka_protocol::protocol::StrBytes;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 
 fn alter(s: &mut TcpStream, ops: &[(&str, i8, &str)], validate_only: bool) -> i16 {
-    let mut resource = AlterConfigsResource::default();
-    resource.resource_type = 2;
-    resource.resource_name = StrBytes::from_static_str("raw");
-    for (k, op, v) in ops {
-        let mut c = AlterableConfig::default();
-        c.name = StrBytes::from_string(k.to_string());
-        c.config_operation = *op;
-        c.value = Some(StrBytes::from_string(v.to_string()));
-        resource.configs.push(c);
-    }
-    let mut req = IncrementalAlterConfigsRequest::default();
-    req.resources.push(resource);
-    req.validate_only = validate_only;
-    let resp: IncrementalAlterConfigsResponse =
-        roundtrip(s, ApiKey::IncrementalAlterConfigs, 1, &req);
-    resp.responses[0].error_code
+    incremental_alter(s, 2, "raw", ops, validate_only).0
 }
 
 /// (value, source, type) of `key` for topic `raw`, asking for that key only.

@@ -1,6 +1,6 @@
-//! AlterConfigs v0–v2: replaces a topic's overrides with the given set (Kafka's semantics:
-//! keys not named go back to the broker default). Broker resources are read-only here.
-//! `validate_only` validates without applying.
+//! AlterConfigs v0–v2: replaces a topic's overrides, or a broker resource's dynamic configs
+//! (`dynamic_config`), with the given set (Kafka's semantics: keys not named go back to the
+//! level below). `validate_only` validates without applying.
 
 use std::rc::Rc;
 
@@ -10,6 +10,7 @@ use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse};
 use kafka_protocol::protocol::StrBytes;
 
 use crate::controller::{ask, ConfigChange, ControllerCmd};
+use crate::dynamic_config;
 use crate::handlers::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
 use crate::shard::Shard;
 
@@ -45,7 +46,11 @@ pub async fn handle(
                 )
                 .await
             }
-            (RESOURCE_BROKER, Ok(_)) => Err(read_only_broker()),
+            (RESOURCE_BROKER, Ok(pairs)) => {
+                let change = ConfigChange::Replace(pairs);
+                dynamic_config::alter(shard, &resource.resource_name, change, req.validate_only)
+                    .await
+            }
             (other, Ok(_)) => Err(unsupported_resource(other)),
         };
         if let Err((code, message)) = outcome {
@@ -72,14 +77,6 @@ pub async fn alter_topic(
         reply,
     })
     .await
-}
-
-pub fn read_only_broker() -> (i16, String) {
-    (
-        ResponseError::InvalidRequest.code(),
-        "broker configs are read-only on this broker: set them in server.properties and restart"
-            .into(),
-    )
 }
 
 pub fn unsupported_resource(resource_type: i8) -> (i16, String) {

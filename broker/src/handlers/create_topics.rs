@@ -81,7 +81,7 @@ async fn create_one(
 
 fn described(shard: &Shard, config: &TopicConfig) -> Vec<CreatableTopicConfigs> {
     config
-        .describe(&shard.config)
+        .describe(&shard.current_config())
         .into_iter()
         .map(|e| {
             let mut c = CreatableTopicConfigs::default();

@@ -1,7 +1,9 @@
 //! DescribeConfigs v0–v4 (v0 answers `is_default` instead of the source): topic resources
 //! (every topic key with its value and source: DYNAMIC_TOPIC_CONFIG for an override, else
-//! STATIC_BROKER_CONFIG or DEFAULT_CONFIG) and broker resources (the honoured broker keys,
-//! read-only). `config_type` is sent from v3.
+//! the broker default's — DYNAMIC_BROKER_CONFIG, DYNAMIC_DEFAULT_BROKER_CONFIG,
+//! STATIC_BROKER_CONFIG or DEFAULT_CONFIG) and broker resources (`dynamic_config`: every
+//! honoured broker key with Kafka's type, source and read-only flag; the cluster default
+//! `""` lists what is set there). `config_type` is sent from v3; synonyms are not listed.
 
 use std::rc::Rc;
 
@@ -13,13 +15,12 @@ use kafka_protocol::messages::describe_configs_response::{
 use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 use kafka_protocol::protocol::StrBytes;
 
-use crate::config::Config;
 use crate::controller::read_topic_config;
-use crate::shard::Shard;
-use crate::topic_config::{
-    ConfigEntry, SOURCE_DEFAULT_CONFIG, SOURCE_STATIC_BROKER_CONFIG, TYPE_INT, TYPE_LIST,
-    TYPE_LONG, TYPE_STRING,
+use crate::dynamic_config::{
+    broker_key, source, Mode, BROKER_KEYS, SOURCE_DYNAMIC_DEFAULT_BROKER_CONFIG,
 };
+use crate::shard::Shard;
+use crate::topic_config::SOURCE_DEFAULT_CONFIG;
 
 /// Kafka's `ConfigResource.Type` values.
 pub const RESOURCE_TOPIC: i8 = 2;
@@ -62,10 +63,8 @@ async fn describe_one(
             let wanted = resource.configuration_keys.as_ref();
             r.configs = entries
                 .into_iter()
-                .filter(|(e, _)| {
-                    wanted.is_none_or(|keys| keys.iter().any(|k| k.as_str() == e.name))
-                })
-                .map(|(e, read_only)| result(version, e, read_only))
+                .filter(|row| wanted.is_none_or(|keys| keys.iter().any(|k| k.as_str() == row.name)))
+                .map(|row| result(version, row))
                 .collect();
         }
         Err((code, message)) => {
@@ -76,19 +75,28 @@ async fn describe_one(
     r
 }
 
-fn result(version: i16, e: ConfigEntry, read_only: bool) -> DescribeConfigsResourceResult {
+/// One described key.
+struct Row {
+    name: &'static str,
+    value: Option<String>,
+    source: i8,
+    config_type: i8,
+    read_only: bool,
+}
+
+fn result(version: i16, row: Row) -> DescribeConfigsResourceResult {
     let mut c = DescribeConfigsResourceResult::default();
-    c.name = StrBytes::from_static_str(e.name);
-    c.value = Some(StrBytes::from_string(e.value));
-    c.read_only = read_only;
-    c.config_source = e.source;
+    c.name = StrBytes::from_static_str(row.name);
+    c.value = row.value.map(StrBytes::from_string);
+    c.read_only = row.read_only;
+    c.config_source = row.source;
     if version >= CONFIG_TYPE_VERSION_MIN {
-        c.config_type = e.config_type;
+        c.config_type = row.config_type;
     }
     c
 }
 
-type Entries = Result<Vec<(ConfigEntry, bool)>, (i16, String)>;
+type Entries = Result<Vec<Row>, (i16, String)>;
 
 async fn topic_entries(shard: &Rc<Shard>, name: &str) -> Entries {
     let meta = shard.metadata();
@@ -100,155 +108,62 @@ async fn topic_entries(shard: &Rc<Shard>, name: &str) -> Entries {
     };
     let config = read_topic_config(shard, &topic).await?;
     Ok(config
-        .describe(&shard.config)
+        .describe(&shard.current_config())
         .into_iter()
-        .map(|e| (e, false))
-        .collect())
-}
-
-fn broker_entries(shard: &Shard, name: &str) -> Entries {
-    let node = shard.broker.node_id;
-    if !name.is_empty() && name != node.to_string() {
-        return Err((
-            ResponseError::InvalidRequest.code(),
-            format!("broker {name} is not this broker (node.id {node})"),
-        ));
-    }
-    let c = &shard.config;
-    Ok(broker_values(c)
-        .into_iter()
-        .map(|(name, value, config_type)| {
-            let source = if c.keys_set.contains(name) {
-                SOURCE_STATIC_BROKER_CONFIG
-            } else {
-                SOURCE_DEFAULT_CONFIG
-            };
-            let e = ConfigEntry {
-                name,
-                value,
-                source,
-                config_type,
-            };
-            (e, true)
+        .map(|e| Row {
+            name: e.name,
+            value: Some(e.value),
+            source: e.source,
+            config_type: e.config_type,
+            read_only: false,
         })
         .collect())
 }
 
-/// The broker keys this broker honours and their values (read-only at runtime).
-pub fn broker_values(c: &Config) -> Vec<(&'static str, String, i8)> {
-    let opt = |v: Option<u64>| v.map_or("9223372036854775807".to_string(), |v| v.to_string());
-    let list = |l: &[crate::config::Listener]| {
-        l.iter()
-            .map(|l| l.to_string())
-            .collect::<Vec<_>>()
-            .join(",")
-    };
-    let dirs: Vec<String> = c.log_dirs.iter().map(|d| d.display().to_string()).collect();
-    vec![
-        ("node.id", c.node_id.to_string(), TYPE_INT),
-        ("listeners", list(&c.listeners), TYPE_STRING),
-        ("log.dirs", dirs.join(","), TYPE_STRING),
-        ("num.partitions", c.num_partitions.to_string(), TYPE_INT),
-        (
-            "default.replication.factor",
-            c.default_replication_factor.to_string(),
-            TYPE_INT,
-        ),
-        (
-            "auto.create.topics.enable",
-            c.auto_create_topics_enable.to_string(),
-            TYPE_STRING,
-        ),
-        (
-            "log.segment.bytes",
-            c.log_segment_bytes.to_string(),
-            TYPE_INT,
-        ),
-        (
-            "message.max.bytes",
-            c.message_max_bytes.to_string(),
-            TYPE_INT,
-        ),
-        (
-            "socket.request.max.bytes",
-            c.socket_request_max_bytes.to_string(),
-            TYPE_INT,
-        ),
-        (
-            "log.flush.interval.messages",
-            opt(c.log_flush_interval_messages),
-            TYPE_LONG,
-        ),
-        (
-            "log.flush.interval.ms",
-            opt(c.log_flush_interval_ms),
-            TYPE_LONG,
-        ),
-        (
-            "log.flush.offset.checkpoint.interval.ms",
-            c.log_flush_offset_checkpoint_interval_ms.to_string(),
-            TYPE_INT,
-        ),
-    ]
-    .into_iter()
-    .chain(retention_values(c))
-    .collect()
-}
-
-/// The log retention and roll keys.
-fn retention_values(c: &Config) -> Vec<(&'static str, String, i8)> {
-    vec![
-        (
-            "log.retention.ms",
-            c.retention_ms().unwrap_or(-1).to_string(),
-            TYPE_LONG,
-        ),
-        (
-            "log.retention.bytes",
-            c.log_retention_bytes.to_string(),
-            TYPE_LONG,
-        ),
-        ("log.roll.ms", c.roll_ms().to_string(), TYPE_LONG),
-        (
-            "log.retention.check.interval.ms",
-            c.log_retention_check_interval_ms.to_string(),
-            TYPE_LONG,
-        ),
-        ("log.cleanup.policy", "delete".to_string(), TYPE_LIST),
-        (
-            "offsets.topic.num.partitions",
-            c.offsets_topic_num_partitions.to_string(),
-            TYPE_INT,
-        ),
-        (
-            "offsets.topic.replication.factor",
-            c.offsets_topic_replication_factor.to_string(),
-            TYPE_INT,
-        ),
-        (
-            "offsets.retention.minutes",
-            c.offsets_retention_minutes.to_string(),
-            TYPE_INT,
-        ),
-        (
-            "offsets.retention.check.interval.ms",
-            c.offsets_retention_check_interval_ms.to_string(),
-            TYPE_LONG,
-        ),
-        (
-            "group.initial.rebalance.delay.ms",
-            c.group_initial_rebalance_delay_ms.to_string(),
-            TYPE_INT,
-        ),
-        (
-            "group.min.session.timeout.ms",
-            c.group_min_session_timeout_ms.to_string(),
-            TYPE_INT,
-        ),
-        (
-            "group.max.session.timeout.ms",
-            c.group_max_session_timeout_ms.to_string(),
-            TYPE_INT,
-        ),
-    ]
+/// This broker (`name` = its node id): every honoured key with its value and source; the
+/// cluster default (`""`): only what is set there, as Kafka answers.
+fn broker_entries(shard: &Shard, name: &str) -> Entries {
+    let node = shard.broker.node_id;
+    let c = shard.current_config();
+    if name.is_empty() {
+        return Ok(c
+            .dynamic
+            .default
+            .iter()
+            .filter_map(|(k, v)| {
+                let key = broker_key(k)?;
+                Some(Row {
+                    name: key.name,
+                    value: Some(v.clone()),
+                    source: SOURCE_DYNAMIC_DEFAULT_BROKER_CONFIG,
+                    config_type: key.config_type,
+                    read_only: false,
+                })
+            })
+            .collect());
+    }
+    if name != node.to_string() {
+        return Err((
+            ResponseError::InvalidRequest.code(),
+            format!("Unexpected broker id, expected {node} or empty string, but received {name}"),
+        ));
+    }
+    Ok(BROKER_KEYS
+        .iter()
+        .map(|key| {
+            let mut names = vec![key.name];
+            names.extend_from_slice(key.aliases);
+            Row {
+                name: key.name,
+                value: (key.value)(&c),
+                source: names
+                    .iter()
+                    .map(|n| source(&c, n))
+                    .min()
+                    .unwrap_or(SOURCE_DEFAULT_CONFIG),
+                config_type: key.config_type,
+                read_only: key.mode != Mode::Dynamic,
+            }
+        })
+        .collect())
 }

@@ -1,6 +1,6 @@
 //! IncrementalAlterConfigs v0–v1: SET and DELETE on topic keys; APPEND/SUBTRACT only on
 //! list keys (`cleanup.policy`), INVALID_REQUEST otherwise. `validate_only` validates
-//! without applying. Broker resources are read-only here.
+//! without applying. Broker resources change dynamic broker configs (`dynamic_config`).
 
 use std::rc::Rc;
 
@@ -9,7 +9,8 @@ use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterC
 use kafka_protocol::protocol::StrBytes;
 
 use crate::controller::ConfigChange;
-use crate::handlers::alter_configs::{alter_topic, read_only_broker, unsupported_resource};
+use crate::dynamic_config;
+use crate::handlers::alter_configs::{alter_topic, unsupported_resource};
 use crate::handlers::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
 use crate::shard::Shard;
 
@@ -36,7 +37,11 @@ pub async fn handle(
                 let change = ConfigChange::Incremental(ops);
                 alter_topic(shard, &resource.resource_name, change, req.validate_only).await
             }
-            RESOURCE_BROKER => Err(read_only_broker()),
+            RESOURCE_BROKER => {
+                let change = ConfigChange::Incremental(ops);
+                let name = &resource.resource_name;
+                dynamic_config::alter(shard, name, change, req.validate_only).await
+            }
             other => Err(unsupported_resource(other)),
         };
         if let Err((code, message)) = outcome {

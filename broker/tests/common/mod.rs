@@ -10,6 +10,8 @@ use std::process::{Command, Stdio};
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable};
+use rdkafka::config::ClientConfig;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
 pub use sluice_testkit::Broker;
 
@@ -79,4 +81,68 @@ pub fn metrics_port(broker: &Broker) -> u16 {
                 .map(|p| p.trim_end_matches("/metrics").parse().unwrap())
         })
         .expect("metrics port in the log")
+}
+
+/// Produces `count` records of 200 bytes to `topic`, one batch each, and waits for them.
+pub fn produce(broker: &Broker, topic: &str, count: usize) {
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", broker.bootstrap())
+        .set("batch.num.messages", "1")
+        .set("linger.ms", "0")
+        .create()
+        .unwrap();
+    let value = vec![b'x'; 200];
+    for _ in 0..count {
+        producer
+            .send(BaseRecord::<(), _>::to(topic).payload(&value))
+            .unwrap();
+        producer.poll(std::time::Duration::ZERO);
+    }
+    producer.flush(std::time::Duration::from_secs(30)).unwrap();
+}
+
+/// The `.log` segment files in `dir/partition_dir`.
+pub fn segment_files(dir: &std::path::Path, partition_dir: &str) -> usize {
+    std::fs::read_dir(dir.join(partition_dir))
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().extension() == Some("log".as_ref()))
+        .count()
+}
+
+/// IncrementalAlterConfigs v1 of one resource (`ops`: key, Kafka's operation, value):
+/// (error code, error message).
+pub fn incremental_alter(
+    s: &mut TcpStream,
+    resource_type: i8,
+    name: &str,
+    ops: &[(&str, i8, &str)],
+    validate_only: bool,
+) -> (i16, String) {
+    use kafka_protocol::messages::incremental_alter_configs_request::{
+        AlterConfigsResource, AlterableConfig,
+    };
+    use kafka_protocol::messages::{
+        IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
+    };
+    use kafka_protocol::protocol::StrBytes;
+    let mut resource = AlterConfigsResource::default();
+    resource.resource_type = resource_type;
+    resource.resource_name = StrBytes::from_string(name.to_string());
+    for (k, op, v) in ops {
+        let mut c = AlterableConfig::default();
+        c.name = StrBytes::from_string(k.to_string());
+        c.config_operation = *op;
+        c.value = Some(StrBytes::from_string(v.to_string()));
+        resource.configs.push(c);
+    }
+    let mut req = IncrementalAlterConfigsRequest::default();
+    req.resources.push(resource);
+    req.validate_only = validate_only;
+    let resp: IncrementalAlterConfigsResponse =
+        roundtrip(s, ApiKey::IncrementalAlterConfigs, 1, &req);
+    let r = &resp.responses[0];
+    (
+        r.error_code,
+        r.error_message.as_deref().unwrap_or("").to_string(),
+    )
 }
