@@ -12,7 +12,10 @@
 //! overridden by `--producer-property k=v`, overridden by the tool's own flags
 //! (`--request-required-acks`, `--compression-codec`, `--timeout`, `--batch-size`,
 //! `--request-timeout-ms`, `--sync`), as in Kafka. Honoured keys are listed on
-//! [`ProducerSettings`]; every other key is named in a warning.
+//! [`ProducerSettings`]; every other key is named in a warning. Idempotence (on by
+//! default with acks=all, as in Kafka's producer) asks InitProducerId once and numbers
+//! each partition's records, so the batches are those Kafka's producer sends (nothing is
+//! retried, so nothing is ever sent twice either way).
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
@@ -20,7 +23,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::Args;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use sluice_net::client::{Acks, Client, Record, RecordBatchBuilder};
+use sluice_net::client::{Acks, Client, ProducerIdentity, Record, RecordBatchBuilder};
 
 use crate::client_config::ClientConfig;
 use crate::connect::connect_as;
@@ -98,6 +101,9 @@ struct ProducerSettings {
     buffer_memory_bytes: usize,
     /// `request.timeout.ms` (default 30000, the producer's; see the README).
     request_timeout: Duration,
+    /// `enable.idempotence` (default: true when `acks` is all, as Kafka's producer): every
+    /// batch carries the producer id from InitProducerId and its partition's sequence.
+    idempotence: bool,
     /// `--sync`.
     sync: bool,
     /// `client.id`.
@@ -158,7 +164,17 @@ impl ProducerSettings {
                 u64::try_from(n).expect("bounded above"),
             ))
         };
+        let idempotence = config.flag("enable.idempotence", acks == Acks::All)?;
+        if idempotence && acks != Acks::All && config.origin("enable.idempotence") != "" {
+            return Err(ToolError::new(format!(
+                "Must set acks to all in order to use the idempotent producer. Otherwise we \
+                 cannot guarantee idempotence. (enable.idempotence=true from {}, acks from {})",
+                config.origin("enable.idempotence"),
+                config.origin("acks")
+            )));
+        }
         Ok(ProducerSettings {
+            idempotence,
             acks,
             linger: ms("linger.ms", 1000, LINGER_MS_MAX)?,
             batch_bytes: size("batch.size", 16 * 1024, BATCH_BYTES_MAX)?,
@@ -186,16 +202,6 @@ fn check_unhonoured(config: &ClientConfig, bootstrap: &str) {
                 "WARN: compression.type={other} ({origin}) is not a compression type Kafka \
                  knows (none, gzip, snappy, lz4, zstd); batches are sent uncompressed"
             ),
-        }
-    }
-    if let Some(idempotence) = config.get("enable.idempotence") {
-        if !idempotence.eq_ignore_ascii_case("false") {
-            eprintln!(
-                "WARN: enable.idempotence={idempotence} ({}) is not honoured: sluice \
-                 console-producer sends batches without a producer id (it never retries, so \
-                 it writes each batch once)",
-                config.origin("enable.idempotence")
-            );
         }
     }
     if let Some(servers) = config.get("bootstrap.servers") {
@@ -262,10 +268,16 @@ pub async fn run(args: ProducerArgs) -> Result<()> {
         .await?
         .partitions
         .len();
+    let identity = match settings.idempotence {
+        true => Some(client.init_producer_id().await?),
+        false => None,
+    };
     let mut producer = Producer {
         client: &mut client,
         topic: &args.topic,
         settings: &settings,
+        identity,
+        sequences: vec![0; partitions],
         batches: (0..partitions).map(|_| None).collect(),
         buffered_bytes: 0,
         keyless_partition: 0,
@@ -449,6 +461,10 @@ struct Producer<'a> {
     client: &'a mut Client,
     topic: &'a str,
     settings: &'a ProducerSettings,
+    /// The idempotent producer's id and epoch (`enable.idempotence`).
+    identity: Option<ProducerIdentity>,
+    /// Per partition, the sequence number of the next record (idempotence only).
+    sequences: Vec<i32>,
     batches: Vec<Option<RecordBatchBuilder>>,
     /// Bytes in all batches (bounded by `buffer.memory`).
     buffered_bytes: usize,
@@ -504,9 +520,19 @@ impl Producer<'_> {
         self.buffered_bytes = self.buffered_bytes.saturating_sub(batch.size_bytes());
         let index = i32::try_from(partition).expect("partition count fits i32");
         let timeout = self.settings.request_timeout;
+        let bytes = match self.identity {
+            None => batch.finish(),
+            Some(identity) => {
+                let base_sequence = self.sequences[partition];
+                // Kafka's sequences wrap from i32::MAX to 0.
+                let next = i64::from(base_sequence) + i64::from(batch.record_count());
+                self.sequences[partition] = (next % (i64::from(i32::MAX) + 1)) as i32;
+                batch.finish_idempotent(identity, base_sequence)
+            }
+        };
         let produce = self
             .client
-            .produce(self.topic, index, batch.finish(), self.settings.acks);
+            .produce(self.topic, index, bytes, self.settings.acks);
         match compio::time::timeout(timeout, produce).await {
             Ok(answer) => answer.map(|_| ()).map_err(ToolError::from),
             Err(_elapsed) => Err(ToolError::new(format!(
@@ -572,6 +598,7 @@ mod tests {
     fn settings_take_kafka_defaults_and_overrides() {
         let defaults = ProducerSettings::from_config(&ClientConfig::default(), false).unwrap();
         assert_eq!(defaults.acks, Acks::All);
+        assert!(defaults.idempotence, "Kafka's producer default with acks=all");
         assert_eq!(defaults.linger, Duration::from_millis(1000));
         assert_eq!(defaults.batch_bytes, 16384);
         assert_eq!(defaults.max_request_bytes, 1_048_576);
@@ -580,6 +607,10 @@ mod tests {
             config.set(k, v, "--producer-property");
         }
         let set = ProducerSettings::from_config(&config, true).unwrap();
+        assert!(!set.idempotence, "acks=1 turns the default idempotence off");
+        config.set("enable.idempotence", "true", "--producer-property");
+        assert!(ProducerSettings::from_config(&config, true).is_err());
+        config.set("enable.idempotence", "false", "--producer-property");
         assert_eq!(
             (set.acks, set.linger, set.batch_bytes),
             (Acks::Leader, Duration::ZERO, 0)

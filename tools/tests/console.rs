@@ -23,14 +23,29 @@ fn offsets(b: &str, topic: &str) -> String {
     ok(&with_bootstrap(b, &["get-offsets", "--topic", topic]), "")
 }
 
-/// The batch lines `dump-log` prints for partition 0 of `topic`.
-fn batches(broker: &Broker, topic: &str) -> usize {
+/// `(producerId, baseSequence)` of each batch `dump-log` prints for partition 0 of `topic`.
+fn batch_producers(broker: &Broker, topic: &str) -> Vec<(i64, i32)> {
     let segment = broker
         .dir
         .join(format!("{topic}-0"))
         .join("00000000000000000000.log");
     let out = ok(&["dump-log", segment.to_str().unwrap()], "");
-    out.lines().filter(|l| l.starts_with("baseOffset:")).count()
+    let field = |line: &str, name: &str| -> String {
+        let at = line.find(name).expect(line) + name.len();
+        line[at..].split_whitespace().next().unwrap().to_string()
+    };
+    out.lines()
+        .filter(|l| l.starts_with("baseOffset:"))
+        .map(|l| {
+            let id = field(l, "producerId: ").parse().unwrap();
+            (id, field(l, "baseSequence: ").parse().unwrap())
+        })
+        .collect()
+}
+
+/// How many batches partition 0 of `topic` holds.
+fn batches(broker: &Broker, topic: &str) -> usize {
+    batch_producers(broker, topic).len()
 }
 
 fn spawn(args: &[&str]) -> Child {
@@ -96,11 +111,11 @@ fn producer_auto_creates_and_honours_producer_properties() {
         "fresh:0:3\n",
         "auto-created, 3 records"
     );
-    assert_eq!(
-        batches(&broker, "fresh"),
-        3,
-        "batch.size=0: one record per batch"
-    );
+    let producers = batch_producers(&broker, "fresh");
+    assert_eq!(producers.len(), 3, "batch.size=0: one record per batch");
+    let id = producers[0].0;
+    assert!(id >= 0, "acks=-1: idempotent by default, as Kafka's producer");
+    assert_eq!(producers, [(id, 0), (id, 1), (id, 2)], "one producer, sequences in order");
     assert!(
         warned.contains("WARN: foo.bar=1 (--producer-property) is not honoured"),
         "{warned}"
@@ -122,11 +137,35 @@ fn producer_auto_creates_and_honours_producer_properties() {
         &with_bootstrap(&b, &["console-producer", "--topic", "synced", "--sync"]),
         "a\nb\n",
     );
-    assert_eq!(
-        batches(&broker, "synced"),
-        2,
-        "--sync sends each line alone"
+    assert_eq!(batches(&broker, "synced"), 2, "--sync sends each line alone");
+    ok(
+        &with_bootstrap(
+            &b,
+            &["console-producer", "--topic", "leader-acks", "--request-required-acks", "1"],
+        ),
+        "a\n",
     );
+    assert_eq!(
+        batch_producers(&broker, "leader-acks"),
+        [(-1, -1)],
+        "acks=1 turns the default idempotence off"
+    );
+    let refused = fails(
+        &with_bootstrap(
+            &b,
+            &[
+                "console-producer",
+                "--topic",
+                "leader-acks",
+                "--request-required-acks",
+                "1",
+                "--producer-property",
+                "enable.idempotence=true",
+            ],
+        ),
+        "a\n",
+    );
+    assert!(refused.contains("Must set acks to all"), "{refused}");
 
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("producer.properties");
