@@ -73,13 +73,18 @@ pub struct ProducerArgs {
     #[arg(long, value_name = "CODEC", num_args = 0..=1, default_missing_value = "gzip")]
     compression_codec: Option<String>,
     /// linger.ms: how long a record may wait for others to share its batch (default 1000).
-    #[arg(long, value_name = "MS")]
+    #[arg(long, allow_hyphen_values = true, value_name = "MS")]
     timeout: Option<String>,
     /// batch.size in bytes (as --max-partition-memory-bytes).
-    #[arg(long, value_name = "BYTES", alias = "max-partition-memory-bytes")]
+    #[arg(
+        long,
+        allow_hyphen_values = true,
+        value_name = "BYTES",
+        alias = "max-partition-memory-bytes"
+    )]
     batch_size: Option<String>,
     /// request.timeout.ms: how long to wait for each produce answer.
-    #[arg(long, value_name = "MS")]
+    #[arg(long, allow_hyphen_values = true, value_name = "MS")]
     request_timeout_ms: Option<String>,
     /// Send every line on its own and wait for its answer before reading the next.
     #[arg(long)]
@@ -598,7 +603,10 @@ mod tests {
     fn settings_take_kafka_defaults_and_overrides() {
         let defaults = ProducerSettings::from_config(&ClientConfig::default(), false).unwrap();
         assert_eq!(defaults.acks, Acks::All);
-        assert!(defaults.idempotence, "Kafka's producer default with acks=all");
+        assert!(
+            defaults.idempotence,
+            "Kafka's producer default with acks=all"
+        );
         assert_eq!(defaults.linger, Duration::from_millis(1000));
         assert_eq!(defaults.batch_bytes, 16384);
         assert_eq!(defaults.max_request_bytes, 1_048_576);

@@ -114,8 +114,15 @@ fn producer_auto_creates_and_honours_producer_properties() {
     let producers = batch_producers(&broker, "fresh");
     assert_eq!(producers.len(), 3, "batch.size=0: one record per batch");
     let id = producers[0].0;
-    assert!(id >= 0, "acks=-1: idempotent by default, as Kafka's producer");
-    assert_eq!(producers, [(id, 0), (id, 1), (id, 2)], "one producer, sequences in order");
+    assert!(
+        id >= 0,
+        "acks=-1: idempotent by default, as Kafka's producer"
+    );
+    assert_eq!(
+        producers,
+        [(id, 0), (id, 1), (id, 2)],
+        "one producer, sequences in order"
+    );
     assert!(
         warned.contains("WARN: foo.bar=1 (--producer-property) is not honoured"),
         "{warned}"
@@ -137,11 +144,21 @@ fn producer_auto_creates_and_honours_producer_properties() {
         &with_bootstrap(&b, &["console-producer", "--topic", "synced", "--sync"]),
         "a\nb\n",
     );
-    assert_eq!(batches(&broker, "synced"), 2, "--sync sends each line alone");
+    assert_eq!(
+        batches(&broker, "synced"),
+        2,
+        "--sync sends each line alone"
+    );
     ok(
         &with_bootstrap(
             &b,
-            &["console-producer", "--topic", "leader-acks", "--request-required-acks", "1"],
+            &[
+                "console-producer",
+                "--topic",
+                "leader-acks",
+                "--request-required-acks",
+                "1",
+            ],
         ),
         "a\n",
     );
@@ -474,4 +491,122 @@ fn consumer_config_file_formatter_and_group_id_rules() {
         "",
     );
     assert!(conflict.contains("--from-beginning"), "{conflict}");
+}
+
+#[test]
+fn kafkas_other_console_flags() {
+    let broker = broker();
+    let b = broker.bootstrap();
+    // --batch-size (batch.size) of 1 byte: every record in its own batch; --timeout is
+    // linger.ms; --reader-property is --property's new name.
+    ok(
+        &with_bootstrap(
+            &b,
+            &[
+                "console-producer",
+                "--topic",
+                "flags",
+                "--batch-size",
+                "1",
+                "--timeout",
+                "0",
+                "--request-timeout-ms",
+                "20000",
+                "--reader-property",
+                "parse.key=true",
+                "--reader-property",
+                "key.separator=:",
+            ],
+        ),
+        "k1:a\nk1:b\n",
+    );
+    assert_eq!(batches(&broker, "flags"), 2);
+    ok(
+        &with_bootstrap(
+            &b,
+            &[
+                "console-producer",
+                "--topic",
+                "flags",
+                "--max-partition-memory-bytes",
+                "1000",
+            ],
+        ),
+        "c\nd\n",
+    );
+    assert_eq!(
+        batches(&broker, "flags"),
+        3,
+        "--max-partition-memory-bytes is batch.size"
+    );
+    let bad = fails(
+        &with_bootstrap(
+            &b,
+            &[
+                "console-producer",
+                "--topic",
+                "flags",
+                "--request-timeout-ms",
+                "-5",
+            ],
+        ),
+        "",
+    );
+    assert!(
+        bad.contains("request.timeout.ms=-5 (--request-timeout-ms)"),
+        "{bad}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let formatter = dir.path().join("formatter.properties");
+    std::fs::write(&formatter, "print.key=true\nkey.separator=|\n").unwrap();
+    let out = ok(
+        &with_bootstrap(
+            &b,
+            &[
+                "console-consumer",
+                "--topic",
+                "flags",
+                "--from-beginning",
+                "--max-messages",
+                "2",
+                "--formatter-config",
+                formatter.to_str().unwrap(),
+                "--key-deserializer",
+                "org.apache.kafka.common.serialization.StringDeserializer",
+                "--value-deserializer",
+                "org.apache.kafka.common.serialization.ByteArrayDeserializer",
+            ],
+        ),
+        "",
+    );
+    assert_eq!(out, "k1|a\nk1|b\n");
+    let long = fails(
+        &with_bootstrap(
+            &b,
+            &[
+                "console-consumer",
+                "--topic",
+                "flags",
+                "--value-deserializer",
+                "org.apache.kafka.common.serialization.LongDeserializer",
+            ],
+        ),
+        "",
+    );
+    assert!(long.contains("LongDeserializer"), "{long}");
+
+    let defaults = |flag: &[&str]| {
+        let mut args = vec!["configs", "--describe"];
+        args.extend_from_slice(flag);
+        ok(&with_bootstrap(&b, &args), "")
+    };
+    assert_eq!(
+        defaults(&["--broker-defaults"]),
+        defaults(&["--entity-type", "brokers", "--entity-default"])
+    );
+    assert_eq!(
+        defaults(&["--group", "nope"]),
+        "The group 'nope' doesn't exist and doesn't have dynamic config.\n"
+    );
 }
