@@ -170,7 +170,7 @@ impl ProducerSettings {
             ))
         };
         let idempotence = config.flag("enable.idempotence", acks == Acks::All)?;
-        if idempotence && acks != Acks::All && config.origin("enable.idempotence") != "" {
+        if idempotence && acks != Acks::All && !config.origin("enable.idempotence").is_empty() {
             return Err(ToolError::new(format!(
                 "Must set acks to all in order to use the idempotent producer. Otherwise we \
                  cannot guarantee idempotence. (enable.idempotence=true from {}, acks from {})",

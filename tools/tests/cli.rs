@@ -224,6 +224,9 @@ fn dump_log_reads_a_stopped_brokers_segment_and_flags_corruption() {
         "parse.key=true",
         "--property",
         "key.separator==",
+        // Plain batches (no producer id), as the assertions below expect.
+        "--producer-property",
+        "enable.idempotence=false",
     ];
     ok(&produce, "alpha=one\nbeta=two\n");
     ok(&produce, "gamma=three\n");
