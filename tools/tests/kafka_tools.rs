@@ -201,6 +201,53 @@ fn broker_configs_describe_as_kafka() {
         all.contains("\n  num.partitions=1 sensitive=false synonyms={"),
         "{all}"
     );
+    let alter = |rest: &[&str]| {
+        let mut args = vec!["configs", "--alter", "--entity-type", "brokers"];
+        args.extend_from_slice(rest);
+        args.iter().map(|a| a.to_string()).collect::<Vec<String>>()
+    };
+    let run_alter = |rest: &[&str]| {
+        let args = alter(rest);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        ok(&with_bootstrap(&b, &args), "")
+    };
+    assert_eq!(
+        run_alter(&[
+            "--entity-name",
+            "1",
+            "--add-config",
+            "log.retention.ms=3600000"
+        ]),
+        "Completed updating config for broker 1.\n"
+    );
+    let one = describe(&["--entity-name", "1"]);
+    assert!(
+        one.contains("\n  log.retention.ms=3600000 sensitive=false synonyms={"),
+        "{one}"
+    );
+    assert_eq!(
+        run_alter(&[
+            "--entity-default",
+            "--add-config",
+            "log.segment.bytes=536870912"
+        ]),
+        "Completed updating default config for brokers in the cluster.\n"
+    );
+    let defaults = describe(&["--entity-default"]);
+    assert!(
+        defaults.contains("\n  log.segment.bytes=536870912 "),
+        "{defaults}"
+    );
+    run_alter(&["--entity-name", "1", "--delete-config", "log.retention.ms"]);
+    let one = describe(&["--entity-name", "1"]);
+    assert!(!one.contains("log.retention.ms="), "{one}");
+    let args = alter(&["--entity-name", "1", "--add-config", "num.partitions=4"]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let refused = fails(&with_bootstrap(&b, &args), "");
+    assert!(
+        refused.contains("num.partitions") && refused.contains("InvalidRequest"),
+        "{refused}"
+    );
     let other = describe(&["--entity-name", "7"]);
     assert_eq!(
         other,
