@@ -490,6 +490,7 @@ pub enum PartitionAdmin {
     },
     /// The end offset of `leader_epoch` (`handlers::offset_for_leader_epoch`).
     OffsetForLeaderEpoch {
+        view: crate::handlers::offset_for_leader_epoch::LeaderView,
         current_leader_epoch: i32,
         leader_epoch: i32,
         reply: oneshot::Sender<crate::handlers::offset_for_leader_epoch::EpochEndAnswer>,
@@ -528,17 +529,15 @@ pub fn admin_local(shard: &Rc<Shard>, tp: TopicPartition, op: PartitionAdmin) {
             let _ = reply.send(delete_records_local(log, offset));
         }
         PartitionAdmin::OffsetForLeaderEpoch {
+            view,
             current_leader_epoch,
             leader_epoch,
             reply,
         } => {
             use crate::handlers::offset_for_leader_epoch::answer_local;
             let log = log.as_ref().map(|l| l.borrow());
-            let _ = reply.send(answer_local(
-                log.as_deref(),
-                current_leader_epoch,
-                leader_epoch,
-            ));
+            let answer = answer_local(log.as_deref(), view, current_leader_epoch, leader_epoch);
+            let _ = reply.send(answer);
         }
     }
 }

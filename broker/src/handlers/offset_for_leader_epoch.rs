@@ -6,17 +6,18 @@
 //!
 //! Per partition, as Kafka answers:
 //! - UNKNOWN_TOPIC_OR_PARTITION: not in the cluster metadata;
-//! - NOT_LEADER_OR_FOLLOWER: in the metadata but not hosted here (its owning shard has no
-//!   log for it, or stopped);
+//! - NOT_LEADER_OR_FOLLOWER: in the metadata but no replica here (or its owning shard has
+//!   no log for it, or stopped);
 //! - FENCED_LEADER_EPOCH / UNKNOWN_LEADER_EPOCH: `current_leader_epoch` (when not -1) is
-//!   older / newer than the partition's leader epoch here;
+//!   older / newer than the partition's leader epoch (the committed metadata's in a
+//!   cluster, the log's own on a single node);
+//! - NOT_LEADER_OR_FOLLOWER: a replica here that does not lead (Kafka answers only from
+//!   the leader, `fetchOnlyFromLeader = true`), checked after the epochs as Kafka does;
 //! - KAFKA_STORAGE_ERROR: the log is offline;
 //! - otherwise NONE with `LeaderEpochFileCache::end_offset_for`'s epoch and offset (-1 and
 //!   -1 where Kafka's is undefined).
 //!
-//! A single node leads every partition it hosts; once replicas exist, the replication
-//! layer's role decides leadership (a follower answers NOT_LEADER_OR_FOLLOWER, as Kafka's
-//! `fetchOnlyFromLeader = true`).
+//! A single node leads every partition it hosts (`PartitionInfo::replication` is `None`).
 
 use std::rc::Rc;
 
@@ -32,6 +33,15 @@ use crate::shard::{Shard, TopicPartition};
 
 /// One partition's answer: (error code, leader epoch, end offset).
 pub type EpochEndAnswer = (i16, i32, i64);
+
+/// What the metadata says of a partition this broker has a replica of (Kafka's
+/// `Partition.leaderEpoch` and `isLeader`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeaderView {
+    /// The committed leader epoch; `None` on a single node (the log's own epoch).
+    pub leader_epoch: Option<i32>,
+    pub is_leader: bool,
+}
 
 pub async fn handle(
     shard: &Rc<Shard>,
@@ -50,8 +60,16 @@ pub async fn handle(
                     .get(usize::try_from(p.partition).ok()?)
                     .cloned()
             });
+            let node = shard.broker.node_id;
             let (error, leader_epoch, end_offset) = match (&info, part) {
+                (Some(_), Some(part)) if !part.has_replica(node) => {
+                    failed(ResponseError::NotLeaderOrFollower)
+                }
                 (Some(info), Some(part)) => {
+                    let view = LeaderView {
+                        leader_epoch: part.replication.as_ref().map(|r| r.leader_epoch),
+                        is_leader: part.is_led_by(node),
+                    };
                     let tp = TopicPartition {
                         topic: info.name.clone(),
                         partition: p.partition,
@@ -59,6 +77,7 @@ pub async fn handle(
                     let (current, requested) = (p.current_leader_epoch, p.leader_epoch);
                     admin_routed(shard, part.shard, tp, |reply| {
                         PartitionAdmin::OffsetForLeaderEpoch {
+                            view,
                             current_leader_epoch: current,
                             leader_epoch: requested,
                             reply,
@@ -88,6 +107,7 @@ fn failed(error: ResponseError) -> EpochEndAnswer {
 /// On the owning shard: the answer from `log` (`None`: not hosted here).
 pub fn answer_local(
     log: Option<&PartitionLog>,
+    view: LeaderView,
     current_leader_epoch: i32,
     leader_epoch: i32,
 ) -> EpochEndAnswer {
@@ -95,7 +115,7 @@ pub fn answer_local(
         return failed(ResponseError::NotLeaderOrFollower);
     };
     // Kafka's checkCurrentLeaderEpoch; -1 (NO_PARTITION_LEADER_EPOCH) skips it.
-    let local = log.leader_epoch().0;
+    let local = view.leader_epoch.unwrap_or(log.leader_epoch().0);
     if current_leader_epoch != UNDEFINED_EPOCH.0 {
         if local > current_leader_epoch {
             return failed(ResponseError::FencedLeaderEpoch);
@@ -103,6 +123,9 @@ pub fn answer_local(
         if local < current_leader_epoch {
             return failed(ResponseError::UnknownLeaderEpoch);
         }
+    }
+    if !view.is_leader {
+        return failed(ResponseError::NotLeaderOrFollower);
     }
     if log.is_offline() {
         return failed(ResponseError::KafkaStorageError);
@@ -133,8 +156,12 @@ mod tests {
             PartitionLog::create(dir.path(), "t", 0, id, LogConfig::default(), files).unwrap();
         log.become_leader(LeaderEpoch(0)).unwrap();
         log.become_leader(LeaderEpoch(3)).unwrap();
+        let single_node = LeaderView {
+            leader_epoch: None,
+            is_leader: true,
+        };
         let check = |current: i32, asked: i32, expect: (ResponseError, i32, i64)| {
-            let (code, epoch, offset) = answer_local(Some(&log), current, asked);
+            let (code, epoch, offset) = answer_local(Some(&log), single_node, current, asked);
             let code = ResponseError::try_from_code(code);
             let want = match expect.0 {
                 ResponseError::Unknown(0) => None,
@@ -153,7 +180,25 @@ mod tests {
         check(-1, 3, (ok, 3, 0));
         check(3, 2, (ok, 2, 0));
         check(3, 4, (ok, -1, -1));
-        let (code, ..) = answer_local(None, 3, 3);
+        let (code, ..) = answer_local(None, single_node, 3, 3);
         assert_eq!(code, ResponseError::NotLeaderOrFollower.code());
+        // In a cluster the committed epoch is checked, then leadership.
+        let follower = LeaderView {
+            leader_epoch: Some(5),
+            is_leader: false,
+        };
+        let code = |view, current| answer_local(Some(&log), view, current, 3).0;
+        assert_eq!(code(follower, 4), ResponseError::FencedLeaderEpoch.code());
+        assert_eq!(code(follower, 6), ResponseError::UnknownLeaderEpoch.code());
+        assert_eq!(code(follower, 5), ResponseError::NotLeaderOrFollower.code());
+        assert_eq!(
+            code(follower, -1),
+            ResponseError::NotLeaderOrFollower.code()
+        );
+        let leader = LeaderView {
+            is_leader: true,
+            ..follower
+        };
+        assert_eq!(answer_local(Some(&log), leader, 5, 3), (0, 3, 0));
     }
 }
