@@ -38,8 +38,9 @@ pub use leader_epoch::{
 };
 pub use log::{
     AppendError, AppendOutcome, DeleteRecordsError, FetchIsolation, FirstBatch,
-    FollowerAppendError, HighWatermarkMode, LogConfig, PartitionLog, ReadError, Recovery,
-    RecoveryReport, RetentionOutcome, TruncateError, TruncateReason, LOG_START_OFFSET_FILE,
+    FollowerAppendError, HighWatermarkMode, LastFetchedEpoch, LogConfig, OffsetTruncationState,
+    PartitionLog, ReadError, Recovery, RecoveryReport, RetentionOutcome, TruncateError,
+    TruncateReason, LOG_START_OFFSET_FILE,
 };
 pub use logdir::{
     lock_log_dir, scan_partition_dirs, take_clean_shutdown_marker, write_clean_shutdown_marker,

@@ -25,6 +25,7 @@ use crate::segment::{
 };
 
 mod epochs;
+pub use epochs::{LastFetchedEpoch, OffsetTruncationState};
 mod follower;
 mod high_watermark;
 mod retention;

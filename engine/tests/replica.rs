@@ -11,8 +11,8 @@ use sluice_engine::batch::BatchHeader;
 use sluice_engine::testing::build_batch;
 use sluice_engine::{
     AppendError, AppendOutcome, EpochEntry, FetchIsolation, FileCache, FirstBatch,
-    FollowerAppendError, HighWatermarkMode, LeaderEpoch, LogConfig, PartitionLog, Recovery,
-    TopicId, TruncateReason, LEADER_EPOCH_CHECKPOINT_FILE,
+    FollowerAppendError, HighWatermarkMode, LastFetchedEpoch, LeaderEpoch, LogConfig, PartitionLog,
+    Recovery, TopicId, TruncateReason, LEADER_EPOCH_CHECKPOINT_FILE,
 };
 
 fn run<T>(f: impl std::future::Future<Output = T>) -> T {
@@ -634,4 +634,66 @@ fn a_truncation_interrupted_after_deleting_segments_reopens_as_a_prefix() {
         assert!(log.truncate_to(4, TruncateReason::DivergingEpoch).unwrap());
         assert_eq!(log.log_end_offset(), 3);
     });
+}
+
+/// KIP-320 on the leader: a replica fetch's last fetched epoch against this log's epochs
+/// (0 from 0, 2 from 6, 5 from 15; log end 21).
+#[test]
+fn last_fetched_epochs_are_checked_as_kafka_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let leader = run(truncation_log(dir.path(), config(600)));
+    let check = |fetch_offset: i64, last_fetched: i32, expect: LastFetchedEpoch| {
+        let got = leader.check_last_fetched_epoch(fetch_offset, LeaderEpoch(last_fetched));
+        assert_eq!(
+            got, expect,
+            "fetch at {fetch_offset} after epoch {last_fetched}"
+        );
+    };
+    let diverging = |epoch, end_offset| LastFetchedEpoch::Diverging {
+        epoch: LeaderEpoch(epoch),
+        end_offset,
+    };
+    use LastFetchedEpoch::{Consistent, Unknown};
+    check(21, 5, Consistent);
+    check(16, 5, Consistent);
+    check(15, 2, Consistent);
+    check(3, 0, Consistent);
+    check(6, 0, Consistent);
+    check(16, 2, diverging(2, 15));
+    check(7, 0, diverging(0, 6));
+    // An epoch this log never had: its largest epoch below ends where the next starts.
+    check(10, 3, diverging(2, 15));
+    check(4, 1, diverging(0, 6));
+    check(10, 6, Unknown);
+}
+
+/// On a follower (the same epochs, log end 21): where the leader's answer says to cut.
+#[test]
+fn truncation_offsets_follow_kafkas_fetcher() {
+    let dir = tempfile::tempdir().unwrap();
+    let follower = run(truncation_log(dir.path(), config(600)));
+    let check = |leader: (i32, i64), initial: i64, expect: (i64, bool)| {
+        let got = follower.offset_truncation_state((LeaderEpoch(leader.0), leader.1), initial);
+        let got = (got.offset, got.truncation_completed);
+        assert_eq!(got, expect, "leader says {leader:?}");
+    };
+    check((5, 30), 0, (21, true));
+    check((5, 18), 0, (18, true));
+    check((2, 10), 0, (10, true));
+    check((2, 15), 0, (15, true));
+    // The leader's epoch is unknown here: cut to the end of ours below it, then ask again.
+    check((3, 12), 0, (15, false));
+    check((4, 19), 0, (15, false));
+    // The leader cannot say: its epoch undefined, or its end offset.
+    check((-1, 9), 0, (9, true));
+    check((-1, 40), 0, (21, true));
+    check((4, -1), 7, (7, true));
+    // A follower without epochs (batches that carry none) takes the leader's end offset.
+    let mut bare = new_log(dir.path(), "bare", config(1 << 20));
+    run(append_as_follower(&mut bare, batch(6, 10, None)));
+    assert!(epochs(&bare).is_empty());
+    let got = bare.offset_truncation_state((LeaderEpoch(3), 4), 0);
+    assert_eq!((got.offset, got.truncation_completed), (4, true));
+    let got = bare.offset_truncation_state((LeaderEpoch(3), 10), 0);
+    assert_eq!((got.offset, got.truncation_completed), (6, true));
 }

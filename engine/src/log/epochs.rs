@@ -135,3 +135,84 @@ impl PartitionLog {
         Ok(found)
     }
 }
+
+/// Whether a follower's fetch position agrees with this (leader's) log (KIP-320), Kafka's
+/// `Partition.divergingEpochAndOffset` for a fetch carrying `last_fetched_epoch`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LastFetchedEpoch {
+    /// The fetch offset is within the end of the follower's last epoch here: serve it.
+    Consistent,
+    /// The follower's log diverges: answer the fetch with this `diverging_epoch` (epoch and
+    /// end offset) and no records; the follower truncates there.
+    Diverging { epoch: LeaderEpoch, end_offset: i64 },
+    /// This log cannot say where the epoch ends (Kafka answers KAFKA_STORAGE_ERROR).
+    Unknown,
+}
+
+/// Where a follower truncates after its leader's answer (Kafka's `OffsetTruncationState`):
+/// at `offset`; when `truncation_completed` is false, it asks the leader again (the next
+/// OffsetForLeaderEpoch with its new latest epoch) before fetching.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OffsetTruncationState {
+    pub offset: i64,
+    pub truncation_completed: bool,
+}
+
+impl PartitionLog {
+    /// On the leader: checks a replica fetch at `fetch_offset` whose last batch was in
+    /// `last_fetched_epoch` (KIP-320). The follower diverges when this log's largest epoch
+    /// <= it is lower than it, or ends before `fetch_offset`.
+    pub fn check_last_fetched_epoch(
+        &self,
+        fetch_offset: i64,
+        last_fetched_epoch: LeaderEpoch,
+    ) -> LastFetchedEpoch {
+        let Some((epoch, end_offset)) = self.end_offset_for_epoch(last_fetched_epoch) else {
+            return LastFetchedEpoch::Unknown;
+        };
+        if epoch < last_fetched_epoch || end_offset < fetch_offset {
+            return LastFetchedEpoch::Diverging { epoch, end_offset };
+        }
+        LastFetchedEpoch::Consistent
+    }
+
+    /// On a follower: where to truncate after the leader said `leader` = (epoch, end offset)
+    /// for this log's latest epoch (an OffsetForLeaderEpoch answer or a Fetch's diverging
+    /// epoch), Kafka's `AbstractFetcherThread.getOffsetTruncationState`:
+    /// - the leader's end offset undefined (-1): `initial_fetch_offset` (where this follower
+    ///   started fetching, Kafka's fallback), completed;
+    /// - the leader's epoch undefined: min(its end offset, this log end), completed;
+    /// - this log knows the leader's epoch: min(both end offsets of it, this log end),
+    ///   completed;
+    /// - this log's largest epoch below the leader's is another one: min(that epoch's end
+    ///   here, this log end), not completed (ask again with the new latest epoch);
+    /// - this log has no epoch at or below it: the leader's end offset, completed.
+    pub fn offset_truncation_state(
+        &self,
+        (leader_epoch, leader_end_offset): (LeaderEpoch, i64),
+        initial_fetch_offset: i64,
+    ) -> OffsetTruncationState {
+        let log_end = self.log_end.offset;
+        let done = |offset: i64| OffsetTruncationState {
+            offset: offset.min(log_end),
+            truncation_completed: true,
+        };
+        if leader_end_offset == UNDEFINED_EPOCH_OFFSET {
+            return OffsetTruncationState {
+                offset: initial_fetch_offset,
+                truncation_completed: true,
+            };
+        }
+        if leader_epoch == crate::leader_epoch::UNDEFINED_EPOCH {
+            return done(leader_end_offset);
+        }
+        match self.end_offset_for_epoch(leader_epoch) {
+            Some((epoch, end)) if epoch == leader_epoch => done(end.min(leader_end_offset)),
+            Some((_, end)) => OffsetTruncationState {
+                offset: end.min(log_end),
+                truncation_completed: false,
+            },
+            None => done(leader_end_offset),
+        }
+    }
+}
