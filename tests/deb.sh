@@ -73,8 +73,13 @@ bootstrap="127.0.0.1:$port"
 "$root/usr/bin/kafka-topics.sh" --bootstrap-server "$bootstrap" --create --topic deb-check >/dev/null
 listed=$("$root/usr/bin/kafka-topics" --bootstrap-server "$bootstrap" --list --exclude-internal)
 [ "$listed" = deb-check ] || fail "kafka-topics --list printed '$listed'"
-"$root/usr/bin/kafka-producer-perf-test.sh" --help | grep -q 'Usage: sluice-perf produce' \
-    || fail "kafka-producer-perf-test.sh does not run sluice-perf produce"
+# Kafka's quick-start perf-test lines, unchanged.
+"$root/usr/bin/kafka-producer-perf-test.sh" --topic deb-perf --num-records 100 --record-size 10 \
+    --throughput -1 --producer-props "bootstrap.servers=$bootstrap" >"$work/perf.out" \
+    || fail "kafka-producer-perf-test.sh failed"
+grep -q '^100 records sent' "$work/perf.out" || { cat "$work/perf.out" >&2; fail "kafka-producer-perf-test.sh printed no summary"; }
+"$root/usr/bin/kafka-consumer-perf-test" --bootstrap-server "$bootstrap" --topic deb-perf \
+    --messages 100 >"$work/perf.out" || fail "kafka-consumer-perf-test failed"
 log "the unit's ExecStart answers on $bootstrap through the Kafka-named links"
 kill -TERM "$pid"
 status=0
