@@ -278,14 +278,7 @@ mod tests {
     /// Every request built here encodes at every version the client may negotiate.
     #[test]
     fn config_requests_encode_at_every_client_version() {
-        let versions = |key: ApiKey| {
-            let (_, min, max) = *crate::client::limits::CLIENT_VERSIONS
-                .iter()
-                .find(|(k, _, _)| *k == key)
-                .unwrap();
-            let codec = key.valid_versions();
-            min.max(codec.min)..=max.min(codec.max)
-        };
+        let versions = crate::client::limits::versions_under_test;
         let mut buf = bytes::BytesMut::new();
         for v in versions(ApiKey::DescribeConfigs) {
             describe_configs(ConfigResourceType::Topic, "t", true)

@@ -63,6 +63,18 @@ pub const CLIENT_VERSIONS: &[(ApiKey, i16, i16)] = &[
 /// before giving up (each rebalance that starts while we join costs one).
 pub const JOIN_ATTEMPTS_MAX: u32 = 20;
 
+/// Every version of `key` the client may negotiate (its range within the codec's), for
+/// tests that encode each request at each of them.
+#[cfg(test)]
+pub(crate) fn versions_under_test(key: ApiKey) -> std::ops::RangeInclusive<i16> {
+    let (_, min, max) = *CLIENT_VERSIONS
+        .iter()
+        .find(|(k, _, _)| *k == key)
+        .expect("the client implements it");
+    let codec = key.valid_versions();
+    min.max(codec.min)..=max.min(codec.max)
+}
+
 const _: () = {
     assert!(RESPONSE_BYTES_MAX <= FRAME_BYTES_MAX);
     assert!(FETCH_BYTES_MAX < RESPONSE_BYTES_MAX);

@@ -326,14 +326,7 @@ mod tests {
     /// Every request the client builds encodes at every version it may negotiate.
     #[test]
     fn requests_encode_at_every_client_version() {
-        let versions = |key: ApiKey| {
-            let (_, min, max) = *crate::client::limits::CLIENT_VERSIONS
-                .iter()
-                .find(|(k, _, _)| *k == key)
-                .unwrap();
-            let codec = key.valid_versions();
-            min.max(codec.min)..=max.min(codec.max)
-        };
+        let versions = crate::client::limits::versions_under_test;
         let mut buf = bytes::BytesMut::new();
         for id in [Uuid::nil(), Uuid::from_u128(7)] {
             for negotiated in versions(ApiKey::Produce) {
