@@ -86,6 +86,8 @@ pub struct RecordBatchBuilder {
     record_count: i32,
     base_timestamp_ms: i64,
     max_timestamp_ms: i64,
+    /// The attributes' codec id once [`Self::compress_records`] ran (0: uncompressed).
+    compression: i16,
 }
 
 impl RecordBatchBuilder {
@@ -98,6 +100,7 @@ impl RecordBatchBuilder {
             record_count: 0,
             base_timestamp_ms,
             max_timestamp_ms: base_timestamp_ms,
+            compression: 0,
         }
     }
 
@@ -126,6 +129,7 @@ impl RecordBatchBuilder {
     /// If the batch would exceed `i32::MAX` records or bytes (a caller bug: batches are
     /// bounded by `batch.size` far below).
     pub fn push(&mut self, record: &Record<'_>) {
+        assert_eq!(self.compression, 0, "a record pushed after compress_records");
         let body_bytes = self.record_body_bytes(record);
         assert!(self.buf.len() + body_bytes + 10 < i32::MAX as usize);
         let offset_delta = self.record_count;
@@ -169,6 +173,29 @@ impl RecordBatchBuilder {
         })
     }
 
+    /// Replaces the records pushed so far by their compressed form, made by `compress`
+    /// (the caller's codec: the client has none of its own), and marks the batch with
+    /// `codec`, Kafka's attributes id (1 gzip, 2 snappy, 3 lz4, 4 zstd). Call it once,
+    /// after the last push; [`Self::finish`] / [`Self::finish_idempotent`] then frame the
+    /// compressed batch.
+    ///
+    /// # Panics
+    /// If called twice, or `codec` is not one of Kafka's four.
+    pub fn compress_records(
+        &mut self,
+        codec: i16,
+        compress: impl FnOnce(&[u8], &mut Vec<u8>) -> std::io::Result<()>,
+    ) -> std::io::Result<()> {
+        assert_eq!(self.compression, 0, "records compressed twice");
+        assert!((1..=4).contains(&codec), "codec id {codec}");
+        let mut compressed = Vec::with_capacity(self.buf.len() - BATCH_HEADER_BYTES);
+        compress(&self.buf[BATCH_HEADER_BYTES..], &mut compressed)?;
+        self.buf.truncate(BATCH_HEADER_BYTES);
+        self.buf.extend_from_slice(&compressed);
+        self.compression = codec;
+        Ok(())
+    }
+
     fn finish_as(mut self, producer: ProducerFields) -> Bytes {
         assert!(
             self.record_count > 0,
@@ -182,7 +209,7 @@ impl RecordBatchBuilder {
         header.put_i32(-1); // partitionLeaderEpoch
         header.put_i8(MAGIC_V2);
         header.put_u32(0); // crc, below
-        header.put_i16(0); // attributes: no compression, CreateTime
+        header.put_i16(self.compression); // attributes: the codec, CreateTime
         header.put_i32(self.record_count - 1); // lastOffsetDelta
         header.put_i64(self.base_timestamp_ms);
         header.put_i64(self.max_timestamp_ms);

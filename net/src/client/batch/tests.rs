@@ -99,6 +99,38 @@ fn header_fields_match_kafka_layout() {
 }
 
 #[test]
+fn compressed_batches_carry_the_codec_and_the_callers_bytes() {
+    let mut builder = RecordBatchBuilder::new(0);
+    builder.push(&Record {
+        value: Some(b"value"),
+        ..Record::default()
+    });
+    let plain = {
+        let mut copy = RecordBatchBuilder::new(0);
+        copy.push(&Record {
+            value: Some(b"value"),
+            ..Record::default()
+        });
+        copy.finish()
+    };
+    // A stand-in codec: the records reversed (the client only frames what it is given).
+    builder
+        .compress_records(4, |input, out| {
+            out.extend(input.iter().rev());
+            Ok(())
+        })
+        .unwrap();
+    let bytes = builder.finish();
+    assert_eq!(&bytes[21..23], &4i16.to_be_bytes(), "zstd in the attributes");
+    let reversed: Vec<u8> = plain[61..].iter().rev().copied().collect();
+    assert_eq!(&bytes[61..], reversed.as_slice());
+    assert_eq!(&bytes[8..12], &(bytes.len() as i32 - 12).to_be_bytes());
+    assert_eq!(&bytes[17..21], &crc32c::crc32c(&bytes[21..]).to_be_bytes());
+    let (header, _) = Batches::new(&bytes).next().unwrap().unwrap();
+    assert_eq!((header.record_count, header.attributes), (1, 4));
+}
+
+#[test]
 fn idempotent_batches_carry_producer_id_epoch_and_sequence() {
     let mut builder = RecordBatchBuilder::new(0);
     for _ in 0..3 {
