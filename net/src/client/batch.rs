@@ -129,7 +129,10 @@ impl RecordBatchBuilder {
     /// If the batch would exceed `i32::MAX` records or bytes (a caller bug: batches are
     /// bounded by `batch.size` far below).
     pub fn push(&mut self, record: &Record<'_>) {
-        assert_eq!(self.compression, 0, "a record pushed after compress_records");
+        assert_eq!(
+            self.compression, 0,
+            "a record pushed after compress_records"
+        );
         let body_bytes = self.record_body_bytes(record);
         assert!(self.buf.len() + body_bytes + 10 < i32::MAX as usize);
         let offset_delta = self.record_count;

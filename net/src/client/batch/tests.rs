@@ -121,7 +121,11 @@ fn compressed_batches_carry_the_codec_and_the_callers_bytes() {
         })
         .unwrap();
     let bytes = builder.finish();
-    assert_eq!(&bytes[21..23], &4i16.to_be_bytes(), "zstd in the attributes");
+    assert_eq!(
+        &bytes[21..23],
+        &4i16.to_be_bytes(),
+        "zstd in the attributes"
+    );
     let reversed: Vec<u8> = plain[61..].iter().rev().copied().collect();
     assert_eq!(&bytes[61..], reversed.as_slice());
     assert_eq!(&bytes[8..12], &(bytes.len() as i32 - 12).to_be_bytes());
