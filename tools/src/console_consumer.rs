@@ -183,7 +183,7 @@ pub async fn run(args: ConsumerArgs) -> Result<()> {
         return group::run(&mut client, &group, &args, formatter, settings).await;
     }
     let start = start_at(&args, settings.reset)?;
-    let topic = client.topic(&args.topic).await?;
+    let topic = settings.look_up(&mut client, &args.topic).await?;
     let mut partitions: Vec<i32> = topic.partitions.iter().map(|p| p.partition).collect();
     partitions.sort_unstable();
     if let Some(wanted) = args.partition {

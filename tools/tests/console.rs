@@ -491,6 +491,39 @@ fn consumer_config_file_formatter_and_group_id_rules() {
         "",
     );
     assert!(conflict.contains("--from-beginning"), "{conflict}");
+
+    // Kafka's consumer lets the broker create the topic it asks for
+    // (allow.auto.create.topics, default true).
+    let refused = fails(
+        &with_bootstrap(
+            &b,
+            &[
+                "console-consumer",
+                "--topic",
+                "made-by-consumer",
+                "--consumer-property",
+                "allow.auto.create.topics=false",
+                "--timeout-ms",
+                "100",
+            ],
+        ),
+        "",
+    );
+    assert!(refused.contains("UnknownTopicOrPartition"), "{refused}");
+    ok(
+        &with_bootstrap(
+            &b,
+            &[
+                "console-consumer",
+                "--topic",
+                "made-by-consumer",
+                "--timeout-ms",
+                "100",
+            ],
+        ),
+        "",
+    );
+    assert_eq!(offsets(&b, "made-by-consumer"), "made-by-consumer:0:0\n");
 }
 
 #[test]

@@ -43,7 +43,7 @@ pub(super) async fn run(
             args.bootstrap_server
         )));
     }
-    let topic = client.topic(&args.topic).await?;
+    let topic = settings.look_up(client, &args.topic).await?;
     let mut config = MembershipConfig::new(group, vec![args.topic.clone()]);
     config.session_timeout_ms = settings.session_timeout_ms;
     config.rebalance_timeout_ms = settings.rebalance_timeout_ms;

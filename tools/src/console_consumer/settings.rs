@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use sluice_net::client::{FetchOptions, OffsetSpec};
+use sluice_net::client::{Client, FetchOptions, OffsetSpec, TopicMetadata};
 
 use crate::client_config::ClientConfig;
 use crate::error::{Result, ToolError};
@@ -42,6 +42,9 @@ pub(super) struct ConsumerSettings {
     pub group_instance_id: Option<String>,
     /// `client.id`.
     pub client_id: Option<String>,
+    /// `allow.auto.create.topics` (default true, as Kafka's consumer): the topic is looked
+    /// up with Metadata allowing the broker to create it.
+    pub allow_auto_create: bool,
 }
 
 /// The flags that take part in the settings.
@@ -175,7 +178,19 @@ impl ConsumerSettings {
                 (1, i32::MAX as i64),
             )?,
             group_instance_id: config.get("group.instance.id").map(str::to_string),
+            allow_auto_create: config.flag("allow.auto.create.topics", true)?,
             client_id: config.connection_settings()?.client_id,
+        })
+    }
+}
+
+impl ConsumerSettings {
+    /// The topic's metadata, created by the broker if it auto-creates topics and
+    /// `allow.auto.create.topics` allows it.
+    pub(super) async fn look_up(&self, client: &mut Client, topic: &str) -> Result<TopicMetadata> {
+        Ok(match self.allow_auto_create {
+            true => client.topic_auto_create(topic).await?,
+            false => client.topic(topic).await?,
         })
     }
 }
