@@ -88,7 +88,11 @@ pub struct ConsumerArgs {
     value_deserializer: Option<String>,
     /// A consumer config key=value (repeatable): group.id, auto.offset.reset,
     /// enable.auto.commit, client.id, fetch and session keys; see the README.
-    #[arg(long = "consumer-property", value_name = "KEY=VALUE")]
+    #[arg(
+        long = "consumer-property",
+        visible_alias = "command-property",
+        value_name = "KEY=VALUE"
+    )]
     consumer_properties: Vec<String>,
     /// A properties file of consumer configs.
     #[arg(

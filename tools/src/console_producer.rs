@@ -60,7 +60,11 @@ pub struct ProducerArgs {
     #[arg(long, value_name = "ACKS", allow_hyphen_values = true)]
     request_required_acks: Option<String>,
     /// A producer config key=value (repeatable); see the README for the keys honoured.
-    #[arg(long = "producer-property", value_name = "KEY=VALUE")]
+    #[arg(
+        long = "producer-property",
+        visible_alias = "command-property",
+        value_name = "KEY=VALUE"
+    )]
     producer_properties: Vec<String>,
     /// A properties file of producer configs.
     #[arg(

@@ -97,7 +97,8 @@ fn producer_auto_creates_and_honours_producer_properties() {
                 "-1",
                 "--producer-property",
                 "batch.size=0",
-                "--producer-property",
+                // Kafka 4.1's name for --producer-property (KIP-1147).
+                "--command-property",
                 "linger.ms=0",
                 "--producer-property",
                 "foo.bar=1",
@@ -308,7 +309,8 @@ fn ctrl_c_stops_a_group_consumer_as_kafka_does() {
             "cg",
             "--consumer-property",
             "group.id=cg1",
-            "--consumer-property",
+            // Kafka 4.1's name for --consumer-property (KIP-1147).
+            "--command-property",
             "client.id=cli-7",
             "--from-beginning",
             "--property",
