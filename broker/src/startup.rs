@@ -118,6 +118,9 @@ pub fn run(args: Vec<String>) -> Result<(), String> {
     log_where(&config, &bound, &dirs.formatted, shards);
     let ports: Vec<_> = bound.iter().map(|(l, p, _)| (l.clone(), *p)).collect();
     let advertised = config.advertised(&ports);
+    // Before the first thread (the control plane's) starts: threads inherit the mask, so
+    // SIGTERM reaches only the signal thread's sigwait, never a default action elsewhere.
+    block_shutdown_signals();
     let control = start_control_plane(&config, &dirs.formatted, &advertised)?;
     let broker = broker_info(
         &config,
@@ -125,7 +128,6 @@ pub fn run(args: Vec<String>) -> Result<(), String> {
         &ports,
         control.as_ref().map(|(h, _)| h.clone()),
     );
-    block_shutdown_signals();
     let config = Arc::new(config);
     let (events_tx, events) = sync_channel::<ShardEvent>(shards * 4 + 4);
     let metrics = bind_metrics(config.metrics_listener)?;

@@ -24,6 +24,9 @@ pub const DELETE_DIR_SUFFIX: &str = "-delete";
 /// Suffix of a partition dir being built (`PartitionLog::create_with`); one found at startup
 /// is a creation a crash interrupted, never acknowledged, and is removed.
 pub const CREATE_DIR_SUFFIX: &str = "-create";
+/// Kafka's metadata log (KRaft's `__cluster_metadata` topic, partition 0) in the metadata
+/// log dir: the quorum's, never one of the log manager's partitions.
+pub const METADATA_PARTITION_DIR: &str = "__cluster_metadata-0";
 /// Kafka's `Topic.MAX_NAME_LENGTH`.
 pub const TOPIC_NAME_BYTES_MAX: usize = 249;
 /// Bytes read from a `.lock` file to learn the holder's pid.
@@ -178,8 +181,9 @@ pub fn parse_partition_dir_name(name: &str) -> Option<(String, i32)> {
 }
 
 /// The partition dirs of a log dir as (topic, partition, path), sorted by path. Skips
-/// files, dirs being deleted (`*-delete`) and names that do not parse (with a warning);
-/// removes dirs whose creation was interrupted (`*-create`).
+/// files, dirs being deleted (`*-delete`), the metadata log ([`METADATA_PARTITION_DIR`],
+/// owned by the quorum, as Kafka's log manager skips it) and names that do not parse (with
+/// a warning); removes dirs whose creation was interrupted (`*-create`).
 pub fn scan_partition_dirs(dir: &Path) -> io::Result<Vec<(String, i32, PathBuf)>> {
     let mut found = Vec::new();
     for entry in fs::read_dir(dir)? {
@@ -193,7 +197,7 @@ pub fn scan_partition_dirs(dir: &Path) -> io::Result<Vec<(String, i32, PathBuf)>
             tracing::warn!(path = %path.display(), "skipping a dir whose name is not UTF-8");
             continue;
         };
-        if name.ends_with(DELETE_DIR_SUFFIX) {
+        if name.ends_with(DELETE_DIR_SUFFIX) || name == METADATA_PARTITION_DIR {
             continue;
         }
         if name.ends_with(CREATE_DIR_SUFFIX) {
@@ -283,7 +287,14 @@ mod tests {
     #[test]
     fn scan_skips_files_deleted_and_unparsable() {
         let dir = tempfile::tempdir().unwrap();
-        for name in ["orders-0", "orders-1", "orders-2.abc-delete", "junk", "x-y"] {
+        for name in [
+            "orders-0",
+            "orders-1",
+            "orders-2.abc-delete",
+            "junk",
+            "x-y",
+            METADATA_PARTITION_DIR,
+        ] {
             fs::create_dir(dir.path().join(name)).unwrap();
         }
         fs::write(dir.path().join("t-3"), b"").unwrap();

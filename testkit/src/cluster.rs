@@ -23,7 +23,11 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::{binary_path, follow_log, free_ports, run_ok, sluiced_path, wait_ready, STOP_WAIT};
+use std::sync::mpsc::Receiver;
+
+use crate::{
+    binary_path, follow_log, free_ports, run_ok, sluiced_path, wait_ready, LogEvent, STOP_WAIT,
+};
 
 /// How often [`wait_for`] polls its predicate.
 pub const WAIT_POLL: Duration = Duration::from_millis(50);
@@ -177,6 +181,7 @@ impl ClusterBuilder {
                     dir: root.join(format!("node-{node_id}")),
                     child: None,
                     log: Arc::new(Mutex::new(Vec::new())),
+                    events: None,
                     stopped: false,
                 }
             })
@@ -293,10 +298,12 @@ impl Cluster {
     /// Spawns every node, then waits for each; on a failure, kills them all and returns
     /// the failed node's log.
     fn start_all(&mut self) -> Result<(), String> {
-        let pending: Vec<_> = self.nodes.iter_mut().map(Node::spawn).collect();
+        for node in self.nodes.iter_mut() {
+            node.spawn();
+        }
         let mut failed = None;
-        for (node, events) in self.nodes.iter_mut().zip(pending) {
-            if let Err(log) = node.await_ready(&events) {
+        for node in self.nodes.iter_mut() {
+            if let Err(log) = node.await_ready() {
                 failed.get_or_insert(log);
             }
         }
@@ -325,6 +332,9 @@ pub struct Node {
     dir: PathBuf,
     child: Option<Child>,
     log: Arc<Mutex<Vec<String>>>,
+    /// The current process's log events; closes once its last line is in `log` (in a
+    /// mutex: a `Cluster` may be shared by threads).
+    events: Option<Mutex<Receiver<LogEvent>>>,
     stopped: bool,
 }
 
@@ -413,8 +423,8 @@ impl Node {
     /// Starts it again on the same dirs, config and ports, and waits until it is ready.
     pub fn restart(&mut self) {
         assert!(!self.is_running(), "node {} is still running", self.node_id);
-        let events = self.spawn();
-        if let Err(log) = self.await_ready(&events) {
+        self.spawn();
+        if let Err(log) = self.await_ready() {
             self.kill_if_running();
             panic!("node {} did not restart; log:\n{log}", self.node_id);
         }
@@ -440,7 +450,7 @@ impl Node {
         )
     }
 
-    fn spawn(&mut self) -> std::sync::mpsc::Receiver<crate::LogEvent> {
+    fn spawn(&mut self) {
         let level = std::env::var("SLUICE_LOG").unwrap_or_else(|_| "info".into());
         let mut child = Command::new(sluiced_path())
             .arg(self.config_path())
@@ -458,32 +468,23 @@ impl Node {
         let label = format!("[node {}]", self.node_id);
         let events = follow_log(&mut child, self.log.clone(), label, Some(file));
         self.child = Some(child);
+        self.events = Some(Mutex::new(events));
         self.stopped = false;
-        events
     }
 
     /// Ready, on the port it was given; else its log.
-    fn await_ready(
-        &mut self,
-        events: &std::sync::mpsc::Receiver<crate::LogEvent>,
-    ) -> Result<(), String> {
-        match wait_ready(events) {
+    /// Ready, on the port it was given; else its log.
+    fn await_ready(&mut self) -> Result<(), String> {
+        let ready = wait_ready(&self.events.as_ref().expect("spawned").lock().unwrap());
+        match ready {
             Some(port) if port == self.client_port => Ok(()),
             Some(port) => Err(format!(
                 "node {} listens on {port:?}, not on {:?}",
                 self.node_id, self.client_port
             )),
             None => {
-                // It exited or took too long: once it is gone, the log thread ends (the
-                // channel disconnects) with every line in the log.
+                // It exited or took too long: once it is gone, its log is complete.
                 self.kill_if_running();
-                let deadline = Instant::now() + STOP_WAIT;
-                while Instant::now() < deadline {
-                    match events.recv_timeout(WAIT_POLL) {
-                        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
-                        _ => continue,
-                    }
-                }
                 Err(self.log().join("\n"))
             }
         }
@@ -504,13 +505,23 @@ impl Node {
         }
         let mut child = self.child.take().expect("running");
         self.stopped = false;
-        crate::reap(&mut child, sig)
+        let status = crate::reap(&mut child, sig);
+        self.wait_log_closed();
+        status
     }
 
     fn kill_if_running(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
+        }
+        self.wait_log_closed();
+    }
+
+    /// After the process is gone: until its last log line is in `log`.
+    fn wait_log_closed(&mut self) {
+        if let Some(events) = self.events.take() {
+            crate::wait_log_closed(&events.into_inner().unwrap());
         }
     }
 }

@@ -60,6 +60,9 @@ pub struct Broker {
     pub dir: PathBuf,
     /// Every line the broker logged so far.
     pub log: Arc<Mutex<Vec<String>>>,
+    /// Closes when the log thread has copied the last line (in a mutex: `Broker` is
+    /// shared by threads).
+    events: Mutex<mpsc::Receiver<LogEvent>>,
     _temp: Option<tempfile::TempDir>,
 }
 
@@ -135,6 +138,7 @@ impl Broker {
             port,
             dir: dir.to_path_buf(),
             log,
+            events: Mutex::new(events),
             _temp: None,
         }
     }
@@ -159,7 +163,9 @@ impl Broker {
         let mut child = self.child.take().expect("broker already stopped");
         // SAFETY: kill(2) on our own child's pid; the child has not been reaped yet.
         unsafe { libc::kill(child.id() as i32, sig) };
-        reap(&mut child, sig)
+        let status = reap(&mut child, sig);
+        wait_log_closed(&self.events.lock().unwrap());
+        status
     }
 
     /// SIGTERM; returns the exit status and how long the stop took.
@@ -205,6 +211,19 @@ fn reap(child: &mut Child, sig: i32) -> ExitStatus {
             "sluiced did not exit after signal {sig}"
         );
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Returns once the log thread behind `events` has ended (the process closed its stderr
+/// and every line is in the log), or after [`STOP_WAIT`].
+fn wait_log_closed(events: &mpsc::Receiver<LogEvent>) {
+    let deadline = Instant::now() + STOP_WAIT;
+    while Instant::now() < deadline {
+        if let Err(mpsc::RecvTimeoutError::Disconnected) =
+            events.recv_timeout(Duration::from_millis(50))
+        {
+            return;
+        }
     }
 }
 

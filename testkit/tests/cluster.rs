@@ -150,3 +150,12 @@ fn wait_for_is_bounded() {
         || false,
     );
 }
+
+/// Tests share a `Broker` or a `Cluster` with threads (clients beside a killer): this
+/// stops compiling if either loses `Send + Sync`.
+#[test]
+fn harness_types_can_be_shared_by_threads() {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<Cluster>();
+    shareable::<sluice_testkit::Broker>();
+}
