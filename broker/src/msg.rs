@@ -34,6 +34,13 @@ pub enum ShardMsg {
         timestamp: i64,
         reply: oneshot::Sender<ListOffsetsPart>,
     },
+    /// ListOffsets v0: (error, offsets newest first).
+    LegacyOffsets {
+        tp: TopicPartition,
+        timestamp: i64,
+        max_num_offsets: usize,
+        reply: oneshot::Sender<(i16, Vec<i64>)>,
+    },
     CreatePartition {
         tp: TopicPartition,
         topic_id: TopicId,

@@ -406,6 +406,49 @@ pub fn list_offsets_local(
     }
 }
 
+/// ListOffsets v0 on the partition's owner (`PartitionLog::legacy_offsets_before`).
+pub async fn legacy_offsets_routed(
+    shard: &Rc<Shard>,
+    part: &Arc<PartitionInfo>,
+    tp: TopicPartition,
+    timestamp: i64,
+    max_num_offsets: usize,
+) -> (i16, Vec<i64>) {
+    if part.shard == shard.id {
+        return legacy_offsets_local(shard, tp, timestamp, max_num_offsets);
+    }
+    call(&shard.peers, part.shard, |reply| ShardMsg::LegacyOffsets {
+        tp,
+        timestamp,
+        max_num_offsets,
+        reply,
+    })
+    .await
+    .unwrap_or_else(|_| (ResponseError::NotLeaderOrFollower.code(), Vec::new()))
+}
+
+pub fn legacy_offsets_local(
+    shard: &Rc<Shard>,
+    tp: TopicPartition,
+    timestamp: i64,
+    max_num_offsets: usize,
+) -> (i16, Vec<i64>) {
+    let Some(log) = shard.log(&tp) else {
+        return (ResponseError::UnknownTopicOrPartition.code(), Vec::new());
+    };
+    let now_ms = crate::group::state::now_ms();
+    let found = log
+        .borrow()
+        .legacy_offsets_before(timestamp, max_num_offsets, now_ms);
+    match found {
+        Ok(offsets) => (NONE, offsets),
+        Err(e) => {
+            tracing::error!(topic = %tp.topic, partition = tp.partition, "list offsets v0 failed: {e}");
+            (ResponseError::KafkaStorageError.code(), Vec::new())
+        }
+    }
+}
+
 /// Creates the partition's log on this (owning) shard, with its topic's config
 /// (`TOPIC_CONFIG_FILE` written in the new directory when there are overrides).
 pub fn create_partition_local(

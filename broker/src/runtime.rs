@@ -426,6 +426,19 @@ async fn handle_msg(shard: Rc<Shard>, msg: ShardMsg) {
         } => {
             let _ = reply.send(ops::list_offsets_local(&shard, tp, timestamp));
         }
+        ShardMsg::LegacyOffsets {
+            tp,
+            timestamp,
+            max_num_offsets,
+            reply,
+        } => {
+            let _ = reply.send(ops::legacy_offsets_local(
+                &shard,
+                tp,
+                timestamp,
+                max_num_offsets,
+            ));
+        }
         ShardMsg::CreatePartition {
             tp,
             topic_id,

@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use common::{raw_connect, roundtrip, Broker};
+use common::{produce, raw_connect, roundtrip, Broker};
 use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
 use kafka_protocol::messages::{ApiKey, OffsetFetchRequest, OffsetFetchResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
@@ -211,4 +211,62 @@ fn create_delete_and_describe_with_old_versions() {
         .filter(|n| !n.starts_with("__"))
         .collect();
     assert_eq!(names, ["v1"]);
+}
+
+/// ListOffsets v0 of `partition`: (error, old-style offsets).
+fn list_offsets_v0(s: &mut TcpStream, partition: i32, timestamp: i64, max: i32) -> (i16, Vec<i64>) {
+    let mut body = BytesMut::new();
+    body.put_i32(-1);
+    body.put_i32(1);
+    put_str(&mut body, "listed");
+    body.put_i32(1);
+    body.put_i32(partition);
+    body.put_i64(timestamp);
+    body.put_i32(max);
+    let mut a = call(s, ApiKey::ListOffsets, 0, &body);
+    assert_eq!(a.get_i32(), 1);
+    assert_eq!(get_str(&mut a).as_deref(), Some("listed"));
+    assert_eq!(a.get_i32(), 1);
+    assert_eq!(a.get_i32(), partition);
+    let error = a.get_i16();
+    let offsets = (0..a.get_i32()).map(|_| a.get_i64()).collect();
+    assert!(a.is_empty());
+    (error, offsets)
+}
+
+#[test]
+fn list_offsets_v0_answers_segment_boundaries() {
+    let broker = Broker::start_temp(&[]);
+    let mut s = raw_connect(&broker);
+    assert_eq!(create_topic(&mut s, 0, "listed").1, 0);
+    // Before any record: the only segment's base offset.
+    assert_eq!(list_offsets_v0(&mut s, 0, -1, 10), (0, vec![0]));
+    produce(&broker, "listed", 7);
+    // Partition 0 or 1 got the records; read both.
+    let latest: Vec<_> = (0..2).map(|p| list_offsets_v0(&mut s, p, -1, 10)).collect();
+    let total: i64 = latest.iter().map(|(_, o)| o[0]).sum();
+    assert_eq!(total, 7, "{latest:?}");
+    for (p, (error, offsets)) in latest.iter().enumerate() {
+        assert_eq!(*error, 0);
+        // A non-empty partition lists its log end, then its segment's base (newest first).
+        let want = if offsets[0] > 0 {
+            vec![offsets[0], 0]
+        } else {
+            vec![0]
+        };
+        assert_eq!(offsets, &want, "partition {p}");
+        assert_eq!(list_offsets_v0(&mut s, p as i32, -1, 1).1, want[..1]);
+        assert_eq!(list_offsets_v0(&mut s, p as i32, -2, 10).1, [0]);
+        // Nothing was modified before the epoch.
+        assert_eq!(
+            list_offsets_v0(&mut s, p as i32, 0, 10).1,
+            Vec::<i64>::new()
+        );
+    }
+    assert_eq!(
+        list_offsets_v0(&mut s, 9, -1, 1).0,
+        3,
+        "UNKNOWN_TOPIC_OR_PARTITION"
+    );
+    assert_eq!(list_offsets_v0(&mut s, 0, -1, -1).0, 42, "INVALID_REQUEST");
 }

@@ -28,6 +28,7 @@ mod epochs;
 pub use epochs::{LastFetchedEpoch, OffsetTruncationState};
 mod follower;
 mod high_watermark;
+mod legacy_offsets;
 mod retention;
 mod truncate;
 pub use follower::FollowerAppendError;

@@ -263,5 +263,8 @@ fn encode_response_unframed(
 
 mod legacy;
 
+/// ListOffsets v0's fields that `kafka-protocol`'s types lack (see `legacy::list_offsets`).
+pub use legacy::list_offsets::{max_num_offsets, set_old_style_offsets};
+
 #[cfg(test)]
 mod tests;

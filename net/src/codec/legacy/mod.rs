@@ -1,11 +1,12 @@
 //! Request and response versions Kafka 4 removed (KIP-896) and `kafka-protocol` 0.18 no
 //! longer decodes, served because old clients still send them (sarama's OffsetCommit v1):
 //! OffsetCommit v0–v1, OffsetFetch v0, CreateTopics v0–v1, DeleteTopics v0,
-//! DescribeConfigs v0. None involves the old message formats (magic 0/1), so Produce v0–v2
-//! and Fetch v0–v3 stay unserved.
+//! DescribeConfigs v0, ListOffsets v0. None involves the old message formats (magic 0/1), so
+//! Produce v0–v2 and Fetch v0–v3 stay unserved.
 //!
 //! Each old request is decoded by hand into `kafka-protocol`'s request type (the fields the
-//! old version lacks take their defaults), so the broker's handler is the same for every
+//! old version lacks take their defaults; ListOffsets v0's two extra fields travel as its file
+//! says), so the broker's handler is the same for every
 //! version; each answer is encoded by hand from `kafka-protocol`'s response type. Where an
 //! old layout equals a newer one byte for byte, the newer version's generated codec is used
 //! (named in each file). Unit tests compare every hand encoding against the old schema's
@@ -20,11 +21,13 @@ use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
 mod create_topics;
 mod describe_configs;
+pub mod list_offsets;
 mod offset_commit;
 
 /// The lowest version of `api_key` served here, below `kafka-protocol`'s own range.
 pub fn min_version(api_key: ApiKey) -> Option<i16> {
     match api_key {
+        ApiKey::ListOffsets => Some(0),
         ApiKey::OffsetCommit => Some(0),
         ApiKey::OffsetFetch => Some(0),
         ApiKey::CreateTopics => Some(0),
@@ -42,6 +45,7 @@ pub fn is_legacy(api_key: ApiKey, version: i16) -> bool {
 /// Decodes an old request body into `kafka-protocol`'s request type.
 pub fn decode(api_key: ApiKey, version: i16, body: &mut Bytes) -> Result<RequestKind, String> {
     let kind = match api_key {
+        ApiKey::ListOffsets => RequestKind::ListOffsets(list_offsets::decode(body)?),
         ApiKey::OffsetCommit => RequestKind::OffsetCommit(offset_commit::decode(version, body)?),
         // OffsetFetch v0 is v1's layout (v0 read ZooKeeper, v1 Kafka: one store here).
         ApiKey::OffsetFetch => RequestKind::OffsetFetch(generated(body, 1)?),
@@ -72,6 +76,7 @@ pub fn encode(version: i16, body: &ResponseKind, out: &mut BytesMut) -> Result<(
             Ok(())
         }
         ResponseKind::DescribeConfigs(r) => describe_configs::encode(r, out),
+        ResponseKind::ListOffsets(r) => list_offsets::encode(r, out),
         _ => Err(format!("no legacy encoder for this response at v{version}")),
     }
 }

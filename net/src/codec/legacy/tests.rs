@@ -275,6 +275,7 @@ fn describe_configs_v0() {
 #[test]
 fn short_and_hostile_bodies_fail_cleanly() {
     for api_key in [
+        ApiKey::ListOffsets,
         ApiKey::OffsetCommit,
         ApiKey::OffsetFetch,
         ApiKey::CreateTopics,
@@ -293,4 +294,43 @@ fn short_and_hostile_bodies_fail_cleanly() {
         }
         assert!(!is_legacy(api_key, api_key.valid_versions().min));
     }
+}
+
+#[test]
+fn list_offsets_v0() {
+    let mut v0 = BytesMut::new();
+    v0.put_i32(-1); // replica id
+    v0.put_i32(1);
+    s(&mut v0, "t");
+    v0.put_i32(1);
+    v0.put_i32(2); // partition
+    v0.put_i64(-1); // latest
+    v0.put_i32(5); // max_num_offsets
+    let RequestKind::ListOffsets(r) = decoded(ApiKey::ListOffsets, 0, v0) else {
+        unreachable!()
+    };
+    let p = &r.topics[0].partitions[0];
+    assert_eq!((p.partition_index, p.timestamp), (2, -1));
+    assert_eq!(list_offsets::max_num_offsets(p), Some(5));
+
+    let mut resp = ListOffsetsResponse::default();
+    let mut t =
+        kafka_protocol::messages::list_offsets_response::ListOffsetsTopicResponse::default();
+    t.name = TopicName(StrBytes::from_static_str("t"));
+    let mut part =
+        kafka_protocol::messages::list_offsets_response::ListOffsetsPartitionResponse::default();
+    part.partition_index = 2;
+    list_offsets::set_old_style_offsets(&mut part, &[42, 0]);
+    t.partitions.push(part);
+    resp.topics.push(t);
+    let mut want = BytesMut::new();
+    want.put_i32(1);
+    s(&mut want, "t");
+    want.put_i32(1);
+    want.put_i32(2);
+    want.put_i16(0);
+    want.put_i32(2);
+    want.put_i64(42);
+    want.put_i64(0);
+    assert_eq!(encoded(0, &ResponseKind::ListOffsets(resp)), want.to_vec());
 }
