@@ -4,6 +4,9 @@
 
 mod common;
 
+/// Rounds of 100 ms to wait for the group coordinator to load (a bound, not a verdict).
+const COORDINATOR_WAIT_ROUNDS: u32 = 600;
+
 use std::io::{Read, Write};
 use std::net::TcpStream;
 
@@ -113,7 +116,7 @@ fn fetch_v0(s: &mut TcpStream, group: &str, topic: &str) -> (i64, Option<String>
 fn commit_when_ready(s: &mut TcpStream, group: &str, topic: &str, offset: i64) -> i16 {
     const COORDINATOR_LOADING: [i16; 2] = [14, 15];
     let mut error = -1;
-    for _ in 0..100 {
+    for _ in 0..COORDINATOR_WAIT_ROUNDS {
         error = commit(s, 1, group, topic, offset);
         if !COORDINATOR_LOADING.contains(&error) {
             break;

@@ -5,6 +5,9 @@
 
 mod common;
 
+/// Rounds of 100 ms to wait for the group coordinator to load (a bound, not a verdict).
+const COORDINATOR_WAIT_ROUNDS: u32 = 600;
+
 use std::net::TcpStream;
 
 use common::{raw_connect, roundtrip, Broker};
@@ -134,7 +137,7 @@ fn describe_groups_6_find_coordinator_6_and_list_config_resources() {
     req.key_type = 0;
     req.coordinator_keys = vec![StrBytes::from_static_str("g")];
     let mut coordinator = -1;
-    for _ in 0..100 {
+    for _ in 0..COORDINATOR_WAIT_ROUNDS {
         let resp: FindCoordinatorResponse = roundtrip(&mut s, ApiKey::FindCoordinator, 6, &req);
         if resp.coordinators[0].error_code == 0 {
             coordinator = resp.coordinators[0].node_id.0;

@@ -59,11 +59,15 @@ pub fn roundtrip<Req: Encodable, Resp: Decodable>(
     Resp::decode(&mut body, version).unwrap()
 }
 
-/// A raw connection to `broker` (10 s read timeout), for requests the rdkafka crate does not
-/// send: exact API versions, hand-built bodies.
+/// How long a raw connection waits for an answer: a bound for a broker that hangs, generous
+/// because the test machine may be loaded (CreateTopics fsyncs directories).
+pub const RAW_READ_TIMEOUT_S: u64 = 60;
+
+/// A raw connection to `broker`, for requests the rdkafka crate does not send: exact API
+/// versions, hand-built bodies.
 pub fn raw_connect(broker: &Broker) -> TcpStream {
     let s = TcpStream::connect(("127.0.0.1", broker.port)).unwrap();
-    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+    s.set_read_timeout(Some(std::time::Duration::from_secs(RAW_READ_TIMEOUT_S)))
         .unwrap();
     s
 }
