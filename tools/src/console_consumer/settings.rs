@@ -97,63 +97,9 @@ impl ConsumerSettings {
     }
 
     fn from_config(config: &ClientConfig, flags: &ConsumerFlags<'_>) -> Result<ConsumerSettings> {
-        let group = match (flags.group, config.get("group.id")) {
-            (Some(a), Some(b)) if a != b => {
-                return Err(ToolError::new(format!(
-                    "The group ids provided in different places (directly using '--group', \
-                     via '--consumer-property', or via '--consumer.config') do not match. \
-                     Detected group ids: '{a}', '{b}'"
-                )))
-            }
-            (Some(group), _) | (None, Some(group)) => Some(group.to_string()),
-            (None, None) => None,
-        };
-        let reset = match config.get("auto.offset.reset") {
-            None if flags.from_beginning => Some(OffsetSpec::Earliest),
-            None => Some(OffsetSpec::Latest),
-            Some("earliest") => Some(OffsetSpec::Earliest),
-            Some(other) if flags.from_beginning => {
-                return Err(ToolError::new(format!(
-                    "Can't simultaneously specify --from-beginning and \
-                     'auto.offset.reset={other}', as it conflicts"
-                )))
-            }
-            Some("latest") => Some(OffsetSpec::Latest),
-            Some("none") => None,
-            Some(other) => {
-                return Err(ToolError::new(format!(
-                    "auto.offset.reset={other} ({}): expected earliest, latest or none",
-                    config.origin("auto.offset.reset")
-                )))
-            }
-        };
-        let defaults = FetchOptions::default();
         let int = |key, default: i32, range: (i64, i64)| -> Result<i32> {
             let n = config.number(key, i64::from(default), range)?;
             Ok(i32::try_from(n).expect("bounded to i32"))
-        };
-        let wait_ms = int(
-            "fetch.max.wait.ms",
-            defaults.max_wait_ms,
-            (0, i32::MAX as i64),
-        )?;
-        let fetch = FetchOptions {
-            max_wait_ms: wait_ms.min(FETCH_WAIT_MS_MAX as i32),
-            min_bytes: int(
-                "fetch.min.bytes",
-                defaults.min_bytes,
-                (0, FETCH_BYTES_LIMIT),
-            )?,
-            max_bytes: int(
-                "fetch.max.bytes",
-                defaults.max_bytes,
-                (0, FETCH_BYTES_LIMIT),
-            )?,
-            partition_max_bytes: int(
-                "max.partition.fetch.bytes",
-                defaults.partition_max_bytes,
-                (0, FETCH_BYTES_LIMIT),
-            )?,
         };
         let session_timeout_ms = int(
             "session.timeout.ms",
@@ -166,10 +112,10 @@ impl ConsumerSettings {
             (1, i64::from(session_timeout_ms) - 1),
         )?;
         Ok(ConsumerSettings {
-            group,
-            reset,
+            group: group_id(config, flags)?,
+            reset: offset_reset(config, flags)?,
             auto_commit: config.flag("enable.auto.commit", true)?,
-            fetch,
+            fetch: fetch_options(config)?,
             session_timeout_ms,
             heartbeat_interval_ms: u64::try_from(heartbeat_interval_ms).expect("positive"),
             rebalance_timeout_ms: int(
@@ -182,6 +128,63 @@ impl ConsumerSettings {
             client_id: config.connection_settings()?.client_id,
         })
     }
+}
+
+/// `--group` or `group.id`: both may be given only if they agree (Kafka's rule).
+fn group_id(config: &ClientConfig, flags: &ConsumerFlags<'_>) -> Result<Option<String>> {
+    match (flags.group, config.get("group.id")) {
+        (Some(a), Some(b)) if a != b => Err(ToolError::new(format!(
+            "The group ids provided in different places (directly using '--group', via \
+             '--consumer-property', or via '--consumer.config') do not match. Detected group \
+             ids: '{a}', '{b}'"
+        ))),
+        (Some(group), _) | (None, Some(group)) => Ok(Some(group.to_string())),
+        (None, None) => Ok(None),
+    }
+}
+
+/// `auto.offset.reset`, with `--from-beginning` meaning earliest (and conflicting with any
+/// other value, as in Kafka).
+fn offset_reset(config: &ClientConfig, flags: &ConsumerFlags<'_>) -> Result<Option<OffsetSpec>> {
+    Ok(match config.get("auto.offset.reset") {
+        None if flags.from_beginning => Some(OffsetSpec::Earliest),
+        None => Some(OffsetSpec::Latest),
+        Some("earliest") => Some(OffsetSpec::Earliest),
+        Some(other) if flags.from_beginning => {
+            return Err(ToolError::new(format!(
+                "Can't simultaneously specify --from-beginning and \
+                 'auto.offset.reset={other}', as it conflicts"
+            )))
+        }
+        Some("latest") => Some(OffsetSpec::Latest),
+        Some("none") => None,
+        Some(other) => {
+            return Err(ToolError::new(format!(
+                "auto.offset.reset={other} ({}): expected earliest, latest or none",
+                config.origin("auto.offset.reset")
+            )))
+        }
+    })
+}
+
+/// The fetch keys, bounded (`fetch.max.wait.ms` at most `FETCH_WAIT_MS_MAX`).
+fn fetch_options(config: &ClientConfig) -> Result<FetchOptions> {
+    let defaults = FetchOptions::default();
+    let int = |key, default: i32, max: i64| -> Result<i32> {
+        let n = config.number(key, i64::from(default), (0, max))?;
+        Ok(i32::try_from(n).expect("bounded to i32"))
+    };
+    let wait_ms = int("fetch.max.wait.ms", defaults.max_wait_ms, i32::MAX as i64)?;
+    Ok(FetchOptions {
+        max_wait_ms: wait_ms.min(FETCH_WAIT_MS_MAX as i32),
+        min_bytes: int("fetch.min.bytes", defaults.min_bytes, FETCH_BYTES_LIMIT)?,
+        max_bytes: int("fetch.max.bytes", defaults.max_bytes, FETCH_BYTES_LIMIT)?,
+        partition_max_bytes: int(
+            "max.partition.fetch.bytes",
+            defaults.partition_max_bytes,
+            FETCH_BYTES_LIMIT,
+        )?,
+    })
 }
 
 impl ConsumerSettings {
