@@ -9,7 +9,8 @@
 //!   always safe: it only means more rescanning.
 //! - `replication-offset-checkpoint`: each partition's high watermark, written by shard 0
 //!   every `REPLICA_HIGH_WATERMARK_CHECKPOINT_INTERVAL_MS` (Kafka's
-//!   `replica.high.watermark.checkpoint.interval.ms` default; not a config key yet). A
+//!   `replica.high.watermark.checkpoint.interval.ms` default; not a config key yet), and by
+//!   the main thread at a stop with the recovery points (`ClosedOffsets`). A
 //!   replicated partition's high watermark is restored from it after open
 //!   (`read_high_watermarks`, then `PartitionLog::restore_high_watermark`); a stale (lower)
 //!   one only delays what consumers see until the leader advances it again. A single node's
@@ -115,10 +116,35 @@ pub async fn write_checkpoints(shard: &Shard, kind: OffsetCheckpoint) {
     }
 }
 
-/// Writes every log dir's `recovery-point-offset-checkpoint` from `points` (see
-/// `write_offsets`).
-pub fn write_recovery_points(log_dirs: &[PathBuf], points: Vec<RecoveryPoint>) {
-    write_offsets(log_dirs, OffsetCheckpoint::RecoveryPoint, points);
+/// The checkpointed offsets of the logs a stop closed: the main thread writes both files
+/// once every shard closed (Kafka's LogManager and ReplicaManager do at shutdown).
+#[derive(Debug, Default)]
+pub struct ClosedOffsets {
+    /// The log end offset of each cleanly closed log (its recovery point otherwise).
+    pub recovery_points: Vec<RecoveryPoint>,
+    pub high_watermarks: Vec<CheckpointedOffset>,
+}
+
+impl ClosedOffsets {
+    pub fn extend(&mut self, other: ClosedOffsets) {
+        self.recovery_points.extend(other.recovery_points);
+        self.high_watermarks.extend(other.high_watermarks);
+    }
+
+    /// Writes every log dir's `recovery-point-offset-checkpoint` and
+    /// `replication-offset-checkpoint` (see `write_offsets`).
+    pub fn write(self, log_dirs: &[PathBuf]) {
+        write_offsets(
+            log_dirs,
+            OffsetCheckpoint::RecoveryPoint,
+            self.recovery_points,
+        );
+        write_offsets(
+            log_dirs,
+            OffsetCheckpoint::HighWatermark,
+            self.high_watermarks,
+        );
+    }
 }
 
 /// Writes every log dir's `kind` checkpoint from `offsets` (a dir with no partition gets an

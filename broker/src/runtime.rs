@@ -15,11 +15,12 @@ use sluice_engine::{PartitionLog, TopicId};
 use sluice_engine::{Recovery, RecoveryReport};
 
 use crate::append::{collect_sync_jobs, run_sync_jobs};
+use crate::checkpoint::ClosedOffsets;
 use crate::config::Config;
 use crate::connection::serve_connection;
 use crate::controller::Controller;
 use crate::log_limit::LogLimit;
-use crate::msg::{Peers, RecoveryPoint, ShardMsg};
+use crate::msg::{Peers, ShardMsg};
 use crate::ops;
 use crate::shard::{BrokerInfo, Shard, TopicPartition};
 
@@ -52,13 +53,13 @@ pub enum ShardEvent {
         shard: usize,
         partitions: usize,
     },
-    /// Every log closed (`clean`: without an error). `recovery_points`: per partition the
-    /// offset below which it is on disk (the log end for a log that closed cleanly), for
-    /// the recovery-point checkpoint written at a clean stop.
+    /// Every log closed (`clean`: without an error). `offsets`: per partition the offset
+    /// below which it is on disk (the log end for a log that closed cleanly) and its high
+    /// watermark, for the checkpoints written at a stop.
     Closed {
         shard: usize,
         clean: bool,
-        recovery_points: Vec<RecoveryPoint>,
+        offsets: ClosedOffsets,
     },
     Failed {
         shard: usize,
@@ -159,11 +160,11 @@ async fn shard_main(setup: ShardSetup) {
     drop(listening);
     shard.appender.close();
     let _ = appender.await;
-    let (clean, recovery_points) = flush_and_close(&shard).await;
+    let (clean, offsets) = flush_and_close(&shard).await;
     let _ = events.send(ShardEvent::Closed {
         shard: id,
         clean,
-        recovery_points,
+        offsets,
     });
 }
 
@@ -209,7 +210,7 @@ fn spawn_background(
 /// Makes every log durable with concurrent io_uring syncs (they batch in the filesystem
 /// journal), then closes them; false if any failed to close cleanly. Returns the logs'
 /// recovery points after closing.
-async fn flush_and_close(shard: &Shard) -> (bool, Vec<RecoveryPoint>) {
+async fn flush_and_close(shard: &Shard) -> (bool, ClosedOffsets) {
     let logs: Vec<_> = shard.logs.borrow().values().cloned().collect();
     let jobs = collect_sync_jobs(logs.iter(), |l| l.unflushed_messages() > 0);
     for (_, err) in run_sync_jobs(jobs).await {
@@ -509,10 +510,10 @@ async fn periodic_flush(shard: Rc<Shard>) {
 }
 
 /// Closes every log this shard owns; false if any failed to close cleanly.
-fn close_logs(shard: &Shard) -> (bool, Vec<RecoveryPoint>) {
+fn close_logs(shard: &Shard) -> (bool, ClosedOffsets) {
     let logs: Vec<_> = shard.logs.borrow_mut().drain().collect();
     let mut clean = true;
-    let mut points = Vec::with_capacity(logs.len());
+    let mut offsets = ClosedOffsets::default();
     for (tp, log) in logs {
         let Ok(cell) = Rc::try_unwrap(log) else {
             tracing::error!(topic = %tp.topic, partition = tp.partition, "log still in use at shutdown");
@@ -523,6 +524,7 @@ fn close_logs(shard: &Shard) -> (bool, Vec<RecoveryPoint>) {
         let dir = log.dir().parent().map(Path::to_path_buf);
         // A clean close made everything up to the log end durable.
         let (end, point) = (log.log_end_offset(), log.recovery_point());
+        let high_watermark = log.high_watermark();
         let point = match log.close() {
             Ok(()) => end,
             Err(e) => {
@@ -532,8 +534,11 @@ fn close_logs(shard: &Shard) -> (bool, Vec<RecoveryPoint>) {
             }
         };
         if let Some(dir) = dir {
-            points.push((dir, tp.topic.to_string(), tp.partition, point));
+            let (topic, partition) = (tp.topic.to_string(), tp.partition);
+            let hw = (dir.clone(), topic.clone(), partition, high_watermark);
+            offsets.high_watermarks.push(hw);
+            offsets.recovery_points.push((dir, topic, partition, point));
         }
     }
-    (clean, points)
+    (clean, offsets)
 }

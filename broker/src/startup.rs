@@ -19,9 +19,10 @@ use sluice_engine::{read_offset_checkpoint, Shutdown, RECOVERY_POINT_CHECKPOINT_
 use sluice_net::memory_pool::RequestMemoryPool;
 use std::collections::HashMap;
 
+use crate::checkpoint::ClosedOffsets;
 use crate::config::{parse_properties, Config, Listener};
 use crate::metadata::{new_topic, owner_shard, ClusterMetadata};
-use crate::msg::{Peers, RecoveryPoint, ShardMsg};
+use crate::msg::{Peers, ShardMsg};
 use crate::runtime::{run_shard, FoundPartition, ShardEvent, ShardSetup};
 use crate::shard::BrokerInfo;
 use crate::systemd;
@@ -160,7 +161,7 @@ pub fn run(args: Vec<String>) -> Result<(), String> {
     systemd::spawn_watchdog(peers.clone());
 
     let outcome = wait_for_stop(&events);
-    let (clean, recovery_points) = shutdown(&peers, &events, shards);
+    let (clean, offsets) = shutdown(&peers, &events, shards);
     for t in threads {
         let _ = t.join();
     }
@@ -168,7 +169,7 @@ pub fn run(args: Vec<String>) -> Result<(), String> {
         handle.stop();
         let _ = thread.join();
     }
-    finish(&config, clean, recovery_points, dirs.locks);
+    finish(&config, clean, offsets, dirs.locks);
     outcome
 }
 
@@ -249,17 +250,12 @@ fn broker_info(
     })
 }
 
-/// After every shard stopped: the recovery-point checkpoint (when every shard closed), the
-/// clean-shutdown marker (only if every log closed cleanly), then the data-dir locks are
-/// released.
-fn finish(
-    config: &Config,
-    clean: bool,
-    recovery_points: Option<Vec<RecoveryPoint>>,
-    locks: Vec<LogDirLock>,
-) {
-    if let Some(points) = recovery_points {
-        crate::checkpoint::write_recovery_points(&config.log_dirs, points);
+/// After every shard stopped: the recovery-point and high-watermark checkpoints (when every
+/// shard closed), the clean-shutdown marker (only if every log closed cleanly), then the
+/// data-dir locks are released.
+fn finish(config: &Config, clean: bool, offsets: Option<ClosedOffsets>, locks: Vec<LogDirLock>) {
+    if let Some(offsets) = offsets {
+        offsets.write(&config.log_dirs);
     }
     if clean {
         for dir in &config.log_dirs {
@@ -683,12 +679,12 @@ fn wait_for_stop(events: &Receiver<ShardEvent>) -> Result<(), String> {
 
 /// Two phases: every shard stops accepting and drains its connections (while still serving
 /// other shards' requests for its partitions), then every shard closes its logs. Returns true
-/// if all logs closed cleanly, and every log's recovery point when every shard closed.
+/// if all logs closed cleanly, and every log's checkpointed offsets when every shard closed.
 fn shutdown(
     peers: &Peers,
     events: &Receiver<ShardEvent>,
     shards: usize,
-) -> (bool, Option<Vec<RecoveryPoint>>) {
+) -> (bool, Option<ClosedOffsets>) {
     systemd::stopping();
     for to in 0..shards {
         let _ = peers.send_blocking(to, ShardMsg::Stop);
@@ -705,18 +701,18 @@ fn shutdown(
         shards,
         close_budget(drained.iter().sum()),
         |e| match e {
-            ShardEvent::Closed {
-                clean,
-                recovery_points,
-                ..
-            } => Some((clean, recovery_points)),
+            ShardEvent::Closed { clean, offsets, .. } => Some((clean, offsets)),
             _ => None,
         },
     );
     let all_closed = closed.len() == shards;
     let clean = drained.len() == shards && all_closed && closed.iter().all(|(c, _)| *c);
-    let points = all_closed.then(|| closed.into_iter().flat_map(|(_, p)| p).collect());
-    (clean, points)
+    let offsets = all_closed.then(|| {
+        let mut all = ClosedOffsets::default();
+        closed.into_iter().for_each(|(_, o)| all.extend(o));
+        all
+    });
+    (clean, offsets)
 }
 
 fn wait_events<T>(
