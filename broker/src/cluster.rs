@@ -102,8 +102,7 @@ pub async fn forward(
     handle: &ClusterHandle,
     req: ControllerRequest,
 ) -> ControllerResult<()> {
-    handle.call(req).await.map_err(controller_error)?;
-    let index = handle.image.borrow().applied_index;
+    let (_, index) = handle.call_committed(req).await.map_err(controller_error)?;
     wait_applied(shard, index).await;
     Ok(())
 }
@@ -188,10 +187,15 @@ async fn apply_image(
     }
     create_local(shard, image, local, me).await;
     update_configs(shard, prev, image, local).await;
+    let min_insync = shard
+        .config
+        .cluster
+        .as_ref()
+        .map_or(1, |c| c.replication.min_insync_replicas);
     let snapshot = snapshot_from_image(
         &shard.metadata(),
         image,
-        shard.shard_count(),
+        (shard.shard_count(), min_insync),
         local_listener(shard),
     );
     crate::controller::publish(shard, Arc::new(snapshot)).await;
@@ -334,7 +338,7 @@ async fn update_configs(
 pub fn snapshot_from_image(
     prev: &ClusterMetadata,
     image: &MetadataImage,
-    shards: usize,
+    (shards, min_insync_default): (usize, i32),
     listener: String,
 ) -> ClusterMetadata {
     let mut next = ClusterMetadata {
@@ -345,6 +349,11 @@ pub fn snapshot_from_image(
     for t in image.topics.values() {
         let name: Arc<str> = t.name.as_str().into();
         let old = prev.topic(&name).filter(|o| o.id.0 == t.id);
+        let min_insync_replicas = t
+            .configs
+            .get("min.insync.replicas")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(min_insync_default);
         let partitions = t
             .partitions
             .iter()
@@ -364,6 +373,7 @@ pub fn snapshot_from_image(
                         partition_epoch: p.partition_epoch,
                         replicas: p.replicas.clone(),
                         isr: p.isr.clone(),
+                        min_insync_replicas,
                     }),
                 })
             })
@@ -391,6 +401,14 @@ pub fn snapshot_from_image(
     // Kafka in KRaft mode answers a random live broker as "controller"; admin requests sent
     // to it are forwarded. The lowest id keeps the answer stable.
     next.controller_id = next.brokers.iter().map(|b| b.node_id).min();
+    next.inter_broker = image
+        .brokers
+        .values()
+        .filter_map(|b| {
+            let e = b.inter_broker_endpoint()?;
+            Some((b.registration.broker_id, (e.host.clone(), e.port)))
+        })
+        .collect();
     next
 }
 
@@ -415,6 +433,7 @@ pub fn leaderless(found: &ClusterMetadata) -> ClusterMetadata {
                         partition_epoch: -1,
                         replicas: vec![],
                         isr: vec![],
+                        min_insync_replicas: 1,
                     }),
                 })
             })
@@ -533,7 +552,7 @@ async fn create_topic(
         configs: config.pairs(),
         validate_only,
     };
-    let reply = handle.call(req).await.map_err(controller_error)?;
+    let (reply, index) = handle.call_committed(req).await.map_err(controller_error)?;
     let ControllerReply::TopicCreated {
         topic_id,
         partitions,
@@ -551,7 +570,6 @@ async fn create_topic(
             shard.shard_count(),
         )));
     }
-    let index = handle.image.borrow().applied_index;
     wait_applied(shard, index).await;
     shard
         .metadata()

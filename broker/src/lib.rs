@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod msg;
 pub mod ops;
 pub mod producer_ids;
+pub mod replica;
 pub mod retention;
 pub mod runtime;
 pub mod shard;

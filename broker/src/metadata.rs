@@ -34,6 +34,8 @@ pub struct Replication {
     pub partition_epoch: i32,
     pub replicas: Vec<i32>,
     pub isr: Vec<i32>,
+    /// The topic's `min.insync.replicas` (else the broker's).
+    pub min_insync_replicas: i32,
 }
 
 impl PartitionInfo {
@@ -76,6 +78,9 @@ pub struct ClusterMetadata {
     /// single node, which answers with itself.
     pub brokers: Vec<BrokerEndpoint>,
     pub controller_id: Option<i32>,
+    /// In a cluster: where each registered broker's inter-broker listener is (followers
+    /// fetch there).
+    pub inter_broker: HashMap<i32, (String, u16)>,
     /// In a cluster: the index of the committed metadata image this snapshot was built from.
     pub image_index: u64,
 }
@@ -117,6 +122,7 @@ impl ClusterMetadata {
             topics_by_id: self.topics_by_id.clone(),
             brokers: self.brokers.clone(),
             controller_id: self.controller_id,
+            inter_broker: self.inter_broker.clone(),
             image_index: self.image_index,
         }
     }

@@ -20,6 +20,8 @@ pub enum ShardMsg {
     Produce {
         tp: TopicPartition,
         records: Bytes,
+        /// acks=all: wait for the in-sync replicas until then.
+        commit: Option<std::time::Instant>,
         reply: oneshot::Sender<ProducePart>,
     },
     Fetch {
@@ -27,6 +29,8 @@ pub enum ShardMsg {
         offset: i64,
         max_bytes: u32,
         first: FirstBatch,
+        /// A follower's fetch (cluster mode).
+        replica: Option<crate::replica::ReplicaAsk>,
         reply: oneshot::Sender<SentFetchPart>,
     },
     ListOffsets {

@@ -3,6 +3,7 @@
 
 use std::rc::Rc;
 use std::sync::Arc;
+use std::time::Instant;
 
 use std::os::fd::{AsFd, OwnedFd};
 
@@ -39,6 +40,8 @@ pub struct FetchPart {
     pub high_watermark: i64,
     pub log_start_offset: i64,
     pub records: Option<(FileRange, u32)>,
+    /// To a follower whose log diverged (KIP-320): (epoch, end offset) to truncate to.
+    pub diverging_epoch: Option<(i32, i64)>,
 }
 
 impl FetchPart {
@@ -48,6 +51,7 @@ impl FetchPart {
             high_watermark: -1,
             log_start_offset: -1,
             records: None,
+            diverging_epoch: None,
         }
     }
 
@@ -69,6 +73,7 @@ impl FetchPart {
             high_watermark: self.high_watermark,
             log_start_offset: self.log_start_offset,
             records,
+            diverging_epoch: self.diverging_epoch,
         }
     }
 }
@@ -80,6 +85,7 @@ pub struct SentFetchPart {
     pub high_watermark: i64,
     pub log_start_offset: i64,
     pub records: Option<(OwnedFd, u64, u32)>,
+    pub diverging_epoch: Option<(i32, i64)>,
 }
 
 impl SentFetchPart {
@@ -98,6 +104,7 @@ impl SentFetchPart {
             high_watermark: self.high_watermark,
             log_start_offset: self.log_start_offset,
             records,
+            diverging_epoch: self.diverging_epoch,
         }
     }
 }
@@ -127,6 +134,8 @@ pub enum ProduceTicket {
         log: LogRef,
         topic: Arc<str>,
         bytes: u64,
+        /// acks=all on a replicated partition: wait for the ISR until this deadline.
+        commit: Option<(TopicPartition, Instant)>,
     },
     Remote(oneshot::Receiver<ProducePart>),
 }
@@ -143,6 +152,7 @@ impl ProduceTicket {
                 log,
                 topic,
                 bytes,
+                commit,
             } => {
                 let result = ticket.wait().await;
                 if let Ok(a) = &result {
@@ -153,6 +163,13 @@ impl ProduceTicket {
                     );
                 }
                 let log_start_offset = log.borrow().log_start_offset();
+                if let (Ok(a), Some((tp, deadline))) = (&result, commit) {
+                    let committed =
+                        crate::replica::wait_committed(shard, &tp, a.last_offset, deadline).await;
+                    if let Err(e) = committed {
+                        return produce_error(e, "the in-sync replicas did not all take the write");
+                    }
+                }
                 produce_part(result, log_start_offset)
             }
         }
@@ -165,17 +182,19 @@ pub async fn produce_submit(
     shard: &Rc<Shard>,
     part: &Arc<PartitionInfo>,
     tp: TopicPartition,
-    records: Bytes,
+    (records, commit): (Bytes, Option<Instant>),
 ) -> ProduceTicket {
     if part.shard == shard.id {
-        return produce_submit_local(shard, tp, records).await;
+        return produce_submit_local(shard, tp, (records, commit)).await;
     }
     let (reply, answer) = oneshot::channel();
-    match shard
-        .peers
-        .send(part.shard, ShardMsg::Produce { tp, records, reply })
-        .await
-    {
+    let msg = ShardMsg::Produce {
+        tp,
+        records,
+        commit,
+        reply,
+    };
+    match shard.peers.send(part.shard, msg).await {
         Ok(()) => ProduceTicket::Remote(answer),
         Err(_) => ProduceTicket::Done(produce_error(
             ResponseError::NotLeaderOrFollower,
@@ -184,10 +203,12 @@ pub async fn produce_submit(
     }
 }
 
+/// `commit`: acks=all's deadline. On a replicated partition the write then waits for the
+/// ISR, and is refused before appending when the ISR is below `min.insync.replicas`.
 pub async fn produce_submit_local(
     shard: &Rc<Shard>,
     tp: TopicPartition,
-    records: Bytes,
+    (records, commit): (Bytes, Option<Instant>),
 ) -> ProduceTicket {
     let (Some(log), Some(info)) = (shard.log(&tp), partition_info(shard, &tp)) else {
         return ProduceTicket::Done(produce_error(
@@ -195,11 +216,19 @@ pub async fn produce_submit_local(
             "This server does not host this topic-partition.",
         ));
     };
+    let commit = commit.filter(|_| info.replication.is_some());
+    if commit.is_some() && crate::replica::below_min_isr(shard, &tp) {
+        return ProduceTicket::Done(produce_error(
+            ResponseError::NotEnoughReplicas,
+            "The in-sync replicas are fewer than min.insync.replicas.",
+        ));
+    }
     let bytes = records.len() as u64;
     match shard.appender.enqueue(log.clone(), info, records).await {
         Ok(ticket) => ProduceTicket::Local {
             ticket,
             log,
+            commit: commit.map(|deadline| (tp.clone(), deadline)),
             topic: tp.topic,
             bytes,
         },
@@ -249,7 +278,7 @@ fn produce_part(result: Result<Appended, AppendFailure>, log_start_offset: i64) 
     }
 }
 
-fn partition_info(shard: &Shard, tp: &TopicPartition) -> Option<Arc<PartitionInfo>> {
+pub fn partition_info(shard: &Shard, tp: &TopicPartition) -> Option<Arc<PartitionInfo>> {
     let meta = shard.metadata();
     let topic = meta.topic(&tp.topic)?;
     topic
@@ -262,18 +291,18 @@ pub async fn fetch_routed(
     shard: &Rc<Shard>,
     part: &Arc<PartitionInfo>,
     tp: TopicPartition,
-    offset: i64,
-    max_bytes: u32,
-    first: FirstBatch,
+    (offset, max_bytes, first): (i64, u32, FirstBatch),
+    replica: Option<crate::replica::ReplicaAsk>,
 ) -> FetchPart {
     if part.shard == shard.id {
-        return fetch_local(shard, tp, offset, max_bytes, first);
+        return fetch_local(shard, tp, (offset, max_bytes, first), replica);
     }
     let sent = call(&shard.peers, part.shard, |reply| ShardMsg::Fetch {
         tp,
         offset,
         max_bytes,
         first,
+        replica,
         reply,
     })
     .await;
@@ -283,25 +312,49 @@ pub async fn fetch_routed(
     }
 }
 
-/// Reads on the owning shard: the answer is a range of an open segment file, not bytes.
+/// Reads on the owning shard: the answer is a range of an open segment file, not bytes. A
+/// follower's fetch (`replica`) goes to the partition's leader state first.
 pub fn fetch_local(
     shard: &Rc<Shard>,
     tp: TopicPartition,
-    offset: i64,
-    max_bytes: u32,
-    first: FirstBatch,
+    (offset, max_bytes, first): (i64, u32, FirstBatch),
+    replica: Option<crate::replica::ReplicaAsk>,
 ) -> FetchPart {
+    if let Some(ask) = replica {
+        let Some(info) = partition_info(shard, &tp) else {
+            return FetchPart::failed(ResponseError::UnknownTopicOrPartition);
+        };
+        return crate::replica::serve_follower(shard, (&tp, &info), ask, (offset, max_bytes));
+    }
     let Some(log) = shard.log(&tp) else {
         return FetchPart::failed(ResponseError::UnknownTopicOrPartition);
     };
+    read_local(
+        shard,
+        &tp,
+        &log,
+        (offset, max_bytes, first),
+        FetchIsolation::HighWatermark,
+    )
+}
+
+/// One read of `log` up to `isolation`'s bound, as a file range.
+pub fn read_local(
+    shard: &Shard,
+    tp: &TopicPartition,
+    log: &LogRef,
+    (offset, max_bytes, first): (i64, u32, FirstBatch),
+    isolation: FetchIsolation,
+) -> FetchPart {
     let mut l = log.borrow_mut();
     let mut part = FetchPart {
         error: NONE,
         high_watermark: l.high_watermark(),
         log_start_offset: l.log_start_offset(),
         records: None,
+        diverging_epoch: None,
     };
-    match l.read(offset, max_bytes, first, FetchIsolation::HighWatermark) {
+    match l.read(offset, max_bytes, first, isolation) {
         Ok(None) => {}
         Ok(Some(slice)) if slice.len == 0 => {}
         Ok(Some(slice)) => {

@@ -198,6 +198,10 @@ fn spawn_background(
             Err(e) => tracing::error!("metrics listener: {e}"),
         }
     }
+    if let Some(cluster) = &shard.config.cluster {
+        let lag = cluster.replication.replica_lag_time_ms_max;
+        compio::runtime::spawn(crate::replica::shrink_isr_loop(shard.clone(), lag)).detach();
+    }
     compio::runtime::spawn(crate::retention::retention_loop(
         shard.clone(),
         config.log_initial_task_delay_ms,
@@ -364,10 +368,15 @@ async fn serve_inbox(
                 });
             }
             ShardMsg::Close => return,
-            ShardMsg::Produce { tp, records, reply } => {
+            ShardMsg::Produce {
+                tp,
+                records,
+                commit,
+                reply,
+            } => {
                 // Queued in inbox order (a connection's pipelined produces keep their
                 // order); only the wait for the write runs in its own task.
-                let ticket = ops::produce_submit_local(shard, tp, records).await;
+                let ticket = ops::produce_submit_local(shard, tp, (records, commit)).await;
                 let shard = shard.clone();
                 compio::runtime::spawn(async move {
                     let _ = reply.send(ticket.wait(&shard).await);
@@ -416,9 +425,11 @@ async fn handle_msg(shard: Rc<Shard>, msg: ShardMsg) {
             offset,
             max_bytes,
             first,
+            replica,
             reply,
         } => {
-            let _ = reply.send(ops::fetch_local(&shard, tp, offset, max_bytes, first).into_sent());
+            let part = ops::fetch_local(&shard, tp, (offset, max_bytes, first), replica);
+            let _ = reply.send(part.into_sent());
         }
         ShardMsg::ListOffsets {
             tp,
@@ -454,6 +465,7 @@ async fn handle_msg(shard: Rc<Shard>, msg: ShardMsg) {
         }
         ShardMsg::Metadata { snapshot, reply } => {
             *shard.metadata.borrow_mut() = snapshot;
+            crate::replica::on_metadata(&shard);
             shard.ready.notify(usize::MAX);
             crate::group::load::on_metadata(&shard);
             let _ = reply.send(());

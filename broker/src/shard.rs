@@ -35,6 +35,9 @@ pub struct TopicPartition {
 
 pub type LogRef = Rc<RefCell<PartitionLog>>;
 
+/// A log dir's `replication-offset-checkpoint`: (topic, partition) → high watermark.
+pub type HighWatermarks = HashMap<(String, i32), i64>;
+
 /// Everything one shard owns. Lives on shard `id`'s thread only.
 pub struct Shard {
     pub id: usize,
@@ -48,6 +51,13 @@ pub struct Shard {
     pub peers: Arc<Peers>,
     pub metadata: RefCell<Arc<ClusterMetadata>>,
     pub logs: RefCell<HashMap<TopicPartition, LogRef>>,
+    /// Cluster mode: the role of each replicated partition this shard owns.
+    pub replicas: RefCell<HashMap<TopicPartition, crate::replica::Role>>,
+    /// Cluster mode: leaders this shard runs a replica fetcher for.
+    pub fetchers: RefCell<std::collections::HashSet<i32>>,
+    /// Cluster mode: `replication-offset-checkpoint` per log dir, read once at the first
+    /// metadata snapshot (high watermarks restored from it).
+    pub hw_checkpoints: RefCell<HashMap<PathBuf, HighWatermarks>>,
     pub files: Rc<FileCache>,
     pub appender: Appender,
     /// This shard's counters (summed over shards when scraped).
@@ -108,6 +118,9 @@ impl Shard {
             peers,
             metadata: RefCell::new(Arc::new(ClusterMetadata::default())),
             logs: RefCell::new(HashMap::new()),
+            replicas: RefCell::new(HashMap::new()),
+            fetchers: RefCell::new(std::collections::HashSet::new()),
+            hw_checkpoints: RefCell::new(HashMap::new()),
             files: Rc::new(FileCache::new(SHARD_READ_FILES_MAX)),
             stopping: Cell::new(false),
             stop: event_listener::Event::new(),

@@ -34,6 +34,9 @@ pub struct FetchPartitionOut<R> {
     pub last_stable_offset: i64,
     pub log_start_offset: i64,
     pub records: Option<(R, u32)>,
+    /// KIP-320 (v12+, tagged field 0): the asking follower's log diverges from the leader's
+    /// at the end of this (epoch, end offset); `None` is the default (not sent).
+    pub diverging_epoch: Option<(i32, i64)>,
 }
 
 #[derive(Debug, Clone)]
@@ -127,7 +130,19 @@ impl<R> Encoder<R> {
             }
             None => self.bytes_len(0),
         }
-        self.tags();
+        match p.diverging_epoch.filter(|_| self.flexible) {
+            // One tagged field: tag 0, size, then EpochEndOffset (epoch i32, end_offset i64,
+            // its own empty tag section).
+            Some((epoch, end_offset)) => {
+                self.uvarint(1);
+                self.uvarint(0);
+                self.uvarint(4 + 8 + 1);
+                self.buf.put_i32(epoch);
+                self.buf.put_i64(end_offset);
+                self.uvarint(0);
+            }
+            None => self.tags(),
+        }
     }
 
     fn string(&mut self, s: &str) {
@@ -230,6 +245,10 @@ mod tests {
                     d.log_start_offset = p.log_start_offset;
                 }
                 d.aborted_transactions = None;
+                if let Some((epoch, end_offset)) = p.diverging_epoch.filter(|_| version >= 12) {
+                    d.diverging_epoch.epoch = epoch;
+                    d.diverging_epoch.end_offset = end_offset;
+                }
                 d.records = Some(p.records.map(|(r, _)| r).unwrap_or_default());
                 rt.partitions.push(d);
             }
@@ -255,6 +274,7 @@ mod tests {
             last_stable_offset: 999,
             log_start_offset: 3,
             records: records.map(|r| (Bytes::from_static(r), r.len() as u32)),
+            diverging_epoch: (index == 1).then_some((5, 1234)),
         }
     }
 

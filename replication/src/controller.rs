@@ -176,7 +176,7 @@ impl Controller {
         };
         match decided {
             Ok((records, reply)) => match self.propose(records).await {
-                Ok(_) => ControllerResult::Ok(reply),
+                Ok(index) => ControllerResult::Ok(reply, index),
                 Err(e) => ControllerResult::Err(e),
             },
             Err(e) => ControllerResult::Err(e),
@@ -189,9 +189,12 @@ impl Controller {
             Ok(index) => {
                 self.heartbeats.insert(reg.broker_id, Instant::now());
                 tracing::info!(broker = reg.broker_id, epoch = index, "broker registered");
-                ControllerResult::Ok(ControllerReply::Registered {
-                    broker_epoch: index as i64,
-                })
+                ControllerResult::Ok(
+                    ControllerReply::Registered {
+                        broker_epoch: index as i64,
+                    },
+                    index,
+                )
             }
             Err(e) => ControllerResult::Err(e),
         }
@@ -252,10 +255,14 @@ impl Controller {
         let image = self.image();
         let state = &image.brokers[&broker_id];
         let leads_movable = want_shutdown && leads_partitions_with_other_isr(&image, broker_id);
-        ControllerResult::Ok(ControllerReply::Heartbeat {
-            fenced: state.fenced,
-            shutdown_ok: want_shutdown && !leads_movable,
-        })
+        let index = image.applied_index;
+        ControllerResult::Ok(
+            ControllerReply::Heartbeat {
+                fenced: state.fenced,
+                shutdown_ok: want_shutdown && !leads_movable,
+            },
+            index,
+        )
     }
 
     async fn on_tick(&mut self) {

@@ -95,6 +95,14 @@ impl ClusterHandle {
         &self,
         request: ControllerRequest,
     ) -> Result<ControllerReply, ControllerError> {
+        self.call_committed(request).await.map(|(r, _)| r)
+    }
+
+    /// As `call`, with the metadata index at which the decision was applied.
+    pub async fn call_committed(
+        &self,
+        request: ControllerRequest,
+    ) -> Result<(ControllerReply, u64), ControllerError> {
         let (tx, rx) = oneshot::channel();
         let gone = || ControllerError {
             code: errors::NOT_CONTROLLER,
@@ -102,7 +110,7 @@ impl ClusterHandle {
         };
         self.route.send((request, tx)).await.map_err(|_| gone())?;
         match rx.await.map_err(|_| gone())? {
-            ControllerResult::Ok(r) => Ok(r),
+            ControllerResult::Ok(r, index) => Ok((r, index)),
             ControllerResult::Err(e) => Err(e),
             ControllerResult::NotController { .. } => Err(ControllerError {
                 code: errors::NOT_CONTROLLER,
@@ -261,7 +269,9 @@ async fn start_local(options: ClusterOptions, ch: &Channels) -> std::io::Result<
     let Some(role) = &options.controller else {
         return Ok(local);
     };
-    let dir = role.metadata_dir.join("__cluster_metadata-0");
+    let dir = role
+        .metadata_dir
+        .join(sluice_engine::logdir::METADATA_PARTITION_DIR);
     let log = quorum::log_store::LogStore::open(&dir)?;
     let sm = quorum::state_machine::StateMachine::open(&dir, ch.image_tx.clone())?;
     let timing = QuorumTiming {
@@ -532,7 +542,7 @@ async fn broker_lifecycle(
         let deadline = Instant::now() + Duration::from_millis(ROUTE_DEADLINE_MS);
         let req = ControllerRequest::RegisterBroker(registration.clone());
         let epoch = match call_controller(&local, &req, deadline).await {
-            ControllerResult::Ok(ControllerReply::Registered { broker_epoch }) => broker_epoch,
+            ControllerResult::Ok(ControllerReply::Registered { broker_epoch }, _) => broker_epoch,
             other => {
                 tracing::info!(?other, "broker registration not accepted yet; retrying");
                 tokio::time::sleep(interval).await;
@@ -565,10 +575,13 @@ async fn heartbeat_until_stale(
         };
         let deadline = Instant::now() + interval;
         match call_controller(local, &req, deadline).await {
-            ControllerResult::Ok(ControllerReply::Heartbeat {
-                fenced,
-                shutdown_ok,
-            }) => {
+            ControllerResult::Ok(
+                ControllerReply::Heartbeat {
+                    fenced,
+                    shutdown_ok,
+                },
+                _,
+            ) => {
                 status.send_if_modified(|s| {
                     let next = BrokerStatus {
                         broker_epoch: epoch,

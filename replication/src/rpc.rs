@@ -168,7 +168,9 @@ pub struct ControllerError {
 
 #[derive(Serialize, Deserialize, Debug, Clone)]
 pub enum ControllerResult {
-    Ok(ControllerReply),
+    /// The reply and the metadata index at which its records (if any) were applied: a
+    /// broker waits for its own image to reach it before answering its client.
+    Ok(ControllerReply, u64),
     Err(ControllerError),
     /// This node is not the active controller; try `leader`.
     NotController {

@@ -41,6 +41,7 @@ pub async fn handle(
     req: FetchRequest,
 ) -> Vec<FetchTopicOut<FileRange>> {
     let wanted = resolve(shard, version, &req);
+    let replica_id = replica_of(version, &req);
     let wait = Duration::from_millis(req.max_wait_ms.clamp(0, FETCH_WAIT_MS_MAX) as u64);
     let deadline = Instant::now() + wait;
     let min_bytes = req.min_bytes.max(0) as usize;
@@ -55,7 +56,8 @@ pub async fn handle(
             .map(|p| p.appended.listen())
             .collect();
         let stop = shard.stop.listen();
-        let (resp, bytes, errors) = read_all(shard, version, &wanted, req.max_bytes).await;
+        let (resp, bytes, errors) =
+            read_all(shard, (version, replica_id), &wanted, req.max_bytes).await;
         let done = bytes >= min_bytes || errors || listeners.is_empty();
         if done || shard.stopping.get() || Instant::now() >= deadline {
             return resp;
@@ -63,6 +65,17 @@ pub async fn handle(
         // Wakes on an append to any wanted partition, the deadline, or the broker stopping.
         let _ = compio::time::timeout_at(deadline, select(select_all(listeners), stop)).await;
     }
+}
+
+/// The follower asking (Kafka's `replica_id`, from v15 in `replica_state`); consumers send -1.
+fn replica_of(version: i16, req: &FetchRequest) -> Option<i32> {
+    const REPLICA_STATE_VERSION_MIN: i16 = 15;
+    let id = if version >= REPLICA_STATE_VERSION_MIN {
+        req.replica_state.replica_id.0
+    } else {
+        req.replica_id.0
+    };
+    (id >= 0).then_some(id)
 }
 
 fn resolve(shard: &Shard, version: i16, req: &FetchRequest) -> Vec<Wanted> {
@@ -90,7 +103,7 @@ fn resolve(shard: &Shard, version: i16, req: &FetchRequest) -> Vec<Wanted> {
 /// at once).
 async fn read_all(
     shard: &Rc<Shard>,
-    version: i16,
+    (version, replica_id): (i16, Option<i32>),
     wanted: &[Wanted],
     max_bytes: i32,
 ) -> (Vec<FetchTopicOut<FileRange>>, usize, bool) {
@@ -124,7 +137,12 @@ async fn read_all(
                     } else {
                         FirstBatch::WithinLimit
                     };
-                    fetch_routed(shard, info, tp, p.fetch_offset, limit, first).await
+                    let replica = replica_id.map(|replica_id| crate::replica::ReplicaAsk {
+                        replica_id,
+                        current_leader_epoch: p.current_leader_epoch,
+                        last_fetched_epoch: p.last_fetched_epoch,
+                    });
+                    fetch_routed(shard, info, tp, (p.fetch_offset, limit, first), replica).await
                 }
                 None => FetchPart::failed(unknown_topic(version)),
             };
@@ -139,6 +157,7 @@ async fn read_all(
                 last_stable_offset: part.high_watermark,
                 log_start_offset: part.log_start_offset,
                 records: part.records,
+                diverging_epoch: part.diverging_epoch,
             });
         }
         topics.push(t);

@@ -33,6 +33,10 @@ type QueuedTopic = (TopicName, uuid::Uuid, Vec<(i32, ProduceTicket)>);
 /// answer. Pipelined produces on a connection are thereby appended in the order sent.
 pub async fn submit(shard: &Rc<Shard>, version: i16, req: ProduceRequest) -> ProduceCompletion {
     let acks = req.acks;
+    // acks=all waits for the in-sync replicas at most the request's timeout_ms.
+    let commit = (acks == -1).then(|| {
+        std::time::Instant::now() + std::time::Duration::from_millis(req.timeout_ms.max(0) as u64)
+    });
     let meta = shard.metadata();
     let mut queued: Vec<QueuedTopic> = Vec::with_capacity(req.topic_data.len());
     for topic in req.topic_data {
@@ -68,7 +72,7 @@ pub async fn submit(shard: &Rc<Shard>, version: i16, req: ProduceRequest) -> Pro
                         topic: info.as_ref().unwrap().name.clone(),
                         partition: pd.index,
                     };
-                    produce_submit(shard, part, tp, records).await
+                    produce_submit(shard, part, tp, (records, commit)).await
                 }
                 (true, Some(_), None) => ProduceTicket::Done(failed(
                     ResponseError::InvalidRecord,

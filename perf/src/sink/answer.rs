@@ -313,6 +313,7 @@ fn fetch(sink: &Sink, correlation_id: i32, version: i16, request: FetchRequest, 
                         last_stable_offset: end,
                         log_start_offset: 0,
                         records: Some((records.pieces, records.bytes)),
+                        diverging_epoch: None,
                     }
                 })
                 .collect();

@@ -1,0 +1,239 @@
+//! Kafka's `ReplicaFetcher`: one fetch loop per (shard, leader broker) copying every
+//! partition this shard follows from that leader. Each round sends one Fetch as a replica
+//! (this broker's id and broker epoch, each partition's log end offset, current leader epoch
+//! and last fetched epoch), then per partition: truncates where the leader says the log
+//! diverged (KIP-320), appends the leader's batches byte for byte through the shard's
+//! group-commit appender, and takes the leader's high watermark (clamped to its own log
+//! end). The loop ends when the shard follows nothing from that leader any more.
+
+use std::rc::Rc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use kafka_protocol::error::ResponseError;
+use sluice_engine::{BatchHeader, TruncateReason};
+use sluice_net::client::connection::Connection;
+use sluice_net::client::replica::{
+    replica_fetch, ReplicaFetchOptions, ReplicaFetchPartition, ReplicaFetched, ReplicaIdentity,
+};
+
+use super::Role;
+use crate::append::AppendOrigin;
+use crate::shard::{LogRef, Shard, TopicPartition};
+
+/// Pause after a failed round (Kafka's `replica.fetch.backoff.ms` is 1000; a shorter one
+/// shortens failover, and the loop is bounded by it).
+pub const REPLICA_FETCH_BACKOFF_MS: u64 = 100;
+/// Kafka's `replica.fetch.response.max.bytes` default (10 MiB).
+pub const REPLICA_FETCH_RESPONSE_BYTES_MAX: i32 = 10 << 20;
+
+/// Starts the loop for `leader` on this shard unless one runs.
+pub fn ensure_running(shard: &Rc<Shard>, leader: i32) {
+    if !shard.fetchers.borrow_mut().insert(leader) {
+        return;
+    }
+    compio::runtime::spawn(run(shard.clone(), leader)).detach();
+}
+
+async fn run(shard: Rc<Shard>, leader: i32) {
+    let mut connection: Option<Connection> = None;
+    tracing::debug!(shard = shard.id, leader, "replica fetcher started");
+    while !shard.stopping.get() {
+        let parts = followed(&shard, leader);
+        if parts.is_empty() {
+            break;
+        }
+        if connection.is_none() {
+            connection = connect(&shard, leader).await;
+            if connection.is_none() {
+                backoff(&shard).await;
+                continue;
+            }
+        }
+        let conn = connection.as_mut().expect("connected above");
+        match fetch_round(&shard, conn, &parts).await {
+            Ok(true) => {}
+            Ok(false) => backoff(&shard).await,
+            Err(e) => {
+                tracing::debug!(leader, "replica fetch failed: {e}");
+                connection = None;
+                backoff(&shard).await;
+            }
+        }
+    }
+    shard.fetchers.borrow_mut().remove(&leader);
+    tracing::debug!(shard = shard.id, leader, "replica fetcher stopped");
+}
+
+async fn backoff(shard: &Shard) {
+    let stop = shard.stop.listen();
+    let _ = compio::time::timeout(Duration::from_millis(REPLICA_FETCH_BACKOFF_MS), stop).await;
+}
+
+/// Partitions this shard follows from `leader`, with their logs and leader epochs.
+fn followed(shard: &Shard, leader: i32) -> Vec<(TopicPartition, LogRef, i32)> {
+    shard
+        .replicas
+        .borrow()
+        .iter()
+        .filter_map(|(tp, role)| match role {
+            Role::Follower {
+                leader: l,
+                leader_epoch,
+            } if *l == leader => Some((tp.clone(), shard.log(tp)?, *leader_epoch)),
+            _ => None,
+        })
+        .collect()
+}
+
+async fn connect(shard: &Shard, leader: i32) -> Option<Connection> {
+    let meta = shard.metadata();
+    let endpoint = meta.inter_broker.get(&leader)?.clone();
+    let address = format!("{}:{}", endpoint.0, endpoint.1);
+    let client_id = format!("sluice-replica-fetcher-{}", shard.broker.node_id);
+    match Connection::connect(&address, &client_id).await {
+        Ok(c) => Some(c),
+        Err(e) => {
+            tracing::debug!(leader, %address, "cannot reach the leader: {e}");
+            None
+        }
+    }
+}
+
+/// One Fetch to the leader and what follows from its answer. Ok(false): nothing moved
+/// (an error to wait out).
+async fn fetch_round(
+    shard: &Rc<Shard>,
+    conn: &mut Connection,
+    parts: &[(TopicPartition, LogRef, i32)],
+) -> sluice_net::client::Result<bool> {
+    let meta = shard.metadata();
+    let replication = shard.config.cluster.as_ref().map(|c| c.replication.clone());
+    let (max_bytes, wait_ms) = replication.map_or((1 << 20, 500), |r| {
+        (r.replica_fetch_bytes_max, r.replica_fetch_wait_ms_max)
+    });
+    let asks: Vec<ReplicaFetchPartition> = parts
+        .iter()
+        .map(|(tp, log, epoch)| {
+            let l = log.borrow();
+            ReplicaFetchPartition {
+                topic: tp.topic.to_string(),
+                topic_id: meta.topic(&tp.topic).map_or(uuid::Uuid::nil(), |t| t.id.0),
+                partition: tp.partition,
+                fetch_offset: l.log_end_offset(),
+                log_start_offset: l.log_start_offset(),
+                current_leader_epoch: *epoch,
+                last_fetched_epoch: l.leader_epoch_cache().latest_epoch().map_or(-1, |e| e.0),
+                partition_max_bytes: max_bytes as i32,
+            }
+        })
+        .collect();
+    let who = ReplicaIdentity {
+        replica_id: shard.broker.node_id,
+        broker_epoch: shard
+            .broker
+            .cluster
+            .as_ref()
+            .map_or(-1, |h| h.broker.borrow().broker_epoch),
+    };
+    let options = ReplicaFetchOptions {
+        max_wait_ms: wait_ms as i32,
+        min_bytes: 1,
+        max_bytes: REPLICA_FETCH_RESPONSE_BYTES_MAX,
+    };
+    let answers = replica_fetch(conn, who, &asks, options).await?;
+    let mut progressed = false;
+    for answer in answers {
+        let Some((tp, log, _)) = parts
+            .iter()
+            .find(|(tp, _, _)| *tp.topic == *answer.topic && tp.partition == answer.partition)
+        else {
+            continue;
+        };
+        progressed |= apply_answer(shard, tp, log, answer).await;
+    }
+    Ok(progressed)
+}
+
+async fn apply_answer(
+    shard: &Rc<Shard>,
+    tp: &TopicPartition,
+    log: &LogRef,
+    a: ReplicaFetched,
+) -> bool {
+    match a.error {
+        None => {}
+        Some(ResponseError::OffsetOutOfRange) => return out_of_range(tp, log, &a),
+        Some(e) => {
+            tracing::debug!(topic = %tp.topic, partition = tp.partition, "replica fetch: {e:?}");
+            return false;
+        }
+    }
+    if let Some(d) = a.diverging_epoch {
+        return truncate_diverging(tp, log, d.end_offset);
+    }
+    let records = whole_batches(a.records);
+    if !records.is_empty() {
+        let Some(info) = crate::ops::partition_info(shard, tp) else {
+            return false;
+        };
+        let appended = match shard
+            .appender
+            .enqueue_from(AppendOrigin::Replication, (log.clone(), info), records)
+            .await
+        {
+            Ok(ticket) => ticket.wait().await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = appended {
+            tracing::warn!(topic = %tp.topic, partition = tp.partition, "appending the leader's records: {e:?}");
+            return false;
+        }
+    }
+    let moved = log
+        .borrow_mut()
+        .update_high_watermark(a.high_watermark)
+        .is_some();
+    if moved {
+        if let Some(info) = crate::ops::partition_info(shard, tp) {
+            info.appended.notify(usize::MAX);
+        }
+    }
+    true
+}
+
+/// The leader's log starts past ours (retention, DeleteRecords): start over there.
+fn out_of_range(tp: &TopicPartition, log: &LogRef, a: &ReplicaFetched) -> bool {
+    let mut l = log.borrow_mut();
+    if a.log_start_offset > l.log_end_offset() {
+        tracing::info!(topic = %tp.topic, partition = tp.partition, start = a.log_start_offset, "the leader's log starts past ours: starting over there");
+        return l.truncate_fully_and_start_at(a.log_start_offset).is_ok();
+    }
+    tracing::warn!(topic = %tp.topic, partition = tp.partition, "offset out of range on the leader");
+    false
+}
+
+fn truncate_diverging(tp: &TopicPartition, log: &LogRef, end_offset: i64) -> bool {
+    let mut l = log.borrow_mut();
+    let to = end_offset.min(l.log_end_offset()).max(0);
+    tracing::info!(topic = %tp.topic, partition = tp.partition, to, "log diverges from the leader's: truncating");
+    match l.truncate_to(to, TruncateReason::DivergingEpoch) {
+        Ok(_) => true,
+        Err(e) => {
+            tracing::warn!(topic = %tp.topic, partition = tp.partition, "truncation deferred: {e}");
+            false
+        }
+    }
+}
+
+/// The whole batches at the start of `records` (a size bound may cut the last one).
+fn whole_batches(records: Bytes) -> Bytes {
+    let mut at = 0;
+    while let Ok(h) = BatchHeader::parse(&records[at..]) {
+        if records.len() - at < h.total_bytes() {
+            break;
+        }
+        at += h.total_bytes();
+    }
+    records.slice(..at)
+}
