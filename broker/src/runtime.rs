@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use compio::net::TcpListener;
 use futures_util::future::{select, Either};
-use sluice_engine::{PartitionLog, TopicId};
+use sluice_engine::{CloseSync, PartitionLog, TopicId};
 use sluice_engine::{Recovery, RecoveryReport};
 
 use crate::append::{collect_sync_jobs, run_sync_jobs};
@@ -160,7 +160,7 @@ async fn shard_main(setup: ShardSetup) {
     drop(listening);
     shard.appender.close();
     let _ = appender.await;
-    let (clean, offsets) = flush_and_close(&shard).await;
+    let (clean, offsets) = close_logs(&shard);
     let _ = events.send(ShardEvent::Closed {
         shard: id,
         clean,
@@ -209,19 +209,6 @@ fn spawn_background(
     ))
     .detach();
     compio::runtime::spawn(periodic_flush(shard.clone())).detach();
-}
-
-/// Makes every log durable with concurrent io_uring syncs (they batch in the filesystem
-/// journal), then closes them; false if any failed to close cleanly. Returns the logs'
-/// recovery points after closing.
-async fn flush_and_close(shard: &Shard) -> (bool, ClosedOffsets) {
-    let logs: Vec<_> = shard.logs.borrow().values().cloned().collect();
-    let jobs = collect_sync_jobs(logs.iter(), |l| l.unflushed_messages() > 0);
-    for (_, err) in run_sync_jobs(jobs).await {
-        tracing::error!(shard = shard.id, "{err}");
-    }
-    drop(logs);
-    close_logs(shard)
 }
 
 fn open_partitions(
@@ -521,7 +508,10 @@ async fn periodic_flush(shard: Rc<Shard>) {
     }
 }
 
-/// Closes every log this shard owns; false if any failed to close cleanly.
+/// Closes every log this shard owns without syncing any file (`CloseSync::Syncfs`: the
+/// main thread syncs each log dir's filesystem once every shard closed, before it counts
+/// the stop as clean); false if any failed to close. Returns each log's high watermark and recovery point:
+/// its log end once closed (durable after that syncfs), the last synced offset otherwise.
 fn close_logs(shard: &Shard) -> (bool, ClosedOffsets) {
     let logs: Vec<_> = shard.logs.borrow_mut().drain().collect();
     let mut clean = true;
@@ -537,7 +527,7 @@ fn close_logs(shard: &Shard) -> (bool, ClosedOffsets) {
         // A clean close made everything up to the log end durable.
         let (end, point) = (log.log_end_offset(), log.recovery_point());
         let high_watermark = log.high_watermark();
-        let point = match log.close() {
+        let point = match log.close_with(CloseSync::Syncfs) {
             Ok(()) => end,
             Err(e) => {
                 tracing::error!(topic = %tp.topic, partition = tp.partition, "closing log: {e}");

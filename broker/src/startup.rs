@@ -250,11 +250,23 @@ fn broker_info(
     })
 }
 
-/// After every shard stopped: the recovery-point and high-watermark checkpoints (when every
-/// shard closed), the clean-shutdown marker (only if every log closed cleanly), then the
-/// data-dir locks are released.
+/// After every shard stopped: one `syncfs` per log dir makes every closed log durable (the
+/// shards closed them without per-file syncs), then — only if that worked — the
+/// recovery-point and high-watermark checkpoints (when every shard closed) and the
+/// clean-shutdown marker (only if every log closed cleanly); then the data-dir locks are
+/// released.
 fn finish(config: &Config, clean: bool, offsets: Option<ClosedOffsets>, locks: Vec<LogDirLock>) {
-    if let Some(offsets) = offsets {
+    let started = std::time::Instant::now();
+    let mut synced = true;
+    for lock in &locks {
+        if let Err(e) = lock.sync_filesystem() {
+            tracing::error!("{e}: the logs will be recovered at next start");
+            synced = false;
+        }
+    }
+    tracing::debug!("log dirs synced in {:?}", started.elapsed());
+    let clean = clean && synced;
+    if let Some(offsets) = offsets.filter(|_| synced) {
         offsets.write(&config.log_dirs);
     }
     if clean {

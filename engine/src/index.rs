@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 
 use memmap2::{MmapMut, MmapOptions};
 
+use crate::io::CloseSync;
+
 /// Whether an index still grows (preallocated, writable) or is sealed (trimmed).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum IndexMode {
@@ -131,13 +133,16 @@ impl IndexFile {
         self.entries = entries;
     }
 
-    /// Unmaps, trims the file to its entries and maps it again read-write.
-    fn seal(&mut self) -> io::Result<()> {
+    /// Unmaps, trims the file to its entries (fdatasynced unless `sync` defers it) and maps
+    /// it again read-write.
+    fn seal(&mut self, sync: CloseSync) -> io::Result<()> {
         self.map = None;
         let file = OpenOptions::new().read(true).write(true).open(&self.path)?;
         let len_bytes = self.entries * self.entry_bytes;
         file.set_len(len_bytes as u64)?;
-        file.sync_data()?;
+        if sync == CloseSync::EachFile {
+            file.sync_data()?;
+        }
         self.map = map_file(&file, len_bytes)?;
         Ok(())
     }
@@ -279,7 +284,12 @@ impl OffsetIndex {
     }
 
     pub fn seal(&mut self) -> io::Result<()> {
-        self.file.seal()
+        self.file.seal(CloseSync::EachFile)
+    }
+
+    /// `seal` without the fdatasync (see [`CloseSync::Syncfs`]).
+    pub fn seal_with(&mut self, sync: CloseSync) -> io::Result<()> {
+        self.file.seal(sync)
     }
 }
 
@@ -394,6 +404,11 @@ impl TimeIndex {
     }
 
     pub fn seal(&mut self) -> io::Result<()> {
-        self.file.seal()
+        self.file.seal(CloseSync::EachFile)
+    }
+
+    /// `seal` without the fdatasync (see [`CloseSync::Syncfs`]).
+    pub fn seal_with(&mut self, sync: CloseSync) -> io::Result<()> {
+        self.file.seal(sync)
     }
 }

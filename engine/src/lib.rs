@@ -31,7 +31,9 @@ pub use checkpoint::{
 };
 pub use file_cache::{FileCache, SEGMENT_FILES_OPEN_MAX};
 pub use ids::{DirectoryId, LeaderEpoch, Offset, TopicId};
-pub use io::{write_coalesced, FileSlice, FlushedUpTo, PendingAppend, SyncJob, WrittenAppend};
+pub use io::{
+    write_coalesced, CloseSync, FileSlice, FlushedUpTo, PendingAppend, SyncJob, WrittenAppend,
+};
 pub use leader_epoch::{
     EpochEntry, LeaderEpochFileCache, LEADER_EPOCH_CHECKPOINT_FILE, UNDEFINED_EPOCH,
     UNDEFINED_EPOCH_OFFSET,

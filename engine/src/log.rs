@@ -16,6 +16,7 @@ use crate::batch::{record_times, validate_batches, BatchError, BATCH_PREFIX_BYTE
 use crate::file_cache::{FileCache, SegmentFile};
 use crate::ids::{LeaderEpoch, TopicId};
 use crate::index::{IndexMode, NO_TIMESTAMP};
+use crate::io::CloseSync;
 use crate::leader_epoch::LeaderEpochFileCache;
 use crate::logdir::{fsync_dir, parse_partition_dir_name, CREATE_DIR_SUFFIX};
 use crate::producer_state::{ProducerCheck, ProducerError, ProducerStateManager, SnapshotSync};
@@ -1389,7 +1390,14 @@ impl PartitionLog {
     /// Clean close: trims the active segment's index files to their entries, fdatasyncs
     /// it and every rolled segment still owed a sync, fsyncs the dir. All prepared appends
     /// must have completed. An offline log is not closed cleanly (an error).
-    pub fn close(mut self) -> io::Result<()> {
+    pub fn close(self) -> io::Result<()> {
+        self.close_with(CloseSync::EachFile)
+    }
+
+    /// `close`; under [`CloseSync::Syncfs`] nothing is synced here (the indexes are trimmed
+    /// and the producer snapshot written all the same): the log is durable only once the
+    /// caller's `syncfs` of its log dir succeeded.
+    pub fn close_with(mut self, sync: CloseSync) -> io::Result<()> {
         if let Some(e) = self.offline_error() {
             return Err(e);
         }
@@ -1398,14 +1406,22 @@ impl PartitionLog {
             "close with appends in flight"
         );
         for roll in self.roll_syncs.drain(..) {
-            roll.file.sync_data()?;
-            for path in roll.index_paths {
-                File::open(path)?.sync_data()?;
+            if sync == CloseSync::EachFile {
+                roll.file.sync_data()?;
+                for path in roll.index_paths {
+                    File::open(path)?.sync_data()?;
+                }
             }
         }
-        self.active_mut().close()?;
-        self.producer_state.take_snapshot(SnapshotSync::Fsync)?;
-        fsync_dir(&self.dir)?;
+        self.active_mut().close_with(sync)?;
+        let snapshot_sync = match sync {
+            CloseSync::EachFile => SnapshotSync::Fsync,
+            CloseSync::Syncfs => SnapshotSync::No,
+        };
+        self.producer_state.take_snapshot(snapshot_sync)?;
+        if sync == CloseSync::EachFile {
+            fsync_dir(&self.dir)?;
+        }
         Ok(())
     }
 

@@ -44,6 +44,27 @@ impl LogDirLock {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// `syncfs(2)` of the filesystem holding the dir: every dirty page and inode of it
+    /// written and the journal committed — what `CloseSync::Syncfs` closes rely on. Through
+    /// the lock's descriptor, opened at startup, so a writeback error anywhere on the
+    /// filesystem since then is reported here (Linux 5.8+ reports them to `syncfs`).
+    pub fn sync_filesystem(&self) -> io::Result<()> {
+        // SAFETY: syncfs(2) takes a descriptor we own (kept open by the lock) and touches
+        // no memory of ours.
+        let rc = unsafe { libc::syncfs(self._file.as_raw_fd()) };
+        if rc == 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        Err(io::Error::new(
+            e.kind(),
+            format!(
+                "syncfs of the filesystem holding {}: {e}",
+                self.path.display()
+            ),
+        ))
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

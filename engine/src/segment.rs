@@ -12,6 +12,7 @@ use crate::batch::{
 };
 use crate::file_cache::{FileCache, SegmentFile};
 use crate::index::{IndexMode, OffsetIndex, TimeIndex, NO_TIMESTAMP};
+use crate::io::CloseSync;
 
 pub const LOG_SUFFIX: &str = "log";
 pub const INDEX_SUFFIX: &str = "index";
@@ -206,14 +207,20 @@ impl LogSegment {
 
     /// Clean close of the active segment: trims the indexes, fdatasyncs the log.
     pub fn close(&mut self) -> io::Result<()> {
+        self.close_with(CloseSync::EachFile)
+    }
+
+    /// `close`, with the fdatasyncs left to the caller's `syncfs` under
+    /// [`CloseSync::Syncfs`].
+    pub fn close_with(&mut self, sync: CloseSync) -> io::Result<()> {
         self.time_index
             .maybe_append(self.max_timestamp, self.offset_of_max_timestamp);
-        self.offset_index.seal()?;
-        self.time_index.seal()?;
-        if let Some(file) = &self.active_file {
-            file.sync_data()?;
+        self.offset_index.seal_with(sync)?;
+        self.time_index.seal_with(sync)?;
+        match &self.active_file {
+            Some(file) if sync == CloseSync::EachFile => file.sync_data(),
+            _ => Ok(()),
         }
-        Ok(())
     }
 
     /// Recovery of a segment that is not the last: after a rescan opened it as active

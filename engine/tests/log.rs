@@ -973,3 +973,31 @@ fn slices_know_their_offsets() {
         assert_eq!((none.len, none.next_offset - none.base_offset), (0, 0));
     });
 }
+
+/// A close that leaves the syncs to a `syncfs` writes the same files as a synced one: the
+/// clean reopen trusts the trimmed indexes and reads every record back.
+#[test]
+fn a_close_deferring_syncs_leaves_the_same_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let sizes: Vec<(usize, usize)> = (0..30).map(|i| (1 + i % 3, 5 * i % 60)).collect();
+    let appended = build_log(dir.path(), &sizes);
+    let pdir = dir.path().join("orders-3");
+    let lock = sluice_engine::logdir::lock_log_dir(dir.path()).unwrap();
+    run(async {
+        let (mut log, _) = reopen(&pdir, Recovery::Clean);
+        let more = batch(2, 10, 5000);
+        let (base, _) = append(&mut log, more.clone()).await;
+        log.close_with(sluice_engine::CloseSync::Syncfs).unwrap();
+        lock.sync_filesystem().unwrap();
+        let (mut log, report) = reopen(&pdir, Recovery::Clean);
+        assert_eq!(
+            (report.truncated_bytes, report.scanned_bytes),
+            (0, 0),
+            "{report:?}"
+        );
+        let mut all = appended.clone();
+        all.push((base, more));
+        check_reads(&mut log, &all).await;
+        log.close().unwrap();
+    });
+}
