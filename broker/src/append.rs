@@ -9,15 +9,16 @@
 //! sync in one io_uring request, ordered by the kernel, one per segment file and round.
 //! Produce responses are released only after the completions that make them true.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_channel::oneshot;
-use futures_util::future::join_all;
-use sluice_engine::{write_coalesced, PartitionLog, PendingAppend, SyncJob};
+use futures_util::future::{join_all, select, Either};
+use sluice_engine::{write_coalesced, PartitionLog, PendingAppend, SyncJob, WrittenAppend};
 use sluice_engine::{AppendError, AppendOutcome, FollowerAppendError};
 
 use crate::config::Config;
@@ -28,6 +29,9 @@ use crate::shard::LogRef;
 pub const APPEND_QUEUE_MAX: usize = 4096;
 /// Appends handled in one group-commit round at most.
 pub const ROUND_APPENDS_MAX: usize = 1024;
+/// How often the appender checks whether a log refusing appends for a full disk has space
+/// again (`PartitionLog::recover_after_disk_full`: one statvfs per such log).
+pub const LOG_DISK_FULL_PROBE_INTERVAL_MS: u64 = 1000;
 
 /// Offsets assigned to an appended set of batches.
 #[derive(Debug, Clone, Copy)]
@@ -82,6 +86,9 @@ pub struct Appender {
     /// `log.flush.interval.messages`: fsync before ack once this many messages are unflushed.
     /// (A dynamic broker config: `set_flush_interval_messages`.)
     flush_interval_messages: Cell<Option<u64>>,
+    /// Logs refusing appends for a full disk, probed between rounds (none of their writes
+    /// is in flight then) every `LOG_DISK_FULL_PROBE_INTERVAL_MS`.
+    disk_full: RefCell<Vec<LogRef>>,
 }
 
 impl Appender {
@@ -91,6 +98,7 @@ impl Appender {
             tx,
             rx,
             flush_interval_messages: Cell::new(config.log_flush_interval_messages),
+            disk_full: RefCell::new(Vec::new()),
         }
     }
 
@@ -147,7 +155,33 @@ impl Appender {
 
     /// The group-commit loop; returns when the queue is closed and drained.
     pub async fn run(&self) {
-        while let Ok(first) = self.rx.recv().await {
+        let probe = Duration::from_millis(LOG_DISK_FULL_PROBE_INTERVAL_MS);
+        let mut last_probe = Instant::now();
+        loop {
+            let first = if self.disk_full.borrow().is_empty() {
+                self.rx.recv().await.ok()
+            } else {
+                let wait = probe.saturating_sub(last_probe.elapsed());
+                match select(
+                    Box::pin(self.rx.recv()),
+                    Box::pin(compio::time::sleep(wait)),
+                )
+                .await
+                {
+                    Either::Left((r, _)) => r.ok(),
+                    Either::Right(_) => None,
+                }
+            };
+            if last_probe.elapsed() >= probe {
+                self.probe_disk_full();
+                last_probe = Instant::now();
+            }
+            let Some(first) = first else {
+                if self.rx.is_closed() && self.rx.is_empty() {
+                    return;
+                }
+                continue;
+            };
             let mut round = vec![first];
             while round.len() < ROUND_APPENDS_MAX {
                 match self.rx.try_recv() {
@@ -157,6 +191,22 @@ impl Appender {
             }
             self.round(round).await;
         }
+    }
+
+    /// Resumes the logs whose disk has room again; keeps the others for the next probe.
+    fn probe_disk_full(&self) {
+        self.disk_full.borrow_mut().retain(|log| {
+            let Ok(mut l) = log.try_borrow_mut() else {
+                return true;
+            };
+            match l.recover_after_disk_full() {
+                Ok(resumed) => !resumed && l.is_disk_full(),
+                Err(e) => {
+                    tracing::error!("{e}: the partition is offline until restart");
+                    false
+                }
+            }
+        });
     }
 
     /// Whether an append can be queued now without waiting.
@@ -205,25 +255,7 @@ impl Appender {
         let mut touched: HashMap<*const (), (LogRef, Arc<PartitionInfo>)> = HashMap::new();
         for (req, outcome) in reqs.iter().zip(written) {
             let key = Rc::as_ptr(&req.log) as *const ();
-            let mut log = req.log.borrow_mut();
-            let result = match outcome {
-                Ok(w) => {
-                    let appended = Appended {
-                        base_offset: w.base_offset,
-                        last_offset: w.last_offset,
-                    };
-                    log.complete_append(w);
-                    Ok(appended)
-                }
-                Err(e) => {
-                    log.fail_append(&e);
-                    Err(AppendFailure::Storage(format!(
-                        "write to {} failed: {e}",
-                        log.dir().display()
-                    )))
-                }
-            };
-            results.push(result);
+            results.push(complete(&mut req.log.borrow_mut(), outcome));
             touched
                 .entry(key)
                 .or_insert_with(|| (req.log.clone(), req.partition.clone()));
@@ -240,15 +272,27 @@ impl Appender {
             let _ = req.reply.send(result);
         }
         for (req, appended) in duplicates {
-            let _ = req.reply.send(match req.log.borrow().is_offline() {
-                false => Ok(appended),
-                true => Err(AppendFailure::Storage("the log went offline".into())),
+            let _ = req.reply.send(match req.log.borrow().accepts_appends() {
+                true => Ok(appended),
+                false => Err(AppendFailure::Storage(
+                    "the log stopped accepting appends (disk full or failed)".into(),
+                )),
             });
         }
+        self.note_disk_full(touched.values().map(|(l, _)| l));
         for (_, partition) in touched.values() {
             partition.appended.notify(usize::MAX);
         }
         self.sync_rolled(touched.values().map(|(l, _)| l));
+    }
+
+    fn note_disk_full<'a>(&self, logs: impl Iterator<Item = &'a LogRef>) {
+        let mut full = self.disk_full.borrow_mut();
+        for log in logs {
+            if log.borrow().is_disk_full() && !full.iter().any(|l| Rc::ptr_eq(l, log)) {
+                full.push(log.clone());
+            }
+        }
     }
 
     /// Whether the flush policy wants `log` synced once `pending` is written, and a durable
@@ -287,6 +331,36 @@ impl Appender {
             policy.is_some_and(|n| l.unflushed_messages() >= n)
         });
         run_sync_jobs(jobs).await
+    }
+}
+
+/// Makes one written append visible, or records its failure.
+fn complete(
+    log: &mut PartitionLog,
+    outcome: std::io::Result<WrittenAppend>,
+) -> Result<Appended, AppendFailure> {
+    match outcome {
+        // An earlier write of this log in the round failed: this one follows a hole and is
+        // cut when the log resumes; never acknowledged.
+        Ok(_) if !log.accepts_appends() => Err(AppendFailure::Storage(format!(
+            "write to {} failed: an earlier write of this round failed",
+            log.dir().display()
+        ))),
+        Ok(w) => {
+            let appended = Appended {
+                base_offset: w.base_offset,
+                last_offset: w.last_offset,
+            };
+            log.complete_append(w);
+            Ok(appended)
+        }
+        Err(e) => {
+            log.fail_append(&e);
+            Err(AppendFailure::Storage(format!(
+                "write to {} failed: {e}",
+                log.dir().display()
+            )))
+        }
     }
 }
 

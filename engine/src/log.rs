@@ -25,6 +25,7 @@ use crate::segment::{
     SegmentOpen, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX,
 };
 
+mod disk_full;
 mod epochs;
 pub use epochs::{LastFetchedEpoch, OffsetTruncationState};
 mod follower;
@@ -264,6 +265,9 @@ pub struct PartitionLog {
     roll_syncs: Vec<RollSync>,
     dir_sync_owed: DirSync,
     offline: Option<String>,
+    /// Set when a write failed for lack of space (ENOSPC, EDQUOT): appends are refused,
+    /// reads go on, and `recover_after_disk_full` resumes appends once space is back.
+    disk_full: Option<String>,
     /// Idempotent producers' state; covers every prepared append (`next_offset`).
     producer_state: ProducerStateManager,
     /// Kafka's log start offset: at least the first segment's base; DeleteRecords moves it
@@ -420,6 +424,7 @@ impl PartitionLog {
             roll_syncs: Vec::new(),
             dir_sync_owed: DirSync::Done,
             offline: None,
+            disk_full: None,
             producer_state: ProducerStateManager::new(&dir, log_end.offset),
             log_start_offset: first_base,
             active_rolling_ms: None,
@@ -830,8 +835,8 @@ impl PartitionLog {
     /// prepare time, so pipelined appends of one producer check against each other; a
     /// failed write takes the whole log offline.
     pub fn prepare_append(&mut self, records: Bytes) -> Result<AppendOutcome, AppendError> {
-        if self.offline.is_some() {
-            return Err(AppendError::Offline);
+        if let Some(refused) = self.append_refused() {
+            return Err(refused);
         }
         let headers = validate_batches(&records, self.config.max_message_bytes)?;
         if records.len() as u64 > self.config.segment_bytes {
@@ -986,7 +991,7 @@ impl PartitionLog {
     /// After its write completed: makes the append visible (advances `log_end_offset`).
     /// Must be called in prepare order.
     pub fn complete_append(&mut self, written: WrittenAppend) {
-        if self.offline.is_some() {
+        if !self.accepts_appends() {
             return;
         }
         assert_eq!(
@@ -1016,8 +1021,13 @@ impl PartitionLog {
     }
 
     /// A failed write: the log goes offline; every later append returns
-    /// `AppendError::Offline` and every read `ReadError::Io`.
+    /// `AppendError::Offline` and every read `ReadError::Io`. A write that failed for lack
+    /// of space only refuses appends until `recover_after_disk_full` (module `disk_full`).
     pub fn fail_append(&mut self, err: &io::Error) {
+        if disk_full::is_disk_full(err) {
+            self.disk_full_after(err);
+            return;
+        }
         tracing::error!(
             dir = %self.dir.display(),
             error = %err,
@@ -1399,6 +1409,11 @@ impl PartitionLog {
     /// caller's `syncfs` of its log dir succeeded.
     pub fn close_with(mut self, sync: CloseSync) -> io::Result<()> {
         if let Some(e) = self.offline_error() {
+            return Err(e);
+        }
+        if let Some(AppendError::Io(e)) = self.append_refused() {
+            // Failed writes may have left bytes past the log end: the next start's
+            // recovery cuts them.
             return Err(e);
         }
         assert_eq!(

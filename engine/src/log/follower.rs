@@ -50,8 +50,8 @@ impl PartitionLog {
         &mut self,
         records: Bytes,
     ) -> Result<PendingAppend, FollowerAppendError> {
-        if self.offline.is_some() {
-            return Err(AppendError::Offline.into());
+        if let Some(refused) = self.append_refused() {
+            return Err(refused.into());
         }
         let headers = validate_batches(&records, u32::MAX).map_err(AppendError::from)?;
         if records.len() as u64 > self.config.segment_bytes {
