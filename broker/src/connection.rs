@@ -366,7 +366,7 @@ async fn dispatch(shard: &Rc<Shard>, version: i16, client: &Client, body: Reques
             handlers::delete_topics::handle(shard, version, req).await,
         )),
         RequestKind::InitProducerId(req) => send(ResponseKind::InitProducerId(
-            handlers::init_producer_id::handle(shard, version, req),
+            handlers::init_producer_id::handle(shard, version, req).await,
         )),
         other => dispatch_admin(shard, version, client, other).await,
     }

@@ -149,6 +149,52 @@ pub fn next_producer_id(log_dirs: &[PathBuf]) -> io::Result<i64> {
     guard.as_mut().expect("opened above").next_id()
 }
 
+/// Cluster mode: the current block from the controller, (next, end), shared by the shards.
+static CLUSTER_BLOCK: OnceLock<Mutex<(i64, i64)>> = OnceLock::new();
+
+fn take_from_cluster_block() -> Option<i64> {
+    let cell = CLUSTER_BLOCK.get_or_init(|| Mutex::new((0, 0)));
+    let mut block = cell.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    (block.0 < block.1).then(|| {
+        block.0 += 1;
+        block.0 - 1
+    })
+}
+
+/// The next producer id in a cluster: from the block the controller committed for this
+/// broker (Kafka's `AllocateProducerIds`), asking for a new block when it is used up. Two
+/// shards racing for a block each get one; the one not installed is skipped, never reused.
+pub async fn next_cluster_producer_id(
+    handle: &sluice_replication::ClusterHandle,
+    broker_id: i32,
+) -> Result<i64, sluice_replication::ControllerError> {
+    if let Some(id) = take_from_cluster_block() {
+        return Ok(id);
+    }
+    let req = sluice_replication::ControllerRequest::AllocateProducerIds {
+        broker_id,
+        broker_epoch: handle.broker.borrow().broker_epoch,
+    };
+    let reply = handle.call(req).await?;
+    let sluice_replication::ControllerReply::ProducerIds { first, count } = reply else {
+        return Err(sluice_replication::ControllerError {
+            code: -1,
+            message: format!("AllocateProducerIds answered {reply:?}"),
+        });
+    };
+    {
+        let cell = CLUSTER_BLOCK.get_or_init(|| Mutex::new((0, 0)));
+        let mut block = cell.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if block.0 >= block.1 {
+            *block = (first, first + count);
+        }
+    }
+    take_from_cluster_block().ok_or_else(|| sluice_replication::ControllerError {
+        code: -1,
+        message: "the producer id block was used up at once".into(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

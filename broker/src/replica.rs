@@ -19,7 +19,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use kafka_protocol::error::ResponseError;
-use sluice_engine::{FetchIsolation, HighWatermarkMode, LeaderEpoch};
+use sluice_engine::{FetchIsolation, HighWatermarkMode, LastFetchedEpoch, LeaderEpoch};
 use sluice_replication::{ControllerReply, ControllerRequest};
 
 use crate::metadata::{PartitionInfo, Replication};
@@ -282,7 +282,11 @@ pub fn serve_follower(
     if !state.followers.contains_key(&ask.replica_id) {
         return FetchPart::failed(ResponseError::NotLeaderOrFollower);
     }
-    if let Some(diverging) = diverging_epoch(&log, ask.last_fetched_epoch, offset) {
+    let diverging = match diverging_epoch(&log, ask.last_fetched_epoch, offset) {
+        Ok(d) => d,
+        Err(e) => return FetchPart::failed(e),
+    };
+    if let Some(diverging) = diverging {
         let l = log.borrow();
         return FetchPart {
             error: 0,
@@ -321,17 +325,23 @@ fn epoch_error(asked: i32, ours: i32) -> Option<ResponseError> {
     }
 }
 
-/// KIP-320: where the follower's log leaves ours, from its last fetched epoch.
-fn diverging_epoch(log: &LogRef, last_fetched_epoch: i32, offset: i64) -> Option<(i32, i64)> {
+/// KIP-320: where the follower's log leaves ours, from its last fetched epoch (Kafka's
+/// rules in `PartitionLog::check_last_fetched_epoch`).
+fn diverging_epoch(
+    log: &LogRef,
+    last_fetched_epoch: i32,
+    offset: i64,
+) -> Result<Option<(i32, i64)>, ResponseError> {
     if last_fetched_epoch < 0 {
-        return None;
+        return Ok(None);
     }
-    let l = log.borrow();
-    match l.end_offset_for_epoch(LeaderEpoch(last_fetched_epoch)) {
-        Some((epoch, end)) if epoch.0 == last_fetched_epoch && end >= offset => None,
-        Some((epoch, end)) => Some((epoch.0, end)),
-        // We know nothing of that epoch or anything before it: start over from our start.
-        None => Some((-1, l.log_start_offset())),
+    match log
+        .borrow()
+        .check_last_fetched_epoch(offset, LeaderEpoch(last_fetched_epoch))
+    {
+        LastFetchedEpoch::Consistent => Ok(None),
+        LastFetchedEpoch::Diverging { epoch, end_offset } => Ok(Some((epoch.0, end_offset))),
+        LastFetchedEpoch::Unknown => Err(ResponseError::KafkaStorageError),
     }
 }
 

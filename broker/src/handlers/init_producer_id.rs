@@ -16,7 +16,7 @@ use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, Pr
 use crate::producer_ids::next_producer_id;
 use crate::shard::Shard;
 
-pub fn handle(
+pub async fn handle(
     shard: &Rc<Shard>,
     _version: i16,
     req: InitProducerIdRequest,
@@ -27,7 +27,7 @@ pub fn handle(
     match req.transactional_id.as_ref().map(|t| t.0.is_empty()) {
         Some(true) => resp.error_code = ResponseError::InvalidRequest.code(),
         Some(false) => resp.error_code = ResponseError::TransactionalIdAuthorizationFailed.code(),
-        None => match next_producer_id(&shard.broker.log_dirs) {
+        None => match allocate(shard).await {
             Ok(id) => {
                 resp.producer_id = ProducerId(id);
                 resp.producer_epoch = 0;
@@ -39,4 +39,15 @@ pub fn handle(
         },
     }
     resp
+}
+
+/// A single node's ids come from its own persisted blocks; a cluster's from blocks the
+/// controller hands out through the metadata log, so no two brokers give out the same id.
+async fn allocate(shard: &Shard) -> Result<i64, String> {
+    match &shard.broker.cluster {
+        None => next_producer_id(&shard.broker.log_dirs).map_err(|e| e.to_string()),
+        Some(handle) => crate::producer_ids::next_cluster_producer_id(handle, shard.broker.node_id)
+            .await
+            .map_err(|e| e.message),
+    }
 }

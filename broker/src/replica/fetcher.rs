@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
-use sluice_engine::{BatchHeader, TruncateReason};
+use sluice_engine::{BatchHeader, LeaderEpoch, TruncateReason};
 use sluice_net::client::connection::Connection;
 use sluice_net::client::replica::{
     replica_fetch, ReplicaFetchOptions, ReplicaFetchPartition, ReplicaFetched, ReplicaIdentity,
@@ -170,7 +170,14 @@ async fn apply_answer(
         }
     }
     if let Some(d) = a.diverging_epoch {
-        return truncate_diverging(tp, log, d.end_offset);
+        let truncated = truncate_diverging(tp, log, (d.epoch, d.end_offset));
+        if truncated {
+            // The recovery point on disk must not name an offset above the cut before
+            // anything is appended again (Kafka's LogManager.truncateTo checkpoints too).
+            let kind = crate::checkpoint::OffsetCheckpoint::RecoveryPoint;
+            crate::checkpoint::write_checkpoints(shard, kind).await;
+        }
+        return truncated;
     }
     let records = whole_batches(a.records);
     if !records.is_empty() {
@@ -213,9 +220,16 @@ fn out_of_range(tp: &TopicPartition, log: &LogRef, a: &ReplicaFetched) -> bool {
     false
 }
 
-fn truncate_diverging(tp: &TopicPartition, log: &LogRef, end_offset: i64) -> bool {
+/// Kafka's fetcher truncation: where `leader` = (epoch, end offset) says this log leaves the
+/// leader's (`PartitionLog::offset_truncation_state`). When the answer is not final, the next
+/// fetch carries the new latest epoch and the leader answers again.
+fn truncate_diverging(tp: &TopicPartition, log: &LogRef, (epoch, end_offset): (i32, i64)) -> bool {
     let mut l = log.borrow_mut();
-    let to = end_offset.min(l.log_end_offset()).max(0);
+    let initial = l.log_end_offset();
+    let to = l
+        .offset_truncation_state((LeaderEpoch(epoch), end_offset), initial)
+        .offset
+        .max(0);
     tracing::info!(topic = %tp.topic, partition = tp.partition, to, "log diverges from the leader's: truncating");
     match l.truncate_to(to, TruncateReason::DivergingEpoch) {
         Ok(_) => true,
