@@ -1,0 +1,183 @@
+//! A real 3-broker cluster (testkit's `Cluster`: three `sluiced` processes, combined
+//! broker+controller, formatted with `sluice storage format`) under the `verify` checker:
+//! idempotent acks=all producers, `min.insync.replicas=2`, RF=3. The leader of a partition
+//! is SIGKILLed mid-load: a new leader serves, nothing acknowledged is lost or duplicated,
+//! the killed broker restarts, truncates what it must, rejoins every ISR, and once
+//! producing stops every replica of every partition holds the same bytes.
+//!
+//! Timeouts are shortened (session 3 s) to keep CI quick; every wait is bounded.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sluice_net::client::producer::Acks;
+use sluice_perf::verify::{self, Options};
+use sluice_testkit::{sluice_path, Cluster};
+
+const WAIT_MAX: Duration = Duration::from_secs(90);
+const TOPIC: &str = "orders";
+
+fn cluster() -> Cluster {
+    Cluster::builder(3)
+        .property("broker.session.timeout.ms", "3000")
+        .property("broker.heartbeat.interval.ms", "500")
+        .property("replica.lag.time.max.ms", "3000")
+        .property("min.insync.replicas", "2")
+        .property("offsets.topic.num.partitions", "3")
+        .property("num.shards", "1")
+        .start()
+}
+
+/// `sluice topics --describe` rows of `topic`: (partition, leader, ISR).
+fn describe(cluster: &Cluster, topic: &str) -> Vec<(i32, i32, Vec<i32>)> {
+    let sluice = sluice_path();
+    let servers = cluster.bootstrap_servers();
+    let args = [
+        "topics",
+        "--bootstrap-server",
+        &servers,
+        "--describe",
+        "--topic",
+        topic,
+    ];
+    let out = std::process::Command::new(&sluice)
+        .args(args)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .filter(|l| l.trim_start().starts_with("Topic:") && l.contains("Partition:"))
+        .filter_map(|l| {
+            let field = |name: &str| -> Option<&str> {
+                let at = l.find(name)? + name.len();
+                l[at..].split('\t').next().map(str::trim)
+            };
+            let list = |v: &str| v.split(',').filter_map(|n| n.trim().parse().ok()).collect();
+            Some((
+                field("Partition:")?.parse().ok()?,
+                field("Leader:")?.parse().ok()?,
+                list(field("Isr:")?),
+            ))
+        })
+        .collect()
+}
+
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < WAIT_MAX, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Every node's segment files of `topic`-`partition`, concatenated in offset order.
+fn replica_bytes(cluster: &Cluster, partition: i32) -> Vec<Vec<u8>> {
+    cluster
+        .nodes()
+        .iter()
+        .map(|n| {
+            let dir = n.data_dir().join(format!("{TOPIC}-{partition}"));
+            let mut logs: Vec<_> = std::fs::read_dir(&dir)
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .filter(|p| p.extension().is_some_and(|e| e == "log"))
+                .collect();
+            logs.sort();
+            logs.iter()
+                .flat_map(|p| std::fs::read(p).unwrap())
+                .collect()
+        })
+        .collect()
+}
+
+/// Creates `topic` once three brokers registered (CreateTopics answers
+/// INVALID_REPLICATION_FACTOR until then).
+fn create_topic(cluster: &Cluster, topic: &str) {
+    let servers = cluster.bootstrap_servers();
+    let args = [
+        "topics",
+        "--bootstrap-server",
+        &servers,
+        "--create",
+        "--topic",
+        topic,
+        "--partitions",
+        "3",
+        "--replication-factor",
+        "3",
+    ];
+    wait_until("three registered brokers to create the topic", || {
+        let out = std::process::Command::new(sluice_path())
+            .args(args)
+            .output()
+            .unwrap();
+        out.status.success()
+    });
+}
+
+#[test]
+fn acks_all_survives_a_leader_kill_and_the_replicas_agree() {
+    let mut cluster = cluster();
+    create_topic(&cluster, TOPIC);
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked = Arc::new(AtomicU64::new(0));
+    let mut options = Options::new(&cluster.bootstrap_servers(), TOPIC);
+    options.duration = Duration::from_secs(120);
+    options.producers = 2;
+    options.acks = Acks::All;
+    options.idempotent = true;
+    options.throughput = Some(2000.0);
+    options.stop = Some(stop.clone());
+    options.acknowledged = Some(acked.clone());
+    let run = std::thread::spawn(move || verify::run_blocking(&options));
+
+    wait_until("1000 acknowledgements", || {
+        acked.load(Ordering::Relaxed) >= 1000
+    });
+    let rows = describe(&cluster, TOPIC);
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    assert!(
+        rows.iter().all(|(_, _, isr)| isr.len() == 3),
+        "full ISRs first: {rows:?}"
+    );
+    let victim = rows[0].1;
+    cluster.node_mut(victim).kill();
+    let killed_at = Instant::now();
+    let before = acked.load(Ordering::Relaxed);
+    wait_until("a new leader of every partition", || {
+        describe(&cluster, TOPIC)
+            .iter()
+            .all(|(_, l, _)| *l >= 0 && *l != victim)
+    });
+    wait_until("acknowledgements after the kill", || {
+        acked.load(Ordering::Relaxed) >= before + 1000
+    });
+    eprintln!(
+        "leader {victim} killed: 1000 more acknowledgements {:?} later",
+        killed_at.elapsed()
+    );
+
+    cluster.node_mut(victim).restart();
+    wait_until("the restarted broker back in every ISR", || {
+        describe(&cluster, TOPIC)
+            .iter()
+            .all(|(_, _, isr)| isr.len() == 3)
+    });
+    stop.store(true, Ordering::Relaxed);
+    let report = run.join().unwrap().expect("verify ran");
+    eprintln!("{}", report.verdict_line());
+    assert!(report.verdict.acked >= 2000, "{}", report.verdict_line());
+    assert_eq!(report.verdict.lost, 0, "{}", report.verdict_line());
+    assert_eq!(report.verdict.duplicated, 0, "{}", report.verdict_line());
+    assert!(report.verdict.is_ok(), "{}", report.verdict_line());
+
+    // Nothing is produced any more: followers catch up, then every replica holds the same
+    // batch bytes (the same offsets, leader epochs and records).
+    for partition in 0..3 {
+        wait_until("replicas to hold the same bytes", || {
+            let bytes = replica_bytes(&cluster, partition);
+            bytes.windows(2).all(|w| w[0] == w[1])
+        });
+    }
+}
