@@ -93,12 +93,28 @@ pub async fn handle(
             })
             .collect()
     });
+    let asked = partitions.clone().unwrap_or_default();
     match fetch(shard, req.group_id.0.to_string(), partitions).await {
         Ok(found) => resp.topics = single_topics(version, found),
         Err(e) if version >= TOP_ERROR_VERSION_MIN => resp.error_code = e,
-        Err(_) => {}
+        Err(e) => resp.topics = errored_topics(version, asked, e),
     }
     resp
+}
+
+/// Before v2 there is no top-level error: every partition asked for carries the group's
+/// (Kafka's rule), with no offset.
+fn errored_topics(
+    version: i16,
+    asked: Vec<(String, i32)>,
+    error: i16,
+) -> Vec<OffsetFetchResponseTopic> {
+    let none = asked.into_iter().map(|(t, p)| (t, p, None)).collect();
+    let mut topics = single_topics(version, none);
+    for p in topics.iter_mut().flat_map(|t| t.partitions.iter_mut()) {
+        p.error_code = error;
+    }
+    topics
 }
 
 fn single_topics(
@@ -150,4 +166,34 @@ fn groups_topics(
             out
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn old_versions_carry_the_group_error_on_each_partition() {
+        let asked = vec![
+            ("a".to_string(), 0),
+            ("a".to_string(), 1),
+            ("b".to_string(), 0),
+        ];
+        let topics = errored_topics(1, asked, 14);
+        let got: Vec<(String, i32, i64, i16)> = topics
+            .iter()
+            .flat_map(|t| {
+                t.partitions.iter().map(move |p| {
+                    (
+                        t.name.0.to_string(),
+                        p.partition_index,
+                        p.committed_offset,
+                        p.error_code,
+                    )
+                })
+            })
+            .collect();
+        let want = [("a", 0), ("a", 1), ("b", 0)].map(|(t, p)| (t.to_string(), p, -1, 14));
+        assert_eq!(got, want);
+    }
 }
