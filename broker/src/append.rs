@@ -38,6 +38,20 @@ pub const LOG_DISK_FULL_PROBE_INTERVAL_MS: u64 = 1000;
 pub struct Appended {
     pub base_offset: i64,
     pub last_offset: i64,
+    /// The time stamped into the batches (`message.timestamp.type=LogAppendTime`).
+    pub log_append_time_ms: Option<i64>,
+}
+
+impl Appended {
+    /// The answer to a producer's retry: the original offsets (its append time is not
+    /// kept, as in Kafka's duplicate answers).
+    fn original(base_offset: i64, last_offset: i64) -> Appended {
+        Appended {
+            base_offset,
+            last_offset,
+            log_append_time_ms: None,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -236,13 +250,7 @@ impl Appender {
                 Ok(AppendOutcome::Duplicate {
                     base_offset,
                     last_offset,
-                }) => duplicates.push((
-                    req,
-                    Appended {
-                        base_offset,
-                        last_offset,
-                    },
-                )),
+                }) => duplicates.push((req, Appended::original(base_offset, last_offset))),
                 Err(failure) => {
                     let _ = req.reply.send(Err(failure));
                 }
@@ -350,6 +358,7 @@ fn complete(
             let appended = Appended {
                 base_offset: w.base_offset,
                 last_offset: w.last_offset,
+                log_append_time_ms: w.log_append_time_ms,
             };
             log.complete_append(w);
             Ok(appended)

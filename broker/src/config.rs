@@ -130,6 +130,9 @@ pub struct Config {
     pub log_retention_check_interval_ms: u64,
     /// `log.initial.task.delay.ms`: how long after start the first retention check runs.
     pub log_initial_task_delay_ms: u64,
+    /// `compression.type`, `compression.*.level`, `log.message.timestamp.*`: the defaults
+    /// of the record topic keys.
+    pub records: crate::topic_config::RecordDefaults,
     /// Keys set in the file or by `--override` (DescribeConfigs reports them as
     /// STATIC_BROKER_CONFIG, the others as DEFAULT_CONFIG).
     pub keys_set: std::collections::BTreeSet<String>,
@@ -185,6 +188,7 @@ impl Default for Config {
             log_roll_hours: LOG_ROLL_MS_DEFAULT / 3_600_000,
             log_retention_check_interval_ms: LOG_RETENTION_CHECK_INTERVAL_MS_DEFAULT,
             log_initial_task_delay_ms: LOG_INITIAL_TASK_DELAY_MS_DEFAULT,
+            records: Default::default(),
             keys_set: std::collections::BTreeSet::new(),
             cluster_keys: ClusterKeys::default(),
             cluster: None,
@@ -231,7 +235,8 @@ impl Config {
             let known = config.apply(key, value)?
                 || config.apply_log(key, value)?
                 || config.apply_group(key, value)?
-                || config.cluster_keys.apply(key, value)?;
+                || config.cluster_keys.apply(key, value)?
+                || config.records.apply(key, value).map_err(ConfigError)?;
             if known {
                 config.keys_set.insert(key.clone());
             }
@@ -253,6 +258,7 @@ impl Config {
         }
         warnings.extend(cluster::not_honoured_warnings(&config));
         config.static_pairs = pairs.to_vec();
+        warnings.extend(config.records.warnings());
         Ok((config, warnings))
     }
 

@@ -239,6 +239,38 @@ pub const BROKER_KEYS: &[BrokerKey] = &[
     key!("group.max.session.timeout.ms", TYPE_INT, ReadOnly, |c| {
         Some(c.group_max_session_timeout_ms.to_string())
     }),
+    key!("compression.type", TYPE_STRING, Dynamic, |c| Some(
+        c.records.value("compression.type").to_string()
+    )),
+    key!("compression.gzip.level", TYPE_INT, Dynamic, |c| Some(
+        c.records.value("compression.gzip.level").to_string()
+    )),
+    key!("compression.zstd.level", TYPE_INT, Dynamic, |c| Some(
+        c.records.value("compression.zstd.level").to_string()
+    )),
+    key!("log.message.timestamp.type", TYPE_STRING, Dynamic, |c| {
+        Some(c.records.value("message.timestamp.type").to_string())
+    }),
+    key!(
+        "log.message.timestamp.before.max.ms",
+        TYPE_LONG,
+        Dynamic,
+        |c| Some(
+            c.records
+                .value("message.timestamp.before.max.ms")
+                .to_string()
+        )
+    ),
+    key!(
+        "log.message.timestamp.after.max.ms",
+        TYPE_LONG,
+        Dynamic,
+        |c| Some(
+            c.records
+                .value("message.timestamp.after.max.ms")
+                .to_string()
+        )
+    ),
     key!("metrics.listener", TYPE_STRING, ReadOnly, |c| {
         c.metrics_listener.map(|a| a.to_string())
     }),

@@ -12,7 +12,9 @@ use compio::driver::SharedFd;
 use futures_channel::oneshot;
 use kafka_protocol::error::ResponseError;
 use sluice_engine::DeleteRecordsError;
-use sluice_engine::{AppendError, BatchErrorKind, PartitionLog, ProducerError, ReadError, TopicId};
+use sluice_engine::{
+    AppendError, BatchErrorKind, PartitionLog, ProducerError, ReadError, RecordError, TopicId,
+};
 use sluice_engine::{FetchIsolation, FirstBatch};
 use sluice_net::zero_copy::FileRange;
 
@@ -30,6 +32,10 @@ pub struct ProducePart {
     pub message: Option<String>,
     pub base_offset: i64,
     pub log_start_offset: i64,
+    /// -1 unless the topic stamps LogAppendTime.
+    pub log_append_time_ms: i64,
+    /// The records that made the batch fail (Produce v8+ `record_errors`).
+    pub record_errors: Vec<RecordError>,
 }
 
 /// One partition's fetch answer on the connection's shard: record data is a range of an
@@ -122,6 +128,8 @@ fn produce_error(error: ResponseError, message: impl Into<String>) -> ProducePar
         message: Some(message.into()),
         base_offset: -1,
         log_start_offset: -1,
+        log_append_time_ms: -1,
+        record_errors: Vec::new(),
     }
 }
 
@@ -243,6 +251,8 @@ fn produce_part(result: Result<Appended, AppendFailure>, log_start_offset: i64) 
             message: None,
             base_offset: a.base_offset,
             log_start_offset,
+            log_append_time_ms: a.log_append_time_ms.unwrap_or(-1),
+            record_errors: Vec::new(),
         },
         Err(AppendFailure::Rejected(AppendError::Batch(e))) => {
             let code = match e.kind {
@@ -250,8 +260,13 @@ fn produce_part(result: Result<Appended, AppendFailure>, log_start_offset: i64) 
                 BatchErrorKind::InvalidRecord => ResponseError::InvalidRecord,
                 BatchErrorKind::UnsupportedMagic => ResponseError::UnsupportedForMessageFormat,
                 BatchErrorKind::TooLarge => ResponseError::MessageTooLarge,
+                BatchErrorKind::InvalidTimestamp => ResponseError::InvalidTimestamp,
             };
-            produce_error(code, e.message)
+            ProducePart {
+                record_errors: e.record_errors,
+                log_start_offset,
+                ..produce_error(code, e.message)
+            }
         }
         Err(AppendFailure::Rejected(AppendError::Producer(e))) => {
             let code = match e {

@@ -4,8 +4,10 @@
 use std::collections::BTreeMap;
 use std::io;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-use sluice_engine::LogConfig;
+use sluice_engine::compression::{self, Compression};
+use sluice_engine::{BrokerCompression, LogConfig, RecordsConfig, TimestampType};
 
 use crate::config::Config;
 
@@ -29,7 +31,21 @@ pub const REPLICATION_FACTOR: i64 = 1;
 /// (topic key, broker key that supplies its default, config type).
 pub const TOPIC_KEYS: &[(&str, &str, i8)] = &[
     ("cleanup.policy", "log.cleanup.policy", TYPE_LIST),
+    ("compression.gzip.level", "compression.gzip.level", TYPE_INT),
+    ("compression.lz4.level", "compression.lz4.level", TYPE_INT),
+    ("compression.type", "compression.type", TYPE_STRING),
+    ("compression.zstd.level", "compression.zstd.level", TYPE_INT),
     ("max.message.bytes", "message.max.bytes", TYPE_INT),
+    (
+        "message.timestamp.after.max.ms",
+        "log.message.timestamp.after.max.ms",
+        TYPE_LONG,
+    ),
+    (
+        "message.timestamp.before.max.ms",
+        "log.message.timestamp.before.max.ms",
+        TYPE_LONG,
+    ),
     (
         "message.timestamp.type",
         "log.message.timestamp.type",
@@ -88,17 +104,138 @@ pub fn validate(key: &str, value: &str) -> Result<(), String> {
                 "Invalid value {value} for configuration {key}: expected delete"
             )),
         },
-        "message.timestamp.type" => match value.trim() {
-            "CreateTime" => Ok(()),
-            "LogAppendTime" => Err(format!(
-                "Invalid value {value} for configuration {key}: LogAppendTime is not implemented \
-                 yet by this broker (only CreateTime)"
-            )),
-            _ => Err(format!(
-                "Invalid value {value} for configuration {key}: expected CreateTime"
+        _ => validate_record_key(key, key, value),
+    }
+}
+
+/// The keys that decide how records are validated and stored (`RecordsConfig`), each with
+/// its broker key and Kafka's default.
+const RECORD_KEYS: &[(&str, &str, &str)] = &[
+    ("compression.type", "compression.type", "producer"),
+    ("compression.gzip.level", "compression.gzip.level", "-1"),
+    ("compression.lz4.level", "compression.lz4.level", "9"),
+    ("compression.zstd.level", "compression.zstd.level", "3"),
+    (
+        "message.timestamp.type",
+        "log.message.timestamp.type",
+        "CreateTime",
+    ),
+    (
+        "message.timestamp.before.max.ms",
+        "log.message.timestamp.before.max.ms",
+        "9223372036854775807",
+    ),
+    (
+        "message.timestamp.after.max.ms",
+        "log.message.timestamp.after.max.ms",
+        "3600000",
+    ),
+];
+
+/// Checks a value of the record key `topic_key`; messages name `name` (the topic or the
+/// broker key, as set) and the value, in Kafka's words.
+fn validate_record_key(name: &str, topic_key: &str, value: &str) -> Result<(), String> {
+    let v = value.trim();
+    let int = |min: i64, max: i64, extra: Option<i64>| match v.parse::<i64>() {
+        Ok(n) if (min..=max).contains(&n) || Some(n) == extra => Ok(()),
+        _ => Err(match extra {
+            Some(x) => format!(
+                "Invalid value {value} for configuration {name}: Value must be between {min} and \
+                 {max} or {x}"
+            ),
+            None => format!(
+                "Invalid value {value} for configuration {name}: Value must be in [{min}, {max}]"
+            ),
+        }),
+    };
+    match topic_key {
+        "compression.type" => match BrokerCompression::parse(v) {
+            Some(_) => Ok(()),
+            None => Err(format!(
+                "Invalid value {value} for configuration {name}: String must be one of: \
+                 uncompressed, zstd, lz4, snappy, gzip, producer"
             )),
         },
-        _ => Err(format!("Unknown topic config name: {key}")),
+        "compression.gzip.level" => int(
+            i64::from(compression::GZIP_LEVEL_MIN),
+            i64::from(compression::GZIP_LEVEL_MAX),
+            Some(i64::from(compression::GZIP_LEVEL_DEFAULT)),
+        ),
+        "compression.lz4.level" => int(
+            i64::from(compression::LZ4_LEVEL_MIN),
+            i64::from(compression::LZ4_LEVEL_MAX),
+            None,
+        ),
+        "compression.zstd.level" => int(
+            i64::from(compression::ZSTD_LEVEL_MIN),
+            i64::from(compression::ZSTD_LEVEL_MAX),
+            None,
+        ),
+        "message.timestamp.type" => match TimestampType::parse(v) {
+            Some(_) => Ok(()),
+            None => Err(format!(
+                "Invalid value {value} for configuration {name}: String must be one of: \
+                 CreateTime, LogAppendTime"
+            )),
+        },
+        "message.timestamp.before.max.ms" | "message.timestamp.after.max.ms" => {
+            int(0, i64::MAX, None)
+        }
+        _ => Err(format!("Unknown topic config name: {name}")),
+    }
+}
+
+/// Said once per process: lz4_flex compresses at one level.
+static LZ4_LEVEL_WARNED: AtomicBool = AtomicBool::new(false);
+
+fn lz4_level_warning(key: &str, value: &str) -> String {
+    format!(
+        "{key}={value} is accepted but not honoured: lz4 batches are recompressed at lz4_flex's \
+         single level"
+    )
+}
+
+/// The broker keys behind the record topic keys (`compression.type`,
+/// `compression.*.level`, `log.message.timestamp.*`) as set in server.properties, checked
+/// as the topic keys are.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RecordDefaults {
+    /// Topic key → the broker key's value.
+    set: BTreeMap<&'static str, String>,
+}
+
+impl RecordDefaults {
+    /// Applies one broker key; `Ok(false)` if it is not one of these.
+    pub fn apply(&mut self, broker_key: &str, value: &str) -> Result<bool, String> {
+        let Some(&(topic_key, _, _)) = RECORD_KEYS.iter().find(|(_, b, _)| *b == broker_key) else {
+            return Ok(false);
+        };
+        validate_record_key(broker_key, topic_key, value)?;
+        self.set.insert(topic_key, value.trim().to_string());
+        Ok(true)
+    }
+
+    /// The broker's value of a record topic key (Kafka's default if unset).
+    pub fn value(&self, topic_key: &str) -> &str {
+        match self.set.get(topic_key) {
+            Some(v) => v,
+            None => {
+                let (_, _, default) = RECORD_KEYS
+                    .iter()
+                    .find(|(k, _, _)| *k == topic_key)
+                    .expect("a record key");
+                default
+            }
+        }
+    }
+
+    /// The broker keys among these that are accepted but not honoured.
+    pub fn warnings(&self) -> Vec<String> {
+        self.set
+            .get("compression.lz4.level")
+            .map(|v| lz4_level_warning("compression.lz4.level", v))
+            .into_iter()
+            .collect()
     }
 }
 
@@ -116,13 +253,12 @@ pub fn broker_default(key: &str, broker: &Config) -> (String, i8) {
     let value = match key {
         "cleanup.policy" => "delete".to_string(),
         "max.message.bytes" => broker.message_max_bytes.to_string(),
-        "message.timestamp.type" => "CreateTime".to_string(),
         "min.insync.replicas" => "1".to_string(),
         "retention.bytes" => broker.log_retention_bytes.to_string(),
         "retention.ms" => broker.retention_ms().unwrap_or(-1).to_string(),
         "segment.bytes" => broker.log_segment_bytes.to_string(),
         "segment.ms" => broker.roll_ms().to_string(),
-        _ => unreachable!("every topic key has a default"),
+        record_key => broker.records.value(record_key).to_string(),
     };
     let synonyms: &[&str] = match key {
         "retention.ms" => &[
@@ -162,6 +298,9 @@ impl TopicConfig {
 
     pub fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
         validate(key, value)?;
+        if key == "compression.lz4.level" && !LZ4_LEVEL_WARNED.swap(true, Ordering::Relaxed) {
+            tracing::warn!("{}", lz4_level_warning(key, value));
+        }
         self.overrides
             .insert(key.to_string(), value.trim().to_string());
         Ok(())
@@ -227,7 +366,31 @@ impl TopicConfig {
             retention_ms,
             retention_bytes: u64::try_from(retention_bytes).ok(),
             segment_ms: Some(self.get_i64("segment.ms").unwrap_or(broker.roll_ms())),
+            records: self.records_config(broker),
             ..LogConfig::default()
+        }
+    }
+
+    /// The record keys: these overrides, else the broker's keys, else Kafka's defaults
+    /// (every value was validated on the way in).
+    fn records_config(&self, broker: &Config) -> RecordsConfig {
+        let value = |key: &str| self.get(key).unwrap_or(broker.records.value(key));
+        let int = |key: &str| value(key).parse::<i64>().expect("validated");
+        let compression = match BrokerCompression::parse(value("compression.type")) {
+            Some(BrokerCompression::Codec(c)) => BrokerCompression::Codec(Compression {
+                gzip_level: int("compression.gzip.level") as i32,
+                lz4_level: int("compression.lz4.level") as i32,
+                zstd_level: int("compression.zstd.level") as i32,
+                ..c
+            }),
+            _ => BrokerCompression::Producer,
+        };
+        RecordsConfig {
+            compression,
+            timestamp_type: TimestampType::parse(value("message.timestamp.type"))
+                .expect("validated"),
+            timestamp_before_max_ms: int("message.timestamp.before.max.ms"),
+            timestamp_after_max_ms: int("message.timestamp.after.max.ms"),
         }
     }
 
@@ -288,7 +451,21 @@ mod tests {
         check("cleanup.policy", "delete", true);
         check("cleanup.policy", "compact", false);
         check("message.timestamp.type", "CreateTime", true);
-        check("message.timestamp.type", "LogAppendTime", false);
+        check("message.timestamp.type", "LogAppendTime", true);
+        check("message.timestamp.type", "logappendtime", false);
+        check("message.timestamp.before.max.ms", "0", true);
+        check("message.timestamp.after.max.ms", "-1", false);
+        for codec in ["producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"] {
+            check("compression.type", codec, true);
+        }
+        check("compression.type", "none", false);
+        check("compression.gzip.level", "-1", true);
+        check("compression.gzip.level", "0", false);
+        check("compression.gzip.level", "9", true);
+        check("compression.lz4.level", "17", true);
+        check("compression.lz4.level", "18", false);
+        check("compression.zstd.level", "-131072", true);
+        check("compression.zstd.level", "23", false);
         check("min.insync.replicas", "1", true);
         check("min.insync.replicas", "2", false);
         check("max.message.bytes", "100", true);

@@ -77,7 +77,10 @@ fn create_topics_validates_configs() {
         ("retention.ms", "soon"),
         ("cleanup.policy", "compact"),
         ("min.insync.replicas", "2"),
-        ("message.timestamp.type", "LogAppendTime"),
+        ("message.timestamp.type", "NoTime"),
+        ("compression.type", "brotli"),
+        ("compression.zstd.level", "23"),
+        ("message.timestamp.after.max.ms", "-1"),
         ("segment.bytes", "10"),
     ] {
         assert_eq!(
@@ -95,7 +98,10 @@ fn create_topics_validates_configs() {
             ("segment.ms", "60000"),
             ("cleanup.policy", "delete"),
             ("max.message.bytes", "100000"),
-            ("message.timestamp.type", "CreateTime"),
+            ("message.timestamp.type", "LogAppendTime"),
+            ("compression.type", "zstd"),
+            ("compression.zstd.level", "5"),
+            ("message.timestamp.before.max.ms", "86400000"),
             ("min.insync.replicas", "1"),
         ],
     )

@@ -53,8 +53,20 @@ pub enum BatchErrorKind {
     InvalidRecord,
     /// Kafka `UNSUPPORTED_FOR_MESSAGE_FORMAT`: magic other than 2.
     UnsupportedMagic,
-    /// Kafka `MESSAGE_TOO_LARGE`: bigger than `max.message.bytes`.
+    /// Kafka `MESSAGE_TOO_LARGE`: bigger than `max.message.bytes` (or, compressed, more
+    /// than `log_validator::decompressed_bytes_max` once decompressed).
     TooLarge,
+    /// Kafka `INVALID_TIMESTAMP`: a record's timestamp is outside the topic's
+    /// `message.timestamp.before.max.ms` / `after.max.ms`, or a producer set LogAppendTime.
+    InvalidTimestamp,
+}
+
+/// One record that made its batch fail (Kafka's `ProduceResponse.RecordError`): its index in
+/// the batch and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordError {
+    pub batch_index: i32,
+    pub message: String,
 }
 
 /// A rejected batch: the kind (for the error code) and a message for logs and clients.
@@ -62,11 +74,25 @@ pub enum BatchErrorKind {
 pub struct BatchError {
     pub kind: BatchErrorKind,
     pub message: String,
+    /// The records at fault, where known (Produce v8+ answers them).
+    pub record_errors: Vec<RecordError>,
 }
 
 impl BatchError {
-    fn new(kind: BatchErrorKind, message: String) -> BatchError {
-        BatchError { kind, message }
+    pub(crate) fn new(kind: BatchErrorKind, message: String) -> BatchError {
+        BatchError {
+            kind,
+            message,
+            record_errors: Vec::new(),
+        }
+    }
+
+    /// The same error with its message prefixed by where it happened.
+    pub(crate) fn context(self, context: &str) -> BatchError {
+        BatchError {
+            message: format!("{context}: {}", self.message),
+            ..self
+        }
     }
 }
 
@@ -163,13 +189,50 @@ impl BatchHeader {
     pub fn is_control(&self) -> bool {
         self.attributes & ATTRIBUTE_CONTROL != 0
     }
+
+    /// These attributes with the codec and the timestamp type replaced.
+    pub fn attributes_with(&self, codec: u8, log_append_time: bool) -> i16 {
+        let kept = self.attributes & !(ATTRIBUTE_CODEC_MASK | ATTRIBUTE_LOG_APPEND_TIME);
+        let time = if log_append_time {
+            ATTRIBUTE_LOG_APPEND_TIME
+        } else {
+            0
+        };
+        kept | (i16::from(codec) & ATTRIBUTE_CODEC_MASK) | time
+    }
+
+    /// Writes the 61 header bytes into `batch` (the whole batch: header, then its records)
+    /// and then the CRC-32C of the rest over the stored `crc`. `batch_length` must already
+    /// match `batch`.
+    pub fn write_sealed(&self, batch: &mut [u8]) {
+        assert_eq!(
+            self.total_bytes(),
+            batch.len(),
+            "batchLength matches the batch"
+        );
+        let h = &mut batch[..BATCH_HEADER_BYTES];
+        h[0..8].copy_from_slice(&self.base_offset.to_be_bytes());
+        h[8..12].copy_from_slice(&self.batch_length.to_be_bytes());
+        h[12..16].copy_from_slice(&self.partition_leader_epoch.to_be_bytes());
+        h[16] = self.magic as u8;
+        h[21..23].copy_from_slice(&self.attributes.to_be_bytes());
+        h[23..27].copy_from_slice(&self.last_offset_delta.to_be_bytes());
+        h[27..35].copy_from_slice(&self.base_timestamp.to_be_bytes());
+        h[35..43].copy_from_slice(&self.max_timestamp.to_be_bytes());
+        h[43..51].copy_from_slice(&self.producer_id.to_be_bytes());
+        h[51..53].copy_from_slice(&self.producer_epoch.to_be_bytes());
+        h[53..57].copy_from_slice(&self.base_sequence.to_be_bytes());
+        h[57..61].copy_from_slice(&self.records_count.to_be_bytes());
+        let crc = crc32c::crc32c(&batch[BATCH_CRC_START..]);
+        batch[17..21].copy_from_slice(&crc.to_be_bytes());
+    }
 }
 
-fn corrupt(message: String) -> BatchError {
+pub(crate) fn corrupt(message: String) -> BatchError {
     BatchError::new(BatchErrorKind::Corrupt, message)
 }
 
-fn invalid(message: String) -> BatchError {
+pub(crate) fn invalid(message: String) -> BatchError {
     BatchError::new(BatchErrorKind::InvalidRecord, message)
 }
 
@@ -294,9 +357,8 @@ pub fn validate_batches(
     let mut headers = Vec::new();
     let mut position = 0;
     while position < records.len() {
-        let header = validate_batch(&records[position..], max_message_bytes).map_err(|e| {
-            BatchError::new(e.kind, format!("batch at byte {position}: {}", e.message))
-        })?;
+        let header = validate_batch(&records[position..], max_message_bytes)
+            .map_err(|e| e.context(&format!("batch at byte {position}")))?;
         position += header.total_bytes();
         headers.push(header);
     }

@@ -97,6 +97,8 @@ pub struct PendingAppend {
     pub base_offset: i64,
     pub last_offset: i64,
     pub record_count: u64,
+    /// The time stamped into the batches (topics with `message.timestamp.type=LogAppendTime`).
+    pub log_append_time_ms: Option<i64>,
     file: SegmentFile,
     position: u64,
     bufs: Vec<Bytes>,
@@ -120,6 +122,7 @@ impl PendingAppend {
             base_offset,
             last_offset,
             record_count: (last_offset - base_offset + 1) as u64,
+            log_append_time_ms: None,
             file,
             position,
             bufs,
@@ -181,6 +184,7 @@ pub async fn write_coalesced(pendings: Vec<PendingAppend>) -> Vec<io::Result<Wri
         let written = WrittenAppend {
             base_offset: p.base_offset,
             last_offset: p.last_offset,
+            log_append_time_ms: p.log_append_time_ms,
             segment_base: p.segment_base,
             end_position: p.end_position,
             durable: false,
@@ -325,6 +329,8 @@ unsafe impl compio_driver::OpCode for WriteVectoredDsyncAt {
 pub struct WrittenAppend {
     pub base_offset: i64,
     pub last_offset: i64,
+    /// As prepared (`PendingAppend::log_append_time_ms`).
+    pub log_append_time_ms: Option<i64>,
     segment_base: i64,
     end_position: u64,
     /// Written with `RWF_DSYNC`: durable on completion.

@@ -11,6 +11,7 @@
 
 pub mod batch;
 pub mod checkpoint;
+pub mod compression;
 pub mod file_cache;
 pub mod hash;
 pub mod ids;
@@ -18,13 +19,16 @@ pub mod index;
 pub mod io;
 pub mod leader_epoch;
 pub mod log;
+pub mod log_validator;
 pub mod logdir;
 pub mod producer_state;
 pub mod properties;
 pub mod segment;
 pub mod testing;
 
-pub use batch::{validate_batch, validate_batches, BatchError, BatchErrorKind, BatchHeader};
+pub use batch::{
+    validate_batch, validate_batches, BatchError, BatchErrorKind, BatchHeader, RecordError,
+};
 pub use checkpoint::{
     read_offset_checkpoint, write_offset_checkpoint, RECOVERY_POINT_CHECKPOINT_FILE,
     REPLICATION_OFFSET_CHECKPOINT_FILE,
@@ -44,6 +48,7 @@ pub use log::{
     PartitionLog, ReadError, Recovery, RecoveryReport, RetentionOutcome, TruncateError,
     TruncateReason, LOG_START_OFFSET_FILE,
 };
+pub use log_validator::{BrokerCompression, RecordsConfig, TimestampType};
 pub use logdir::{
     lock_log_dir, scan_partition_dirs, take_clean_shutdown_marker, write_clean_shutdown_marker,
     LockError, LogDirLock, Shutdown,

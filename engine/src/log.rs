@@ -12,7 +12,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use crate::batch::{record_times, validate_batches, BatchError, BATCH_PREFIX_BYTES};
+use crate::batch::{record_times, BatchError, BATCH_PREFIX_BYTES};
 use crate::file_cache::{FileCache, SegmentFile};
 use crate::ids::{LeaderEpoch, TopicId};
 use crate::index::{IndexMode, NO_TIMESTAMP};
@@ -77,6 +77,9 @@ pub struct LogConfig {
     /// `segment.ms`: an append rolls the active segment once its first batch's timestamp
     /// is older than this; `None` = never roll by time.
     pub segment_ms: Option<i64>,
+    /// `compression.type`, `message.timestamp.*`: how appends are validated and stored
+    /// (`log_validator`).
+    pub records: crate::log_validator::RecordsConfig,
 }
 
 impl Default for LogConfig {
@@ -89,6 +92,7 @@ impl Default for LogConfig {
             retention_ms: None,
             retention_bytes: None,
             segment_ms: None,
+            records: crate::log_validator::RecordsConfig::default(),
         }
     }
 }
@@ -838,7 +842,13 @@ impl PartitionLog {
         if let Some(refused) = self.append_refused() {
             return Err(refused);
         }
-        let headers = validate_batches(&records, self.config.max_message_bytes)?;
+        let validated = crate::log_validator::validate_records(
+            records,
+            self.config.max_message_bytes,
+            &self.config.records,
+            now_ms(),
+        )?;
+        let (records, headers) = (validated.records, validated.headers);
         if records.len() as u64 > self.config.segment_bytes {
             return Err(AppendError::LargerThanSegment {
                 records_bytes: records.len() as u64,
@@ -880,13 +890,15 @@ impl PartitionLog {
         assert_eq!(end_position - position, records.len() as u64);
         self.next_offset = assigned.next_offset;
         assert_eq!(self.producer_state.map_end_offset(), self.next_offset);
-        Ok(AppendOutcome::Write(PendingAppend::new(
+        let mut pending = PendingAppend::new(
             file,
             position,
             assigned.bufs,
             (assigned.base_offset, assigned.next_offset - 1),
             (segment_base, end_position),
-        )))
+        );
+        pending.log_append_time_ms = validated.log_append_time_ms;
+        Ok(AppendOutcome::Write(pending))
     }
 
     /// Rewrites each batch's prefix, accounts it in the active segment and the producer

@@ -1,5 +1,6 @@
 //! Arbitrary bytes as a produce partition's `records` through the engine's record-batch
-//! validation (the check every produced batch passes before it is appended).
+//! and record validation (`log_validator`: what every produced batch passes before it is
+//! appended; bit 1 of the first byte picks a rewriting topic config).
 //! Any panic or abort is a finding.
 //!
 //! Random bytes almost never carry a correct CRC-32C, which would keep the fuzzer at the
@@ -50,4 +51,20 @@ fuzz_target!(|data: &[u8]| {
         fix_crcs(&mut records);
     }
     let _ = sluice_engine::batch::validate_batches(&records, MESSAGE_BYTES_MAX);
+    // Every record too (decompressing, rebuilding and restamping where the config says).
+    let configs = [
+        sluice_engine::RecordsConfig::default(),
+        sluice_engine::RecordsConfig {
+            compression: sluice_engine::BrokerCompression::Codec(
+                sluice_engine::compression::Compression::of(
+                    sluice_engine::compression::CompressionType::Zstd,
+                ),
+            ),
+            timestamp_type: sluice_engine::TimestampType::LogAppendTime,
+            ..sluice_engine::RecordsConfig::default()
+        },
+    ];
+    let config = &configs[usize::from(mode >> 1 & 1)];
+    let records = bytes::Bytes::from(records);
+    let _ = sluice_engine::log_validator::validate_records(records, MESSAGE_BYTES_MAX, config, 0);
 });

@@ -16,20 +16,20 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use kafka_protocol::error::ResponseError;
-use sluice_net::client::batch::{decode_records, Batches};
+use sluice_net::client::batch::Batches;
 use sluice_net::client::{Client, FetchOptions, FetchedPartition, OffsetSpec, TopicMetadata};
 
 use crate::connect::connect_as;
 use crate::error::{Result, ToolError};
 use crate::limits::{FETCH_WAIT_MS_MAX, RETRY_BACKOFF_MS};
 use crate::properties::{self, Properties};
+use crate::records::decode_batch;
 use crate::signals;
 
 /// Attributes bit of a control batch (transaction markers): never printed.
 const ATTRIBUTE_CONTROL: i16 = 0x20;
 /// Attributes bit of LogAppendTime: every record's timestamp is the batch's max.
 const ATTRIBUTE_LOG_APPEND_TIME: i16 = 0x08;
-const ATTRIBUTE_CODEC_MASK: i16 = 0x07;
 
 mod formatter;
 mod group;
@@ -389,15 +389,7 @@ impl Consumer<'_> {
                 self.positions[slot].1 = self.positions[slot].1.max(next_offset);
                 continue;
             }
-            let codec = header.attributes & ATTRIBUTE_CODEC_MASK;
-            if codec != 0 {
-                return Err(ToolError::new(format!(
-                    "{}-{partition}: the batch at offset {} is compressed (codec {codec}); \
-                     sluice console-consumer cannot decompress records yet",
-                    self.topic.name, header.base_offset
-                )));
-            }
-            let records = decode_records(&header, bytes).map_err(|error| {
+            let records = decode_batch(&header, bytes).map_err(|error| {
                 ToolError::new(format!("{}-{partition}: {error}", self.topic.name))
             })?;
             let timestamp_type = if header.attributes & ATTRIBUTE_LOG_APPEND_TIME != 0 {

@@ -10,9 +10,10 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 use sluice_engine::batch::{check_batch_framing, BatchHeader, BATCH_HEADER_BYTES, MAGIC_V2};
-use sluice_net::client::batch::{decode_records, Batches, DecodedRecord};
+use sluice_net::client::batch::{Batches, DecodedRecord};
 
 use crate::error::{Result, ToolError};
+use crate::records::decode_batch;
 
 /// `batchLength` of a batch that is only a header.
 const BATCH_LENGTH_MIN: i32 = (BATCH_HEADER_BYTES - 12) as i32;
@@ -25,9 +26,23 @@ pub struct DumpLogArgs {
     /// Kafka's spelling: comma-separated segment files.
     #[arg(long, value_delimiter = ',', value_name = "FILES")]
     files: Vec<PathBuf>,
-    /// Also print each record's offset, key and payload (uncompressed batches).
+    /// Also list each batch's records (compressed batches are decompressed).
+    #[arg(long)]
+    deep_iteration: bool,
+    /// List each record with its key and payload (implies --deep-iteration).
     #[arg(long)]
     print_data_log: bool,
+}
+
+/// How much of each batch's records is printed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Records {
+    /// Batch lines only.
+    Hidden,
+    /// A line per record: offset, timestamp, sizes, sequence, header keys.
+    Listed,
+    /// The record lines with key and payload.
+    WithData,
 }
 
 pub fn run(args: &DumpLogArgs) -> Result<()> {
@@ -39,15 +54,20 @@ pub fn run(args: &DumpLogArgs) -> Result<()> {
     }
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
+    let records = match (args.print_data_log, args.deep_iteration) {
+        (true, _) => Records::WithData,
+        (false, true) => Records::Listed,
+        (false, false) => Records::Hidden,
+    };
     for path in files {
-        dump_file(path, args.print_data_log, &mut out)
+        dump_file(path, records, &mut out)
             .map_err(|error| ToolError::new(format!("{}: {error}", path.display())))?;
     }
     out.flush()
         .map_err(|error| ToolError::new(format!("writing to standard output: {error}")))
 }
 
-fn dump_file(path: &Path, print_data_log: bool, out: &mut impl Write) -> std::io::Result<()> {
+fn dump_file(path: &Path, records: Records, out: &mut impl Write) -> std::io::Result<()> {
     if path.extension().is_none_or(|e| e != "log") {
         return Err(std::io::Error::other(
             "only .log segment files can be dumped (not .index or .timeindex yet)",
@@ -68,7 +88,7 @@ fn dump_file(path: &Path, print_data_log: bool, out: &mut impl Write) -> std::io
         let Some(batch) = read_batch(&file, position, len_bytes, out)? else {
             break;
         };
-        write_batch(out, &batch, position, print_data_log)?;
+        write_batch(out, &batch, position, records)?;
         position += batch.len() as u64;
     }
     Ok(())
@@ -166,39 +186,33 @@ fn write_batch(
     out: &mut impl Write,
     batch: &[u8],
     position: u64,
-    print_data_log: bool,
+    shown: Records,
 ) -> std::io::Result<()> {
     let header = BatchHeader::parse(batch).expect("read_batch checked the header");
     let is_valid = check_batch_framing(batch).is_ok();
     writeln!(out, "{}", batch_line(&header, position, is_valid))?;
-    if !print_data_log || header.is_control() {
+    if shown == Records::Hidden || header.is_control() {
         return Ok(());
     }
     if !is_valid {
         return writeln!(out, "| records not shown: the batch fails its CRC check");
     }
-    if header.compression() != 0 {
-        return writeln!(
-            out,
-            "| records not shown: compressed with {}; dump-log does not decompress yet",
-            codec_name(header.compression())
-        );
-    }
-    let records = Batches::new(batch)
-        .next()
-        .and_then(|item| item.ok())
-        .and_then(|(net_header, bytes)| decode_records(&net_header, bytes).ok());
-    let Some(records) = records else {
-        return writeln!(out, "| records not shown: they do not decode");
+    let records = match Batches::new(batch).next() {
+        Some(Ok((net_header, bytes))) => decode_batch(&net_header, bytes),
+        _ => Err("the batch does not parse".to_string()),
+    };
+    let records = match records {
+        Ok(records) => records,
+        Err(why) => return writeln!(out, "| records not shown: {why}"),
     };
     for record in &records {
-        writeln!(out, "{}", record_line(&header, record))?;
+        writeln!(out, "{}", record_line(&header, record, shown))?;
     }
     Ok(())
 }
 
 /// One kafka-dump-log `--print-data-log` record line.
-fn record_line(header: &BatchHeader, record: &DecodedRecord) -> String {
+fn record_line(header: &BatchHeader, record: &DecodedRecord, shown: Records) -> String {
     let timestamp = if header.is_log_append_time() {
         header.max_timestamp
     } else {
@@ -216,6 +230,9 @@ fn record_line(header: &BatchHeader, record: &DecodedRecord) -> String {
         sequence_plus(header.base_sequence, delta),
         header_keys.join(","),
     );
+    if shown != Records::WithData {
+        return line;
+    }
     if let Some(key) = &record.key {
         line.push_str(&format!(" key: {}", String::from_utf8_lossy(key)));
     }
@@ -246,12 +263,12 @@ mod tests {
         builder.finish().to_vec()
     }
 
-    fn dump(bytes: &[u8], print_data_log: bool) -> String {
+    fn dump(bytes: &[u8], records: Records) -> String {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("00000000000000000000.log");
         std::fs::write(&path, bytes).unwrap();
         let mut out = Vec::new();
-        dump_file(&path, print_data_log, &mut out).unwrap();
+        dump_file(&path, records, &mut out).unwrap();
         String::from_utf8(out)
             .unwrap()
             .replace(&path.display().to_string(), "FILE")
@@ -261,7 +278,7 @@ mod tests {
     fn dumps_batches_and_records() {
         let mut bytes = batch();
         bytes.extend(batch());
-        let text = dump(&bytes, true);
+        let text = dump(&bytes, Records::WithData);
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], "Dumping FILE");
         assert_eq!(lines[1], "Log starting offset: 0");
@@ -276,6 +293,9 @@ mod tests {
         assert_eq!(lines[4], "| offset: 1 CreateTime: 1700000000007 keySize: -1 valueSize: 5 sequence: -1 headerKeys: [] payload: world");
         assert!(lines[5].contains(&format!("position: {}", batch().len())));
         assert_eq!(lines.len(), 8);
+        let listed = dump(&bytes, Records::Listed);
+        assert!(listed.contains("| offset: 0 CreateTime: 1700000000005 keySize: 1 valueSize: 5 sequence: -1 headerKeys: [h]\n"), "{listed}");
+        assert_eq!(dump(&bytes, Records::Hidden).lines().count(), 4);
     }
 
     #[test]
@@ -284,10 +304,33 @@ mod tests {
         let last = bytes.len() - 1;
         bytes[last] ^= 0xff;
         bytes.extend_from_slice(&[0u8; 20]);
-        let text = dump(&bytes, true);
+        let text = dump(&bytes, Records::WithData);
         assert!(text.contains("isvalid: false"), "{text}");
         assert!(text.contains("| records not shown: the batch fails its CRC check"));
         assert!(text.contains("Found 20 invalid bytes at the end of the file"));
+    }
+
+    #[test]
+    fn decodes_compressed_batches() {
+        use sluice_engine::compression::CompressionType;
+        use sluice_engine::testing::build_compressed_batch;
+        let mut bytes = Vec::new();
+        for codec in CompressionType::ALL {
+            let value = format!("payload-{codec}");
+            let batch = build_compressed_batch(&[(Some(b"k"), Some(value.as_bytes()), 5)], codec);
+            bytes.extend_from_slice(&batch);
+        }
+        let text = dump(&bytes, Records::WithData);
+        for codec in CompressionType::ALL {
+            assert!(
+                text.contains(&format!("compresscodec: {codec} ")),
+                "{codec}: {text}"
+            );
+            assert!(
+                text.contains(&format!("CreateTime: 5 keySize: 1 valueSize: {} sequence: -1 headerKeys: [] key: k payload: payload-{codec}\n", 8 + codec.name().len())),
+                "{codec}: {text}"
+            );
+        }
     }
 
     #[test]

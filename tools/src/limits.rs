@@ -28,6 +28,11 @@ pub const STOP_DRAIN_BYTES_MAX: usize = 16 * 1024 * 1024;
 /// How often a console tool waiting for input or records checks for SIGINT/SIGTERM.
 pub const STOP_CHECK_MS: u64 = 100;
 
+/// The most one compressed batch may decompress to in console-consumer and dump-log (the
+/// broker's own bound for any topic).
+pub const DECOMPRESSED_BATCH_BYTES_MAX: usize =
+    sluice_engine::log_validator::DECOMPRESSED_BATCH_BYTES_MAX;
+
 /// How long one console-consumer fetch may wait at the broker for records.
 pub const FETCH_WAIT_MS_MAX: u64 = 500;
 

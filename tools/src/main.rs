@@ -6,7 +6,8 @@
 //!
 //! Architecture Invariant: the commands talk to brokers only through `sluice-net`'s
 //! client; only `dump-log` (with the engine's batch parsing) and `storage` (with the
-//! engine's `meta.properties` reader and writer) touch files of a broker's dirs.
+//! engine's `meta.properties` reader and writer) touch files of a broker's dirs;
+//! compressed records are decoded with the engine's codecs (`records`).
 
 mod client_config;
 mod configs;
@@ -22,6 +23,7 @@ mod kafka_names;
 mod limits;
 mod partitioner;
 mod properties;
+mod records;
 mod reset_time;
 mod signals;
 mod storage;

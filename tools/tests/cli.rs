@@ -419,3 +419,68 @@ fn unsupported_apis_are_refused_clearly() {
     let groups = ok(&["consumer-groups", "--bootstrap-server", &b, "--list"], "");
     assert_eq!(groups, "g\n");
 }
+
+/// A topic stored compressed (`compression.type`: the broker recompresses what the console
+/// producer sends): console-consumer and `dump-log --deep-iteration --print-data-log`
+/// decode every codec.
+#[test]
+fn compressed_topics_are_decoded_by_console_consumer_and_dump_log() {
+    let mut broker = Broker::start_temp(&[]);
+    let b = broker.bootstrap();
+    let codecs = ["gzip", "snappy", "lz4", "zstd"];
+    for codec in codecs {
+        let config = format!("compression.type={codec}");
+        let create = [
+            "topics",
+            "--bootstrap-server",
+            &b,
+            "--create",
+            "--topic",
+            codec,
+        ];
+        ok(
+            &[&create[..], &["--partitions", "1", "--config", &config]].concat(),
+            "",
+        );
+        let produce = [
+            "console-producer",
+            "--bootstrap-server",
+            &b,
+            "--topic",
+            codec,
+        ];
+        ok(&produce, &format!("{codec}-one\n{codec}-two\n"));
+        let consumed = ok(
+            &[
+                "console-consumer",
+                "--bootstrap-server",
+                &b,
+                "--topic",
+                codec,
+                "--from-beginning",
+                "--max-messages",
+                "2",
+            ],
+            "",
+        );
+        assert_eq!(consumed, format!("{codec}-one\n{codec}-two\n"));
+    }
+    broker.kill();
+    for codec in codecs {
+        let path = segment(&broker.dir, codec).display().to_string();
+        let dump = ok(
+            &["dump-log", "--deep-iteration", "--print-data-log", &path],
+            "",
+        );
+        assert!(
+            dump.contains(&format!(" compresscodec: {codec} ")),
+            "{dump}"
+        );
+        for value in ["one", "two"] {
+            assert!(
+                dump.contains(&format!("headerKeys: [] payload: {codec}-{value}\n")),
+                "{dump}"
+            );
+        }
+    }
+}

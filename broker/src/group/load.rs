@@ -44,7 +44,10 @@ pub async fn ensure_offsets_topic(shard: Rc<Shard>) {
     if shard.broker.cluster.is_some() {
         return ensure_replicated_offsets_topic(&shard, partitions).await;
     }
-    match crate::controller::request_create(&shard, OFFSETS_TOPIC, partitions, false).await {
+    let replicas = crate::controller::Replicas::Factor(shard.config.default_replication_factor);
+    let create = (partitions, offsets_topic_config(), replicas);
+    match crate::controller::request_create_with_config(&shard, OFFSETS_TOPIC, create, false).await
+    {
         Ok(_) => tracing::info!("created {OFFSETS_TOPIC} with {partitions} partitions"),
         Err((_, m)) => tracing::error!("creating {OFFSETS_TOPIC}: {m}"),
     }
@@ -57,6 +60,13 @@ const OFFSETS_TOPIC_CHECK_MS: u64 = 500;
 /// `offsets.topic.replication.factor` replicas once that many brokers are registered (until
 /// then FindCoordinator answers COORDINATOR_NOT_AVAILABLE). Any broker may create it first;
 /// the others then find it exists.
+/// As Kafka's: the coordinator's batches are stored as written (it reads them back
+/// uncompressed), whatever the broker's `compression.type`.
+fn offsets_topic_config() -> crate::topic_config::TopicConfig {
+    crate::topic_config::TopicConfig::from_pairs([("compression.type", "producer")])
+        .expect("a valid topic config")
+}
+
 async fn ensure_replicated_offsets_topic(shard: &Rc<Shard>, partitions: i32) {
     let rf = shard.config.offsets_topic_replication_factor;
     while !shard.stopping.get() {
@@ -67,7 +77,7 @@ async fn ensure_replicated_offsets_topic(shard: &Rc<Shard>, partitions: i32) {
         if meta.brokers.len() >= rf as usize {
             let create = (
                 partitions,
-                crate::topic_config::TopicConfig::default(),
+                offsets_topic_config(),
                 crate::controller::Replicas::Factor(rf),
             );
             match crate::controller::request_create_with_config(shard, OFFSETS_TOPIC, create, false)

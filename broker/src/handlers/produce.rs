@@ -7,11 +7,16 @@ use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
 
+use bytes::Bytes;
 use futures_util::future::join_all;
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind, TopicName};
 use kafka_protocol::protocol::StrBytes;
+use sluice_engine::batch::{BatchHeader, BATCH_LOG_OVERHEAD_BYTES};
+use sluice_engine::compression::CompressionType;
 
 use crate::connection::Reply;
 use crate::ops::{produce_submit, ProducePart, ProduceTicket, NONE};
@@ -50,7 +55,8 @@ pub async fn submit(shard: &Rc<Shard>, version: i16, req: ProduceRequest) -> Pro
             let part = info
                 .as_ref()
                 .and_then(|t| t.partitions.get(usize::try_from(pd.index).ok()?));
-            let ticket = match (ACKS_VALID.contains(&acks), part, pd.records) {
+            let records = pd.records.map(|r| check_records(version, r));
+            let ticket = match (ACKS_VALID.contains(&acks), part, records) {
                 // Kafka's ReplicaManager: clients never append to internal topics.
                 (true, Some(_), _) if topic.name.0.as_str() == crate::group::OFFSETS_TOPIC => {
                     ProduceTicket::Done(failed(
@@ -67,7 +73,8 @@ pub async fn submit(shard: &Rc<Shard>, version: i16, req: ProduceRequest) -> Pro
                         ),
                     ))
                 }
-                (true, Some(part), Some(records)) => {
+                (true, Some(_), Some(Err(refused))) => ProduceTicket::Done(refused),
+                (true, Some(part), Some(Ok(records))) => {
                     let tp = TopicPartition {
                         topic: info.as_ref().unwrap().name.clone(),
                         partition: pd.index,
@@ -144,10 +151,43 @@ fn failed(error: ResponseError, message: &str) -> ProducePart {
         message: Some(message.to_string()),
         base_offset: -1,
         log_start_offset: -1,
+        log_append_time_ms: -1,
+        record_errors: Vec::new(),
     }
 }
 
-/// First versions with `log_start_offset` and with `error_message` in the answer.
+/// First Produce version that may carry zstd batches (Kafka's `ProduceRequest`).
+const ZSTD_VERSION_MIN: i16 = 7;
+
+/// Kafka's `ProduceRequest.validateRecords`: one batch per partition, and zstd only from
+/// v7. The records themselves are validated on the partition's owner.
+fn check_records(version: i16, records: Bytes) -> Result<Bytes, ProducePart> {
+    let Ok(header) = BatchHeader::parse(&records) else {
+        return Ok(records); // too short to be a batch: the owner's validation says how
+    };
+    let length = usize::try_from(header.batch_length).unwrap_or(usize::MAX);
+    if length.saturating_add(BATCH_LOG_OVERHEAD_BYTES) < records.len() {
+        return Err(failed(
+            ResponseError::InvalidRecord,
+            &format!(
+                "Produce requests with version {version} are only allowed to contain exactly one \
+                 record batch per partition"
+            ),
+        ));
+    }
+    if version < ZSTD_VERSION_MIN && header.compression() == CompressionType::Zstd.id() {
+        return Err(failed(
+            ResponseError::UnsupportedCompressionType,
+            &format!(
+                "Produce requests with version {version} are not allowed to use ZStandard \
+                 compression"
+            ),
+        ));
+    }
+    Ok(records)
+}
+
+/// First versions with `log_start_offset` and with `error_message` / `record_errors`.
 const LOG_START_OFFSET_VERSION_MIN: i16 = 5;
 const ERROR_MESSAGE_VERSION_MIN: i16 = 8;
 
@@ -156,12 +196,22 @@ fn partition_response(version: i16, index: i32, p: ProducePart) -> PartitionProd
     r.index = index;
     r.error_code = p.error;
     r.base_offset = p.base_offset;
-    r.log_append_time_ms = -1;
+    r.log_append_time_ms = p.log_append_time_ms;
     if version >= LOG_START_OFFSET_VERSION_MIN {
         r.log_start_offset = p.log_start_offset;
     }
     if version >= ERROR_MESSAGE_VERSION_MIN {
         r.error_message = p.message.map(StrBytes::from_string);
+        r.record_errors = p
+            .record_errors
+            .into_iter()
+            .map(|e| {
+                let mut b = BatchIndexAndErrorMessage::default();
+                b.batch_index = e.batch_index;
+                b.batch_index_error_message = Some(StrBytes::from_string(e.message));
+                b
+            })
+            .collect();
     }
     r
 }

@@ -27,7 +27,8 @@
 //!
 //! The builder writes uncompressed batches only; the reader counts records of any
 //! compression (the count is in the header) but decodes the records of uncompressed
-//! batches only.
+//! batches only ([`decode_record_area`] decodes a compressed batch's records once the
+//! caller has decompressed them).
 
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -424,7 +425,17 @@ pub fn decode_records(
             codec,
         });
     }
-    let mut reader = &batch[BATCH_HEADER_BYTES..];
+    decode_record_area(header, &batch[BATCH_HEADER_BYTES..])
+}
+
+/// Decodes the records of one batch from its records area, uncompressed: the bytes after
+/// the header of an uncompressed batch, or a compressed batch's once decompressed (the
+/// client does not decompress; `sluice-engine`'s `compression` does, for the tools).
+pub fn decode_record_area(
+    header: &BatchHeader,
+    area: &[u8],
+) -> Result<Vec<DecodedRecord>, BatchError> {
+    let mut reader = area;
     let count = usize::try_from(header.record_count).unwrap_or(0);
     // The count is the peer's: never let it size an allocation beyond the bytes present.
     let mut records = Vec::with_capacity(count.min(reader.len()));
