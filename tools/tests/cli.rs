@@ -410,6 +410,9 @@ fn unsupported_apis_are_refused_clearly() {
             &b,
             "--topic",
             "missing",
+            // Kafka's consumer would have the broker create it otherwise.
+            "--consumer-property",
+            "allow.auto.create.topics=false",
             "--timeout-ms",
             "100",
         ],
