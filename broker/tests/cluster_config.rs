@@ -1,6 +1,6 @@
 //! The KRaft keys on the real `sluiced`: a one-voter cluster node (`process.roles`) forms
 //! its quorum, registers as a broker, serves its CONTROLLER listener from the controller and
-//! never advertises it in Metadata, and warns that partition data is not replicated yet;
+//! never advertises it in Metadata, and warns by name what a cluster node does not do yet;
 //! KRaft-only keys without `process.roles` refuse to start. A cluster node starts only on
 //! formatted dirs (`meta.properties` written here as `sluice storage format` writes it; the
 //! tools' tests run the real command) whose ids agree.
@@ -64,7 +64,7 @@ fn cluster_node_forms_its_quorum_and_never_advertises_its_controller_listener() 
     let meta = MetaProperties::read(dir.path()).unwrap().unwrap();
     assert_eq!(meta.directory_id, Some(directory_id), "kept as formatted");
     assert!(
-        broker.log_contains("partition data is not replicated yet"),
+        broker.log_contains("not yet in this build"),
         "a cluster node says what it does not do yet"
     );
     assert!(

@@ -34,11 +34,16 @@ pub const QUORUM_VOTERS_MAX: usize = 64;
 
 /// Keys parsed and validated but not yet acted on by the running broker: each one set logs
 /// a warning naming it. Remove a key from here in the change that makes it honoured.
-pub const KEYS_NOT_YET_HONOURED: &[&str] = &[
+/// Replication keys a single node accepts and cannot act on (it has no followers).
+pub const KEYS_ONLY_A_CLUSTER_HONOURS: &[&str] = &[
     "replica.lag.time.max.ms",
     "min.insync.replicas",
     "replica.fetch.max.bytes",
     "replica.fetch.wait.max.ms",
+    "unclean.leader.election.enable",
+];
+
+pub const KEYS_NOT_YET_HONOURED: &[&str] = &[
     "controlled.shutdown.enable",
     "auto.leader.rebalance.enable",
     "sluice.gossip.listener",
@@ -685,21 +690,24 @@ pub(super) fn not_honoured_warnings(config: &Config) -> Vec<String> {
     let mut out = Vec::new();
     if let Some(c) = &config.cluster {
         out.push(format!(
-            "process.roles={} (node.id {}): the metadata quorum, broker registration, \
-             fencing and leader election are active, but partition data is not replicated \
-             yet in this build: followers hold empty logs and acks=all waits for the leader \
-             only",
+            "process.roles={} (node.id {}): not yet in this build: SIGTERM does not move \
+             leaderships first (no controlled shutdown: clients see one session timeout of \
+             unavailability), no gossip (liveness is heartbeats to the controller), and a \
+             group coordinator keeps the group state it loaded at start when it becomes \
+             leader of an offsets partition later",
             c.roles, c.node_id
         ));
     }
-    let mut keys: Vec<&str> = KEYS_NOT_YET_HONOURED
+    let single_node = config
+        .cluster
+        .is_none()
+        .then_some(KEYS_ONLY_A_CLUSTER_HONOURS);
+    let keys: Vec<&str> = KEYS_NOT_YET_HONOURED
         .iter()
+        .chain(single_node.into_iter().flatten())
         .copied()
         .filter(|k| config.keys_set.contains(*k))
         .collect();
-    if config.default_replication_factor > 1 {
-        keys.push("default.replication.factor");
-    }
     if !keys.is_empty() {
         out.push(format!(
             "config keys accepted but not honoured yet (replication is being built): {}",
@@ -919,13 +927,20 @@ mod tests {
     #[test]
     fn keys_not_yet_honoured_warn_by_name() {
         let warnings = |text: &str| parse(text).unwrap().1.join("\n");
-        let w = warnings(node1!("replica.lag.time.max.ms=10000"));
-        assert!(w.contains("partition data is not replicated yet"), "{w}");
+        let w = warnings(node1!(
+            "replica.lag.time.max.ms=10000",
+            "auto.leader.rebalance.enable=true"
+        ));
+        assert!(w.contains("not yet in this build"), "{w}");
         assert!(!w.contains("controller.quorum.voters"), "{w}");
-        assert!(w.contains("replica.lag.time.max.ms"), "{w}");
+        assert!(
+            !w.contains("replica.lag.time.max.ms"),
+            "honoured by a cluster: {w}"
+        );
+        assert!(w.contains("auto.leader.rebalance.enable"), "{w}");
         let w = warnings("min.insync.replicas=2");
         assert!(
-            w.contains("min.insync.replicas") && !w.contains("partition data"),
+            w.contains("min.insync.replicas") && !w.contains("not yet in this build"),
             "{w}"
         );
         assert_eq!(warnings(""), "");
