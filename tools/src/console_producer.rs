@@ -23,6 +23,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::Args;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use sluice_engine::compression::{
+    compress, Compression, CompressionType, GZIP_LEVEL_DEFAULT, GZIP_LEVEL_MAX, GZIP_LEVEL_MIN,
+    LZ4_LEVEL_DEFAULT, LZ4_LEVEL_MAX, LZ4_LEVEL_MIN, ZSTD_LEVEL_DEFAULT, ZSTD_LEVEL_MAX,
+    ZSTD_LEVEL_MIN,
+};
 use sluice_net::client::{Acks, Client, ProducerIdentity, Record, RecordBatchBuilder};
 
 use crate::client_config::ClientConfig;
@@ -38,8 +43,6 @@ use crate::signals;
 
 /// Kafka's record batch header, counted by `max.request.size` checks.
 const BATCH_OVERHEAD_BYTES: usize = 61;
-/// Kafka's producer `compression.type` values.
-const COMPRESSION_TYPES: [&str; 5] = ["none", "gzip", "snappy", "lz4", "zstd"];
 
 #[derive(Args)]
 pub struct ProducerArgs {
@@ -113,6 +116,10 @@ struct ProducerSettings {
     /// `enable.idempotence` (default: true when `acks` is all, as Kafka's producer): every
     /// batch carries the producer id from InitProducerId and its partition's sequence.
     idempotence: bool,
+    /// `compression.type` (default none; `--compression-codec`) with
+    /// `compression.gzip.level`, `compression.lz4.level`, `compression.zstd.level`: each
+    /// batch's records compressed by the engine's codecs (flate2, snap, lz4_flex, zstd).
+    compression: Compression,
     /// `--sync`.
     sync: bool,
     /// `client.id`.
@@ -183,6 +190,7 @@ impl ProducerSettings {
             )));
         }
         Ok(ProducerSettings {
+            compression: compression(config)?,
             idempotence,
             acks,
             linger: ms("linger.ms", 1000, LINGER_MS_MAX)?,
@@ -196,23 +204,51 @@ impl ProducerSettings {
     }
 }
 
+/// `compression.type` and its levels, checked as Kafka's producer checks them.
+fn compression(config: &ClientConfig) -> Result<Compression> {
+    let name = config.get("compression.type").unwrap_or("none");
+    let Some(codec) = CompressionType::ALL.into_iter().find(|c| c.name() == name) else {
+        return Err(ToolError::new(format!(
+            "Invalid value {name} for configuration compression.type ({}): String must be one \
+             of: none, gzip, snappy, lz4, zstd",
+            config.origin("compression.type")
+        )));
+    };
+    let level = |key, default: i32, (min, max): (i32, i32)| -> Result<i32> {
+        let n = config.number(
+            key,
+            i64::from(default),
+            (i64::from(min.min(default)), i64::from(max)),
+        )?;
+        Ok(i32::try_from(n).expect("bounded to i32"))
+    };
+    let mut compression = Compression::of(codec);
+    compression.gzip_level = level(
+        "compression.gzip.level",
+        GZIP_LEVEL_DEFAULT,
+        (GZIP_LEVEL_MIN, GZIP_LEVEL_MAX),
+    )?;
+    compression.lz4_level = level(
+        "compression.lz4.level",
+        LZ4_LEVEL_DEFAULT,
+        (LZ4_LEVEL_MIN, LZ4_LEVEL_MAX),
+    )?;
+    if compression.gzip_level == 0 {
+        return Err(ToolError::new(
+            "compression.gzip.level=0: expected -1 (zlib's default) or 1..=9",
+        ));
+    }
+    compression.zstd_level = level(
+        "compression.zstd.level",
+        ZSTD_LEVEL_DEFAULT,
+        (ZSTD_LEVEL_MIN, ZSTD_LEVEL_MAX),
+    )?;
+    Ok(compression)
+}
+
 /// Keys with Kafka meaning that the console producer cannot honour: each gets its own
 /// warning saying what is done instead (marked, so `warn_unused` does not repeat them).
 fn check_unhonoured(config: &ClientConfig, bootstrap: &str) {
-    if let Some(codec) = config.get("compression.type") {
-        let origin = config.origin("compression.type");
-        match codec {
-            "none" | "uncompressed" => {}
-            c if COMPRESSION_TYPES.contains(&c) => eprintln!(
-                "WARN: compression.type={c} ({origin}) is not honoured: sluice console-producer \
-                 sends uncompressed batches"
-            ),
-            other => eprintln!(
-                "WARN: compression.type={other} ({origin}) is not a compression type Kafka \
-                 knows (none, gzip, snappy, lz4, zstd); batches are sent uncompressed"
-            ),
-        }
-    }
     if let Some(servers) = config.get("bootstrap.servers") {
         if servers != bootstrap {
             eprintln!(
@@ -529,6 +565,19 @@ impl Producer<'_> {
         self.buffered_bytes = self.buffered_bytes.saturating_sub(batch.size_bytes());
         let index = i32::try_from(partition).expect("partition count fits i32");
         let timeout = self.settings.request_timeout;
+        let mut batch = batch;
+        let compression = self.settings.compression;
+        if compression.codec != CompressionType::None {
+            let codec = i16::from(compression.codec.id());
+            batch
+                .compress_records(codec, |input, out| compress(compression, input, out))
+                .map_err(|e| {
+                    ToolError::new(format!(
+                        "compressing a batch with {}: {e}",
+                        compression.codec
+                    ))
+                })?;
+        }
         let bytes = match self.identity {
             None => batch.finish(),
             Some(identity) => {

@@ -25,7 +25,8 @@
 //! value, header count (varint) and headers (key length, key, value length, value).
 //! Varints are zigzag-encoded, as in protobuf.
 //!
-//! The builder writes uncompressed batches only; the reader counts records of any
+//! The client has no codec: the builder writes uncompressed batches, or frames records the
+//! caller compressed ([`RecordBatchBuilder::compress_records`]); the reader counts records of any
 //! compression (the count is in the header) but decodes the records of uncompressed
 //! batches only ([`decode_record_area`] decodes a compressed batch's records once the
 //! caller has decompressed them).
