@@ -23,19 +23,29 @@ fn offsets(b: &str, topic: &str) -> String {
     ok(&with_bootstrap(b, &["get-offsets", "--topic", topic]), "")
 }
 
-/// `(producerId, baseSequence)` of each batch `dump-log` prints for partition 0 of `topic`.
-fn batch_producers(broker: &Broker, topic: &str) -> Vec<(i64, i32)> {
+/// The batch lines `dump-log` prints for partition 0 of `topic`.
+fn batch_lines(broker: &Broker, topic: &str) -> Vec<String> {
     let segment = broker
         .dir
         .join(format!("{topic}-0"))
         .join("00000000000000000000.log");
     let out = ok(&["dump-log", segment.to_str().unwrap()], "");
-    let field = |line: &str, name: &str| -> String {
-        let at = line.find(name).expect(line) + name.len();
-        line[at..].split_whitespace().next().unwrap().to_string()
-    };
     out.lines()
         .filter(|l| l.starts_with("baseOffset:"))
+        .map(String::from)
+        .collect()
+}
+
+/// The word after `name` in a `dump-log` batch line.
+fn field(line: &str, name: &str) -> String {
+    let at = line.find(name).expect(line) + name.len();
+    line[at..].split_whitespace().next().unwrap().to_string()
+}
+
+/// `(producerId, baseSequence)` of each batch of partition 0 of `topic`.
+fn batch_producers(broker: &Broker, topic: &str) -> Vec<(i64, i32)> {
+    batch_lines(broker, topic)
+        .iter()
         .map(|l| {
             let id = field(l, "producerId: ").parse().unwrap();
             (id, field(l, "baseSequence: ").parse().unwrap())
@@ -43,20 +53,10 @@ fn batch_producers(broker: &Broker, topic: &str) -> Vec<(i64, i32)> {
         .collect()
 }
 
-/// The `compresscodec` of each batch `dump-log` prints for partition 0 of `topic`.
+/// The `compresscodec` of each batch of partition 0 of `topic`.
 fn codecs(broker: &Broker, topic: &str) -> Vec<String> {
-    let segment = broker
-        .dir
-        .join(format!("{topic}-0"))
-        .join("00000000000000000000.log");
-    let out = ok(&["dump-log", segment.to_str().unwrap()], "");
-    out.lines()
-        .filter(|l| l.starts_with("baseOffset:"))
-        .map(|l| {
-            let at = l.find("compresscodec: ").expect(l) + "compresscodec: ".len();
-            l[at..].split_whitespace().next().unwrap().to_string()
-        })
-        .collect()
+    let lines = batch_lines(broker, topic);
+    lines.iter().map(|l| field(l, "compresscodec: ")).collect()
 }
 
 /// How many batches partition 0 of `topic` holds.
