@@ -412,6 +412,37 @@ pub fn snapshot_from_image(
     next
 }
 
+/// Longest a stopping broker waits for the controller to move its leaderships away.
+pub const CONTROLLED_SHUTDOWN_MS_MAX: u64 = 10_000;
+
+/// Kafka's controlled shutdown (`controlled.shutdown.enable`): before the shards stop, the
+/// broker asks the controller to move every leadership it holds to an in-sync follower and
+/// take it out of the ISRs, and waits (at most `CONTROLLED_SHUTDOWN_MS_MAX`) until the
+/// controller agrees; clients then see NOT_LEADER_OR_FOLLOWER and a metadata refresh, not
+/// a session timeout. Partitions with no other live ISR member keep it as leader.
+pub async fn controlled_shutdown(handle: &ClusterHandle) {
+    let start = std::time::Instant::now();
+    if handle.broker.borrow().broker_epoch <= 0 {
+        return; // never registered: nothing to hand over
+    }
+    handle.begin_controlled_shutdown();
+    let mut status = handle.broker.clone();
+    let wait = std::time::Duration::from_millis(CONTROLLED_SHUTDOWN_MS_MAX);
+    let agreed = compio::time::timeout(wait, async move {
+        status.wait_for(|s| s.shutdown_ok).await.is_ok()
+    })
+    .await;
+    match agreed {
+        Ok(true) => tracing::info!(
+            "controlled shutdown: leaderships moved in {:?}",
+            start.elapsed()
+        ),
+        _ => tracing::warn!(
+            "controlled shutdown: the controller did not agree within {wait:?}; stopping anyway"
+        ),
+    }
+}
+
 /// `found` with every partition's leader unknown (a cluster node before its first image).
 pub fn leaderless(found: &ClusterMetadata) -> ClusterMetadata {
     let mut next = ClusterMetadata {

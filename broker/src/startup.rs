@@ -161,6 +161,11 @@ pub fn run(args: Vec<String>) -> Result<(), String> {
     systemd::spawn_watchdog(peers.clone());
 
     let outcome = wait_for_stop(&events);
+    if let (Some((handle, _)), Some(cluster)) = (&control, &config.cluster) {
+        if cluster.replication.controlled_shutdown_enable {
+            main_rt.block_on(crate::cluster::controlled_shutdown(handle));
+        }
+    }
     let (clean, offsets) = shutdown(&peers, &events, shards);
     for t in threads {
         let _ = t.join();

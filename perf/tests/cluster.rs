@@ -2,8 +2,9 @@
 //! broker+controller, formatted with `sluice storage format`) under the `verify` checker:
 //! idempotent acks=all producers, `min.insync.replicas=2`, RF=3. The leader of a partition
 //! is SIGKILLed mid-load: a new leader serves, nothing acknowledged is lost or duplicated,
-//! the killed broker restarts, truncates what it must, rejoins every ISR, and once
-//! producing stops every replica of every partition holds the same bytes.
+//! the killed broker restarts, truncates what it must, rejoins every ISR; a leader stopped
+//! by SIGTERM hands its leaderships over first (controlled shutdown); once producing stops
+//! every replica of every partition holds the same bytes.
 //!
 //! Timeouts are shortened (session 3 s) to keep CI quick; every wait is bounded.
 

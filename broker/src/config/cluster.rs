@@ -43,11 +43,8 @@ pub const KEYS_ONLY_A_CLUSTER_HONOURS: &[&str] = &[
     "unclean.leader.election.enable",
 ];
 
-pub const KEYS_NOT_YET_HONOURED: &[&str] = &[
-    "controlled.shutdown.enable",
-    "auto.leader.rebalance.enable",
-    "sluice.gossip.listener",
-];
+pub const KEYS_NOT_YET_HONOURED: &[&str] =
+    &["auto.leader.rebalance.enable", "sluice.gossip.listener"];
 
 /// Kafka's `process.roles`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -690,9 +687,8 @@ pub(super) fn not_honoured_warnings(config: &Config) -> Vec<String> {
     let mut out = Vec::new();
     if let Some(c) = &config.cluster {
         out.push(format!(
-            "process.roles={} (node.id {}): not yet in this build: SIGTERM does not move \
-             leaderships first (no controlled shutdown: clients see one session timeout of \
-             unavailability), no gossip (liveness is heartbeats to the controller), and a \
+            "process.roles={} (node.id {}): not yet in this build: no gossip (liveness is \
+             heartbeats to the controller), and a \
              group coordinator keeps the group state it loaded at start when it becomes \
              leader of an offsets partition later",
             c.roles, c.node_id
