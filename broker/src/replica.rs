@@ -135,6 +135,9 @@ fn lead(
                 return;
             }
             tracing::info!(topic = %tp.topic, partition = tp.partition, epoch = r.leader_epoch, isr = ?r.isr, "leading");
+            if *tp.topic == *crate::group::OFFSETS_TOPIC {
+                crate::group::load::on_leadership(shard, tp.partition);
+            }
             let followers = r
                 .replicas
                 .iter()

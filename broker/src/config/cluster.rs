@@ -688,9 +688,8 @@ pub(super) fn not_honoured_warnings(config: &Config) -> Vec<String> {
     if let Some(c) = &config.cluster {
         out.push(format!(
             "process.roles={} (node.id {}): not yet in this build: no gossip (liveness is \
-             heartbeats to the controller), and a \
-             group coordinator keeps the group state it loaded at start when it becomes \
-             leader of an offsets partition later",
+             heartbeats to the controller alone), no DescribeQuorum/DescribeCluster/\
+             ElectLeaders/reassignment, no preferred-leader rebalance",
             c.roles, c.node_id
         ));
     }

@@ -56,10 +56,6 @@ pub async fn ensure_offsets_topic(shard: Rc<Shard>) {
 /// How often a cluster broker checks whether enough brokers registered for the offsets topic.
 const OFFSETS_TOPIC_CHECK_MS: u64 = 500;
 
-/// Kafka's rule in a cluster: `__consumer_offsets` is created with
-/// `offsets.topic.replication.factor` replicas once that many brokers are registered (until
-/// then FindCoordinator answers COORDINATOR_NOT_AVAILABLE). Any broker may create it first;
-/// the others then find it exists.
 /// As Kafka's: the coordinator's batches are stored as written (it reads them back
 /// uncompressed), whatever the broker's `compression.type`.
 fn offsets_topic_config() -> crate::topic_config::TopicConfig {
@@ -67,6 +63,10 @@ fn offsets_topic_config() -> crate::topic_config::TopicConfig {
         .expect("a valid topic config")
 }
 
+/// Kafka's rule in a cluster: `__consumer_offsets` is created with
+/// `offsets.topic.replication.factor` replicas once that many brokers are registered (until
+/// then FindCoordinator answers COORDINATOR_NOT_AVAILABLE). Any broker may create it first;
+/// the others then find it exists.
 async fn ensure_replicated_offsets_topic(shard: &Rc<Shard>, partitions: i32) {
     let rf = shard.config.offsets_topic_replication_factor;
     while !shard.stopping.get() {
@@ -335,7 +335,9 @@ async fn checkpoint_round(
     // From here to the writes nothing awaits: the state and the offsets agree.
     let mut pending = Vec::new();
     for p in owned {
-        let Some(log) = shard.log(&tp(*p)) else {
+        // A follower's memory does not follow its replicated log: only the leader, whose
+        // state is the log's, may checkpoint it.
+        let Some(log) = shard.log(&tp(*p)).filter(|_| leads(shard, *p)) else {
             continue;
         };
         let (dir, end) = {
@@ -355,6 +357,57 @@ async fn checkpoint_round(
             Err(e) => tracing::warn!(partition = p, "writing the coordinator checkpoint: {e}"),
         }
     }
+}
+
+/// This broker leads offsets partition `p` (always, on a single node).
+fn leads(shard: &Shard, p: i32) -> bool {
+    shard
+        .metadata()
+        .topic(OFFSETS_TOPIC)
+        .and_then(|t| t.partitions.get(p as usize).cloned())
+        .is_some_and(|info| info.is_led_by(shard.broker.node_id))
+}
+
+thread_local! {
+    /// Offsets partitions of this shard being reloaded after a leadership change.
+    static RELOADING: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Cluster mode: this broker became leader of offsets partition `p` after the coordinator
+/// loaded at start, so what it holds in memory for `p`'s groups predates the records it
+/// replicated since. Those groups are dropped and `p` is read again; the shard's groups
+/// answer COORDINATOR_LOAD_IN_PROGRESS meanwhile (Kafka's coordinator loads a partition
+/// when it becomes its leader the same way).
+pub fn on_leadership(shard: &Rc<Shard>, p: i32) {
+    let c = coordinator();
+    if !c.loaded.get() && RELOADING.with(|r| r.get()) == 0 {
+        return; // the first load has not run yet and will read the whole log
+    }
+    RELOADING.with(|r| r.set(r.get() + 1));
+    c.loaded.set(false);
+    let shard = shard.clone();
+    compio::runtime::spawn(async move {
+        let partitions = owned_count(&shard);
+        c.groups
+            .borrow_mut()
+            .retain(|id, _| partition_for(id, partitions) != p);
+        match load_partition(&shard, p).await {
+            Ok(state) => {
+                let groups = install(&shard, &c, state);
+                tracing::info!(
+                    partition = p,
+                    groups,
+                    "leading {OFFSETS_TOPIC}: groups reloaded"
+                );
+            }
+            Err(e) => tracing::error!(partition = p, "reloading {OFFSETS_TOPIC}: {e}"),
+        }
+        RELOADING.with(|r| r.set(r.get() - 1));
+        if RELOADING.with(|r| r.get()) == 0 {
+            c.loaded.set(true);
+        }
+    })
+    .detach();
 }
 
 fn owned_count(shard: &Shard) -> i32 {
