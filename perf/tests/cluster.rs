@@ -6,13 +6,19 @@
 //! by SIGTERM hands its leaderships over first (controlled shutdown); once producing stops
 //! every replica of every partition holds the same bytes.
 //!
+//! With RF=2 and `min.insync.replicas=2`, acks=all is refused with NOT_ENOUGH_REPLICAS
+//! once the follower died and left the ISR, while acks=1 still works.
+//!
 //! Timeouts are shortened (session 3 s) to keep CI quick; every wait is bounded.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use kafka_protocol::error::ResponseError;
+use sluice_net::client::batch::{Record, RecordBatchBuilder};
 use sluice_net::client::producer::Acks;
+use sluice_net::client::{Client, ClientError};
 use sluice_perf::verify::{self, Options};
 use sluice_testkit::{sluice_path, Cluster};
 
@@ -33,7 +39,7 @@ fn cluster() -> Cluster {
 /// `sluice topics --describe` rows of `topic`: (partition, leader, ISR).
 fn describe(cluster: &Cluster, topic: &str) -> Vec<(i32, i32, Vec<i32>)> {
     let sluice = sluice_path();
-    let servers = cluster.bootstrap_servers();
+    let servers = live_bootstrap(cluster);
     let args = [
         "topics",
         "--bootstrap-server",
@@ -62,6 +68,16 @@ fn describe(cluster: &Cluster, topic: &str) -> Vec<(i32, i32, Vec<i32>)> {
             ))
         })
         .collect()
+}
+
+/// A running node's client address (the CLI and net's client start from the first one).
+fn live_bootstrap(cluster: &Cluster) -> String {
+    let node = cluster
+        .nodes()
+        .iter()
+        .find(|n| n.is_running())
+        .expect("a running node");
+    node.bootstrap()
 }
 
 fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
@@ -181,4 +197,71 @@ fn acks_all_survives_a_leader_kill_and_the_replicas_agree() {
             bytes.windows(2).all(|w| w[0] == w[1])
         });
     }
+}
+
+/// One acks=all or acks=1 produce of a one-record batch through net's client.
+fn produce_one(servers: &str, topic: &str, acks: Acks) -> Result<Option<i64>, ClientError> {
+    compio::runtime::Runtime::new().unwrap().block_on(async {
+        let mut client = Client::connect(servers).await?;
+        let mut batch = RecordBatchBuilder::new(0);
+        batch.push(&Record {
+            key: None,
+            value: Some(b"v"),
+            headers: &[],
+            timestamp_ms: 0,
+        });
+        client.produce(topic, 0, batch.finish(), acks).await
+    })
+}
+
+#[test]
+fn acks_all_is_refused_below_min_insync_replicas() {
+    let mut cluster = cluster();
+    let servers = cluster.bootstrap_servers();
+    let args = [
+        "topics",
+        "--bootstrap-server",
+        &servers,
+        "--create",
+        "--topic",
+        "pair",
+        "--partitions",
+        "1",
+        "--replication-factor",
+        "2",
+    ];
+    wait_until("three registered brokers to create the topic", || {
+        let out = std::process::Command::new(sluice_path())
+            .args(args)
+            .output()
+            .unwrap();
+        out.status.success()
+    });
+    wait_until("a full ISR", || {
+        describe(&cluster, "pair")
+            .first()
+            .is_some_and(|r| r.2.len() == 2)
+    });
+    assert!(produce_one(&servers, "pair", Acks::All).unwrap().is_some());
+
+    let (_, leader, isr) = describe(&cluster, "pair")[0].clone();
+    let follower = *isr.iter().find(|r| **r != leader).unwrap();
+    cluster.node_mut(follower).kill();
+    wait_until("the ISR to shrink to the leader", || {
+        describe(&cluster, "pair")
+            .first()
+            .is_some_and(|r| r.2 == vec![leader])
+    });
+    let refused = produce_one(&servers, "pair", Acks::All).unwrap_err();
+    assert_eq!(
+        refused.kafka_error(),
+        Some(ResponseError::NotEnoughReplicas),
+        "{refused}"
+    );
+    assert!(
+        produce_one(&servers, "pair", Acks::Leader)
+            .unwrap()
+            .is_some(),
+        "acks=1 still works"
+    );
 }
