@@ -335,10 +335,10 @@ pub fn fetch_local(
     (offset, max_bytes, first): (i64, u32, FirstBatch),
     replica: Option<crate::replica::ReplicaAsk>,
 ) -> FetchPart {
-    if let Some(ask) = replica {
-        let Some(info) = partition_info(shard, &tp) else {
-            return FetchPart::failed(ResponseError::UnknownTopicOrPartition);
-        };
+    // A single node has no followers to track: a replica's fetch reads like a consumer's
+    // (its high watermark is its log end).
+    let info = partition_info(shard, &tp).filter(|i| i.replication.is_some());
+    if let (Some(ask), Some(info)) = (replica, info) {
         return crate::replica::serve_follower(shard, (&tp, &info), ask, (offset, max_bytes));
     }
     let Some(log) = shard.log(&tp) else {
