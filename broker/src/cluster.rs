@@ -248,7 +248,8 @@ async fn delete_strays(shard: &Rc<Shard>, image: &MetadataImage, local: &mut Loc
     }
 }
 
-fn topic_config(t: &TopicImage) -> TopicConfig {
+/// A topic's overrides as the metadata log holds them.
+pub fn topic_config(t: &TopicImage) -> TopicConfig {
     TopicConfig::from_pairs(t.configs.iter().map(|(k, v)| (k.as_str(), v.as_str()))).unwrap_or_else(|e| {
         tracing::error!(topic = %t.name, "the metadata holds a config this broker refuses ({e}); using defaults");
         TopicConfig::default()

@@ -423,11 +423,19 @@ fn unknown_topic(name: &str) -> (i16, String) {
     )
 }
 
-/// The topic's overrides, as its partition 0 stored them.
+/// The topic's overrides, as its partition 0 stored them (in a cluster: as the committed
+/// metadata holds them, since this broker may hold no replica of the topic).
 pub async fn read_topic_config(
     shard: &Rc<Shard>,
     topic: &TopicInfo,
 ) -> ControllerResult<TopicConfig> {
+    if let Some(handle) = &shard.broker.cluster {
+        let image = handle.image.borrow().clone();
+        return match image.topics.get(&topic.id.0) {
+            Some(t) => Ok(crate::cluster::topic_config(t)),
+            None => Err(unknown_topic(&topic.name)),
+        };
+    }
     let p0 = &topic.partitions[0];
     let tp = TopicPartition {
         topic: topic.name.clone(),
