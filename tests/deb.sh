@@ -18,7 +18,10 @@ trap '[ -n "$pid" ] && kill -9 "$pid" 2>/dev/null; rm -rf "$work"' EXIT
 
 deb=$(bash packaging/deb/build.sh "$target" "$work/out" none)
 log "built $(basename "$deb")"
-dpkg-deb --info "$deb" | grep -q '^ Package: sluice$' || fail "control names no package sluice"
+# Read the whole answer first: under pipefail, grep -q closing the pipe early can make
+# dpkg-deb die of SIGPIPE and fail the pipeline although the line is there.
+info=$(dpkg-deb --info "$deb")
+grep -q '^ Package: sluice$' <<<"$info" || fail "control names no package sluice"
 root="$work/root"
 dpkg -x "$deb" "$root"
 dpkg-deb -e "$deb" "$work/control"
