@@ -8,7 +8,7 @@
 //! Decisions (topic creation and deletion, configs, partitions) are forwarded to the active
 //! controller by `forward`; nothing here decides.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -20,7 +20,7 @@ use sluice_replication::{
     ControllerRequest, ControllerRole, Endpoint, MetadataImage, TopicImage,
 };
 
-use crate::config::{ClusterConfig, Config, Listener};
+use crate::config::{ClusterConfig, Listener};
 use crate::controller::{ConfigChange, ControllerCmd, ControllerResult, Replicas};
 use crate::metadata::{
     owner_shard, validate_topic_name, BrokerEndpoint, ClusterMetadata, PartitionInfo, Replication,
@@ -37,7 +37,6 @@ pub const APPLY_WAIT_MS_MAX: u64 = 30_000;
 
 /// What startup knows when it starts the control plane.
 pub struct ClusterStart<'a> {
-    pub config: &'a Config,
     pub cluster: &'a ClusterConfig,
     pub cluster_id: &'a str,
     /// Where clients (and other brokers) reach this node, bound ports filled in.
@@ -85,7 +84,6 @@ pub fn start(s: ClusterStart<'_>) -> Result<(ClusterHandle, std::thread::JoinHan
         election_timeout_ms: QUORUM_ELECTION_TIMEOUT_MS_DEFAULT,
         unclean_leader_election: c.replication.unclean_leader_election_enable,
     };
-    let _ = s.config;
     sluice_replication::start(options).map_err(|e| format!("starting the metadata quorum: {e}"))
 }
 
@@ -274,15 +272,7 @@ async fn create_local(shard: &Rc<Shard>, image: &MetadataImage, local: &mut Loca
             partition: *partition,
         };
         let owner = owner_shard(name, *partition, shard.shard_count());
-        let (topic_id, config) = (*id, config.clone());
-        call(&shard.peers, owner, move |reply| {
-            ShardMsg::CreatePartition {
-                tp,
-                topic_id,
-                config,
-                reply,
-            }
-        })
+        crate::controller::create_on_owner(shard, owner, tp, (*id, config.clone()))
     }))
     .await;
     for (((name, partition), id, _), r) in wanted.into_iter().zip(created) {
@@ -484,11 +474,6 @@ pub fn leaderless(found: &ClusterMetadata) -> ClusterMetadata {
 /// Kafka's code when the cluster cannot take a decision right now.
 pub fn not_controller(message: &str) -> (i16, String) {
     (ResponseError::NotController.code(), message.to_string())
-}
-
-/// Topic configs as the controller stores them.
-pub fn config_map(config: &TopicConfig) -> BTreeMap<String, String> {
-    config.pairs()
 }
 
 /// The broker's controller commands in cluster mode: checked here as on a single node, then

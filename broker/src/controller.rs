@@ -320,15 +320,7 @@ async fn create_on_owners(
             topic: topic.name.clone(),
             partition: p.index,
         };
-        let (topic_id, config) = (topic.id, config.clone());
-        call(&shard.peers, p.shard, move |reply| {
-            ShardMsg::CreatePartition {
-                tp,
-                topic_id,
-                config,
-                reply,
-            }
-        })
+        create_on_owner(shard, p.shard, tp, (topic.id, config.clone()))
     }))
     .await;
     created
@@ -339,6 +331,24 @@ async fn create_on_owners(
             Err(e) => Some(e.to_string()),
         })
         .collect()
+}
+
+/// Creates `tp`'s log on shard `owner` (`ShardMsg::CreatePartition`).
+pub async fn create_on_owner(
+    shard: &Shard,
+    owner: usize,
+    tp: TopicPartition,
+    (topic_id, config): (TopicId, Arc<TopicConfig>),
+) -> Result<Result<(), String>, crate::shard::ShardGone> {
+    call(&shard.peers, owner, move |reply| {
+        ShardMsg::CreatePartition {
+            tp,
+            topic_id,
+            config,
+            reply,
+        }
+    })
+    .await
 }
 
 async fn delete_topic(shard: &Rc<Shard>, name: &str) -> ControllerResult<Arc<TopicInfo>> {

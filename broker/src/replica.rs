@@ -26,8 +26,7 @@ use crate::metadata::{PartitionInfo, Replication};
 use crate::ops::FetchPart;
 use crate::shard::{LogRef, Shard, TopicPartition};
 
-/// Kafka's `NO_PARTITION_LEADER_EPOCH` in a request: "do not check".
-pub const NO_PARTITION_LEADER_EPOCH: i32 = -1;
+use sluice_net::client::replica::NO_PARTITION_LEADER_EPOCH;
 
 /// What the leader knows of one follower (Kafka's `Replica` state).
 #[derive(Debug, Clone)]

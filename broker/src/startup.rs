@@ -215,7 +215,6 @@ fn start_control_plane(
         return Ok(None);
     };
     let control = crate::cluster::start(crate::cluster::ClusterStart {
-        config,
         cluster,
         cluster_id: &dirs.cluster_id,
         advertised,

@@ -283,10 +283,7 @@ async fn start_local(options: ClusterOptions, ch: &Channels) -> std::io::Result<
             .validate()
             .map_err(std::io::Error::other)?,
     );
-    let network = NetworkFactory {
-        identity,
-        image: ch.image_rx.clone(),
-    };
+    let network = NetworkFactory { identity };
     let raft = Raft::new(options.node_id as NodeId, config, network, log, sm)
         .await
         .map_err(std::io::Error::other)?;

@@ -5,7 +5,6 @@ pub mod log_store;
 pub mod state_machine;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::error::{
@@ -17,10 +16,8 @@ use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
 };
 use openraft::{BasicNode, Snapshot, Vote};
-use tokio::sync::watch;
 use uuid::Uuid;
 
-use crate::image::MetadataImage;
 use crate::records::{ApplyResult, BrokerId, RecordBatch};
 use crate::rpc::{Envelope, Peer, Request, Response};
 use crate::NodeId;
@@ -81,8 +78,6 @@ pub fn raft_config(timing: &QuorumTiming) -> openraft::Config {
 
 pub struct NetworkFactory {
     pub identity: Identity,
-    /// The image, to learn each voter's recorded directory id.
-    pub image: watch::Receiver<Arc<MetadataImage>>,
 }
 
 impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
