@@ -16,8 +16,8 @@ use futures_util::future::join_all;
 use kafka_protocol::error::ResponseError;
 use sluice_engine::TopicId;
 use sluice_replication::{
-    BrokerRegistration, ClusterHandle, ClusterOptions, ControllerError, ControllerReply,
-    ControllerRequest, ControllerRole, Endpoint, MetadataImage, TopicImage,
+    gossip::GossipOptions, BrokerRegistration, ClusterHandle, ClusterOptions, ControllerError,
+    ControllerReply, ControllerRequest, ControllerRole, Endpoint, MetadataImage, TopicImage,
 };
 
 use crate::config::{ClusterConfig, Listener};
@@ -83,6 +83,16 @@ pub fn start(s: ClusterStart<'_>) -> Result<(ClusterHandle, std::thread::JoinHan
         heartbeat_interval_ms: c.replication.heartbeat_interval_ms,
         election_timeout_ms: QUORUM_ELECTION_TIMEOUT_MS_DEFAULT,
         unclean_leader_election: c.replication.unclean_leader_election_enable,
+        gossip: c.replication.gossip_enable.then(|| GossipOptions {
+            cluster_id: s.cluster_id.to_string(),
+            node_id: c.node_id,
+            addr: c.gossip_addr,
+            // A voter's gossip socket is, by default, at its controller listener's address.
+            seeds: c.voters.clone(),
+            rack: c.rack.clone(),
+            probe_interval_ms: c.replication.gossip_probe_interval_ms,
+            suspect_timeout_ms: c.replication.gossip_suspect_timeout_ms,
+        }),
     };
     sluice_replication::start(options).map_err(|e| format!("starting the metadata quorum: {e}"))
 }

@@ -8,6 +8,11 @@
 //! session from the moment it took over (it has no older heartbeats to trust). Fencing
 //! removes the broker from every ISR and elects new leaders only from the ISR (Kafka's rule:
 //! no leases; two leaders can never both acknowledge `acks=all` writes).
+//!
+//! Gossip only hastens this: a broker that SWIM gossip declared down, and from which this
+//! controller has not heard a heartbeat since, is fenced at the next tick — also right after
+//! a controller takes over, since it grants the full session only to brokers gossip does
+//! not know to be down.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -17,6 +22,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use uuid::Uuid;
 
 use crate::errors;
+use crate::gossip::GossipView;
 use crate::image::MetadataImage;
 use crate::placement;
 use crate::quorum::Raft;
@@ -49,8 +55,12 @@ pub struct Controller {
     image: watch::Receiver<Arc<MetadataImage>>,
     config: ControllerConfig,
     rx: mpsc::Receiver<Command>,
-    /// Last heartbeat per broker, on this controller's clock.
+    /// Last heartbeat per broker, on this controller's clock (a new active controller
+    /// starts every broker's session at its takeover).
     heartbeats: HashMap<BrokerId, Instant>,
+    /// Last heartbeat or registration actually received per broker (not the takeover grant).
+    heard: HashMap<BrokerId, Instant>,
+    gossip: watch::Receiver<GossipView>,
     /// The term in which this node became a ready leader (applied everything committed).
     ready_term: Option<u64>,
 }
@@ -66,6 +76,7 @@ impl Controller {
     pub fn new(
         raft: Raft,
         image: watch::Receiver<Arc<MetadataImage>>,
+        gossip: watch::Receiver<GossipView>,
         config: ControllerConfig,
     ) -> (Controller, mpsc::Sender<Command>) {
         let (tx, rx) = mpsc::channel(CONTROLLER_QUEUE_MAX);
@@ -75,6 +86,8 @@ impl Controller {
             config,
             rx,
             heartbeats: HashMap::new(),
+            heard: HashMap::new(),
+            gossip,
             ready_term: None,
         };
         (c, tx)
@@ -188,6 +201,7 @@ impl Controller {
         match self.propose(records).await {
             Ok(index) => {
                 self.heartbeats.insert(reg.broker_id, Instant::now());
+                self.heard.insert(reg.broker_id, Instant::now());
                 tracing::info!(broker = reg.broker_id, epoch = index, "broker registered");
                 ControllerResult::Ok(
                     ControllerReply::Registered {
@@ -224,6 +238,7 @@ impl Controller {
             );
         }
         self.heartbeats.insert(broker_id, Instant::now());
+        self.heard.insert(broker_id, Instant::now());
         let mut records = Vec::new();
         if want_shutdown {
             if !broker.in_controlled_shutdown && !broker.fenced {
@@ -265,6 +280,14 @@ impl Controller {
         )
     }
 
+    /// Gossip declared `broker` down after the last heartbeat this controller received.
+    fn gossip_down(&self, broker: BrokerId) -> bool {
+        let Some(down) = self.gossip.borrow().down_since(broker) else {
+            return false;
+        };
+        self.heard.get(&broker).is_none_or(|h| *h < down)
+    }
+
     async fn on_tick(&mut self) {
         if self.not_ready().await.is_some() {
             return;
@@ -275,12 +298,19 @@ impl Controller {
         let mut records = Vec::new();
         let mut after = (*image).clone();
         for (id, b) in &image.brokers {
+            if b.fenced {
+                continue;
+            }
             let last = self.heartbeats.get(id).copied().unwrap_or(now);
-            if !b.fenced && now.duration_since(last) > timeout {
-                tracing::warn!(
-                    broker = id,
-                    "no heartbeat for {timeout:?}: fencing the broker"
-                );
+            let session_over = now.duration_since(last) > timeout;
+            let gossip_down = self.gossip_down(*id);
+            if session_over || gossip_down {
+                let why = if session_over {
+                    format!("no heartbeat for {timeout:?}")
+                } else {
+                    "gossip declared it down and it has not heartbeated since".to_string()
+                };
+                tracing::warn!(broker = id, "{why}: fencing the broker");
                 records.push(MetadataRecord::FenceBroker {
                     broker_id: *id,
                     broker_epoch: b.broker_epoch,

@@ -14,6 +14,7 @@
 
 pub mod controller;
 pub mod errors;
+pub mod gossip;
 pub mod image;
 pub mod node;
 pub mod placement;

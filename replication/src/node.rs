@@ -17,6 +17,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use uuid::Uuid;
 
 use crate::controller::{Command, Controller, ControllerConfig};
+use crate::gossip::{GossipOptions, GossipView};
 use crate::image::MetadataImage;
 use crate::quorum::{self, Identity, NetworkFactory, QuorumTiming, Raft};
 use crate::records::{BrokerId, BrokerRegistration};
@@ -57,6 +58,8 @@ pub struct ClusterOptions {
     pub heartbeat_interval_ms: u64,
     pub election_timeout_ms: u64,
     pub unclean_leader_election: bool,
+    /// SWIM gossip; None: liveness from heartbeats alone (`sluice.gossip.enable=false`).
+    pub gossip: Option<GossipOptions>,
 }
 
 /// The broker's standing with the controller.
@@ -81,6 +84,8 @@ pub struct ClusterHandle {
     stop: Arc<watch::Sender<bool>>,
     quorum: mpsc::Sender<oneshot::Sender<QuorumDescription>>,
     pub node_id: BrokerId,
+    /// Who gossip says is alive (empty without gossip).
+    pub gossip: watch::Receiver<GossipView>,
 }
 
 impl std::fmt::Debug for ClusterHandle {
@@ -150,7 +155,8 @@ pub fn start(
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (stop_tx, stop_rx) = watch::channel(false);
     let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel(1);
-    let handle = ClusterHandle {
+    let (gossip_tx, gossip_rx) = std::sync::mpsc::sync_channel(1);
+    let mut handle = ClusterHandle {
         image: image_rx.clone(),
         broker: broker_rx,
         route: route_tx,
@@ -158,6 +164,7 @@ pub fn start(
         stop: Arc::new(stop_tx),
         quorum: quorum_tx,
         node_id: options.node_id,
+        gossip: watch::channel(GossipView::default()).1,
     };
     let thread = std::thread::Builder::new()
         .name("sluice-controller".into())
@@ -175,11 +182,14 @@ pub fn start(
                 shutdown_rx,
                 stop_rx,
             };
-            rt.block_on(run(options, channels, ready_tx));
+            rt.block_on(run(options, channels, ready_tx, gossip_tx));
         })?;
     ready_rx
         .recv()
         .map_err(|_| std::io::Error::other("the controller thread died while starting"))??;
+    if let Ok(view) = gossip_rx.recv() {
+        handle.gossip = view;
+    }
     Ok((handle, thread))
 }
 
@@ -206,8 +216,23 @@ async fn run(
     options: ClusterOptions,
     ch: Channels,
     ready: std::sync::mpsc::SyncSender<std::io::Result<()>>,
+    gossip_view: std::sync::mpsc::SyncSender<watch::Receiver<GossipView>>,
 ) {
-    let local = match start_local(options, &ch).await {
+    let gossip = match &options.gossip {
+        Some(g) => match crate::gossip::bind(g.clone()).await {
+            Ok((view, run)) => {
+                tokio::spawn(run);
+                view
+            }
+            Err(e) => {
+                let _ = ready.send(Err(e));
+                return;
+            }
+        },
+        None => watch::channel(GossipView::default()).1,
+    };
+    let _ = gossip_view.send(gossip.clone());
+    let local = match start_local(options, &ch, gossip).await {
         Ok(local) => Arc::new(local),
         Err(e) => {
             let _ = ready.send(Err(e));
@@ -253,7 +278,11 @@ async fn run(
     tracing::info!("control plane stopped");
 }
 
-async fn start_local(options: ClusterOptions, ch: &Channels) -> std::io::Result<Local> {
+async fn start_local(
+    options: ClusterOptions,
+    ch: &Channels,
+    gossip: watch::Receiver<GossipView>,
+) -> std::io::Result<Local> {
     let identity = Identity {
         cluster_id: options.cluster_id.clone(),
         node_id: options.node_id,
@@ -298,6 +327,7 @@ async fn start_local(options: ClusterOptions, ch: &Channels) -> std::io::Result<
     let (controller, tx) = Controller::new(
         raft.clone(),
         ch.image_rx.clone(),
+        gossip,
         ControllerConfig {
             node_id: options.node_id,
             session_timeout_ms: options.session_timeout_ms,

@@ -8,6 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use sluice_replication::gossip::GossipOptions;
 use sluice_replication::{
     start, BrokerRegistration, ClusterHandle, ClusterOptions, ControllerReply, ControllerRequest,
     ControllerRole, Endpoint, MetadataImage,
@@ -63,7 +64,32 @@ fn options(id: i32, ports: &[u16], dir: &Path, dir_id: Uuid) -> ClusterOptions {
         heartbeat_interval_ms: 200,
         election_timeout_ms: 300,
         unclean_leader_election: false,
+        gossip: None,
     }
+}
+
+/// `options` with SWIM gossip on the controller ports (UDP) and a session far longer than
+/// the test waits: only gossip can fence a stopped node in time.
+fn gossip_options(id: i32, ports: &[u16], dir: &Path, dir_id: Uuid) -> ClusterOptions {
+    let mut o = options(id, ports, dir, dir_id);
+    let seeds = o
+        .voters
+        .iter()
+        .map(|(v, a)| (*v, a.parse().unwrap()))
+        .collect();
+    o.session_timeout_ms = 10 * WAIT_MAX.as_millis() as u64;
+    o.gossip = Some(GossipOptions {
+        cluster_id: o.cluster_id.clone(),
+        node_id: id,
+        addr: format!("127.0.0.1:{}", ports[id as usize - 1])
+            .parse()
+            .unwrap(),
+        seeds,
+        rack: None,
+        probe_interval_ms: 200,
+        suspect_timeout_ms: 400,
+    });
+    o
 }
 
 fn wait_image(
@@ -93,31 +119,50 @@ fn block_on<F: std::future::Future>(f: F) -> F::Output {
         .block_on(f)
 }
 
+/// Three nodes' dirs, directory ids and controller ports.
+struct Trio {
+    dirs: Vec<tempfile::TempDir>,
+    dir_ids: Vec<Uuid>,
+    ports: Vec<u16>,
+}
+
+type OptionsFn = fn(i32, &[u16], &Path, Uuid) -> ClusterOptions;
+
+impl Trio {
+    fn new() -> Trio {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_env("SLUICE_LOG"))
+            .with_test_writer()
+            .try_init();
+        Trio {
+            dirs: (0..3).map(|_| tempfile::tempdir().unwrap()).collect(),
+            dir_ids: (0..3).map(|_| Uuid::new_v4()).collect(),
+            ports: (0..3).map(|_| free_port()).collect(),
+        }
+    }
+
+    /// Starts node `id` (1-based) on its dirs.
+    fn start(&self, id: i32, options: OptionsFn) -> Node {
+        let i = id as usize - 1;
+        let (handle, thread) = start(options(
+            id,
+            &self.ports,
+            self.dirs[i].path(),
+            self.dir_ids[i],
+        ))
+        .unwrap();
+        Node { handle, thread }
+    }
+}
+
 fn active(image: &MetadataImage, n: usize) -> bool {
     image.active_brokers().count() == n
 }
 
 #[test]
 fn three_voters_agree_fence_a_stopped_node_and_recover_it() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_env("SLUICE_LOG"))
-        .with_test_writer()
-        .try_init();
-    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let dir_ids: Vec<Uuid> = (0..3).map(|_| Uuid::new_v4()).collect();
-    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
-    let mut nodes: Vec<Option<Node>> = (1..=3)
-        .map(|id| {
-            let (handle, thread) = start(options(
-                id,
-                &ports,
-                dirs[id as usize - 1].path(),
-                dir_ids[id as usize - 1],
-            ))
-            .unwrap();
-            Some(Node { handle, thread })
-        })
-        .collect();
+    let t = Trio::new();
+    let mut nodes: Vec<Option<Node>> = (1..=3).map(|id| Some(t.start(id, options))).collect();
     let h1 = nodes[0].as_ref().unwrap().handle.clone();
     wait_image(&h1, "three active brokers", |i| active(i, 3));
 
@@ -176,12 +221,12 @@ fn three_voters_agree_fence_a_stopped_node_and_recover_it() {
     );
 
     // Restart node 2 on the same dirs: it replays its log, registers again, is unfenced.
-    let (handle, thread) = start(options(2, &ports, dirs[1].path(), dir_ids[1])).unwrap();
-    let image = wait_image(&handle, "broker 2 back", |i| {
+    let n2 = t.start(2, options);
+    let image = wait_image(&n2.handle, "broker 2 back", |i| {
         active(i, 3) && i.topics.contains_key(&topic_id)
     });
     assert!(image.brokers[&2].broker_epoch > 0);
-    nodes[1] = Some(Node { handle, thread });
+    nodes[1] = Some(n2);
 
     // A stopped quorum leader is replaced and the others keep deciding.
     let leader = block_on(h1.describe_quorum())
@@ -204,6 +249,65 @@ fn three_voters_agree_fence_a_stopped_node_and_recover_it() {
         matches!(reply, Ok(ControllerReply::TopicCreated { .. })),
         "{reply:?}"
     );
+    for n in nodes.into_iter().flatten() {
+        n.handle.stop();
+        n.thread.join().unwrap();
+    }
+}
+
+#[test]
+fn gossip_fences_a_stopped_node_long_before_its_session_ends() {
+    let t = Trio::new();
+    let mut nodes: Vec<Option<Node>> = (1..=3)
+        .map(|id| Some(t.start(id, gossip_options)))
+        .collect();
+    let h1 = nodes[0].as_ref().unwrap().handle.clone();
+    wait_image(&h1, "three active brokers", |i| active(i, 3));
+    // Every node's gossip sees the two others alive.
+    for n in nodes.iter().flatten() {
+        let mut view = n.handle.gossip.clone();
+        let both = block_on(async {
+            tokio::time::timeout(
+                WAIT_MAX,
+                view.wait_for(|v| v.members.len() == 2 && v.members.values().all(|m| m.alive)),
+            )
+            .await
+            .is_ok_and(|r| r.is_ok())
+        });
+        assert!(
+            both,
+            "node {} gossip: {:?}",
+            n.handle.node_id,
+            n.handle.gossip.borrow()
+        );
+    }
+    // Stop a node that is not the quorum leader: the session (10 x WAIT_MAX) cannot
+    // expire within the wait, so a fence within it is gossip's doing.
+    let leader = block_on(h1.describe_quorum())
+        .unwrap()
+        .leader
+        .expect("a leader");
+    let victim = (1..=3).find(|id| *id != leader).unwrap();
+    let v = nodes[victim as usize - 1].take().unwrap();
+    v.handle.stop();
+    v.thread.join().unwrap();
+    let survivor = nodes.iter().flatten().next().unwrap().handle.clone();
+    let image = wait_image(&survivor, "the stopped broker fenced by gossip", |i| {
+        i.brokers[&victim].fenced
+    });
+    assert!(image.brokers.values().filter(|b| !b.fenced).count() == 2);
+    assert!(survivor.gossip.borrow().down_since(victim).is_some());
+    // Restarted, it rejoins gossip as a new incarnation, registers and is unfenced.
+    let restarted = t.start(victim, gossip_options);
+    wait_image(&survivor, "the restarted broker unfenced", |i| active(i, 3));
+    nodes[victim as usize - 1] = Some(restarted);
+    let mut view = survivor.gossip.clone();
+    let back = block_on(async {
+        tokio::time::timeout(WAIT_MAX, view.wait_for(|v| v.down_since(victim).is_none()))
+            .await
+            .is_ok()
+    });
+    assert!(back, "gossip: {:?}", survivor.gossip.borrow());
     for n in nodes.into_iter().flatten() {
         n.handle.stop();
         n.thread.join().unwrap();

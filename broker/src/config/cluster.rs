@@ -41,10 +41,13 @@ pub const KEYS_ONLY_A_CLUSTER_HONOURS: &[&str] = &[
     "replica.fetch.max.bytes",
     "replica.fetch.wait.max.ms",
     "unclean.leader.election.enable",
+    "sluice.gossip.enable",
+    "sluice.gossip.probe.interval.ms",
+    "sluice.gossip.suspect.timeout.ms",
+    "sluice.gossip.listener",
 ];
 
-pub const KEYS_NOT_YET_HONOURED: &[&str] =
-    &["auto.leader.rebalance.enable", "sluice.gossip.listener"];
+pub const KEYS_NOT_YET_HONOURED: &[&str] = &["auto.leader.rebalance.enable"];
 
 /// Kafka's `process.roles`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,6 +160,13 @@ pub struct ReplicationConfig {
     pub controlled_shutdown_enable: bool,
     /// `auto.leader.rebalance.enable`.
     pub auto_leader_rebalance_enable: bool,
+    /// `sluice.gossip.enable`: SWIM gossip may fence a dead broker before its session ends.
+    pub gossip_enable: bool,
+    /// `sluice.gossip.probe.interval.ms`: one SWIM probe of a random member per interval.
+    pub gossip_probe_interval_ms: u64,
+    /// `sluice.gossip.suspect.timeout.ms`: a suspected member that does not refute within
+    /// this long is declared down.
+    pub gossip_suspect_timeout_ms: u64,
 }
 
 impl ClusterConfig {
@@ -197,6 +207,10 @@ impl Default for ReplicationConfig {
             replica_fetch_wait_ms_max: REPLICA_FETCH_WAIT_MS_MAX_DEFAULT,
             controlled_shutdown_enable: true,
             auto_leader_rebalance_enable: true,
+            gossip_enable: true,
+            gossip_probe_interval_ms: sluice_replication::gossip::GOSSIP_PROBE_INTERVAL_MS_DEFAULT,
+            gossip_suspect_timeout_ms:
+                sluice_replication::gossip::GOSSIP_SUSPECT_TIMEOUT_MS_DEFAULT,
         }
     }
 }
@@ -224,6 +238,13 @@ impl ReplicationConfig {
             }
             "auto.leader.rebalance.enable" => {
                 self.auto_leader_rebalance_enable = parse_bool(key, value)?
+            }
+            "sluice.gossip.enable" => self.gossip_enable = parse_bool(key, value)?,
+            "sluice.gossip.probe.interval.ms" => {
+                self.gossip_probe_interval_ms = parse_int(key, value, 10, 60_000)? as u64
+            }
+            "sluice.gossip.suspect.timeout.ms" => {
+                self.gossip_suspect_timeout_ms = parse_int(key, value, 10, 600_000)? as u64
             }
             _ => return Ok(false),
         }
@@ -687,9 +708,8 @@ pub(super) fn not_honoured_warnings(config: &Config) -> Vec<String> {
     let mut out = Vec::new();
     if let Some(c) = &config.cluster {
         out.push(format!(
-            "process.roles={} (node.id {}): not yet in this build: no gossip (liveness is \
-             heartbeats to the controller alone), no DescribeQuorum/DescribeCluster/\
-             ElectLeaders/reassignment, no preferred-leader rebalance",
+            "process.roles={} (node.id {}): not yet in this build: no DescribeQuorum/\
+             DescribeCluster/ElectLeaders/reassignment, no preferred-leader rebalance",
             c.roles, c.node_id
         ));
     }
