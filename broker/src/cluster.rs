@@ -47,6 +47,7 @@ pub struct ClusterStart<'a> {
 }
 
 pub fn start(s: ClusterStart<'_>) -> Result<(ClusterHandle, std::thread::JoinHandle<()>), String> {
+    crate::topic_config::set_replicated();
     let c = s.cluster;
     let broker = c.roles.has_broker().then(|| BrokerRegistration {
         broker_id: c.node_id,

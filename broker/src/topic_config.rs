@@ -25,8 +25,19 @@ pub const TYPE_INT: i8 = 3;
 pub const TYPE_LONG: i8 = 5;
 pub const TYPE_LIST: i8 = 7;
 
-/// Replication factor every topic has until replication lands.
+/// Replication factor of every topic on a single node.
 pub const REPLICATION_FACTOR: i64 = 1;
+
+/// Set once at startup by a cluster node: topics there have replicas, and
+/// `min.insync.replicas` takes any value Kafka takes (at least 1; above the replication
+/// factor every acks=all write answers NOT_ENOUGH_REPLICAS, as in Kafka). A single node,
+/// which cannot honour more than 1, refuses it.
+static REPLICATED: AtomicBool = AtomicBool::new(false);
+
+/// Called by a cluster node before it validates any topic config.
+pub fn set_replicated() {
+    REPLICATED.store(true, Ordering::Relaxed);
+}
 
 /// (topic key, broker key that supplies its default, config type).
 pub const TOPIC_KEYS: &[(&str, &str, i8)] = &[
@@ -88,10 +99,12 @@ pub fn validate(key: &str, value: &str) -> Result<(), String> {
         "segment.ms" => int(1, i64::MAX),
         "segment.bytes" => int(SEGMENT_BYTES_MIN, i64::from(i32::MAX)),
         "max.message.bytes" => int(0, i64::from(i32::MAX)),
+        "min.insync.replicas" if REPLICATED.load(Ordering::Relaxed) => int(1, i64::from(i32::MAX)),
         "min.insync.replicas" => int(1, REPLICATION_FACTOR).map_err(|_| {
             format!(
-                "Invalid value {value} for configuration {key}: must be between 1 and the \
-                 replication factor ({REPLICATION_FACTOR})"
+                "Invalid value {value} for configuration {key}: a single node's topics have \
+                 replication factor {REPLICATION_FACTOR}; min.insync.replicas above it is \
+                 only for a cluster"
             )
         }),
         "cleanup.policy" => match value.trim() {

@@ -229,6 +229,9 @@ fn acks_all_is_refused_below_min_insync_replicas() {
         "1",
         "--replication-factor",
         "2",
+        // The topic key as well as the broker default (a cluster takes any value >= 1).
+        "--config",
+        "min.insync.replicas=2",
     ];
     wait_until("three registered brokers to create the topic", || {
         let out = std::process::Command::new(sluice_path())
