@@ -30,8 +30,6 @@ use crate::msg::{call, ShardMsg};
 use crate::shard::{Shard, TopicPartition};
 use crate::topic_config::TopicConfig;
 
-/// Kafka's `controller.quorum.election.timeout.ms` default.
-pub const QUORUM_ELECTION_TIMEOUT_MS_DEFAULT: u64 = 1_000;
 /// How long a forwarded decision waits for the local snapshot to show it.
 pub const APPLY_WAIT_MS_MAX: u64 = 30_000;
 
@@ -82,7 +80,7 @@ pub fn start(s: ClusterStart<'_>) -> Result<(ClusterHandle, std::thread::JoinHan
         broker,
         session_timeout_ms: c.replication.session_timeout_ms,
         heartbeat_interval_ms: c.replication.heartbeat_interval_ms,
-        election_timeout_ms: QUORUM_ELECTION_TIMEOUT_MS_DEFAULT,
+        election_timeout_ms: c.replication.quorum_election_timeout_ms,
         unclean_leader_election: c.replication.unclean_leader_election_enable,
         gossip: c.replication.gossip_enable.then(|| GossipOptions {
             cluster_id: s.cluster_id.to_string(),

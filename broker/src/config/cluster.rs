@@ -17,6 +17,8 @@ use super::{parse_bool, parse_int, Config, ConfigError, Listener};
 pub const BROKER_SESSION_TIMEOUT_MS_DEFAULT: u64 = 9_000;
 /// Kafka's `broker.heartbeat.interval.ms` default.
 pub const BROKER_HEARTBEAT_INTERVAL_MS_DEFAULT: u64 = 2_000;
+/// Kafka's `controller.quorum.election.timeout.ms` default.
+pub const QUORUM_ELECTION_TIMEOUT_MS_DEFAULT: u64 = 1_000;
 /// Kafka's `replica.lag.time.max.ms` default.
 pub const REPLICA_LAG_TIME_MS_MAX_DEFAULT: u64 = 30_000;
 /// Kafka's `replica.fetch.max.bytes` default (1 MiB).
@@ -160,6 +162,9 @@ pub struct ReplicationConfig {
     pub controlled_shutdown_enable: bool,
     /// `auto.leader.rebalance.enable`.
     pub auto_leader_rebalance_enable: bool,
+    /// `controller.quorum.election.timeout.ms`: a dead quorum leader is replaced 1.5–2x this
+    /// after its last heartbeat (see `sluice_replication::quorum::QuorumTiming`).
+    pub quorum_election_timeout_ms: u64,
     /// `sluice.gossip.enable`: SWIM gossip may fence a dead broker before its session ends.
     pub gossip_enable: bool,
     /// `sluice.gossip.probe.interval.ms`: one SWIM probe of a random member per interval.
@@ -207,6 +212,7 @@ impl Default for ReplicationConfig {
             replica_fetch_wait_ms_max: REPLICA_FETCH_WAIT_MS_MAX_DEFAULT,
             controlled_shutdown_enable: true,
             auto_leader_rebalance_enable: true,
+            quorum_election_timeout_ms: QUORUM_ELECTION_TIMEOUT_MS_DEFAULT,
             gossip_enable: true,
             gossip_probe_interval_ms: sluice_replication::gossip::GOSSIP_PROBE_INTERVAL_MS_DEFAULT,
             gossip_suspect_timeout_ms:
@@ -238,6 +244,9 @@ impl ReplicationConfig {
             }
             "auto.leader.rebalance.enable" => {
                 self.auto_leader_rebalance_enable = parse_bool(key, value)?
+            }
+            "controller.quorum.election.timeout.ms" => {
+                self.quorum_election_timeout_ms = parse_int(key, value, 10, 600_000)? as u64
             }
             "sluice.gossip.enable" => self.gossip_enable = parse_bool(key, value)?,
             "sluice.gossip.probe.interval.ms" => {

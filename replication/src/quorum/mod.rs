@@ -55,8 +55,14 @@ impl Identity {
     }
 }
 
-/// Raft timing from the broker's keys: Kafka's `controller.quorum.election.timeout.ms`
-/// (1000) and `controller.quorum.fetch.timeout.ms` (2000) are the closest knobs.
+/// Raft timing from Kafka's `controller.quorum.election.timeout.ms` (default 1000).
+///
+/// openraft 0.9's follower starts an election only after its leader lease
+/// (`election_timeout_max`) *plus* a random election timeout in `[min, max]` without a
+/// heartbeat, and refuses votes within the lease. So `max` is the key's value and `min`
+/// half of it: with Kafka's default a dead quorum leader is replaced 1.5–2 s after its last
+/// heartbeat (Kafka's own followers wait `controller.quorum.fetch.timeout.ms`, 2 s). With
+/// `max = min = key` the same key would mean 2–3 s.
 #[derive(Clone, Debug)]
 pub struct QuorumTiming {
     pub election_timeout_ms: u64,
@@ -66,8 +72,8 @@ pub struct QuorumTiming {
 pub fn raft_config(timing: &QuorumTiming) -> openraft::Config {
     openraft::Config {
         cluster_name: "sluice-metadata".into(),
-        election_timeout_min: timing.election_timeout_ms,
-        election_timeout_max: timing.election_timeout_ms * 2,
+        election_timeout_min: (timing.election_timeout_ms / 2).max(1),
+        election_timeout_max: timing.election_timeout_ms.max(2),
         heartbeat_interval: timing.heartbeat_interval_ms,
         install_snapshot_timeout: 10_000,
         snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(5_000),
