@@ -197,7 +197,8 @@ impl Controller {
     }
 
     async fn register(&mut self, reg: crate::records::BrokerRegistration) -> ControllerResult {
-        let records = vec![MetadataRecord::RegisterBroker(reg.clone())];
+        let mut records = vec![MetadataRecord::RegisterBroker(reg.clone())];
+        records.extend(changes_on_registration(&self.image(), &reg));
         match self.propose(records).await {
             Ok(index) => {
                 self.heartbeats.insert(reg.broker_id, Instant::now());
@@ -399,6 +400,12 @@ fn decide(image: &MetadataImage, req: ControllerRequest) -> Decision {
             preferred_elections(image, partitions.as_deref()),
             ControllerReply::Done,
         )),
+        ControllerRequest::AddRaftVoter { .. } | ControllerRequest::RemoveRaftVoter { .. } => {
+            Err(ControllerError {
+                code: errors::INVALID_REQUEST,
+                message: "voter changes are run by the quorum's leader, not queued".into(),
+            })
+        }
     }
 }
 
@@ -691,6 +698,55 @@ fn allocate_producer_ids(
     ))
 }
 
+/// A broker registering again as a new incarnation (a restart) leaves every ISR at once, and
+/// one whose log dirs lost a `directory.id` it registered before (a wiped or replaced disk)
+/// leaves them even as the last member, since its replicas there are empty (KIP-903 /
+/// KIP-966's spirit: such replicas are not in sync). They come back through the leader's
+/// catch-up and AlterPartition. A retried registration (same incarnation, same dirs) changes
+/// nothing. The changes follow the `RegisterBroker` record in the same batch.
+pub fn changes_on_registration(
+    image: &MetadataImage,
+    reg: &crate::records::BrokerRegistration,
+) -> Vec<MetadataRecord> {
+    let Some(old) = image.brokers.get(&reg.broker_id) else {
+        return Vec::new();
+    };
+    let lost_dir = old
+        .registration
+        .log_dirs
+        .iter()
+        .find(|d| !reg.log_dirs.contains(d));
+    if old.registration.incarnation_id == reg.incarnation_id && lost_dir.is_none() {
+        return Vec::new();
+    }
+    let mut after = image.clone();
+    // The new registration is fenced until it catches up.
+    after.brokers.get_mut(&reg.broker_id).unwrap().fenced = true;
+    match lost_dir {
+        Some(dir) => {
+            tracing::warn!(broker = reg.broker_id, %dir, "broker registered without a log dir it had: its replicas leave every ISR, also as last member");
+            isr_removals(
+                &after,
+                reg.broker_id,
+                "log-dir-replaced",
+                LastMember::Leaves,
+            )
+        }
+        None => isr_removals(&after, reg.broker_id, "new-incarnation", LastMember::Stays),
+    }
+}
+
+/// Whether the last member of an ISR stays in it when removed.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum LastMember {
+    /// Kafka's rule for a fenced broker: the partition waits for it (no leader) rather than
+    /// lose what only it holds.
+    Stays,
+    /// Its replica is known to be empty: the ISR becomes empty and the partition stays
+    /// offline unless `unclean.leader.election.enable` picks another replica.
+    Leaves,
+}
+
 /// Partition changes that take `broker` out of every ISR and leadership (it was fenced or is
 /// shutting down). The last member of an ISR stays in it with no leader (Kafka's rule: the
 /// partition waits for it rather than lose what only it holds).
@@ -699,6 +755,15 @@ pub fn changes_without(
     broker: BrokerId,
     reason: &str,
 ) -> Vec<MetadataRecord> {
+    isr_removals(image, broker, reason, LastMember::Stays)
+}
+
+fn isr_removals(
+    image: &MetadataImage,
+    broker: BrokerId,
+    reason: &str,
+    last: LastMember,
+) -> Vec<MetadataRecord> {
     let mut out = Vec::new();
     for t in image.topics.values() {
         for (i, p) in t.partitions.iter().enumerate() {
@@ -706,7 +771,9 @@ pub fn changes_without(
                 continue;
             }
             let rest: Vec<BrokerId> = p.isr.iter().copied().filter(|r| *r != broker).collect();
-            let (isr, leader, leader_epoch) = if rest.is_empty() {
+            let (isr, leader, leader_epoch) = if rest.is_empty() && last == LastMember::Leaves {
+                (rest, NO_LEADER, p.leader_epoch + 1)
+            } else if rest.is_empty() {
                 if p.leader == NO_LEADER {
                     continue;
                 }
@@ -816,4 +883,92 @@ fn leads_partitions_with_other_isr(image: &MetadataImage, broker: BrokerId) -> b
             p.leader == broker && p.isr.iter().any(|r| *r != broker && image.is_active(*r))
         })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::records::BrokerRegistration;
+
+    fn registration(id: BrokerId, incarnation: Uuid, dir: Uuid) -> BrokerRegistration {
+        BrokerRegistration {
+            broker_id: id,
+            incarnation_id: incarnation,
+            listeners: vec![],
+            inter_broker_listener: "PLAINTEXT".into(),
+            rack: None,
+            log_dirs: vec![dir],
+        }
+    }
+
+    /// Brokers 1..=3 registered and unfenced; "trio" on all three led by 1, "solo" on 3 alone.
+    fn image_with(regs: &[BrokerRegistration]) -> MetadataImage {
+        let mut image = MetadataImage::default();
+        for (i, reg) in regs.iter().enumerate() {
+            let index = i as u64 + 1;
+            let records = vec![
+                MetadataRecord::RegisterBroker(reg.clone()),
+                MetadataRecord::UnfenceBroker {
+                    broker_id: reg.broker_id,
+                    broker_epoch: index as i64,
+                },
+            ];
+            assert!(image
+                .apply(index, &RecordBatch(records))
+                .rejected
+                .is_empty());
+        }
+        let topic = |name: &str, replicas: Vec<BrokerId>| MetadataRecord::CreateTopic {
+            name: name.into(),
+            topic_id: Uuid::new_v4(),
+            partitions: vec![new_partition(replicas, &image)],
+            configs: BTreeMap::new(),
+        };
+        let records = vec![topic("trio", vec![1, 2, 3]), topic("solo", vec![3])];
+        image.apply(10, &RecordBatch(records));
+        image
+    }
+
+    fn partition<'a>(image: &'a MetadataImage, name: &str) -> &'a PartitionRecord {
+        &image.topic(name).unwrap().partitions[0]
+    }
+
+    fn register_again(image: &MetadataImage, reg: &BrokerRegistration) -> MetadataImage {
+        let mut records = vec![MetadataRecord::RegisterBroker(reg.clone())];
+        records.extend(changes_on_registration(image, reg));
+        let mut after = image.clone();
+        assert!(after.apply(11, &RecordBatch(records)).rejected.is_empty());
+        after
+    }
+
+    #[test]
+    fn a_new_incarnation_or_a_replaced_log_dir_leaves_every_isr_at_once() {
+        let regs: Vec<_> = (1..=3)
+            .map(|id| registration(id, Uuid::new_v4(), Uuid::new_v4()))
+            .collect();
+        let image = image_with(&regs);
+        assert_eq!(partition(&image, "trio").isr, vec![1, 2, 3]);
+        // A retried registration changes nothing.
+        assert!(changes_on_registration(&image, &regs[2]).is_empty());
+
+        // A restart (new incarnation, same dir): out of every ISR; as the last member it
+        // stays, leaderless, since only it holds the records.
+        let restarted = registration(3, Uuid::new_v4(), regs[2].log_dirs[0]);
+        let after = register_again(&image, &restarted);
+        assert_eq!(partition(&after, "trio").isr, vec![1, 2]);
+        assert_eq!(partition(&after, "trio").leader, 1);
+        let solo = partition(&after, "solo");
+        assert_eq!((solo.isr.clone(), solo.leader), (vec![3], NO_LEADER));
+
+        // A wiped log dir (new directory id): its replicas are empty, so it leaves even as
+        // the last member and the partition stays offline rather than serve an empty log.
+        let wiped = registration(3, Uuid::new_v4(), Uuid::new_v4());
+        let after = register_again(&image, &wiped);
+        assert_eq!(partition(&after, "trio").isr, vec![1, 2]);
+        let solo = partition(&after, "solo");
+        assert_eq!((solo.isr.clone(), solo.leader), (vec![], NO_LEADER));
+        let mut unfenced = after.clone();
+        unfenced.brokers.get_mut(&3).unwrap().fenced = false;
+        assert!(elections(&unfenced, false).is_empty(), "no clean leader");
+    }
 }

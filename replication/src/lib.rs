@@ -24,8 +24,8 @@ pub mod rpc;
 
 /// openraft's node id: Kafka's node id, widened.
 pub type NodeId = u64;
-/// openraft's node: the address of its controller listener.
-pub type Node = openraft::BasicNode;
+/// openraft's node: the address of its controller listener and its metadata directory id.
+pub type Node = quorum::voters::VoterNode;
 
 pub use image::{BrokerState, MetadataImage, TopicImage};
 pub use node::{start, BrokerStatus, ClusterHandle, ClusterOptions, ControllerRole};

@@ -19,11 +19,12 @@ use uuid::Uuid;
 use crate::controller::{Command, Controller, ControllerConfig};
 use crate::gossip::{GossipOptions, GossipView};
 use crate::image::MetadataImage;
+use crate::quorum::voters::{self, VoterKeys};
 use crate::quorum::{self, Identity, NetworkFactory, QuorumTiming, Raft};
 use crate::records::{BrokerId, BrokerRegistration};
 use crate::rpc::{
     read_frame, write_frame, ControllerError, ControllerReply, ControllerRequest, ControllerResult,
-    Envelope, Peer, QuorumDescription, Request, Response,
+    Envelope, Peer, QuorumDescription, Reply, Request, Response,
 };
 use crate::{errors, NodeId};
 
@@ -208,6 +209,8 @@ struct Local {
     options: ClusterOptions,
     identity: Identity,
     raft: Option<Raft>,
+    /// The recorded voter keys (controllers only).
+    keys: Option<VoterKeys>,
     controller: Option<mpsc::Sender<Command>>,
     image: watch::Receiver<Arc<MetadataImage>>,
 }
@@ -292,6 +295,7 @@ async fn start_local(
         options: options.clone(),
         identity: identity.clone(),
         raft: None,
+        keys: None,
         controller: None,
         image: ch.image_rx.clone(),
     };
@@ -312,10 +316,21 @@ async fn start_local(
             .validate()
             .map_err(std::io::Error::other)?,
     );
-    let network = NetworkFactory { identity };
+    let (keys, feed) = voters::voter_keys();
+    let network = NetworkFactory {
+        identity,
+        keys: keys.clone(),
+    };
     let raft = Raft::new(options.node_id as NodeId, config, network, log, sm)
         .await
         .map_err(std::io::Error::other)?;
+    tokio::spawn(voters::track_membership(raft.clone(), feed.view));
+    tokio::spawn(voters::record_directory_ids(
+        raft.clone(),
+        (options.node_id as NodeId, role.directory_id),
+        keys.clone(),
+        feed.learned,
+    ));
     if !raft.is_initialized().await.map_err(std::io::Error::other)? {
         // Every voter proposes the same initial membership; openraft accepts this on all of
         // them (only one can win the first election).
@@ -336,6 +351,7 @@ async fn start_local(
     );
     tokio::spawn(controller.run());
     local.raft = Some(raft);
+    local.keys = Some(keys);
     local.controller = Some(tx);
     Ok(local)
 }
@@ -361,8 +377,12 @@ async fn serve_connection(mut stream: TcpStream, local: Arc<Local>) {
             Ok(e) => e,
             Err(_) => return,
         };
-        let response = dispatch(&local, envelope).await;
-        if write_frame(&mut stream, &response).await.is_err() {
+        let reply = Reply {
+            from: local.identity.node_id,
+            directory_id: local.identity.directory_id,
+            body: dispatch(&local, envelope).await,
+        };
+        if write_frame(&mut stream, &reply).await.is_err() {
             return;
         }
     }
@@ -377,6 +397,9 @@ async fn dispatch(local: &Local, envelope: Envelope) -> Response {
             local.identity.cluster_id,
             errors::INCONSISTENT_CLUSTER_ID
         ));
+    }
+    if let Some(why) = refuse_raft_sender(local, &envelope) {
+        return Response::Refused(why);
     }
     match envelope.body {
         Request::AppendEntries(rpc) => match &local.raft {
@@ -406,8 +429,61 @@ async fn dispatch(local: &Local, envelope: Envelope) -> Response {
     }
 }
 
+/// Raft traffic (Vote, AppendEntries, a snapshot) from a node whose directory id is not the
+/// one the quorum recorded for it is refused (Kafka's INVALID_VOTER_KEY): a wiped disk does
+/// not vote or lead. Why, or None to serve it.
+fn refuse_raft_sender(local: &Local, envelope: &Envelope) -> Option<String> {
+    let raft_traffic = matches!(
+        envelope.body,
+        Request::AppendEntries(_) | Request::Vote(_) | Request::FullSnapshot { .. }
+    );
+    let keys = local.keys.as_ref().filter(|_| raft_traffic)?;
+    keys.check(envelope.from as NodeId, envelope.directory_id, false)
+        .err()
+}
+
+/// Kafka's AddRaftVoter / RemoveRaftVoter, run by the quorum's leader (outside the
+/// controller's queue: catching up a new voter takes a while).
+async fn change_voters(local: &Local, req: ControllerRequest) -> ControllerResult {
+    let (Some(raft), Some(keys)) = (&local.raft, &local.keys) else {
+        return ControllerResult::NotController { leader: None };
+    };
+    let leader = raft.metrics().borrow().current_leader;
+    if leader != Some(local.options.node_id as NodeId) {
+        return ControllerResult::NotController {
+            leader: leader.map(|l| l as BrokerId),
+        };
+    }
+    let done = match req {
+        ControllerRequest::AddRaftVoter {
+            voter_id,
+            directory_id,
+            addr,
+            timeout_ms,
+        } => {
+            let timeout = Duration::from_millis(timeout_ms);
+            voters::add_voter(raft, keys, (voter_id, directory_id, addr), timeout).await
+        }
+        ControllerRequest::RemoveRaftVoter {
+            voter_id,
+            directory_id,
+        } => voters::remove_voter(raft, keys, (voter_id, directory_id)).await,
+        other => unreachable!("not a voter change: {other:?}"),
+    };
+    match done {
+        Ok(()) => ControllerResult::Ok(ControllerReply::Done, local.image.borrow().applied_index),
+        Err(e) => ControllerResult::Err(e),
+    }
+}
+
 /// Hands `req` to this node's controller task, or says who leads.
 async fn local_controller(local: &Local, req: ControllerRequest) -> ControllerResult {
+    if matches!(
+        req,
+        ControllerRequest::AddRaftVoter { .. } | ControllerRequest::RemoveRaftVoter { .. }
+    ) {
+        return change_voters(local, req).await;
+    }
     let Some(tx) = &local.controller else {
         return ControllerResult::NotController { leader: None };
     };
@@ -452,19 +528,19 @@ fn describe(local: &Local) -> QuorumDescription {
     };
     let m = raft.metrics().borrow().clone();
     let replication = m.replication.clone().unwrap_or_default();
-    let voters = local
-        .options
+    // The voters of the effective membership, with their recorded directory ids.
+    let view = local.keys.as_ref().map(|k| k.view()).unwrap_or_default();
+    let voters = view
         .voters
         .iter()
-        .map(|(id, _)| {
-            let matched = if *id == local.options.node_id {
+        .map(|id| {
+            let matched = if *id == local.options.node_id as NodeId {
                 m.last_log_index
             } else {
-                replication
-                    .get(&(*id as NodeId))
-                    .and_then(|l| l.map(|l| l.index))
+                replication.get(id).and_then(|l| l.map(|l| l.index))
             };
-            (*id, None, matched.unwrap_or(0), None)
+            let dir = view.nodes.get(id).and_then(|n| n.directory_id);
+            (*id as BrokerId, dir, matched.unwrap_or(0), None)
         })
         .collect();
     QuorumDescription {
@@ -542,7 +618,10 @@ async fn remote_controller(
         .call(&envelope, Duration::from_millis(RPC_TIMEOUT_MS))
         .await
     {
-        Ok(Response::Controller(r)) => r,
+        Ok(Reply {
+            body: Response::Controller(r),
+            ..
+        }) => r,
         _ => ControllerResult::NotController { leader: None },
     }
 }
@@ -659,7 +738,7 @@ async fn observe_metadata(local: Arc<Local>, image_tx: watch::Sender<Arc<Metadat
             max_wait_ms: METADATA_FETCH_WAIT_MS,
         });
         let timeout = Duration::from_millis(METADATA_FETCH_WAIT_MS + RPC_TIMEOUT_MS);
-        match p.call(&envelope, timeout).await {
+        match p.call(&envelope, timeout).await.map(|r| r.body) {
             Ok(Response::Metadata(Some(image))) if image.applied_index > after => {
                 image_tx.send_replace(Arc::new(*image));
             }

@@ -6,7 +6,9 @@
 //! a node from another cluster is refused, and a voter whose directory id differs from the one
 //! the quorum recorded (its disk was wiped) is refused for Raft traffic — it neither votes nor
 //! counts toward a commit until re-admitted (Raft's disk-loss hazard; Kafka names a voter by
-//! node id plus directory id for the same reason).
+//! node id plus directory id for the same reason; `quorum::voters`). Every answer is a `Reply`
+//! naming the answering node and its directory id the same way, so the sender of a Vote or
+//! AppendEntries checks whose answer it counts.
 //!
 //! Raft's own messages (AppendEntries, Vote, a full snapshot) are openraft's types; the rest
 //! are the broker-to-controller calls Kafka makes with BrokerRegistration, BrokerHeartbeat,
@@ -63,6 +65,16 @@ pub enum Request {
     },
     /// `sluice metadata-quorum describe`.
     DescribeQuorum,
+}
+
+/// Every answer names who answers, as a request does: a node checks that a Vote or
+/// AppendEntries answer comes from the voter it recorded (node id and directory id).
+#[derive(Serialize, Deserialize, Debug)]
+pub struct Reply {
+    pub from: BrokerId,
+    /// The answering node's metadata log directory id when it is a voter.
+    pub directory_id: Option<Uuid>,
+    pub body: Response,
 }
 
 #[derive(Serialize, Deserialize, Debug)]
@@ -134,6 +146,21 @@ pub enum ControllerRequest {
     /// ElectLeaders (preferred) for the given partitions, or all when None.
     ElectPreferredLeaders {
         partitions: Option<Vec<(Uuid, i32)>>,
+    },
+    /// Kafka's AddRaftVoter: the controller `voter_id` with metadata directory `directory_id`
+    /// (a re-formatted disk, or a new node) becomes a learner, catches up, then votes. Not a
+    /// command of the controller's queue: the quorum's leader runs it (`quorum::voters`).
+    AddRaftVoter {
+        voter_id: BrokerId,
+        directory_id: Uuid,
+        /// Its controller listener, "host:port".
+        addr: String,
+        timeout_ms: u64,
+    },
+    /// Kafka's RemoveRaftVoter: the voter `(voter_id, directory_id)` leaves the quorum.
+    RemoveRaftVoter {
+        voter_id: BrokerId,
+        directory_id: Uuid,
     },
 }
 
@@ -234,8 +261,8 @@ impl Peer {
         Peer { addr, stream: None }
     }
 
-    /// Sends one request and waits for its response, within `timeout`.
-    pub async fn call(&mut self, envelope: &Envelope, timeout: Duration) -> io::Result<Response> {
+    /// Sends one request and waits for its answer, within `timeout`.
+    pub async fn call(&mut self, envelope: &Envelope, timeout: Duration) -> io::Result<Reply> {
         let result = tokio::time::timeout(timeout, self.call_inner(envelope)).await;
         match result {
             Ok(Ok(r)) => Ok(r),
@@ -253,7 +280,7 @@ impl Peer {
         }
     }
 
-    async fn call_inner(&mut self, envelope: &Envelope) -> io::Result<Response> {
+    async fn call_inner(&mut self, envelope: &Envelope) -> io::Result<Reply> {
         if self.stream.is_none() {
             let connect = TcpStream::connect(&self.addr);
             let stream =

@@ -313,3 +313,185 @@ fn gossip_fences_a_stopped_node_long_before_its_session_ends() {
         n.thread.join().unwrap();
     }
 }
+
+fn start_node(id: i32, ports: &[u16], dir: &Path, dir_id: Uuid) -> Node {
+    let (handle, thread) = start(options(id, ports, dir, dir_id)).unwrap();
+    Node { handle, thread }
+}
+
+fn stop_node(node: Node) {
+    node.handle.stop();
+    node.thread.join().unwrap();
+}
+
+/// The voters this node's membership has, with their recorded directory ids.
+fn voter_keys(handle: &ClusterHandle) -> BTreeMap<i32, Option<Uuid>> {
+    let d = block_on(handle.describe_quorum()).unwrap();
+    d.voters.iter().map(|v| (v.0, v.1)).collect()
+}
+
+/// A topic on broker 1 (registered, maybe fenced): commits whenever the quorum can.
+fn create_topic(handle: &ClusterHandle, name: &str) -> Result<ControllerReply, String> {
+    block_on(handle.call(ControllerRequest::CreateTopic {
+        name: name.into(),
+        partitions: 1,
+        replication_factor: 1,
+        assignments: Some(vec![vec![1]]),
+        configs: BTreeMap::new(),
+        validate_only: false,
+    }))
+    .map_err(|e| format!("{e:?}"))
+}
+
+/// Raft's disk-loss hazard (Kafka's KIP-853): a voter is a node id and a directory id. A node
+/// whose metadata dir was wiped and re-formatted (same id, new directory id, empty log and
+/// vote) neither votes nor counts toward a quorum until remove-controller / add-controller
+/// replace the voter; then it catches up and counts again.
+#[test]
+fn a_wiped_voter_does_not_vote_until_it_is_added_again() {
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let dir_ids: Vec<Uuid> = (0..3).map(|_| Uuid::new_v4()).collect();
+    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let mut nodes: Vec<Option<Node>> = (1..=3)
+        .map(|id| {
+            Some(start_node(
+                id,
+                &ports,
+                dirs[id as usize - 1].path(),
+                dir_ids[id as usize - 1],
+            ))
+        })
+        .collect();
+    let h1 = nodes[0].as_ref().unwrap().handle.clone();
+    wait_image(&h1, "three active brokers", |i| active(i, 3));
+    // Every node's membership records every voter's directory id, learned by the leader.
+    let recorded: BTreeMap<i32, Option<Uuid>> = (1..=3)
+        .map(|id| (id, Some(dir_ids[id as usize - 1])))
+        .collect();
+    for n in nodes.iter().flatten() {
+        let start = Instant::now();
+        while voter_keys(&n.handle) != recorded {
+            assert!(
+                start.elapsed() < WAIT_MAX,
+                "directory ids never recorded: {:?}",
+                voter_keys(&n.handle)
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    let leader = block_on(h1.describe_quorum())
+        .unwrap()
+        .leader
+        .expect("a leader");
+    let wiped = (1..=3).find(|id| *id != leader).unwrap();
+    let other = (1..=3).find(|id| *id != leader && *id != wiped).unwrap();
+    let idx = |id: i32| id as usize - 1;
+
+    // Wipe the voter's disk and format it again: same node id, a new directory id.
+    stop_node(nodes[idx(wiped)].take().unwrap());
+    std::fs::remove_dir_all(dirs[idx(wiped)].path()).unwrap();
+    std::fs::create_dir(dirs[idx(wiped)].path()).unwrap();
+    let new_dir_id = Uuid::new_v4();
+    nodes[idx(wiped)] = Some(start_node(
+        wiped,
+        &ports,
+        dirs[idx(wiped)].path(),
+        new_dir_id,
+    ));
+
+    // With all three up, the wiped node receives the leader's entries but its answers are
+    // dropped: what commits, commits with the other voter, and the leader never counts it
+    // as having anything.
+    let h = nodes[idx(leader)].as_ref().unwrap().handle.clone();
+    let (_, index) = block_on(h.call_committed(ControllerRequest::CreateTopic {
+        name: "with-wiped-node-up".into(),
+        partitions: 1,
+        replication_factor: 1,
+        assignments: Some(vec![vec![1]]),
+        configs: BTreeMap::new(),
+        validate_only: false,
+    }))
+    .unwrap();
+    let d = block_on(h.describe_quorum()).unwrap();
+    let matched = |id: i32| d.voters.iter().find(|v| v.0 == id).unwrap().2;
+    assert!(matched(other) >= index, "{d:?}");
+    assert!(
+        matched(wiped) < index,
+        "the wiped node's acknowledgement counted: {d:?}"
+    );
+
+    // With only the other voter and the wiped node up, no election can be won: the wiped
+    // node grants its vote (its log is empty), but every vote it gives is dropped.
+    stop_node(nodes[idx(other)].take().unwrap());
+    stop_node(nodes[idx(leader)].take().unwrap());
+    let node = start_node(other, &ports, dirs[idx(other)].path(), dir_ids[idx(other)]);
+    let first_term = block_on(node.handle.describe_quorum()).unwrap().term;
+    let start = Instant::now();
+    loop {
+        let d = block_on(node.handle.describe_quorum()).unwrap();
+        assert_ne!(
+            d.leader,
+            Some(other),
+            "won an election with the wiped node's vote: {d:?}"
+        );
+        if d.term >= first_term + 3 {
+            break;
+        }
+        assert!(start.elapsed() < WAIT_MAX, "no elections held: {d:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    nodes[idx(other)] = Some(node);
+
+    // The old leader back: a majority of the old voters decides; the wiped one still has
+    // its old key on record.
+    nodes[idx(leader)] = Some(start_node(
+        leader,
+        &ports,
+        dirs[idx(leader)].path(),
+        dir_ids[idx(leader)],
+    ));
+    let h = nodes[idx(leader)].as_ref().unwrap().handle.clone();
+    let created = create_topic(&h, "with-two");
+    assert!(
+        matches!(created, Ok(ControllerReply::TopicCreated { .. })),
+        "{created:?}"
+    );
+    assert_eq!(voter_keys(&h)[&wiped], Some(dir_ids[idx(wiped)]));
+
+    // The operator replaces the voter: remove-controller, then add-controller.
+    let wrong = block_on(h.call(ControllerRequest::RemoveRaftVoter {
+        voter_id: wiped,
+        directory_id: new_dir_id,
+    }))
+    .unwrap_err();
+    assert_eq!(wrong.code, 127, "VOTER_NOT_FOUND: {wrong:?}");
+    block_on(h.call(ControllerRequest::RemoveRaftVoter {
+        voter_id: wiped,
+        directory_id: dir_ids[idx(wiped)],
+    }))
+    .unwrap();
+    assert!(!voter_keys(&h).contains_key(&wiped));
+    block_on(h.call(ControllerRequest::AddRaftVoter {
+        voter_id: wiped,
+        directory_id: new_dir_id,
+        addr: format!("127.0.0.1:{}", ports[idx(wiped)]),
+        timeout_ms: 30_000,
+    }))
+    .unwrap();
+    assert_eq!(voter_keys(&h)[&wiped], Some(new_dir_id));
+
+    // It caught up and votes again: with the other voter down, it and the old leader decide.
+    stop_node(nodes[idx(other)].take().unwrap());
+    let created = create_topic(&h, "with-new-voter");
+    assert!(
+        matches!(created, Ok(ControllerReply::TopicCreated { .. })),
+        "{created:?}"
+    );
+    let wh = nodes[idx(wiped)].as_ref().unwrap().handle.clone();
+    wait_image(&wh, "the new voter's image", |i| {
+        i.topic("with-new-voter").is_some()
+    });
+    for n in nodes.into_iter().flatten() {
+        stop_node(n);
+    }
+}

@@ -3,6 +3,7 @@
 
 pub mod log_store;
 pub mod state_machine;
+pub mod voters;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -15,13 +16,14 @@ use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
 };
-use openraft::{BasicNode, Snapshot, Vote};
+use openraft::{Snapshot, Vote};
 use uuid::Uuid;
 
 use crate::records::{ApplyResult, BrokerId, RecordBatch};
 use crate::rpc::{Envelope, Peer, Request, Response};
 use crate::NodeId;
 use state_machine::StoredSnapshot;
+use voters::{VoterKeys, VoterNode};
 
 openraft::declare_raft_types!(
     /// Sluice's metadata log: entries are batches of metadata records.
@@ -29,7 +31,7 @@ openraft::declare_raft_types!(
         D = RecordBatch,
         R = ApplyResult,
         NodeId = u64,
-        Node = BasicNode,
+        Node = VoterNode,
         SnapshotData = StoredSnapshot,
 );
 
@@ -84,43 +86,81 @@ pub fn raft_config(timing: &QuorumTiming) -> openraft::Config {
 
 pub struct NetworkFactory {
     pub identity: Identity,
+    /// The recorded voter keys: answers from a node with another directory id are dropped.
+    pub keys: VoterKeys,
 }
 
 impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
     type Network = PeerNetwork;
 
-    async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> PeerNetwork {
+    async fn new_client(&mut self, target: NodeId, node: &VoterNode) -> PeerNetwork {
         PeerNetwork {
             identity: self.identity.clone(),
+            keys: self.keys.clone(),
             target,
             peer: Peer::new(node.addr.clone()),
+            warned: false,
         }
     }
 }
 
 pub struct PeerNetwork {
     identity: Identity,
+    keys: VoterKeys,
     target: NodeId,
     peer: Peer,
+    /// A refusal for a wrong voter key was logged (once per connection to the target).
+    warned: bool,
 }
 
-type RpcErr<E = openraft::error::Infallible> = RPCError<NodeId, BasicNode, RaftError<NodeId, E>>;
+type RpcErr<E = openraft::error::Infallible> = RPCError<NodeId, VoterNode, RaftError<NodeId, E>>;
 
 impl PeerNetwork {
     async fn send(&mut self, body: Request, timeout: Duration) -> Result<Response, Unreachable> {
         let envelope = self.identity.envelope(body);
-        match self.peer.call(&envelope, timeout).await {
-            Ok(Response::Refused(why)) => {
-                tracing::debug!(target = self.target, %why, "metadata quorum peer refused");
+        let reply = match self.peer.call(&envelope, timeout).await {
+            Ok(reply) => reply,
+            Err(e) => return Err(Unreachable::new(&e)),
+        };
+        // An answer from another node at that address, or from another incarnation of the
+        // target (its disk was wiped), counts as no answer: no vote, no acknowledgement.
+        let checked = if reply.from as NodeId != self.target {
+            Err(format!(
+                "node {} answered at the address of node {}",
+                reply.from, self.target
+            ))
+        } else {
+            self.keys.check(self.target, reply.directory_id, true)
+        };
+        if let Err(why) = checked {
+            self.warn_once(&why);
+            return Err(Unreachable::new(&std::io::Error::other(why)));
+        }
+        match reply.body {
+            Response::Refused(why) => {
+                if why.contains("INVALID_VOTER_KEY") {
+                    self.warn_once(&why);
+                } else {
+                    tracing::debug!(target = self.target, %why, "metadata quorum peer refused");
+                }
                 Err(Unreachable::new(&std::io::Error::other(why)))
             }
-            Ok(r) => Ok(r),
-            Err(e) => Err(Unreachable::new(&e)),
+            r => {
+                self.warned = false;
+                Ok(r)
+            }
+        }
+    }
+
+    fn warn_once(&mut self, why: &str) {
+        if !self.warned {
+            tracing::warn!(peer = self.target, %why, "metadata quorum traffic refused");
+            self.warned = true;
         }
     }
 }
 
-fn unexpected<E: std::error::Error>(r: &Response) -> RPCError<NodeId, BasicNode, E> {
+fn unexpected<E: std::error::Error>(r: &Response) -> RPCError<NodeId, VoterNode, E> {
     RPCError::Network(NetworkError::new(&std::io::Error::other(format!(
         "unexpected response {r:?}"
     ))))
@@ -189,9 +229,17 @@ impl RaftNetwork<TypeConfig> for PeerNetwork {
 }
 
 /// The voters as openraft's initial membership.
-pub fn voter_nodes(voters: &[(BrokerId, String)]) -> BTreeMap<NodeId, BasicNode> {
+pub fn voter_nodes(voters: &[(BrokerId, String)]) -> BTreeMap<NodeId, VoterNode> {
     voters
         .iter()
-        .map(|(id, addr)| (*id as NodeId, BasicNode::new(addr)))
+        .map(|(id, addr)| {
+            (
+                *id as NodeId,
+                VoterNode {
+                    addr: addr.clone(),
+                    directory_id: None,
+                },
+            )
+        })
         .collect()
 }

@@ -1,0 +1,326 @@
+//! A voter is a node id **and** a metadata directory id (Kafka's KIP-853 `ReplicaKey`), so a
+//! node whose disk was wiped and re-formatted — same `node.id`, new `directory.id`, empty log
+//! and vote — is a different voter: Raft's safety rests on a voter never forgetting what it
+//! acknowledged or whom it voted for, which a wiped disk does.
+//!
+//! Where the key is kept: in openraft's membership itself (`VoterNode::directory_id`), which
+//! travels in the metadata log and in snapshots and takes effect on every node when appended
+//! (as Kafka's `VotersRecord`). `controller.quorum.voters` gives only ids and addresses, so a
+//! new quorum starts with no directory ids; the leader learns each voter's from its answers
+//! (every frame names the sender's directory id) and records it with a membership change
+//! (`record_directory_ids`). From then on every node refuses Raft traffic from that id with
+//! another directory id: its Vote and AppendEntries requests are refused by the RPC server,
+//! its answers are dropped by the sender (`PeerNetwork`) as if it were unreachable, so its
+//! vote wins no election and its acknowledgement commits nothing; the quorum needs a majority
+//! of the other voters meanwhile. The operator removes the old key and adds the new one
+//! (`sluice metadata-quorum remove-controller` / `add-controller`, Kafka's RemoveRaftVoter /
+//! AddRaftVoter): the new incarnation becomes a learner with its directory id, catches up, and
+//! only then is made a voter (`add_voter`).
+//!
+//! Not covered: a voter wiped before the leader recorded its directory id (the first
+//! seconds of a new quorum, or a voter that never answered a leader) is accepted on first
+//! contact, as Kafka's static `controller.quorum.voters` accepts every voter.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::time::Duration;
+
+use openraft::ChangeMembers;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, watch};
+use uuid::Uuid;
+
+use crate::errors;
+use crate::quorum::Raft;
+use crate::records::BrokerId;
+use crate::rpc::ControllerError;
+use crate::NodeId;
+
+/// Directory ids learned from peers' answers, waiting to be recorded, at most.
+pub const LEARNED_DIRECTORY_IDS_MAX: usize = 64;
+/// How often the leader checks whether a voter's directory id still needs recording.
+pub const RECORD_DIRECTORY_IDS_INTERVAL_MS: u64 = 500;
+/// Longest `add_voter` waits for the new voter to catch up as a learner.
+pub const ADD_VOTER_CATCH_UP_MS_MAX: u64 = 120_000;
+
+/// openraft's node: where its controller listener is, and the directory id of its metadata
+/// log once recorded (`None` in a membership written from `controller.quorum.voters`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VoterNode {
+    pub addr: String,
+    #[serde(default)]
+    pub directory_id: Option<Uuid>,
+}
+
+impl fmt::Display for VoterNode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.directory_id {
+            Some(d) => write!(f, "{} (directory {d})", self.addr),
+            None => write!(f, "{} (directory not recorded)", self.addr),
+        }
+    }
+}
+
+/// What this node's effective membership says about every member, voters and learners
+/// (kept current from openraft's metrics by `track_membership`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MembershipView {
+    pub nodes: BTreeMap<NodeId, VoterNode>,
+    pub voters: BTreeSet<NodeId>,
+}
+
+/// Shared by the RPC server and the Raft network: the recorded voter keys.
+#[derive(Clone)]
+pub struct VoterKeys {
+    view: watch::Receiver<MembershipView>,
+    learned: mpsc::Sender<(NodeId, Uuid)>,
+}
+
+/// The other ends of `VoterKeys`: fed by `track_membership`, drained by
+/// `record_directory_ids`.
+pub struct VoterKeysFeed {
+    pub view: watch::Sender<MembershipView>,
+    pub learned: mpsc::Receiver<(NodeId, Uuid)>,
+}
+
+pub fn voter_keys() -> (VoterKeys, VoterKeysFeed) {
+    let (view_tx, view_rx) = watch::channel(MembershipView::default());
+    let (learned_tx, learned_rx) = mpsc::channel(LEARNED_DIRECTORY_IDS_MAX);
+    (
+        VoterKeys {
+            view: view_rx,
+            learned: learned_tx,
+        },
+        VoterKeysFeed {
+            view: view_tx,
+            learned: learned_rx,
+        },
+    )
+}
+
+fn shown(dir: Option<Uuid>) -> String {
+    dir.map_or_else(|| "none".to_string(), |d| d.to_string())
+}
+
+impl VoterKeys {
+    /// The directory id recorded for `id`, if any.
+    pub fn recorded(&self, id: NodeId) -> Option<Uuid> {
+        self.view
+            .borrow()
+            .nodes
+            .get(&id)
+            .and_then(|n| n.directory_id)
+    }
+
+    pub fn view(&self) -> MembershipView {
+        self.view.borrow().clone()
+    }
+
+    /// Err(why) when node `id` speaks with a directory id other than the one recorded for it
+    /// (Kafka's INVALID_VOTER_KEY). An unrecorded id is accepted and, when `learn`, offered
+    /// to the leader for recording.
+    pub fn check(&self, id: NodeId, dir: Option<Uuid>, learn: bool) -> Result<(), String> {
+        match self.recorded(id) {
+            Some(recorded) if dir != Some(recorded) => Err(format!(
+                "node {id} has metadata directory {} but the quorum recorded {recorded} for it \
+                 (INVALID_VOTER_KEY, error {}): a re-formatted disk neither votes nor counts \
+                 toward a commit until `sluice metadata-quorum remove-controller` and \
+                 `add-controller` replace the voter",
+                shown(dir),
+                errors::INVALID_VOTER_KEY
+            )),
+            Some(_) => Ok(()),
+            None => {
+                if let (true, Some(d)) = (learn, dir) {
+                    // Full: the recorder is behind; the next answer offers it again.
+                    let _ = self.learned.try_send((id, d));
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Keeps `view` equal to the effective membership in openraft's metrics.
+pub async fn track_membership(raft: Raft, view: watch::Sender<MembershipView>) {
+    let mut metrics = raft.metrics();
+    loop {
+        let next = {
+            let m = metrics.borrow_and_update();
+            let membership = m.membership_config.membership();
+            MembershipView {
+                nodes: membership.nodes().map(|(id, n)| (*id, n.clone())).collect(),
+                voters: membership.voter_ids().collect(),
+            }
+        };
+        view.send_if_modified(|v| {
+            let changed = *v != next;
+            *v = next;
+            changed
+        });
+        if metrics.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// On the leader: records its own directory id and every member's learned from its answers,
+/// where the membership has none yet, with one membership change (`SetNodes`).
+pub async fn record_directory_ids(
+    raft: Raft,
+    me: (NodeId, Uuid),
+    keys: VoterKeys,
+    mut learned_rx: mpsc::Receiver<(NodeId, Uuid)>,
+) {
+    let mut learned: BTreeMap<NodeId, Uuid> = BTreeMap::from([me]);
+    let mut tick = tokio::time::interval(Duration::from_millis(RECORD_DIRECTORY_IDS_INTERVAL_MS));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            got = learned_rx.recv() => match got {
+                Some((id, dir)) => { learned.insert(id, dir); }
+                None => return,
+            },
+            _ = tick.tick() => {}
+        }
+        if raft.metrics().borrow().current_leader != Some(me.0) {
+            continue;
+        }
+        let view = keys.view();
+        let updates: BTreeMap<NodeId, VoterNode> = learned
+            .iter()
+            .filter_map(|(id, dir)| {
+                let node = view.nodes.get(id)?;
+                node.directory_id.is_none().then(|| {
+                    (
+                        *id,
+                        VoterNode {
+                            addr: node.addr.clone(),
+                            directory_id: Some(*dir),
+                        },
+                    )
+                })
+            })
+            .collect();
+        if updates.is_empty() {
+            continue;
+        }
+        match raft
+            .change_membership(ChangeMembers::SetNodes(updates.clone()), true)
+            .await
+        {
+            Ok(_) => tracing::info!(?updates, "recorded voters' metadata directory ids"),
+            // Another change in progress, or leadership lost: the next tick tries again.
+            Err(e) => tracing::debug!(error = %e, "recording directory ids deferred"),
+        }
+    }
+}
+
+fn quorum_error(code: i16, message: String) -> ControllerError {
+    ControllerError { code, message }
+}
+
+fn not_committed(e: impl fmt::Display) -> ControllerError {
+    quorum_error(
+        errors::NOT_CONTROLLER,
+        format!("the membership change did not commit: {e}"),
+    )
+}
+
+/// Kafka's AddRaftVoter: `id` with metadata directory `dir` at `addr` becomes a learner,
+/// catches up (bounded by `timeout`), then becomes a voter. Run on the leader.
+pub async fn add_voter(
+    raft: &Raft,
+    keys: &VoterKeys,
+    (id, dir, addr): (BrokerId, Uuid, String),
+    timeout: Duration,
+) -> Result<(), ControllerError> {
+    let nid = id as NodeId;
+    let view = keys.view();
+    if view.voters.contains(&nid) {
+        return Err(quorum_error(
+            errors::DUPLICATE_VOTER,
+            format!(
+                "node {id} is already a voter with metadata directory {}; remove it first \
+                 (sluice metadata-quorum remove-controller --controller-id {id} \
+                 --controller-directory-id {})",
+                shown(view.nodes.get(&nid).and_then(|n| n.directory_id)),
+                shown(view.nodes.get(&nid).and_then(|n| n.directory_id)),
+            ),
+        ));
+    }
+    let node = VoterNode {
+        addr,
+        directory_id: Some(dir),
+    };
+    let resp = raft
+        .change_membership(ChangeMembers::SetNodes(BTreeMap::from([(nid, node)])), true)
+        .await
+        .map_err(not_committed)?;
+    let learner_at = resp.log_id.index;
+    tracing::info!(node = id, %dir, "new voter added as a learner; waiting for it to catch up");
+    let caught_up = raft
+        .wait(Some(
+            timeout.min(Duration::from_millis(ADD_VOTER_CATCH_UP_MS_MAX)),
+        ))
+        .metrics(
+            |m| {
+                m.replication.as_ref().is_some_and(|r| {
+                    r.get(&nid)
+                        .is_some_and(|l| l.is_some_and(|l| l.index >= learner_at))
+                })
+            },
+            "the new voter caught up",
+        )
+        .await;
+    if caught_up.is_err() {
+        return Err(quorum_error(
+            errors::REQUEST_TIMED_OUT,
+            format!(
+                "node {id} (directory {dir}) did not catch up within {timeout:?}; it stays a \
+                 learner (is it running with that directory?)"
+            ),
+        ));
+    }
+    raft.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([nid])), true)
+        .await
+        .map_err(not_committed)?;
+    tracing::info!(node = id, %dir, "new voter caught up and votes");
+    Ok(())
+}
+
+/// Kafka's RemoveRaftVoter: the voter `(id, dir)` leaves the quorum (and the membership).
+pub async fn remove_voter(
+    raft: &Raft,
+    keys: &VoterKeys,
+    (id, dir): (BrokerId, Uuid),
+) -> Result<(), ControllerError> {
+    let nid = id as NodeId;
+    let view = keys.view();
+    let recorded = view.nodes.get(&nid).and_then(|n| n.directory_id);
+    // An unrecorded directory id cannot be checked; Kafka's static voters have none either.
+    if !view.voters.contains(&nid) || recorded.is_some_and(|r| r != dir) {
+        return Err(quorum_error(
+            errors::VOTER_NOT_FOUND,
+            format!(
+                "no voter {id} with metadata directory {dir} (voter {id} is {})",
+                if view.voters.contains(&nid) {
+                    format!("recorded with directory {}", shown(recorded))
+                } else {
+                    "not a voter".into()
+                }
+            ),
+        ));
+    }
+    if view.voters.len() == 1 {
+        return Err(quorum_error(
+            errors::INVALID_REQUEST,
+            format!("node {id} is the only voter; the quorum cannot lose it"),
+        ));
+    }
+    raft.change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([nid])), false)
+        .await
+        .map_err(not_committed)?;
+    tracing::info!(node = id, %dir, "voter removed from the metadata quorum");
+    Ok(())
+}
