@@ -15,6 +15,7 @@ use std::sync::Arc;
 use futures_util::future::join_all;
 use kafka_protocol::error::ResponseError;
 use sluice_engine::TopicId;
+use sluice_replication::controller::LeaderImbalance;
 use sluice_replication::{
     gossip::GossipOptions, BrokerRegistration, ClusterHandle, ClusterOptions, ControllerError,
     ControllerReply, ControllerRequest, ControllerRole, Endpoint, MetadataImage, TopicImage,
@@ -92,6 +93,13 @@ pub fn start(s: ClusterStart<'_>) -> Result<(ClusterHandle, std::thread::JoinHan
             probe_interval_ms: c.replication.gossip_probe_interval_ms,
             suspect_timeout_ms: c.replication.gossip_suspect_timeout_ms,
         }),
+        leader_imbalance: c
+            .replication
+            .auto_leader_rebalance_enable
+            .then(|| LeaderImbalance {
+                check_interval_ms: c.replication.leader_imbalance_check_interval_seconds * 1000,
+                per_broker_percentage: c.replication.leader_imbalance_per_broker_percentage,
+            }),
     };
     sluice_replication::start(options).map_err(|e| format!("starting the metadata quorum: {e}"))
 }
@@ -386,18 +394,18 @@ pub fn snapshot_from_image(
         next.topics_by_id.insert(t.id, topic.clone());
         next.topics.insert(name, topic);
     }
-    next.brokers = image
-        .active_brokers()
-        .filter_map(|b| {
-            let e = b.endpoint(&listener)?;
-            Some(BrokerEndpoint {
-                node_id: b.registration.broker_id,
-                host: e.host.clone(),
-                port: e.port,
-                rack: b.registration.rack.clone(),
-            })
+    let endpoint = |b: &sluice_replication::BrokerState| {
+        let e = b.endpoint(&listener)?;
+        Some(BrokerEndpoint {
+            node_id: b.registration.broker_id,
+            host: e.host.clone(),
+            port: e.port,
+            rack: b.registration.rack.clone(),
+            fenced: b.fenced,
         })
-        .collect();
+    };
+    next.brokers = image.active_brokers().filter_map(endpoint).collect();
+    next.registered = image.brokers.values().filter_map(endpoint).collect();
     // Kafka in KRaft mode answers a random live broker as "controller"; admin requests sent
     // to it are forwarded. The lowest id keeps the answer stable.
     next.controller_id = next.brokers.iter().map(|b| b.node_id).min();

@@ -248,7 +248,8 @@ async fn prepare(
     peer: SocketAddr,
     state: &ConnState,
 ) -> Result<(Pending, bool), String> {
-    let request = match decode_request(frame, handlers::supported) {
+    let cluster = shard.broker.cluster.is_some();
+    let request = match decode_request(frame, |key| handlers::served(key, cluster)) {
         Ok(r) => r,
         Err(DecodeError::UnsupportedVersion {
             api_key: ApiKey::ApiVersions,
@@ -350,7 +351,7 @@ async fn dispatch(shard: &Rc<Shard>, version: i16, client: &Client, body: Reques
     let send = |r: ResponseKind| Reply::Send(Box::new(r));
     match body {
         RequestKind::ApiVersions(req) => send(ResponseKind::ApiVersions(
-            handlers::api_versions::handle(version, req),
+            handlers::api_versions::handle(version, req, shard.broker.cluster.is_some()),
         )),
         RequestKind::Metadata(req) => send(ResponseKind::Metadata(
             handlers::metadata::handle(shard, version, req).await,
@@ -402,6 +403,32 @@ async fn dispatch_admin(
         )),
         RequestKind::OffsetForLeaderEpoch(req) => send(ResponseKind::OffsetForLeaderEpoch(
             offset_for_leader_epoch::handle(shard, version, req).await,
+        )),
+        other => dispatch_cluster(shard, version, client, other).await,
+    }
+}
+
+/// The cluster's admin APIs.
+async fn dispatch_cluster(
+    shard: &Rc<Shard>,
+    version: i16,
+    client: &Client,
+    body: RequestKind,
+) -> Reply {
+    use handlers::*;
+    let send = |r: ResponseKind| Reply::Send(Box::new(r));
+    match body {
+        RequestKind::DescribeCluster(req) => send(ResponseKind::DescribeCluster(
+            describe_cluster::handle(shard, version, req),
+        )),
+        RequestKind::DescribeTopicPartitions(req) => send(ResponseKind::DescribeTopicPartitions(
+            describe_topic_partitions::handle(shard, version, req),
+        )),
+        RequestKind::ElectLeaders(req) => send(ResponseKind::ElectLeaders(
+            elect_leaders::handle(shard, version, req).await,
+        )),
+        RequestKind::DescribeQuorum(req) => send(ResponseKind::DescribeQuorum(
+            describe_quorum::handle(shard, version, req).await,
         )),
         other => dispatch_group(shard, version, client, other).await,
     }

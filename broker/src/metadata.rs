@@ -59,6 +59,8 @@ pub struct BrokerEndpoint {
     pub host: String,
     pub port: u16,
     pub rack: Option<String>,
+    /// Fenced by the controller (only in `ClusterMetadata::registered`).
+    pub fenced: bool,
 }
 
 #[derive(Debug)]
@@ -77,6 +79,9 @@ pub struct ClusterMetadata {
     /// controller requests to (Kafka in KRaft mode names a random live broker). Empty on a
     /// single node, which answers with itself.
     pub brokers: Vec<BrokerEndpoint>,
+    /// In a cluster: every registered broker with an endpoint on this broker's client
+    /// listener, fenced ones included (DescribeCluster; offline replicas).
+    pub registered: Vec<BrokerEndpoint>,
     pub controller_id: Option<i32>,
     /// In a cluster: where each registered broker's inter-broker listener is (followers
     /// fetch there).
@@ -121,6 +126,7 @@ impl ClusterMetadata {
             topics: self.topics.clone(),
             topics_by_id: self.topics_by_id.clone(),
             brokers: self.brokers.clone(),
+            registered: self.registered.clone(),
             controller_id: self.controller_id,
             inter_broker: self.inter_broker.clone(),
             image_index: self.image_index,

@@ -25,11 +25,15 @@ use crate::errors;
 use crate::gossip::GossipView;
 use crate::image::MetadataImage;
 use crate::placement;
+use crate::quorum::progress::{wall_clock_ms, FetchProgress, ProgressMap};
 use crate::quorum::Raft;
 use crate::records::{
     BrokerId, MetadataRecord, PartitionChange, PartitionRecord, RecordBatch, NO_LEADER,
 };
 use crate::rpc::{ControllerError, ControllerReply, ControllerRequest, ControllerResult};
+
+pub mod elections;
+pub use elections::{elect_leaders, imbalanced_preferred_elections};
 
 /// Controller commands waiting at most.
 pub const CONTROLLER_QUEUE_MAX: usize = 1024;
@@ -46,6 +50,16 @@ pub struct ControllerConfig {
     pub session_timeout_ms: u64,
     /// Broker default for `unclean.leader.election.enable` (topics may override).
     pub unclean_leader_election: bool,
+    /// `auto.leader.rebalance.enable` (None: false) and its schedule.
+    pub leader_imbalance: Option<LeaderImbalance>,
+}
+
+/// Kafka's `leader.imbalance.check.interval.seconds` and
+/// `leader.imbalance.per.broker.percentage`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeaderImbalance {
+    pub check_interval_ms: u64,
+    pub per_broker_percentage: u32,
 }
 
 pub type Command = (ControllerRequest, oneshot::Sender<ControllerResult>);
@@ -63,6 +77,10 @@ pub struct Controller {
     gossip: watch::Receiver<GossipView>,
     /// The term in which this node became a ready leader (applied everything committed).
     ready_term: Option<u64>,
+    /// Observers' heartbeats (their applied index), for DescribeQuorum.
+    observers: Arc<watch::Sender<ProgressMap>>,
+    /// When the next leader-imbalance check is due.
+    next_rebalance: Instant,
 }
 
 fn err(code: i16, message: impl Into<String>) -> ControllerResult {
@@ -78,6 +96,7 @@ impl Controller {
         image: watch::Receiver<Arc<MetadataImage>>,
         gossip: watch::Receiver<GossipView>,
         config: ControllerConfig,
+        observers: Arc<watch::Sender<ProgressMap>>,
     ) -> (Controller, mpsc::Sender<Command>) {
         let (tx, rx) = mpsc::channel(CONTROLLER_QUEUE_MAX);
         let c = Controller {
@@ -89,6 +108,8 @@ impl Controller {
             heard: HashMap::new(),
             gossip,
             ready_term: None,
+            observers,
+            next_rebalance: Instant::now(),
         };
         (c, tx)
     }
@@ -135,6 +156,7 @@ impl Controller {
         let now = Instant::now();
         self.heartbeats = self.image().brokers.keys().map(|b| (*b, now)).collect();
         self.ready_term = Some(term);
+        self.next_rebalance = now + self.rebalance_interval();
         tracing::info!(term, "this node is the active controller");
         None
     }
@@ -240,6 +262,7 @@ impl Controller {
         }
         self.heartbeats.insert(broker_id, Instant::now());
         self.heard.insert(broker_id, Instant::now());
+        self.record_observer(broker_id, applied_index);
         let mut records = Vec::new();
         if want_shutdown {
             if !broker.in_controlled_shutdown && !broker.fenced {
@@ -289,10 +312,64 @@ impl Controller {
         self.heard.get(&broker).is_none_or(|h| *h < down)
     }
 
+    /// A broker's heartbeat is its "fetch" for DescribeQuorum's observers (voters' come
+    /// from Raft; DescribeQuorum reports the brokers that are not voters).
+    fn record_observer(&self, broker_id: BrokerId, applied_index: u64) {
+        let (term, leader_end) = {
+            let m = self.raft.metrics();
+            let m = m.borrow();
+            (m.current_term, m.last_log_index)
+        };
+        let now = wall_clock_ms();
+        self.observers.send_modify(|o| {
+            o.entry(broker_id)
+                .or_insert_with(FetchProgress::unknown)
+                .on_fetch(term, Some(applied_index), leader_end, now)
+        });
+    }
+
+    fn rebalance_interval(&self) -> Duration {
+        let ms = self
+            .config
+            .leader_imbalance
+            .as_ref()
+            .map_or(u64::MAX / 4, |l| l.check_interval_ms);
+        Duration::from_millis(ms)
+    }
+
+    /// Kafka's auto leader rebalance: every `leader.imbalance.check.interval.seconds`, each
+    /// broker whose share of partitions it prefers but does not lead is above
+    /// `leader.imbalance.per.broker.percentage` gets those leaderships back where it is in
+    /// the ISR and active.
+    async fn maybe_rebalance(&mut self) {
+        let Some(imbalance) = self.config.leader_imbalance.clone() else {
+            return;
+        };
+        let now = Instant::now();
+        if now < self.next_rebalance {
+            return;
+        }
+        self.next_rebalance = now + self.rebalance_interval();
+        let records =
+            imbalanced_preferred_elections(&self.image(), imbalance.per_broker_percentage);
+        if records.is_empty() {
+            return;
+        }
+        tracing::info!(
+            elections = records.len(),
+            "leader imbalance above leader.imbalance.per.broker.percentage={}: preferred replicas lead again",
+            imbalance.per_broker_percentage
+        );
+        if let Err(e) = self.propose(records).await {
+            tracing::warn!(error = %e.message, "auto leader rebalance could not commit");
+        }
+    }
+
     async fn on_tick(&mut self) {
         if self.not_ready().await.is_some() {
             return;
         }
+        self.maybe_rebalance().await;
         let image = self.image();
         let timeout = Duration::from_millis(self.config.session_timeout_ms);
         let now = Instant::now();
@@ -396,10 +473,10 @@ fn decide(image: &MetadataImage, req: ControllerRequest) -> Decision {
             broker_id,
             broker_epoch,
         } => allocate_producer_ids(image, broker_id, broker_epoch),
-        ControllerRequest::ElectPreferredLeaders { partitions } => Ok((
-            preferred_elections(image, partitions.as_deref()),
-            ControllerReply::Done,
-        )),
+        ControllerRequest::ElectLeaders { election, topics } => {
+            let (records, results) = elect_leaders(image, election, topics.as_deref());
+            Ok((records, ControllerReply::Elections(results)))
+        }
         ControllerRequest::AddRaftVoter { .. } | ControllerRequest::RemoveRaftVoter { .. } => {
             Err(ControllerError {
                 code: errors::INVALID_REQUEST,
@@ -840,37 +917,6 @@ pub fn elections(image: &MetadataImage, unclean_default: bool) -> Vec<MetadataRe
                 leader_epoch: p.leader_epoch + 1,
                 partition_epoch: p.partition_epoch + 1,
                 reason: reason.to_string(),
-            }));
-        }
-    }
-    out
-}
-
-/// ElectLeaders (preferred): the first replica leads again where it is in the ISR and active.
-pub fn preferred_elections(
-    image: &MetadataImage,
-    only: Option<&[(Uuid, i32)]>,
-) -> Vec<MetadataRecord> {
-    let mut out = Vec::new();
-    for t in image.topics.values() {
-        for (i, p) in t.partitions.iter().enumerate() {
-            if only.is_some_and(|o| !o.contains(&(t.id, i as i32))) {
-                continue;
-            }
-            let Some(&preferred) = p.replicas.first() else {
-                continue;
-            };
-            if p.leader == preferred || !p.isr.contains(&preferred) || !image.is_active(preferred) {
-                continue;
-            }
-            out.push(MetadataRecord::PartitionChange(PartitionChange {
-                topic_id: t.id,
-                partition: i as i32,
-                leader: preferred,
-                isr: p.isr.clone(),
-                leader_epoch: p.leader_epoch + 1,
-                partition_epoch: p.partition_epoch + 1,
-                reason: "preferred-election".into(),
             }));
         }
     }

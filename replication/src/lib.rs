@@ -30,4 +30,7 @@ pub type Node = quorum::voters::VoterNode;
 pub use image::{BrokerState, MetadataImage, TopicImage};
 pub use node::{start, BrokerStatus, ClusterHandle, ClusterOptions, ControllerRole};
 pub use records::{BrokerId, BrokerRegistration, Endpoint, PartitionRecord, NO_LEADER};
-pub use rpc::{ControllerError, ControllerReply, ControllerRequest, QuorumDescription};
+pub use rpc::{
+    ControllerError, ControllerReply, ControllerRequest, ElectionResult, ElectionType,
+    QuorumDescription, ReplicaState, TopicElections,
+};

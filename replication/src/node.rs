@@ -16,15 +16,16 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch};
 use uuid::Uuid;
 
-use crate::controller::{Command, Controller, ControllerConfig};
+use crate::controller::{Command, Controller, ControllerConfig, LeaderImbalance};
 use crate::gossip::{GossipOptions, GossipView};
 use crate::image::MetadataImage;
+use crate::quorum::progress::{wall_clock_ms, ProgressMap};
 use crate::quorum::voters::{self, VoterKeys};
-use crate::quorum::{self, Identity, NetworkFactory, QuorumTiming, Raft};
+use crate::quorum::{self, Identity, NetworkFactory, QuorumTiming, Raft, VoterTracking};
 use crate::records::{BrokerId, BrokerRegistration};
 use crate::rpc::{
     read_frame, write_frame, ControllerError, ControllerReply, ControllerRequest, ControllerResult,
-    Envelope, Peer, QuorumDescription, Reply, Request, Response,
+    Envelope, Peer, QuorumDescription, ReplicaState, Reply, Request, Response,
 };
 use crate::{errors, NodeId};
 
@@ -38,6 +39,8 @@ pub const RPC_TIMEOUT_MS: u64 = 5_000;
 pub const ROUTE_RETRY_BACKOFF_MS: u64 = 50;
 /// Longest an observer's metadata fetch parks on the controller.
 pub const METADATA_FETCH_WAIT_MS: u64 = 500;
+/// DescribeQuorum requests from the broker waiting at most.
+pub const QUORUM_DESCRIBE_QUEUE_MAX: usize = 16;
 
 #[derive(Clone, Debug)]
 pub struct ControllerRole {
@@ -61,6 +64,8 @@ pub struct ClusterOptions {
     pub unclean_leader_election: bool,
     /// SWIM gossip; None: liveness from heartbeats alone (`sluice.gossip.enable=false`).
     pub gossip: Option<GossipOptions>,
+    /// `auto.leader.rebalance.enable` with its interval and percentage (None: disabled).
+    pub leader_imbalance: Option<LeaderImbalance>,
 }
 
 /// The broker's standing with the controller.
@@ -75,6 +80,17 @@ pub struct BrokerStatus {
 
 type Routed = (ControllerRequest, oneshot::Sender<ControllerResult>);
 
+/// Whose description of the quorum a query wants.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum QuorumView {
+    /// The quorum leader's, wherever it is.
+    Leader,
+    /// This node's.
+    Local,
+}
+
+type QuorumQuery = (QuorumView, oneshot::Sender<QuorumDescription>);
+
 /// Shared by the broker's shards (clone it). Lives on any thread.
 #[derive(Clone)]
 pub struct ClusterHandle {
@@ -83,7 +99,7 @@ pub struct ClusterHandle {
     route: mpsc::Sender<Routed>,
     want_shutdown: Arc<watch::Sender<bool>>,
     stop: Arc<watch::Sender<bool>>,
-    quorum: mpsc::Sender<oneshot::Sender<QuorumDescription>>,
+    quorum: mpsc::Sender<QuorumQuery>,
     pub node_id: BrokerId,
     /// Who gossip says is alive (empty without gossip).
     pub gossip: watch::Receiver<GossipView>,
@@ -137,9 +153,21 @@ impl ClusterHandle {
         self.stop.send_replace(true);
     }
 
+    /// Kafka's DescribeQuorum as the quorum leader answers it (asked of the leader wherever
+    /// it is); None when no leader answered within `RPC_TIMEOUT_MS`.
     pub async fn describe_quorum(&self) -> Option<QuorumDescription> {
+        self.query_quorum(QuorumView::Leader).await
+    }
+
+    /// This node's own view of the quorum (its term, the leader it knows, its membership);
+    /// replica progress only if it leads.
+    pub async fn local_quorum_view(&self) -> Option<QuorumDescription> {
+        self.query_quorum(QuorumView::Local).await
+    }
+
+    async fn query_quorum(&self, view: QuorumView) -> Option<QuorumDescription> {
         let (tx, rx) = oneshot::channel();
-        self.quorum.send(tx).await.ok()?;
+        self.quorum.send((view, tx)).await.ok()?;
         rx.await.ok()
     }
 }
@@ -152,7 +180,7 @@ pub fn start(
     let (image_tx, image_rx) = watch::channel(Arc::new(MetadataImage::default()));
     let (broker_tx, broker_rx) = watch::channel(BrokerStatus::default());
     let (route_tx, route_rx) = mpsc::channel(ROUTE_QUEUE_MAX);
-    let (quorum_tx, quorum_rx) = mpsc::channel(16);
+    let (quorum_tx, quorum_rx) = mpsc::channel(QUORUM_DESCRIBE_QUEUE_MAX);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (stop_tx, stop_rx) = watch::channel(false);
     let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel(1);
@@ -199,7 +227,7 @@ struct Channels {
     image_rx: watch::Receiver<Arc<MetadataImage>>,
     broker_tx: watch::Sender<BrokerStatus>,
     route_rx: mpsc::Receiver<Routed>,
-    quorum_rx: mpsc::Receiver<oneshot::Sender<QuorumDescription>>,
+    quorum_rx: mpsc::Receiver<QuorumQuery>,
     shutdown_rx: watch::Receiver<bool>,
     stop_rx: watch::Receiver<bool>,
 }
@@ -213,6 +241,10 @@ struct Local {
     keys: Option<VoterKeys>,
     controller: Option<mpsc::Sender<Command>>,
     image: watch::Receiver<Arc<MetadataImage>>,
+    /// The voters' answers to this node's AppendEntries (meaningful while it leads).
+    voters: VoterTracking,
+    /// Brokers' heartbeats to this node's controller (likewise).
+    observers: Arc<watch::Sender<ProgressMap>>,
 }
 
 async fn run(
@@ -298,6 +330,8 @@ async fn start_local(
         keys: None,
         controller: None,
         image: ch.image_rx.clone(),
+        voters: VoterTracking::new(),
+        observers: Arc::new(watch::channel(ProgressMap::new()).0),
     };
     let Some(role) = &options.controller else {
         return Ok(local);
@@ -320,10 +354,12 @@ async fn start_local(
     let network = NetworkFactory {
         identity,
         keys: keys.clone(),
+        voters: local.voters.clone(),
     };
     let raft = Raft::new(options.node_id as NodeId, config, network, log, sm)
         .await
         .map_err(std::io::Error::other)?;
+    let _ = local.voters.metrics.set(raft.metrics());
     tokio::spawn(voters::track_membership(raft.clone(), feed.view));
     tokio::spawn(voters::record_directory_ids(
         raft.clone(),
@@ -347,7 +383,9 @@ async fn start_local(
             node_id: options.node_id,
             session_timeout_ms: options.session_timeout_ms,
             unclean_leader_election: options.unclean_leader_election,
+            leader_imbalance: options.leader_imbalance.clone(),
         },
+        local.observers.clone(),
     );
     tokio::spawn(controller.run());
     local.raft = Some(raft);
@@ -505,60 +543,136 @@ async fn fetch_metadata(local: &Local, after: u64, max_wait_ms: u64) -> Option<B
     }
 }
 
+/// This node's view of the quorum; replica progress and observers (`from_leader`) only on
+/// the leader, which alone knows them. Voters are the effective membership's, with their recorded
+/// directory ids; observers are its learners and every registered broker that is no voter.
 fn describe(local: &Local) -> QuorumDescription {
-    let image = local.image.borrow().clone();
-    let brokers = image
-        .brokers
-        .values()
-        .map(|b| {
-            (
-                b.registration.broker_id,
-                b.broker_epoch,
-                b.fenced,
-                b.in_controlled_shutdown,
-            )
-        })
-        .collect();
     let Some(raft) = &local.raft else {
         return QuorumDescription {
-            brokers,
-            high_watermark: image.applied_index,
+            voter_endpoints: local.options.voters.clone(),
             ..Default::default()
         };
     };
     let m = raft.metrics().borrow().clone();
-    let replication = m.replication.clone().unwrap_or_default();
-    // The voters of the effective membership, with their recorded directory ids.
+    let me = local.options.node_id;
+    let leader = m.current_leader.map(|l| l as BrokerId);
     let view = local.keys.as_ref().map(|k| k.view()).unwrap_or_default();
-    let voters = view
-        .voters
-        .iter()
-        .map(|id| {
-            let matched = if *id == local.options.node_id as NodeId {
-                m.last_log_index
-            } else {
-                replication.get(id).and_then(|l| l.map(|l| l.index))
-            };
-            let dir = view.nodes.get(id).and_then(|n| n.directory_id);
-            (*id as BrokerId, dir, matched.unwrap_or(0), None)
-        })
-        .collect();
-    QuorumDescription {
-        leader: m.current_leader.map(|l| l as BrokerId),
+    let mut d = QuorumDescription {
+        leader,
+        from_leader: leader == Some(me),
         term: m.current_term,
-        high_watermark: m.last_applied.map_or(0, |l| l.index),
-        voters,
-        brokers,
+        high_watermark: m.last_applied.map_or(0, |l| l.index as i64 + 1),
+        voter_endpoints: view
+            .voters
+            .iter()
+            .filter_map(|id| Some((*id as BrokerId, view.nodes.get(id)?.addr.clone())))
+            .collect(),
+        ..Default::default()
+    };
+    let now = wall_clock_ms();
+    let progress = local.voters.progress.borrow();
+    let leads = d.from_leader;
+    let known = |id: BrokerId, from: &ProgressMap| match from.get(&id) {
+        Some(p) if leads && p.term == m.current_term => {
+            replica_state(id, p.log_end_offset(), p.last_fetch_ms, p.last_caught_up_ms)
+        }
+        _ => replica_state(id, -1, -1, -1),
+    };
+    let log_end = m.last_log_index.map_or(0, |i| i as i64 + 1);
+    for id in &view.voters {
+        let id = *id as BrokerId;
+        let mut state = match id == me && leads {
+            true => replica_state(id, log_end, now, now),
+            false => known(id, &progress),
+        };
+        state.directory_id = view.nodes.get(&(id as NodeId)).and_then(|n| n.directory_id);
+        d.voters.push(state);
+    }
+    if !leads {
+        return d;
+    }
+    let image = local.image.borrow().clone();
+    let brokers = local.observers.borrow();
+    let learners = view.nodes.keys().filter(|n| !view.voters.contains(n));
+    for id in learners {
+        d.observers.push(known(*id as BrokerId, &progress));
+    }
+    for b in image.brokers.keys() {
+        let voter = view.nodes.contains_key(&(*b as NodeId));
+        if !voter {
+            d.observers.push(known(*b, &brokers));
+        }
+    }
+    d
+}
+
+fn replica_state(id: BrokerId, log_end: i64, fetch_ms: i64, caught_up_ms: i64) -> ReplicaState {
+    ReplicaState {
+        replica_id: id,
+        directory_id: None,
+        log_end_offset: log_end,
+        last_fetch_timestamp: fetch_ms,
+        last_caught_up_timestamp: caught_up_ms,
     }
 }
 
-async fn answer_quorum_descriptions(
-    local: Arc<Local>,
-    mut rx: mpsc::Receiver<oneshot::Sender<QuorumDescription>>,
-) {
-    while let Some(reply) = rx.recv().await {
-        let d = describe(&local);
-        let _ = reply.send(d);
+async fn answer_quorum_descriptions(local: Arc<Local>, mut rx: mpsc::Receiver<QuorumQuery>) {
+    while let Some((view, reply)) = rx.recv().await {
+        let local = local.clone();
+        tokio::spawn(async move {
+            let d = match view {
+                QuorumView::Local => Some(describe(&local)),
+                QuorumView::Leader => describe_from_leader(&local).await,
+            };
+            if let Some(d) = d {
+                let _ = reply.send(d);
+            }
+        });
+    }
+}
+
+/// Asks the quorum leader (this node, the leader it knows, else each voter in turn, following
+/// their hints) for its description, within `RPC_TIMEOUT_MS`.
+async fn describe_from_leader(local: &Local) -> Option<QuorumDescription> {
+    let deadline = Instant::now() + Duration::from_millis(RPC_TIMEOUT_MS);
+    let mut hint = Some(local.options.node_id).filter(|_| local.raft.is_some());
+    let mut next_voter = 0usize;
+    while Instant::now() < deadline {
+        let target = hint.take().unwrap_or_else(|| {
+            next_voter += 1;
+            local.options.voters[(next_voter - 1) % local.options.voters.len()].0
+        });
+        let d = if target == local.options.node_id && local.raft.is_some() {
+            Some(describe(local))
+        } else {
+            remote_describe(local, target, deadline).await
+        };
+        match d {
+            Some(d) if d.from_leader => return Some(d),
+            Some(d) => hint = d.leader.filter(|l| *l != target),
+            None => {}
+        }
+        if hint.is_none() {
+            tokio::time::sleep(Duration::from_millis(ROUTE_RETRY_BACKOFF_MS)).await;
+        }
+    }
+    None
+}
+
+async fn remote_describe(
+    local: &Local,
+    target: BrokerId,
+    deadline: Instant,
+) -> Option<QuorumDescription> {
+    let mut peer = Peer::new(voter_addr(local, target)?);
+    let envelope = local.identity.envelope(Request::DescribeQuorum);
+    let wait = deadline.saturating_duration_since(Instant::now());
+    match peer.call(&envelope, wait).await {
+        Ok(reply) => match reply.body {
+            Response::Quorum(d) => Some(d),
+            _ => None,
+        },
+        _ => None,
     }
 }
 

@@ -63,7 +63,8 @@ pub enum Request {
         after_index: u64,
         max_wait_ms: u64,
     },
-    /// `sluice metadata-quorum describe`.
+    /// Kafka's DescribeQuorum, answered by whichever voter receives it (the leader's answer
+    /// has `from_leader`).
     DescribeQuorum,
 }
 
@@ -143,9 +144,10 @@ pub enum ControllerRequest {
         broker_id: BrokerId,
         broker_epoch: i64,
     },
-    /// ElectLeaders (preferred) for the given partitions, or all when None.
-    ElectPreferredLeaders {
-        partitions: Option<Vec<(Uuid, i32)>>,
+    /// Kafka's ElectLeaders for the given topics' partitions, or every partition when None.
+    ElectLeaders {
+        election: ElectionType,
+        topics: Option<Vec<(String, Vec<i32>)>>,
     },
     /// Kafka's AddRaftVoter: the controller `voter_id` with metadata directory `directory_id`
     /// (a re-formatted disk, or a new node) becomes a learner, catches up, then votes. Not a
@@ -162,6 +164,33 @@ pub enum ControllerRequest {
         voter_id: BrokerId,
         directory_id: Uuid,
     },
+}
+
+/// Kafka's `ElectionType` (wire codes 0 and 1).
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ElectionType {
+    /// The first replica leads again, if it is in the ISR and active.
+    Preferred,
+    /// A leaderless partition gets a leader from the ISR, else from any active replica
+    /// (records only the old ISR held may be lost).
+    Unclean,
+}
+
+/// One topic's outcomes of ElectLeaders (Kafka's `ReplicaElectionResult`).
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct TopicElections {
+    pub topic: String,
+    pub partitions: Vec<ElectionResult>,
+}
+
+/// One partition's outcome of ElectLeaders (Kafka's `PartitionResult`).
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct ElectionResult {
+    pub partition: i32,
+    /// Kafka's error code: 0, ELECTION_NOT_NEEDED, PREFERRED_LEADER_NOT_AVAILABLE,
+    /// ELIGIBLE_LEADERS_NOT_AVAILABLE or UNKNOWN_TOPIC_OR_PARTITION.
+    pub code: i16,
+    pub message: Option<String>,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone)]
@@ -184,6 +213,8 @@ pub enum ControllerReply {
         first: i64,
         count: i64,
     },
+    /// ElectLeaders' results, topics in the order asked (all: every topic, by name).
+    Elections(Vec<TopicElections>),
 }
 
 /// A Kafka error code and message, as the broker will answer its client.
@@ -205,15 +236,32 @@ pub enum ControllerResult {
     },
 }
 
+/// One replica of the metadata log as the quorum leader sees it (Kafka's DescribeQuorum
+/// `ReplicaState`). Offsets are Kafka's: the log end offset is the index after the last
+/// entry the replica holds; timestamps are wall-clock milliseconds, -1 when unknown.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplicaState {
+    pub replica_id: BrokerId,
+    /// None with a static `controller.quorum.voters` (Kafka's zero uuid).
+    pub directory_id: Option<Uuid>,
+    pub log_end_offset: i64,
+    pub last_fetch_timestamp: i64,
+    pub last_caught_up_timestamp: i64,
+}
+
 #[derive(Serialize, Deserialize, Debug, Clone, Default)]
 pub struct QuorumDescription {
     pub leader: Option<BrokerId>,
+    /// Answered by the quorum leader itself: only it knows every replica's progress.
+    pub from_leader: bool,
     pub term: u64,
-    pub high_watermark: u64,
-    /// (node id, directory id, log end index, ms since last caught up) of each voter.
-    pub voters: Vec<(BrokerId, Option<Uuid>, u64, Option<u64>)>,
-    /// Brokers: (id, epoch, fenced, in controlled shutdown).
-    pub brokers: Vec<(BrokerId, i64, bool, bool)>,
+    /// The index after the last committed entry (Kafka's high watermark).
+    pub high_watermark: i64,
+    pub voters: Vec<ReplicaState>,
+    /// Broker-only nodes (Kafka's observers), from their heartbeats to the controller.
+    pub observers: Vec<ReplicaState>,
+    /// Each voter's controller listener, "host:port".
+    pub voter_endpoints: Vec<(BrokerId, String)>,
 }
 
 pub async fn write_frame(stream: &mut TcpStream, value: &impl Serialize) -> io::Result<()> {

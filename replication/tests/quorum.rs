@@ -65,6 +65,7 @@ fn options(id: i32, ports: &[u16], dir: &Path, dir_id: Uuid) -> ClusterOptions {
         election_timeout_ms: 300,
         unclean_leader_election: false,
         gossip: None,
+        leader_imbalance: None,
     }
 }
 
@@ -229,7 +230,7 @@ fn three_voters_agree_fence_a_stopped_node_and_recover_it() {
     nodes[1] = Some(n2);
 
     // A stopped quorum leader is replaced and the others keep deciding.
-    let leader = block_on(h1.describe_quorum())
+    let leader = block_on(h1.local_quorum_view())
         .unwrap()
         .leader
         .expect("a leader");
@@ -283,7 +284,7 @@ fn gossip_fences_a_stopped_node_long_before_its_session_ends() {
     }
     // Stop a node that is not the quorum leader: the session (10 x WAIT_MAX) cannot
     // expire within the wait, so a fence within it is gossip's doing.
-    let leader = block_on(h1.describe_quorum())
+    let leader = block_on(h1.local_quorum_view())
         .unwrap()
         .leader
         .expect("a leader");
@@ -326,8 +327,11 @@ fn stop_node(node: Node) {
 
 /// The voters this node's membership has, with their recorded directory ids.
 fn voter_keys(handle: &ClusterHandle) -> BTreeMap<i32, Option<Uuid>> {
-    let d = block_on(handle.describe_quorum()).unwrap();
-    d.voters.iter().map(|v| (v.0, v.1)).collect()
+    let d = block_on(handle.local_quorum_view()).unwrap();
+    d.voters
+        .iter()
+        .map(|v| (v.replica_id, v.directory_id))
+        .collect()
 }
 
 /// A topic on broker 1 (registered, maybe fenced): commits whenever the quorum can.
@@ -379,7 +383,7 @@ fn a_wiped_voter_does_not_vote_until_it_is_added_again() {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
-    let leader = block_on(h1.describe_quorum())
+    let leader = block_on(h1.local_quorum_view())
         .unwrap()
         .leader
         .expect("a leader");
@@ -412,11 +416,18 @@ fn a_wiped_voter_does_not_vote_until_it_is_added_again() {
         validate_only: false,
     }))
     .unwrap();
-    let d = block_on(h.describe_quorum()).unwrap();
-    let matched = |id: i32| d.voters.iter().find(|v| v.0 == id).unwrap().2;
-    assert!(matched(other) >= index, "{d:?}");
+    let d = block_on(h.local_quorum_view()).unwrap();
+    // The log end offset is the index after the last entry held (-1: no answer this term).
+    let log_end = |id: i32| {
+        d.voters
+            .iter()
+            .find(|v| v.replica_id == id)
+            .unwrap()
+            .log_end_offset
+    };
+    assert!(log_end(other) > index as i64, "{d:?}");
     assert!(
-        matched(wiped) < index,
+        log_end(wiped) <= index as i64,
         "the wiped node's acknowledgement counted: {d:?}"
     );
 
@@ -425,10 +436,10 @@ fn a_wiped_voter_does_not_vote_until_it_is_added_again() {
     stop_node(nodes[idx(other)].take().unwrap());
     stop_node(nodes[idx(leader)].take().unwrap());
     let node = start_node(other, &ports, dirs[idx(other)].path(), dir_ids[idx(other)]);
-    let first_term = block_on(node.handle.describe_quorum()).unwrap().term;
+    let first_term = block_on(node.handle.local_quorum_view()).unwrap().term;
     let start = Instant::now();
     loop {
-        let d = block_on(node.handle.describe_quorum()).unwrap();
+        let d = block_on(node.handle.local_quorum_view()).unwrap();
         assert_ne!(
             d.leader,
             Some(other),

@@ -23,6 +23,10 @@ pub const QUORUM_ELECTION_TIMEOUT_MS_DEFAULT: u64 = 1_000;
 pub const REPLICA_LAG_TIME_MS_MAX_DEFAULT: u64 = 30_000;
 /// Kafka's `replica.fetch.max.bytes` default (1 MiB).
 pub const REPLICA_FETCH_BYTES_MAX_DEFAULT: u32 = 1_048_576;
+/// Kafka's `leader.imbalance.check.interval.seconds` default.
+pub const LEADER_IMBALANCE_CHECK_INTERVAL_SECONDS_DEFAULT: u64 = 300;
+/// Kafka's `leader.imbalance.per.broker.percentage` default.
+pub const LEADER_IMBALANCE_PER_BROKER_PERCENTAGE_DEFAULT: u32 = 10;
 /// Kafka's `replica.fetch.wait.max.ms` default.
 pub const REPLICA_FETCH_WAIT_MS_MAX_DEFAULT: u64 = 500;
 /// Kafka's default `inter.broker.listener.name` (from `security.inter.broker.protocol`).
@@ -47,9 +51,12 @@ pub const KEYS_ONLY_A_CLUSTER_HONOURS: &[&str] = &[
     "sluice.gossip.probe.interval.ms",
     "sluice.gossip.suspect.timeout.ms",
     "sluice.gossip.listener",
+    "auto.leader.rebalance.enable",
+    "leader.imbalance.check.interval.seconds",
+    "leader.imbalance.per.broker.percentage",
 ];
 
-pub const KEYS_NOT_YET_HONOURED: &[&str] = &["auto.leader.rebalance.enable"];
+pub const KEYS_NOT_YET_HONOURED: &[&str] = &[];
 
 /// Kafka's `process.roles`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -160,7 +167,7 @@ pub struct ReplicationConfig {
     pub replica_fetch_wait_ms_max: u64,
     /// `controlled.shutdown.enable`.
     pub controlled_shutdown_enable: bool,
-    /// `auto.leader.rebalance.enable`.
+    /// `auto.leader.rebalance.enable`: the active controller restores preferred leaders.
     pub auto_leader_rebalance_enable: bool,
     /// `controller.quorum.election.timeout.ms`: a dead quorum leader is replaced 1.5–2x this
     /// after its last heartbeat (see `sluice_replication::quorum::QuorumTiming`).
@@ -172,6 +179,11 @@ pub struct ReplicationConfig {
     /// `sluice.gossip.suspect.timeout.ms`: a suspected member that does not refute within
     /// this long is declared down.
     pub gossip_suspect_timeout_ms: u64,
+    /// `leader.imbalance.check.interval.seconds`.
+    pub leader_imbalance_check_interval_seconds: u64,
+    /// `leader.imbalance.per.broker.percentage`: a broker's share of the partitions it
+    /// prefers but does not lead above which they are moved back.
+    pub leader_imbalance_per_broker_percentage: u32,
 }
 
 impl ClusterConfig {
@@ -217,6 +229,9 @@ impl Default for ReplicationConfig {
             gossip_probe_interval_ms: sluice_replication::gossip::GOSSIP_PROBE_INTERVAL_MS_DEFAULT,
             gossip_suspect_timeout_ms:
                 sluice_replication::gossip::GOSSIP_SUSPECT_TIMEOUT_MS_DEFAULT,
+            leader_imbalance_check_interval_seconds:
+                LEADER_IMBALANCE_CHECK_INTERVAL_SECONDS_DEFAULT,
+            leader_imbalance_per_broker_percentage: LEADER_IMBALANCE_PER_BROKER_PERCENTAGE_DEFAULT,
         }
     }
 }
@@ -254,6 +269,14 @@ impl ReplicationConfig {
             }
             "sluice.gossip.suspect.timeout.ms" => {
                 self.gossip_suspect_timeout_ms = parse_int(key, value, 10, 600_000)? as u64
+            }
+            "leader.imbalance.check.interval.seconds" => {
+                self.leader_imbalance_check_interval_seconds =
+                    parse_int(key, value, 1, i32::MAX as i64)? as u64
+            }
+            "leader.imbalance.per.broker.percentage" => {
+                self.leader_imbalance_per_broker_percentage =
+                    parse_int(key, value, 0, i32::MAX as i64)? as u32
             }
             _ => return Ok(false),
         }
@@ -717,8 +740,7 @@ pub(super) fn not_honoured_warnings(config: &Config) -> Vec<String> {
     let mut out = Vec::new();
     if let Some(c) = &config.cluster {
         out.push(format!(
-            "process.roles={} (node.id {}): not yet in this build: no DescribeQuorum/\
-             DescribeCluster/ElectLeaders/reassignment, no preferred-leader rebalance",
+            "process.roles={} (node.id {}): not yet in this build: no partition reassignment",
             c.roles, c.node_id
         ));
     }
@@ -953,15 +975,27 @@ mod tests {
         let warnings = |text: &str| parse(text).unwrap().1.join("\n");
         let w = warnings(node1!(
             "replica.lag.time.max.ms=10000",
-            "auto.leader.rebalance.enable=true"
+            "auto.leader.rebalance.enable=true",
+            "leader.imbalance.per.broker.percentage=5"
         ));
         assert!(w.contains("not yet in this build"), "{w}");
         assert!(!w.contains("controller.quorum.voters"), "{w}");
+        for honoured in [
+            "replica.lag.time.max.ms",
+            "auto.leader.rebalance.enable",
+            "leader.imbalance",
+        ] {
+            assert!(!w.contains(honoured), "honoured by a cluster: {w}");
+        }
         assert!(
-            !w.contains("replica.lag.time.max.ms"),
-            "honoured by a cluster: {w}"
+            !w.contains("DescribeQuorum") && !w.contains("rebalance"),
+            "{w}"
         );
-        assert!(w.contains("auto.leader.rebalance.enable"), "{w}");
+        let w = warnings("auto.leader.rebalance.enable=true");
+        assert!(
+            w.contains("auto.leader.rebalance.enable"),
+            "a single node: {w}"
+        );
         let w = warnings("min.insync.replicas=2");
         assert!(
             w.contains("min.insync.replicas") && !w.contains("not yet in this build"),

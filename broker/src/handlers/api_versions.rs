@@ -5,12 +5,14 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse, ResponseKind};
 
-use super::SUPPORTED;
+use super::{CLUSTER_ONLY, SUPPORTED};
 
-pub fn handle(_version: i16, _req: ApiVersionsRequest) -> ApiVersionsResponse {
+/// `cluster`: a cluster node, which also serves `CLUSTER_ONLY`.
+pub fn handle(_version: i16, _req: ApiVersionsRequest, cluster: bool) -> ApiVersionsResponse {
     let mut resp = ApiVersionsResponse::default();
     resp.api_keys = SUPPORTED
         .iter()
+        .filter(|(key, _, _)| cluster || !CLUSTER_ONLY.contains(key))
         .map(|(key, min, max)| {
             let mut v = ApiVersion::default();
             v.api_key = *key as i16;
@@ -24,7 +26,7 @@ pub fn handle(_version: i16, _req: ApiVersionsRequest) -> ApiVersionsResponse {
 }
 
 pub fn unsupported_version() -> ResponseKind {
-    let mut resp = handle(0, ApiVersionsRequest::default());
+    let mut resp = handle(0, ApiVersionsRequest::default(), false);
     resp.error_code = ResponseError::UnsupportedVersion.code();
     resp.api_keys
         .retain(|v| v.api_key == ApiKey::ApiVersions as i16);

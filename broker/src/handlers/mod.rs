@@ -10,8 +10,12 @@ pub mod create_topics;
 pub mod delete_groups;
 pub mod delete_records;
 pub mod delete_topics;
+pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
+pub mod describe_quorum;
+pub mod describe_topic_partitions;
+pub mod elect_leaders;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod heartbeat;
@@ -59,13 +63,29 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DeleteRecords, 0, 2),
     (ApiKey::ListConfigResources, 0, 1),
     (ApiKey::OffsetForLeaderEpoch, 2, 4),
+    (ApiKey::DescribeCluster, 0, 2),
+    (ApiKey::DescribeTopicPartitions, 0, 0),
+    (ApiKey::ElectLeaders, 0, 2),
+    (ApiKey::DescribeQuorum, 0, 2),
 ];
+
+/// APIs only a cluster node (`process.roles`) serves and advertises: a single node has no
+/// metadata quorum to describe.
+pub const CLUSTER_ONLY: &[ApiKey] = &[ApiKey::DescribeQuorum];
 
 pub fn supported(api_key: ApiKey) -> Option<(i16, i16)> {
     SUPPORTED
         .iter()
         .find(|(k, _, _)| *k == api_key)
         .map(|(_, min, max)| (*min, *max))
+}
+
+/// What a node serves: `SUPPORTED`, less `CLUSTER_ONLY` on a single node.
+pub fn served(api_key: ApiKey, cluster: bool) -> Option<(i16, i16)> {
+    if !cluster && CLUSTER_ONLY.contains(&api_key) {
+        return None;
+    }
+    supported(api_key)
 }
 
 #[cfg(test)]

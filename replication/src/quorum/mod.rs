@@ -2,10 +2,12 @@
 //! (`controller.quorum.voters`), on the controller thread's tokio runtime.
 
 pub mod log_store;
+pub mod progress;
 pub mod state_machine;
 pub mod voters;
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use openraft::error::{
@@ -16,7 +18,8 @@ use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
 };
-use openraft::{Snapshot, Vote};
+use openraft::{RaftMetrics, Snapshot, Vote};
+use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::records::{ApplyResult, BrokerId, RecordBatch};
@@ -88,6 +91,35 @@ pub struct NetworkFactory {
     pub identity: Identity,
     /// The recorded voter keys: answers from a node with another directory id are dropped.
     pub keys: VoterKeys,
+    pub voters: VoterTracking,
+}
+
+/// What the leader's network records of the voters' answers (DescribeQuorum's progress).
+#[derive(Clone)]
+pub struct VoterTracking {
+    /// Written on every AppendEntries answer.
+    pub progress: Arc<watch::Sender<progress::ProgressMap>>,
+    /// This node's Raft metrics, set once the Raft exists (the leader's log end).
+    pub metrics: Arc<OnceLock<watch::Receiver<RaftMetrics<NodeId, VoterNode>>>>,
+}
+
+impl VoterTracking {
+    pub fn new() -> VoterTracking {
+        VoterTracking {
+            progress: Arc::new(watch::channel(progress::ProgressMap::new()).0),
+            metrics: Arc::new(OnceLock::new()),
+        }
+    }
+
+    fn leader_end(&self) -> Option<u64> {
+        self.metrics.get()?.borrow().last_log_index
+    }
+}
+
+impl Default for VoterTracking {
+    fn default() -> Self {
+        VoterTracking::new()
+    }
 }
 
 impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
@@ -100,6 +132,7 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
             target,
             peer: Peer::new(node.addr.clone()),
             warned: false,
+            voters: self.voters.clone(),
         }
     }
 }
@@ -111,11 +144,24 @@ pub struct PeerNetwork {
     peer: Peer,
     /// A refusal for a wrong voter key was logged (once per connection to the target).
     warned: bool,
+    voters: VoterTracking,
 }
 
 type RpcErr<E = openraft::error::Infallible> = RPCError<NodeId, VoterNode, RaftError<NodeId, E>>;
 
 impl PeerNetwork {
+    /// Records an answered AppendEntries: `matched` is what the voter now holds, `leader_end`
+    /// the leader's last index when the request left.
+    fn record_answer(&self, term: u64, matched: Option<u64>, leader_end: Option<u64>) {
+        let now = progress::wall_clock_ms();
+        let target = self.target as BrokerId;
+        self.voters.progress.send_modify(|m| {
+            m.entry(target)
+                .or_insert_with(progress::FetchProgress::unknown)
+                .on_fetch(term, matched, leader_end, now)
+        });
+    }
+
     async fn send(&mut self, body: Request, timeout: Duration) -> Result<Response, Unreachable> {
         let envelope = self.identity.envelope(body);
         let reply = match self.peer.call(&envelope, timeout).await {
@@ -172,11 +218,28 @@ impl RaftNetwork<TypeConfig> for PeerNetwork {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RpcErr> {
+        let term = rpc.vote.leader_id().get_term();
+        let sent_up_to = rpc
+            .entries
+            .last()
+            .map(|e| e.log_id.index)
+            .or(rpc.prev_log_id.map(|l| l.index));
+        let leader_end = self.voters.leader_end();
         let r = self
             .send(Request::AppendEntries(rpc), option.hard_ttl())
             .await?;
         match r {
-            Response::AppendEntries(Ok(resp)) => Ok(resp),
+            Response::AppendEntries(Ok(resp)) => {
+                let matched = match &resp {
+                    AppendEntriesResponse::Success => sent_up_to,
+                    AppendEntriesResponse::PartialSuccess(l) => l.map(|l| l.index),
+                    _ => None,
+                };
+                if !matches!(resp, AppendEntriesResponse::HigherVote(_)) {
+                    self.record_answer(term, matched, leader_end);
+                }
+                Ok(resp)
+            }
             Response::AppendEntries(Err(e)) => {
                 Err(RPCError::RemoteError(RemoteError::new(self.target, e)))
             }
