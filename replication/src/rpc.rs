@@ -242,7 +242,8 @@ pub enum ControllerResult {
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReplicaState {
     pub replica_id: BrokerId,
-    /// None with a static `controller.quorum.voters` (Kafka's zero uuid).
+    /// The directory id the quorum recorded for a voter (None: not recorded, Kafka's zero
+    /// uuid).
     pub directory_id: Option<Uuid>,
     pub log_end_offset: i64,
     pub last_fetch_timestamp: i64,

@@ -4,8 +4,8 @@
 //! answers UNKNOWN_TOPIC_OR_PARTITION on what was asked, and no reachable leader answers
 //! NOT_LEADER_OR_FOLLOWER, as Kafka's `KafkaRaftClient`. Offsets are the metadata log's
 //! indexes (the log end offset is the index after the last entry); timestamps are wall-clock
-//! ms (-1: unknown). Directory ids are Kafka's zero uuid: the voters are static
-//! (`controller.quorum.voters`).
+//! ms (-1: unknown). A voter's directory id is the one the quorum recorded for it (KIP-853),
+//! Kafka's zero uuid when none is; observers' are zero.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_quorum_response::{
