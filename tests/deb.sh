@@ -30,7 +30,8 @@ for file in usr/bin/sluiced usr/bin/sluice usr/bin/sluice-perf; do
     [ -x "$root/$file" ] && [ ! -L "$root/$file" ] || fail "$file missing or not an executable file"
 done
 for name in kafka-topics kafka-console-producer kafka-console-consumer kafka-consumer-groups \
-    kafka-configs kafka-delete-records kafka-dump-log kafka-get-offsets kafka-storage; do
+    kafka-configs kafka-delete-records kafka-dump-log kafka-get-offsets kafka-storage \
+    kafka-metadata-quorum; do
     for link in "$name" "$name.sh"; do
         [ "$(readlink "$root/usr/bin/$link")" = sluice ] || fail "usr/bin/$link is not a link to sluice"
     done

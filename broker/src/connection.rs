@@ -430,6 +430,12 @@ async fn dispatch_cluster(
         RequestKind::DescribeQuorum(req) => send(ResponseKind::DescribeQuorum(
             describe_quorum::handle(shard, version, req).await,
         )),
+        RequestKind::AddRaftVoter(req) => send(ResponseKind::AddRaftVoter(
+            raft_voters::handle_add(shard, version, req).await,
+        )),
+        RequestKind::RemoveRaftVoter(req) => send(ResponseKind::RemoveRaftVoter(
+            raft_voters::handle_remove(shard, version, req).await,
+        )),
         other => dispatch_group(shard, version, client, other).await,
     }
 }

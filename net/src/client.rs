@@ -26,6 +26,7 @@ mod groups;
 pub mod limits;
 pub mod membership;
 pub mod producer;
+pub mod raft_voters;
 pub mod replica;
 mod requests;
 

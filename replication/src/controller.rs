@@ -801,7 +801,7 @@ pub fn changes_on_registration(
     after.brokers.get_mut(&reg.broker_id).unwrap().fenced = true;
     match lost_dir {
         Some(dir) => {
-            tracing::warn!(broker = reg.broker_id, %dir, "broker registered without a log dir it had: its replicas leave every ISR, also as last member");
+            tracing::warn!(broker = reg.broker_id, dir = %sluice_engine::ids::kafka_uuid_string(dir), "broker registered without a log dir it had: its replicas leave every ISR, also as last member");
             isr_removals(
                 &after,
                 reg.broker_id,

@@ -728,10 +728,14 @@ async fn remote_controller(
     };
     let mut peer = Peer::new(addr);
     let envelope = local.identity.envelope(Request::Controller(req.clone()));
-    match peer
-        .call(&envelope, Duration::from_millis(RPC_TIMEOUT_MS))
-        .await
-    {
+    // Adding a voter answers once it caught up.
+    let wait_ms = match req {
+        ControllerRequest::AddRaftVoter { timeout_ms, .. } => {
+            RPC_TIMEOUT_MS + (*timeout_ms).min(voters::ADD_VOTER_CATCH_UP_MS_MAX)
+        }
+        _ => RPC_TIMEOUT_MS,
+    };
+    match peer.call(&envelope, Duration::from_millis(wait_ms)).await {
         Ok(Reply {
             body: Response::Controller(r),
             ..

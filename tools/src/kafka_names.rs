@@ -16,6 +16,7 @@ pub const KAFKA_COMMANDS: &[(&str, &str)] = &[
     ("kafka-dump-log", "dump-log"),
     ("kafka-get-offsets", "get-offsets"),
     ("kafka-storage", "storage"),
+    ("kafka-metadata-quorum", "metadata-quorum"),
 ];
 
 /// The subcommand a binary called `argv0` stands for, if its name is one of Kafka's.

@@ -56,6 +56,11 @@ pub const GROUP_HEARTBEAT_INTERVAL_MS: u64 = 3_000;
 /// `max.poll.interval.ms` of `console-consumer --group`: how long a rebalance waits for it.
 pub const GROUP_REBALANCE_TIMEOUT_MS: i32 = 60_000;
 
+/// How long `metadata-quorum add-controller` lets the new controller catch up as a
+/// learner before the quorum's leader gives up (the request's `TimeoutMs`; Kafka's admin
+/// client waits `default.api.timeout.ms`, 60 s).
+pub const ADD_CONTROLLER_TIMEOUT_MS: i32 = 60_000;
+
 const _: () = {
     assert!(GROUP_HEARTBEAT_INTERVAL_MS * 3 <= GROUP_SESSION_TIMEOUT_MS as u64);
     assert!(FETCH_WAIT_MS_MAX < GROUP_HEARTBEAT_INTERVAL_MS);

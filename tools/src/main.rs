@@ -1,12 +1,13 @@
 //! `sluice`: the operator CLI, with the names and flags of Kafka's tools
 //! (`kafka-topics`, `kafka-console-producer`, `kafka-console-consumer`,
 //! `kafka-delete-records`, `kafka-dump-log`, `kafka-consumer-groups`, `kafka-configs`,
-//! `kafka-get-offsets`, `kafka-storage`) so muscle memory works; called by one of those
+//! `kafka-get-offsets`, `kafka-storage`, `kafka-metadata-quorum`) so muscle memory works; called by one of those
 //! names (a link), it runs that command (`kafka_names`).
 //!
 //! Architecture Invariant: the commands talk to brokers only through `sluice-net`'s
-//! client; only `dump-log` (with the engine's batch parsing) and `storage` (with the
-//! engine's `meta.properties` reader and writer) touch files of a broker's dirs;
+//! client; only `dump-log` (with the engine's batch parsing), `storage` (with the
+//! engine's `meta.properties` reader and writer) and `metadata-quorum add-controller` (its
+//! reader) touch files of a broker's dirs;
 //! compressed records are decoded with the engine's codecs (`records`).
 
 mod client_config;
@@ -21,6 +22,7 @@ mod error;
 mod get_offsets;
 mod kafka_names;
 mod limits;
+mod metadata_quorum;
 mod partitioner;
 mod properties;
 mod records;
@@ -71,6 +73,8 @@ enum Command {
     Configs(configs::ConfigsArgs),
     /// Print partitions' offsets as topic:partition:offset (kafka-get-offsets).
     GetOffsets(get_offsets::GetOffsetsArgs),
+    /// Add or remove a controller of the metadata quorum (kafka-metadata-quorum).
+    MetadataQuorum(metadata_quorum::MetadataQuorumArgs),
 }
 
 fn main() -> ExitCode {
@@ -113,6 +117,7 @@ fn run(command: Command) -> Result<(), ToolError> {
             Command::DeleteRecords(args) => delete_records::run(args).await,
             Command::Configs(args) => configs::run(args).await,
             Command::GetOffsets(args) => get_offsets::run(args).await,
+            Command::MetadataQuorum(args) => metadata_quorum::run(args).await,
             Command::DumpLog(_) | Command::Storage(_) => unreachable!("handled above"),
         }
     })

@@ -68,20 +68,24 @@ pub fn run(args: &StorageArgs) -> Result<()> {
 
 /// The keys of a node's properties file that formatting needs.
 #[derive(Debug)]
-struct NodeDirs {
-    node_id: i32,
-    log_dirs: Vec<PathBuf>,
-    metadata_log_dir: PathBuf,
+pub(crate) struct NodeDirs {
+    pub node_id: i32,
+    pub log_dirs: Vec<PathBuf>,
+    pub metadata_log_dir: PathBuf,
 }
 
-fn read_node_dirs(file: &Path) -> Result<NodeDirs> {
+/// A node's properties file as (key, value) pairs, bounded by `CONFIG_FILE_BYTES_MAX`.
+pub(crate) fn read_config(file: &Path) -> Result<Vec<(String, String)>> {
     use std::io::Read;
     let mut text = String::new();
     std::fs::File::open(file)
         .and_then(|f| f.take(CONFIG_FILE_BYTES_MAX).read_to_string(&mut text))
         .map_err(|e| ToolError::new(format!("reading config file {}: {e}", file.display())))?;
-    let pairs =
-        parse_properties(&text).map_err(|e| ToolError::new(format!("{}: {e}", file.display())))?;
+    parse_properties(&text).map_err(|e| ToolError::new(format!("{}: {e}", file.display())))
+}
+
+pub(crate) fn read_node_dirs(file: &Path) -> Result<NodeDirs> {
+    let pairs = read_config(file)?;
     let get = |key| {
         last_value(&pairs, key)
             .map(str::trim)

@@ -418,6 +418,7 @@ fn kafkas_command_names_run_the_matching_subcommand() {
         ("kafka-dump-log", "dump-log"),
         ("kafka-get-offsets", "get-offsets"),
         ("kafka-storage", "storage"),
+        ("kafka-metadata-quorum", "metadata-quorum"),
     ];
     for (kafka, sub) in commands {
         for name in [kafka.to_string(), format!("{kafka}.sh")] {

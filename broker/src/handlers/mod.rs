@@ -32,6 +32,7 @@ pub mod offset_delete;
 pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
+pub mod raft_voters;
 pub mod sync_group;
 
 /// (API, lowest version, highest version) this broker implements. Versions below
@@ -67,11 +68,17 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeTopicPartitions, 0, 0),
     (ApiKey::ElectLeaders, 0, 2),
     (ApiKey::DescribeQuorum, 0, 2),
+    (ApiKey::AddRaftVoter, 0, 0),
+    (ApiKey::RemoveRaftVoter, 0, 0),
 ];
 
 /// APIs only a cluster node (`process.roles`) serves and advertises: a single node has no
 /// metadata quorum to describe.
-pub const CLUSTER_ONLY: &[ApiKey] = &[ApiKey::DescribeQuorum];
+pub const CLUSTER_ONLY: &[ApiKey] = &[
+    ApiKey::DescribeQuorum,
+    ApiKey::AddRaftVoter,
+    ApiKey::RemoveRaftVoter,
+];
 
 pub fn supported(api_key: ApiKey) -> Option<(i16, i16)> {
     SUPPORTED

@@ -57,6 +57,9 @@ pub const CLIENT_VERSIONS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ListGroups, 0, 4),
     (ApiKey::DeleteGroups, 0, 2),
     (ApiKey::OffsetDelete, 0, 0),
+    // `sluice metadata-quorum add-controller` / `remove-controller` (`raft_voters.rs`).
+    (ApiKey::AddRaftVoter, 0, 0),
+    (ApiKey::RemoveRaftVoter, 0, 0),
 ];
 
 /// Most JoinGroup rounds [`crate::client::membership::GroupMembership::join`] makes

@@ -30,6 +30,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
 
+use sluice_engine::ids::kafka_uuid_string;
+
 use crate::errors;
 use crate::quorum::Raft;
 use crate::records::BrokerId;
@@ -55,7 +57,7 @@ pub struct VoterNode {
 impl fmt::Display for VoterNode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.directory_id {
-            Some(d) => write!(f, "{} (directory {d})", self.addr),
+            Some(d) => write!(f, "{} (directory {})", self.addr, kafka_uuid_string(&d)),
             None => write!(f, "{} (directory not recorded)", self.addr),
         }
     }
@@ -98,8 +100,9 @@ pub fn voter_keys() -> (VoterKeys, VoterKeysFeed) {
     )
 }
 
+/// A directory id as `meta.properties` and Kafka's tools write it (22 base64url characters).
 fn shown(dir: Option<Uuid>) -> String {
-    dir.map_or_else(|| "none".to_string(), |d| d.to_string())
+    dir.map_or_else(|| "none".to_string(), |d| kafka_uuid_string(&d))
 }
 
 impl VoterKeys {
@@ -122,11 +125,12 @@ impl VoterKeys {
     pub fn check(&self, id: NodeId, dir: Option<Uuid>, learn: bool) -> Result<(), String> {
         match self.recorded(id) {
             Some(recorded) if dir != Some(recorded) => Err(format!(
-                "node {id} has metadata directory {} but the quorum recorded {recorded} for it \
+                "node {id} has metadata directory {} but the quorum recorded {} for it \
                  (INVALID_VOTER_KEY, error {}): a re-formatted disk neither votes nor counts \
                  toward a commit until `sluice metadata-quorum remove-controller` and \
                  `add-controller` replace the voter",
                 shown(dir),
+                shown(Some(recorded)),
                 errors::INVALID_VOTER_KEY
             )),
             Some(_) => Ok(()),
@@ -209,7 +213,13 @@ pub async fn record_directory_ids(
             .change_membership(ChangeMembers::SetNodes(updates.clone()), true)
             .await
         {
-            Ok(_) => tracing::info!(?updates, "recorded voters' metadata directory ids"),
+            Ok(_) => {
+                let ids: Vec<String> = updates.keys().map(|id| id.to_string()).collect();
+                tracing::info!(
+                    "metadata directory ids recorded for voter(s) {}",
+                    ids.join(" ")
+                );
+            }
             // Another change in progress, or leadership lost: the next tick tries again.
             Err(e) => tracing::debug!(error = %e, "recording directory ids deferred"),
         }
@@ -258,7 +268,7 @@ pub async fn add_voter(
         .await
         .map_err(not_committed)?;
     let learner_at = resp.log_id.index;
-    tracing::info!(node = id, %dir, "new voter added as a learner; waiting for it to catch up");
+    tracing::info!(node = id, dir = %shown(Some(dir)), "new voter added as a learner; waiting for it to catch up");
     let caught_up = raft
         .wait(Some(
             timeout.min(Duration::from_millis(ADD_VOTER_CATCH_UP_MS_MAX)),
@@ -277,15 +287,16 @@ pub async fn add_voter(
         return Err(quorum_error(
             errors::REQUEST_TIMED_OUT,
             format!(
-                "node {id} (directory {dir}) did not catch up within {timeout:?}; it stays a \
-                 learner (is it running with that directory?)"
+                "node {id} (directory {}) did not catch up within {timeout:?}; it stays a \
+                 learner (is it running with that directory?)",
+                shown(Some(dir))
             ),
         ));
     }
     raft.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([nid])), true)
         .await
         .map_err(not_committed)?;
-    tracing::info!(node = id, %dir, "new voter caught up and votes");
+    tracing::info!(node = id, dir = %shown(Some(dir)), "new voter caught up and votes");
     Ok(())
 }
 
@@ -303,7 +314,8 @@ pub async fn remove_voter(
         return Err(quorum_error(
             errors::VOTER_NOT_FOUND,
             format!(
-                "no voter {id} with metadata directory {dir} (voter {id} is {})",
+                "no voter {id} with metadata directory {} (voter {id} is {})",
+                shown(Some(dir)),
                 if view.voters.contains(&nid) {
                     format!("recorded with directory {}", shown(recorded))
                 } else {
@@ -321,6 +333,6 @@ pub async fn remove_voter(
     raft.change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([nid])), false)
         .await
         .map_err(not_committed)?;
-    tracing::info!(node = id, %dir, "voter removed from the metadata quorum");
+    tracing::info!(node = id, dir = %shown(Some(dir)), "voter removed from the metadata quorum");
     Ok(())
 }
