@@ -31,6 +31,10 @@ use store::{partition_for, StoredOffset};
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 /// Records one append to `__consumer_offsets` carries at most.
 pub const OFFSETS_APPEND_RECORDS_MAX: usize = 1_000;
+/// Kafka's `offsets.commit.timeout.ms` default: in a cluster a commit (or any group record)
+/// is answered once every in-sync replica of its offsets partition holds it, waited for at
+/// most this long (then COORDINATOR_NOT_AVAILABLE, which clients retry).
+pub const OFFSETS_COMMIT_TIMEOUT_MS: u64 = 5_000;
 
 thread_local! {
     static COORDINATOR: Rc<Coordinator> = Rc::new(Coordinator::default());
@@ -252,7 +256,10 @@ async fn handle_local(shard: Rc<Shard>, op: GroupOp) -> GroupAnswer {
 }
 
 /// Appends (key, value-or-tombstone) records for `group` to its `__consumer_offsets`
-/// partition, owned by this shard, through the shard's group-commit path.
+/// partition, owned by this shard, through the shard's group-commit path. In a cluster it
+/// returns once the partition's high watermark passed them (Kafka's coordinator appends
+/// with acks=all): a commit answered before its followers held it would be lost with the
+/// coordinator, and the group would resume from older offsets on the next one.
 pub async fn persist(
     shard: &Rc<Shard>,
     group: &str,
@@ -273,19 +280,30 @@ pub async fn persist(
         .log(&tp)
         .ok_or("__consumer_offsets partition not open")?;
     let now = state::now_ms();
+    let mut last_offset = None;
     for chunk in records.chunks(OFFSETS_APPEND_RECORDS_MAX) {
         let list: Vec<sluice_engine::testing::TestRecord<'_>> = chunk
             .iter()
             .map(|(k, v)| (Some(&k[..]), v.as_deref(), now))
             .collect();
         let batch = sluice_engine::testing::build_batch(&list);
-        shard
+        let appended = shard
             .appender
             .append(log.clone(), info.clone(), batch)
             .await
             .map_err(|e| format!("{e:?}"))?;
+        last_offset = Some(appended.last_offset);
     }
-    Ok(())
+    match (last_offset, &shard.broker.cluster) {
+        (Some(last), Some(_)) => {
+            let wait = std::time::Duration::from_millis(OFFSETS_COMMIT_TIMEOUT_MS);
+            let deadline = std::time::Instant::now() + wait;
+            crate::replica::wait_committed(shard, &tp, last, deadline)
+                .await
+                .map_err(|e| format!("the in-sync replicas did not all take it: {e:?}"))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// The topics the group's members subscribe to (consumer protocol only; members whose
