@@ -1,6 +1,7 @@
 """One client library's round trip against a broker: create a 3-partition topic, produce
 keyed records with acks=all, read every partition back from the beginning, compare with
-what was acknowledged. Usage: roundtrip.py kafka-python|confluent-kafka BOOTSTRAP TOPIC"""
+what was acknowledged. Usage: roundtrip.py kafka-python|confluent-kafka BOOTSTRAP TOPIC [RF]
+(RF: the topic's replication factor, default 1; a cluster's bootstrap lists every node)."""
 import sys
 import time
 
@@ -13,12 +14,12 @@ def expected():
     return {(f"key-{i % 31}".encode(), f"value-{i}".encode()) for i in range(RECORDS)}
 
 
-def kafka_python(bootstrap, topic):
+def kafka_python(bootstrap, topic, rf):
     from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
     from kafka.admin import NewTopic
 
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    admin.create_topics([NewTopic(topic, PARTITIONS, 1)])
+    admin.create_topics([NewTopic(topic, PARTITIONS, rf)])
     # kafka-python 2.1+ turns idempotence on by default (InitProducerId, sequence numbers).
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
     futures = [producer.send(topic, key=k, value=v) for k, v in sorted(expected())]
@@ -41,12 +42,12 @@ def kafka_python(bootstrap, topic):
     return acked, seen
 
 
-def confluent(bootstrap, topic):
+def confluent(bootstrap, topic, rf):
     from confluent_kafka import Consumer, Producer, TopicPartition
     from confluent_kafka.admin import AdminClient, NewTopic
 
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    for f in admin.create_topics([NewTopic(topic, PARTITIONS, 1)]).values():
+    for f in admin.create_topics([NewTopic(topic, PARTITIONS, rf)]).values():
         f.result(timeout=30)
     acked = {}
 
@@ -75,11 +76,14 @@ def confluent(bootstrap, topic):
 
 def main():
     client, bootstrap, topic = sys.argv[1:4]
-    acked, seen = {"kafka-python": kafka_python, "confluent-kafka": confluent}[client](bootstrap, topic)
+    rf = int(sys.argv[4]) if len(sys.argv) > 4 else 1
+    run = {"kafka-python": kafka_python, "confluent-kafka": confluent}[client]
+    acked, seen = run(bootstrap, topic, rf)
     assert len(acked) == RECORDS, f"{client}: {len(acked)} acknowledged"
     assert set(acked.values()) == expected(), f"{client}: acknowledged records differ"
     assert seen == acked, f"{client}: consumed {len(seen)} records, differing from the {len(acked)} acknowledged"
-    print(f"== {client}: {RECORDS} records round trip over {PARTITIONS} partitions", file=sys.stderr)
+    print(f"== {client}: {RECORDS} records round trip over {PARTITIONS} partitions of {rf} replicas",
+          file=sys.stderr)
 
 
 if __name__ == "__main__":
