@@ -333,8 +333,8 @@ pub fn assert_all_read(bootstrap: &str, topic: &str, acked: &Acked) {
 }
 
 /// The active controller (the metadata quorum's leader) as the nodes' logs say: (node id,
-/// term) of the highest term claimed, waited for. (No Kafka API tells it yet: DescribeQuorum
-/// is not served.)
+/// term) of the highest term claimed, waited for. (librdkafka has no DescribeQuorum; a
+/// later election than the one read here is caught by `successor`.)
 pub fn active_controller(cluster: &Cluster) -> (i32, u64) {
     let mut claims = Vec::new();
     wait_until("an active controller", || {
