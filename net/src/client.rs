@@ -18,6 +18,7 @@
 
 mod admin;
 pub mod batch;
+pub mod cluster;
 mod configs;
 pub mod connection;
 pub mod consumer_protocol;

@@ -69,7 +69,8 @@ pub async fn run(args: DeleteRecordsArgs) -> Result<()> {
     Ok(())
 }
 
-fn read_bounded(path: &PathBuf) -> Result<String> {
+/// A JSON file of at most `OFFSET_JSON_BYTES_MAX` bytes (delete-records, leader-election).
+pub(crate) fn read_bounded(path: &PathBuf) -> Result<String> {
     let open_error =
         |error: std::io::Error| ToolError::new(format!("reading {}: {error}", path.display()));
     let file = std::fs::File::open(path).map_err(open_error)?;

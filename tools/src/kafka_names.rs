@@ -17,6 +17,7 @@ pub const KAFKA_COMMANDS: &[(&str, &str)] = &[
     ("kafka-get-offsets", "get-offsets"),
     ("kafka-storage", "storage"),
     ("kafka-metadata-quorum", "metadata-quorum"),
+    ("kafka-leader-election", "leader-election"),
 ];
 
 /// The subcommand a binary called `argv0` stands for, if its name is one of Kafka's.
@@ -64,6 +65,14 @@ mod tests {
         check(
             &["kafka-storage", "format"],
             &["sluice", "storage", "format"],
+        );
+        check(
+            &["kafka-leader-election.sh", "--all-topic-partitions"],
+            &["sluice", "leader-election", "--all-topic-partitions"],
+        );
+        check(
+            &["kafka-metadata-quorum", "describe"],
+            &["sluice", "metadata-quorum", "describe"],
         );
         check(&["sluice", "topics"], &["sluice", "topics"]);
         check(&["/opt/kafka-topicsx"], &["/opt/kafka-topicsx"]);

@@ -1,7 +1,8 @@
 //! `sluice`: the operator CLI, with the names and flags of Kafka's tools
 //! (`kafka-topics`, `kafka-console-producer`, `kafka-console-consumer`,
 //! `kafka-delete-records`, `kafka-dump-log`, `kafka-consumer-groups`, `kafka-configs`,
-//! `kafka-get-offsets`, `kafka-storage`, `kafka-metadata-quorum`) so muscle memory works; called by one of those
+//! `kafka-get-offsets`, `kafka-storage`, `kafka-metadata-quorum`, `kafka-leader-election`)
+//! so muscle memory works; called by one of those
 //! names (a link), it runs that command (`kafka_names`).
 //!
 //! Architecture Invariant: the commands talk to brokers only through `sluice-net`'s
@@ -11,6 +12,7 @@
 //! compressed records are decoded with the engine's codecs (`records`).
 
 mod client_config;
+mod cluster;
 mod configs;
 mod connect;
 mod console_consumer;
@@ -21,6 +23,7 @@ mod dump_log;
 mod error;
 mod get_offsets;
 mod kafka_names;
+mod leader_election;
 mod limits;
 mod metadata_quorum;
 mod partitioner;
@@ -73,8 +76,12 @@ enum Command {
     Configs(configs::ConfigsArgs),
     /// Print partitions' offsets as topic:partition:offset (kafka-get-offsets).
     GetOffsets(get_offsets::GetOffsetsArgs),
-    /// Add or remove a controller of the metadata quorum (kafka-metadata-quorum).
+    /// Describe the metadata quorum: --status or --replication (kafka-metadata-quorum).
     MetadataQuorum(metadata_quorum::MetadataQuorumArgs),
+    /// Run preferred or unclean leader elections (kafka-leader-election).
+    LeaderElection(leader_election::LeaderElectionArgs),
+    /// A cluster's brokers (alive or fenced), active controller and metadata quorum.
+    Cluster(cluster::ClusterArgs),
 }
 
 fn main() -> ExitCode {
@@ -118,6 +125,8 @@ fn run(command: Command) -> Result<(), ToolError> {
             Command::Configs(args) => configs::run(args).await,
             Command::GetOffsets(args) => get_offsets::run(args).await,
             Command::MetadataQuorum(args) => metadata_quorum::run(args).await,
+            Command::LeaderElection(args) => leader_election::run(args).await,
+            Command::Cluster(args) => cluster::run(args).await,
             Command::DumpLog(_) | Command::Storage(_) => unreachable!("handled above"),
         }
     })

@@ -1,5 +1,7 @@
-//! `sluice metadata-quorum` (kafka-metadata-quorum): `add-controller` and
-//! `remove-controller` replace a voter of the metadata quorum, e.g. after its disk was wiped
+//! `sluice metadata-quorum` (kafka-metadata-quorum): `describe --status|--replication`
+//! prints the quorum as Kafka's tool does (`MetadataQuorumCommand`: the status summary, or the
+//! replication table of the leader, its followers and the observers), from DescribeQuorum and
+//! DescribeCluster. `add-controller` and `remove-controller` replace a voter of the metadata quorum, e.g. after its disk was wiped
 //! and re-formatted (a voter is a node id and a metadata directory id, KIP-853). They send
 //! Kafka's AddRaftVoter / RemoveRaftVoter to `--bootstrap-server`, which forwards them to the
 //! quorum's leader. `add-controller` reads the new controller's own server.properties
@@ -12,12 +14,15 @@ use clap::{Args, Subcommand};
 use sluice_engine::ids::{kafka_uuid_string, parse_kafka_uuid};
 use sluice_engine::logdir::MetaProperties;
 use sluice_engine::properties::last_value;
+use sluice_net::client::cluster::{QuorumInfo, QuorumReplica};
 use sluice_net::client::raft_voters::RaftVoter;
+use uuid::Uuid;
 
 use crate::connect::connect_as;
 use crate::error::{Result, ToolError};
 use crate::limits::ADD_CONTROLLER_TIMEOUT_MS;
 use crate::storage::{read_config, read_node_dirs};
+use crate::topic_id::kafka_format;
 
 #[derive(Args)]
 pub struct MetadataQuorumArgs {
@@ -37,10 +42,25 @@ pub struct MetadataQuorumArgs {
 
 #[derive(Subcommand)]
 enum QuorumCommand {
+    /// Describe the metadata quorum info.
+    Describe(DescribeArgs),
     /// Add the controller of --command-config to the quorum (a learner until caught up).
     AddController(AddControllerArgs),
     /// Remove the voter with this node id and metadata directory id from the quorum.
     RemoveController(RemoveControllerArgs),
+}
+
+#[derive(Args)]
+struct DescribeArgs {
+    /// A short summary of the quorum status.
+    #[arg(long, conflicts_with = "replication")]
+    status: bool,
+    /// Detailed information about the status of replication.
+    #[arg(long)]
+    replication: bool,
+    /// With --replication: timestamps as "N ms ago".
+    #[arg(long, requires = "replication")]
+    human_readable: bool,
 }
 
 #[derive(Args)]
@@ -92,7 +112,26 @@ pub async fn run(args: MetadataQuorumArgs) -> Result<()> {
             Ok(())
         }
         QuorumCommand::RemoveController(remove) => run_remove(bootstrap, remove).await,
+        QuorumCommand::Describe(describe) => run_describe(bootstrap, describe).await,
     }
+}
+
+async fn run_describe(bootstrap: &str, describe: &DescribeArgs) -> Result<()> {
+    if !describe.status && !describe.replication {
+        return Err(ToolError::new(
+            "One of --status or --replication must be specified with describe sub-command",
+        ));
+    }
+    let mut client = connect_as(bootstrap, None).await?;
+    let quorum = client.describe_quorum().await?;
+    if describe.status {
+        let cluster_id = client.describe_cluster().await?.cluster_id;
+        print!("{}", status_text(&cluster_id, &quorum)?);
+    } else {
+        let now = describe.human_readable.then(now_ms);
+        print!("{}", replication_text(&quorum, now)?);
+    }
+    Ok(())
 }
 
 fn bootstrap(args: &MetadataQuorumArgs) -> Result<&str> {
@@ -212,4 +251,214 @@ fn controller_listener<'a>(
         )));
     }
     Ok((name.to_string(), host.to_string(), port))
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn leader_of(quorum: &QuorumInfo) -> Result<&QuorumReplica> {
+    quorum
+        .voters
+        .iter()
+        .find(|v| v.id == quorum.leader_id)
+        .ok_or_else(|| {
+            ToolError::new(format!(
+                "the quorum's leader {} is not among its voters (no leader elected yet?)",
+                quorum.leader_id
+            ))
+        })
+}
+
+/// Kafka's `Uuid.toString`, "null" for the zero id as the status lines print it.
+fn directory(id: &Uuid) -> String {
+    match id.is_nil() {
+        true => "null".into(),
+        false => format!("\"{}\"", kafka_format(id)),
+    }
+}
+
+/// `[{"id": 1, "directoryId": "…", "endpoints": ["CONTROLLER://host:port"]}, …]`
+fn replicas_text(quorum: &QuorumInfo, replicas: &[QuorumReplica]) -> String {
+    let nodes: Vec<String> = replicas
+        .iter()
+        .map(|r| {
+            let mut s = format!(
+                "{{\"id\": {}, \"directoryId\": {}",
+                r.id,
+                directory(&r.directory_id)
+            );
+            let endpoints = quorum.nodes.iter().find(|(id, _)| *id == r.id);
+            if let Some((_, e)) = endpoints.filter(|(_, e)| !e.is_empty()) {
+                let quoted: Vec<String> = e.iter().map(|e| format!("\"{e}\"")).collect();
+                s.push_str(&format!(", \"endpoints\": [{}]", quoted.join(", ")));
+            }
+            s.push('}');
+            s
+        })
+        .collect();
+    format!("[{}]", nodes.join(", "))
+}
+
+/// `describe --status`.
+fn status_text(cluster_id: &str, quorum: &QuorumInfo) -> Result<String> {
+    let leader = leader_of(quorum)?;
+    let max_lag = quorum
+        .voters
+        .iter()
+        .min_by_key(|v| v.log_end_offset)
+        .unwrap_or(leader);
+    let lag_time = if max_lag.id == leader.id {
+        0
+    } else if leader.last_caught_up_timestamp >= 0 && max_lag.last_caught_up_timestamp >= 0 {
+        leader.last_caught_up_timestamp - max_lag.last_caught_up_timestamp
+    } else {
+        -1
+    };
+    Ok(format!(
+        "ClusterId:              {cluster_id}\n\
+         LeaderId:               {}\n\
+         LeaderEpoch:            {}\n\
+         HighWatermark:          {}\n\
+         MaxFollowerLag:         {}\n\
+         MaxFollowerLagTimeMs:   {lag_time}\n\
+         CurrentVoters:          {}\n\
+         CurrentObservers:       {}\n",
+        quorum.leader_id,
+        quorum.leader_epoch,
+        quorum.high_watermark,
+        leader.log_end_offset - max_lag.log_end_offset,
+        replicas_text(quorum, &quorum.voters),
+        replicas_text(quorum, &quorum.observers),
+    ))
+}
+
+/// `describe --replication`: Kafka's table (each cell padded to its column, a tab after
+/// every cell); with `now`, timestamps as "N ms ago".
+fn replication_text(quorum: &QuorumInfo, now: Option<i64>) -> Result<String> {
+    let leader = leader_of(quorum)?;
+    let time = |t: i64| match (t, now) {
+        (t, _) if t < 0 => "-1".to_string(),
+        (t, Some(now)) => format!("{} ms ago", (now - t).max(0)),
+        (t, None) => t.to_string(),
+    };
+    let row = |r: &QuorumReplica, status: &str| {
+        vec![
+            r.id.to_string(),
+            kafka_format(&r.directory_id),
+            r.log_end_offset.to_string(),
+            (leader.log_end_offset - r.log_end_offset).to_string(),
+            time(r.last_fetch_timestamp),
+            time(r.last_caught_up_timestamp),
+            status.to_string(),
+        ]
+    };
+    let mut rows = vec![row(leader, "Leader")];
+    let followers = quorum.voters.iter().filter(|v| v.id != leader.id);
+    rows.extend(followers.map(|v| row(v, "Follower")));
+    rows.extend(quorum.observers.iter().map(|o| row(o, "Observer")));
+    let header = [
+        "NodeId",
+        "DirectoryId",
+        "LogEndOffset",
+        "Lag",
+        "LastFetchTimestamp",
+        "LastCaughtUpTimestamp",
+        "Status",
+    ];
+    Ok(pretty_table(&header, &rows))
+}
+
+/// Kafka's `ToolsUtils.prettyPrintTable`.
+pub fn pretty_table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.len());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut s = String::new();
+        for (cell, w) in cells.iter().zip(&widths) {
+            s.push_str(&format!("{cell:<w$}\t"));
+        }
+        s.push('\n');
+        s
+    };
+    let mut out = line(header.to_vec());
+    for row in rows {
+        out.push_str(&line(row.iter().map(String::as_str).collect()));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn replica(id: i32, log_end_offset: i64, caught_up: i64) -> QuorumReplica {
+        QuorumReplica {
+            id,
+            directory_id: Uuid::nil(),
+            log_end_offset,
+            last_fetch_timestamp: caught_up,
+            last_caught_up_timestamp: caught_up,
+        }
+    }
+
+    fn quorum() -> QuorumInfo {
+        QuorumInfo {
+            leader_id: 2,
+            leader_epoch: 5,
+            high_watermark: 40,
+            voters: vec![
+                replica(1, 38, 900),
+                replica(2, 41, 1000),
+                replica(3, 41, 1000),
+            ],
+            observers: vec![replica(4, -1, -1)],
+            nodes: vec![(1, vec!["CONTROLLER://127.0.0.1:9093".into()])],
+        }
+    }
+
+    #[test]
+    fn status_is_kafka_metadata_quorums() {
+        assert_eq!(
+            status_text("abc", &quorum()).unwrap(),
+            "ClusterId:              abc\n\
+             LeaderId:               2\n\
+             LeaderEpoch:            5\n\
+             HighWatermark:          40\n\
+             MaxFollowerLag:         3\n\
+             MaxFollowerLagTimeMs:   100\n\
+             CurrentVoters:          [{\"id\": 1, \"directoryId\": null, \"endpoints\": [\"CONTROLLER://127.0.0.1:9093\"]}, {\"id\": 2, \"directoryId\": null}, {\"id\": 3, \"directoryId\": null}]\n\
+             CurrentObservers:       [{\"id\": 4, \"directoryId\": null}]\n"
+        );
+    }
+
+    #[test]
+    fn replication_is_kafkas_table() {
+        let text = replication_text(&quorum(), None).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0],
+            "NodeId\tDirectoryId           \tLogEndOffset\tLag\tLastFetchTimestamp\tLastCaughtUpTimestamp\tStatus  \t"
+        );
+        assert_eq!(
+            lines[1],
+            "2     \tAAAAAAAAAAAAAAAAAAAAAA\t41          \t0  \t1000              \t1000                 \tLeader  \t"
+        );
+        assert!(
+            lines[2].starts_with("1     \t") && lines[2].contains("\t3  \t"),
+            "{text}"
+        );
+        assert!(
+            lines[4].ends_with("\t-1                \t-1                   \tObserver\t"),
+            "{text}"
+        );
+        let human = replication_text(&quorum(), Some(1500)).unwrap();
+        assert!(human.contains("500 ms ago"), "{human}");
+    }
 }

@@ -57,6 +57,34 @@ pub struct TopicsArgs {
     /// __transaction_state).
     #[arg(long)]
     exclude_internal: bool,
+    /// With --describe: only partitions whose ISR is smaller than their replicas.
+    #[arg(long, requires = "describe")]
+    under_replicated_partitions: bool,
+    /// With --describe: only partitions whose ISR is below the topic's min.insync.replicas
+    /// (or that have no leader).
+    #[arg(long, requires = "describe")]
+    under_min_isr_partitions: bool,
+    /// With --describe: only partitions whose leader is not a live broker.
+    #[arg(long, requires = "describe")]
+    unavailable_partitions: bool,
+}
+
+impl TopicsArgs {
+    /// Kafka's `describeConfigs`: no --*-partitions report asked, so every topic's line and
+    /// every partition are printed.
+    fn reports(&self) -> bool {
+        self.under_replicated_partitions
+            || self.under_min_isr_partitions
+            || self.unavailable_partitions
+    }
+}
+
+/// What kafka-topics' partition reports test for one topic.
+struct ReportContext {
+    /// `min.insync.replicas` of the topic, when --under-min-isr-partitions needs it.
+    min_isr: Option<usize>,
+    /// The live (unfenced) brokers, when --unavailable-partitions needs them.
+    live_brokers: Vec<i32>,
 }
 
 /// `ConfigSource` wire code of a key at its default (Kafka's `ConfigEntry::isDefault`).
@@ -196,6 +224,9 @@ async fn describe(client: &mut Client, args: &TopicsArgs) -> Result<()> {
     });
     topics.sort_unstable_by(|a, b| a.name.cmp(&b.name));
     let with_configs = client.advertises(ApiKey::DescribeConfigs).await?;
+    if args.reports() {
+        return report_partitions(client, args, &topics, with_configs).await;
+    }
     for topic in &topics {
         let configs = match with_configs {
             true => non_default_configs(client, &topic.name).await?,
@@ -204,6 +235,85 @@ async fn describe(client: &mut Client, args: &TopicsArgs) -> Result<()> {
         print!("{}", describe_text(topic, &configs));
     }
     Ok(())
+}
+
+/// `--describe` with --under-replicated-partitions, --under-min-isr-partitions or
+/// --unavailable-partitions: only the partition lines that match any of them (Kafka prints
+/// no topic lines then).
+async fn report_partitions(
+    client: &mut Client,
+    args: &TopicsArgs,
+    topics: &[TopicMetadata],
+    with_configs: bool,
+) -> Result<()> {
+    let live_brokers = match args.unavailable_partitions {
+        false => Vec::new(),
+        true if client.advertises(ApiKey::DescribeCluster).await? => {
+            let cluster = client.describe_cluster().await?;
+            cluster
+                .brokers
+                .iter()
+                .filter(|b| !b.fenced)
+                .map(|b| b.id)
+                .collect()
+        }
+        true => client
+            .metadata(&[])
+            .await?
+            .brokers
+            .iter()
+            .map(|b| b.node_id)
+            .collect(),
+    };
+    for topic in topics {
+        let min_isr = match args.under_min_isr_partitions && with_configs {
+            true => topic_min_isr(client, &topic.name).await?,
+            false => None,
+        };
+        let context = ReportContext {
+            min_isr,
+            live_brokers: live_brokers.clone(),
+        };
+        print!("{}", reported_partitions_text(topic, args, &context));
+    }
+    Ok(())
+}
+
+/// The topic's effective `min.insync.replicas`.
+async fn topic_min_isr(client: &mut Client, topic: &str) -> Result<Option<usize>> {
+    let configs = client
+        .describe_configs(ConfigResourceType::Topic, topic, false)
+        .await?;
+    Ok(configs
+        .iter()
+        .find(|c| c.name == "min.insync.replicas")
+        .and_then(|c| c.value.as_deref()?.parse().ok()))
+}
+
+/// The partition lines of `topic` that match a report asked for.
+fn reported_partitions_text(
+    topic: &TopicMetadata,
+    args: &TopicsArgs,
+    context: &ReportContext,
+) -> String {
+    let text = describe_text(topic, "");
+    let mut partitions: Vec<_> = topic.partitions.iter().collect();
+    partitions.sort_unstable_by_key(|p| p.partition);
+    // describe_text's lines after the topic line are the partitions, in the same order.
+    text.lines()
+        .skip(1)
+        .zip(partitions)
+        .filter(|(_, p)| {
+            let has_leader = p.leader_id >= 0;
+            let under_replicated = p.isr.len() < p.replicas.len();
+            let under_min_isr = !has_leader || context.min_isr.is_some_and(|m| p.isr.len() < m);
+            let unavailable = !has_leader || !context.live_brokers.contains(&p.leader_id);
+            (args.under_replicated_partitions && under_replicated)
+                || (args.under_min_isr_partitions && under_min_isr)
+                || (args.unavailable_partitions && unavailable)
+        })
+        .map(|(line, _)| format!("{line}\n"))
+        .collect()
 }
 
 /// The `Configs:` column: the topic's configs whose source is not the default, as

@@ -419,6 +419,7 @@ fn kafkas_command_names_run_the_matching_subcommand() {
         ("kafka-get-offsets", "get-offsets"),
         ("kafka-storage", "storage"),
         ("kafka-metadata-quorum", "metadata-quorum"),
+        ("kafka-leader-election", "leader-election"),
     ];
     for (kafka, sub) in commands {
         for name in [kafka.to_string(), format!("{kafka}.sh")] {

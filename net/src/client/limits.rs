@@ -60,6 +60,11 @@ pub const CLIENT_VERSIONS: &[(ApiKey, i16, i16)] = &[
     // `sluice metadata-quorum add-controller` / `remove-controller` (`raft_voters.rs`).
     (ApiKey::AddRaftVoter, 0, 0),
     (ApiKey::RemoveRaftVoter, 0, 0),
+    // A cluster's admin calls (`cluster.rs`).
+    (ApiKey::DescribeCluster, 0, 2),
+    (ApiKey::DescribeQuorum, 0, 2),
+    (ApiKey::ElectLeaders, 0, 2),
+    (ApiKey::DescribeTopicPartitions, 0, 0),
 ];
 
 /// Most JoinGroup rounds [`crate::client::membership::GroupMembership::join`] makes
