@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # perf/bench.sh: Sluice beside a peer broker (tansu, in-memory storage) and the machine's
 # limits, measured in one run on one machine; prints a table of figures, ratios and the
-# targets of issue 3 §4. See BENCHMARKS.md for what each line means.
+# targets of issue 3 §4 and issue 9 §6 (W6, W7: a 3-node cluster on this host). See
+# BENCHMARKS.md for what each line means.
 #
 #   bash perf/bench.sh              # the full run (lengths below; about 10-20 minutes)
 #   QUICK=1 bash perf/bench.sh      # short everything: for testing the script only
@@ -9,12 +10,15 @@
 # Settings (environment):
 #   TREE              source tree to build from (default: this script's repository)
 #   CARGO_TARGET_DIR  where to build (default: $TREE/target)
-#   SLUICED, SLUICE_PERF  prebuilt binaries; set both to skip the build
+#   SLUICED, SLUICE_PERF  prebuilt binaries; set both to skip the build (SLUICE, the
+#                     CLI the cluster parts format nodes and create topics with, defaults
+#                     to the sluice beside SLUICED)
 #   TANSU             the peer (default ~/.cargo/bin/tansu; missing = peer skipped)
 #   DATA_DIR          data directories and dd files: on the disk under test
 #                     (default ${TMPDIR:-/tmp}/sluice-bench)
 #   RESULTS           raw outputs and summary (default $DATA_DIR/results-<time>)
-#   PORT              first of 4 TCP ports used on 127.0.0.1 (default 19092)
+#   PORT              first of 4 TCP ports used on 127.0.0.1 (default 19092); the
+#                     cluster's 3 nodes use PORT+10..PORT+15 (client, controller)
 #   BATCH_SIZE LINGER_MS  producer batch.size / linger.ms of W1 and W2 (16384 / 5,
 #                     Kafka's producer defaults)
 #   W1_MB             MiB produced in W1 (default: the larger of 4096 and 1.25x the
@@ -25,11 +29,21 @@
 #   W3_REPEAT         W3 runs per fetch.transfer.method (sendfile, splice) after the first (3)
 #   W4_SECONDS        length of each W4 run at 5,000 records/s (60)
 #   W5_TOPICS W5_PARTITIONS  W5's topics x partitions (100 x 100)
+#   W6_MB             MiB produced in W6, once to one broker (acks=1), once to the cluster
+#                     (RF=3, acks=all, min.insync.replicas=2) (1024)
+#   W7_RUNS W7_TERM_RUNS  W7's SIGKILL and SIGTERM runs per setting (10, 5)
+#   W7_SETTINGS       "default short": Kafka's timeouts, then broker.session.timeout.ms=3000
+#                     broker.heartbeat.interval.ms=500 (the CI test's)
+#   W7_DURATION W7_FAULT_AFTER W7_RATE  each verify run's length, when it strikes, and its
+#                     records/s (20s, 5s, 2000)
+#   CLUSTER_PROPS     extra server.properties lines for every cluster node (space separated)
 #   LOOPBACK_SECONDS  (10)   PROFILE=0 skips the strace syscall counts
 #   RUN_TIMEOUT_S     longest single client run before it is stopped (1800)
 #   KEEP_DATA=1       keep the data directories afterwards
-#   PARTS             which parts to run (default "limits sluice fsync peer w5"); the
-#                     table shows n/a for parts not run
+#   PARTS             which parts to run (default "limits sluice fsync peer w5 cluster
+#                     failover"); the table shows n/a for parts not run. W7 alone, e.g. to
+#                     re-run it after a change to failover: PARTS=failover
+#                     W7_SETTINGS=default bash perf/bench.sh
 set -euo pipefail
 
 QUICK=${QUICK:-0}
@@ -52,11 +66,23 @@ if [[ $QUICK == 1 ]]; then
     W1_MB=${W1_MB:-256} W2_MB=${W2_MB:-32} W3_MB=${W3_MB:-128} W4_SECONDS=${W4_SECONDS:-4}
     W5_TOPICS=${W5_TOPICS:-10} W5_PARTITIONS=${W5_PARTITIONS:-100} LOOPBACK_SECONDS=${LOOPBACK_SECONDS:-2}
     DD_MB=${DD_MB:-64}
+    W6_MB=${W6_MB:-64} W7_RUNS=${W7_RUNS:-2} W7_TERM_RUNS=${W7_TERM_RUNS:-1} W7_DURATION=${W7_DURATION:-14s}
 else
     W2_MB=${W2_MB:-256} W3_MB=${W3_MB:-2048} W4_SECONDS=${W4_SECONDS:-60}
     W5_TOPICS=${W5_TOPICS:-100} W5_PARTITIONS=${W5_PARTITIONS:-100} LOOPBACK_SECONDS=${LOOPBACK_SECONDS:-10}
     DD_MB=${DD_MB:-1024}
+    W6_MB=${W6_MB:-1024} W7_RUNS=${W7_RUNS:-10} W7_TERM_RUNS=${W7_TERM_RUNS:-5} W7_DURATION=${W7_DURATION:-20s}
 fi
+W6_IDLE_S=${W6_IDLE_S:-5}
+W7_SETTINGS=${W7_SETTINGS:-default short}
+W7_FAULT_AFTER=${W7_FAULT_AFTER:-5s}
+W7_RATE=${W7_RATE:-2000}
+W7_SHORT_PROPS=(broker.session.timeout.ms=3000 broker.heartbeat.interval.ms=500)
+read -r -a CLUSTER_PROPS <<<"${CLUSTER_PROPS:-}"
+CLUSTER_PORT=$((PORT + 10))
+declare -a NODE_PIDS NODE_LOGS
+# w7_props SETTING: the timeouts a W7 setting runs with.
+w7_props() { if [[ $1 == short ]]; then echo "${W7_SHORT_PROPS[*]}"; else echo "Kafka's defaults (session 9000 ms, heartbeat 2000 ms)"; fi; }
 SINK_PORT=$PORT SLUICE_PORT=$((PORT + 1)) PEER_PORT=$((PORT + 2))
 CLK_TCK=$(getconf CLK_TCK)
 
@@ -108,9 +134,12 @@ timed() {
 client_cpu() { [[ -s $RESULTS/$1.cpu ]] && calc "$(tail -1 "$RESULTS/$1.cpu")" || echo n/a; }
 
 PIDS=()
+# still_ours PID: PID is still a child of this script (a reaped pid may be reused by
+# another user's process, which must never be signalled).
+still_ours() { [[ $(sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f2) == "$$" ]]; }
 cleanup() {
     local pid
-    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in "${PIDS[@]}"; do still_ours "$pid" && kill -TERM "$pid" 2>/dev/null || true; done
     for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
     if [[ $KEEP_DATA != 1 ]]; then
         rm -rf "$DATA_DIR"/sluice-* "$DATA_DIR"/dd.* 2>/dev/null || true
@@ -197,11 +226,15 @@ page_cache_write() {
 # ---------------------------------------------------------------- setup
 
 build() {
-    if [[ -n ${SLUICED:-} && -n ${SLUICE_PERF:-} ]]; then return; fi
-    say "building sluiced and sluice-perf (release) from $TREE"
-    (cd "$TREE" && cargo build --release -q -p sluice-broker -p sluice-perf) || die "build failed"
+    if [[ -n ${SLUICED:-} && -n ${SLUICE_PERF:-} ]]; then
+        SLUICE=${SLUICE:-$(dirname "$SLUICED")/sluice}
+        return
+    fi
+    say "building sluiced, sluice and sluice-perf (release) from $TREE"
+    (cd "$TREE" && cargo build --release -q -p sluice-broker -p sluice-perf -p sluice-tools) || die "build failed"
     SLUICED=$CARGO_TARGET_DIR/release/sluiced
     SLUICE_PERF=$CARGO_TARGET_DIR/release/sluice-perf
+    SLUICE=$CARGO_TARGET_DIR/release/sluice
 }
 
 machine() {
@@ -441,6 +474,184 @@ w5() {
     stop "$BROKER_PID"
 }
 
+# ---------------------------------------------------------------- cluster (issue 9 §6)
+
+# node_port ID OFFSET: node ID's client port (OFFSET 0) or controller port (OFFSET 1).
+node_port() { echo $((CLUSTER_PORT + 2 * ($1 - 1) + $2)); }
+
+# start_cluster NAME [KEY=VALUE...]: 3 combined broker+controller nodes formatted with
+# `sluice storage format`, each under $DATA_DIR/sluice-NAME/node-ID; the extra keys go into
+# every node's server.properties. Sets NODE_PIDS[ID] and CLUSTER_BOOTSTRAP.
+start_cluster() {
+    local name=$1 id voters="" cluster_id
+    shift
+    CLUSTER_NAME=$name CLUSTER_BOOTSTRAP="" NODE_STARTS=0
+    cluster_id=$("$SLUICE" storage random-uuid)
+    for id in 1 2 3; do voters+="${voters:+,}$id@127.0.0.1:$(node_port "$id" 1)"; done
+    for id in 1 2 3; do
+        local dir=$DATA_DIR/sluice-$name/node-$id
+        mkdir -p "$dir/data"
+        {
+            echo "process.roles=broker,controller"
+            echo "node.id=$id"
+            echo "controller.quorum.voters=$voters"
+            echo "listeners=PLAINTEXT://127.0.0.1:$(node_port "$id" 0),CONTROLLER://127.0.0.1:$(node_port "$id" 1)"
+            echo "advertised.listeners=PLAINTEXT://127.0.0.1:$(node_port "$id" 0)"
+            echo "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT"
+            echo "controller.listener.names=CONTROLLER"
+            echo "inter.broker.listener.name=PLAINTEXT"
+            echo "log.dirs=$dir/data"
+            echo "min.insync.replicas=2"
+            printf '%s\n' "$@"
+        } >"$dir/server.properties"
+        "$SLUICE" storage format -t "$cluster_id" -c "$dir/server.properties" >>"$RESULTS/$name-format.log" 2>&1 ||
+            die "formatting node $id failed (see $RESULTS/$name-format.log)"
+        CLUSTER_BOOTSTRAP+="${CLUSTER_BOOTSTRAP:+,}127.0.0.1:$(node_port "$id" 0)"
+    done
+    for id in 1 2 3; do start_node "$id" nowait; done
+    for id in 1 2 3; do wait_for_line "$(node_log "$id")" 'ready:' "${NODE_PIDS[$id]}" 120; done
+}
+node_log() { echo "$RESULTS/$CLUSTER_NAME-node-$1-${NODE_LOGS[$1]}.log"; }
+# start_node ID [nowait]: starts (or restarts, on the same dirs and ports) node ID, each
+# start logging to a file of its own.
+start_node() {
+    NODE_STARTS=$((NODE_STARTS + 1))
+    NODE_LOGS[$1]=$NODE_STARTS
+    "$SLUICED" "$DATA_DIR/sluice-$CLUSTER_NAME/node-$1/server.properties" >"$(node_log "$1")" 2>&1 &
+    NODE_PIDS[$1]=$!
+    PIDS+=("$!")
+    [[ ${2:-} == nowait ]] || wait_for_line "$(node_log "$1")" 'ready:' "${NODE_PIDS[$1]}" 120
+}
+stop_cluster() {
+    local id
+    for id in 1 2 3; do still_ours "${NODE_PIDS[$id]}" && kill -TERM "${NODE_PIDS[$id]}" 2>/dev/null || true; done
+    for id in 1 2 3; do wait "${NODE_PIDS[$id]}" 2>/dev/null || true; done
+}
+broker_pids() {
+    local id out=""
+    for id in 1 2 3; do out+="${out:+,}$id=${NODE_PIDS[$id]}"; done
+    echo "$out"
+}
+# create_topic TOPIC PARTITIONS: RF=3, retried while a restarted node registers again
+# (INVALID_REPLICATION_FACTOR until 3 brokers are unfenced).
+create_topic() {
+    local i
+    for ((i = 0; i < 120; i++)); do
+        "$SLUICE" topics --bootstrap-server "$CLUSTER_BOOTSTRAP" --create --topic "$1" --partitions "$2" \
+            --replication-factor 3 >>"$RESULTS/$CLUSTER_NAME-topics.log" 2>&1 && return
+        sleep 0.5
+    done
+    die "could not create $1 (see $RESULTS/$CLUSTER_NAME-topics.log)"
+}
+# leader_of TOPIC PARTITION: node id from `sluice topics --describe`.
+leader_of() {
+    "$SLUICE" topics --bootstrap-server "$CLUSTER_BOOTSTRAP" --describe --topic "$1" 2>/dev/null |
+        sed -n "s/.*Partition: $2\tLeader: \([0-9]*\).*/\1/p" | head -1
+}
+
+# w6: the same producer against a single broker (acks=1) and a 3-node cluster (RF=3,
+# acks=all, min.insync.replicas=2), one partition each, in this run; the CPU seconds of the
+# partition's leader and of both followers.
+w6() {
+    local records=$((W6_MB * MIB / RECORD_SIZE)) gib id before after
+    local props=("linger.ms=$LINGER_MS" "batch.size=$BATCH_SIZE")
+    say "W6: single broker, acks=1, $W6_MB MiB"
+    start_sluiced sluiced-w6-single "$DATA_DIR/sluice-w6-single"
+    produce w6-single "$SLUICE_PORT" w6 "$records" acks=1 "${props[@]}"
+    stop "$BROKER_PID"
+    say "W6: 3 brokers, RF=3, acks=all, min.insync.replicas=2, $W6_MB MiB"
+    start_cluster w6 "${CLUSTER_PROPS[@]}"
+    create_topic w6 1
+    W6_LEADER=$(leader_of w6 0)
+    [[ -n $W6_LEADER ]] || die "no leader for w6-0"
+    declare -A cpu_before
+    sleep "$W6_IDLE_S"
+    for id in 1 2 3; do cpu_before[$id]=$(cpu_seconds "${NODE_PIDS[$id]}"); done
+    W6_IDLE_START=$EPOCHREALTIME
+    sleep "$W6_IDLE_S"
+    W6_IDLE=""
+    for id in 1 2 3; do
+        W6_IDLE+="${W6_IDLE:+ }$(calc "($(cpu_seconds "${NODE_PIDS[$id]}") - ${cpu_before[$id]}) / ($EPOCHREALTIME - $W6_IDLE_START)")"
+        cpu_before[$id]=$(cpu_seconds "${NODE_PIDS[$id]}")
+    done
+    produce w6-cluster "$(node_port 1 0)" w6 "$records" acks=all "${props[@]}"
+    gib=$(calc "$records * $RECORD_SIZE / 1073741824")
+    W6_FOLLOWER_CPU=""
+    for id in 1 2 3; do
+        after=$(cpu_seconds "${NODE_PIDS[$id]}")
+        local per_gib
+        per_gib=$(calc "($after - ${cpu_before[$id]}) / $gib")
+        if [[ $id == "$W6_LEADER" ]]; then W6_LEADER_CPU=$per_gib; else W6_FOLLOWER_CPU+="${W6_FOLLOWER_CPU:+ / }$per_gib"; fi
+    done
+    stop_cluster
+}
+
+# w7_run SETTING SIGNAL RUN: one verify run that strikes the leader of partition 0, then
+# restarts the struck node.
+w7_run() {
+    local setting=$1 signal=$2 run=$3 topic="w7-$2-$3" out node
+    out="$RESULTS/w7-$setting-$signal-$run.json"
+    create_topic "$topic" 3
+    timeout "$RUN_TIMEOUT_S" "$SLUICE_PERF" verify --bootstrap-server "$CLUSTER_BOOTSTRAP" --topic "$topic" \
+        --acks all --idempotent --producers 2 --throughput "$W7_RATE" --record-size "$RECORD_SIZE" \
+        --duration "$W7_DURATION" --fault "$signal" --fault-after "$W7_FAULT_AFTER" \
+        --broker-pids "$(broker_pids)" --json >"$out" 2>"${out%.json}.err" ||
+        say "w7 $setting $signal $run: $(tail -1 "${out%.json}.err")"
+    node=$(json "$out" fault_node)
+    if [[ $node == n/a ]]; then
+        say "w7 $setting $signal $run: no strike recorded"
+        return
+    fi
+    wait "${NODE_PIDS[$node]}" 2>/dev/null || true
+    start_node "$node"
+}
+
+# w7: W7_RUNS SIGKILLs and W7_TERM_RUNS SIGTERMs of a leader under idempotent acks=all
+# load, once per setting (Kafka's defaults, then the shortened timeouts of the CI test).
+w7() {
+    local setting run signal
+    for setting in $W7_SETTINGS; do
+        local extra=("${CLUSTER_PROPS[@]}")
+        [[ $setting == short ]] && extra+=("${W7_SHORT_PROPS[@]}")
+        say "W7 ($setting): $W7_RUNS x SIGKILL, $W7_TERM_RUNS x SIGTERM of a leader under acks=all"
+        start_cluster "w7-$setting" "${extra[@]}"
+        for signal in kill term; do
+            local runs=$W7_RUNS
+            [[ $signal == term ]] && runs=$W7_TERM_RUNS
+            for ((run = 1; run <= runs; run++)); do w7_run "$setting" "$signal" "$run"; done
+        done
+        stop_cluster
+    done
+}
+
+# w7_stat SETTING SIGNAL KEY median|max|count: KEY over that setting's runs.
+w7_stat() {
+    local f
+    for f in "$RESULTS"/w7-"$1"-"$2"-*.json; do
+        [[ -e $f ]] && echo "$(json "$f" "$3")"
+    done | grep -v 'n/a' | sort -n | awk -v want="$4" '{ v[++n] = $1 } END {
+        if (want == "count") { print n + 0; exit }
+        if (n == 0) { print "n/a"; exit }
+        m = (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+        printf "%.0f", (want == "max") ? v[n] : m }'
+}
+# w7_figures SETTING SIGNAL KEY: "median / max ms (n of N runs)".
+w7_figures() {
+    local runs
+    runs=$(find "$RESULTS" -maxdepth 1 -name "w7-$1-$2-*.json" | wc -l)
+    echo "$(w7_stat "$@" median) / $(w7_stat "$@" max) ms ($(w7_stat "$@" count) of $runs)"
+}
+# w7_lost SETTING: lost + duplicated over every run of SETTING.
+w7_lost() {
+    local f lost=0 dup=0 v
+    for f in "$RESULTS"/w7-"$1"-*.json; do
+        [[ -e $f ]] || continue
+        v=$(json "$f" lost); [[ $v == n/a ]] || lost=$((lost + v))
+        v=$(json "$f" duplicated); [[ $v == n/a ]] || dup=$((dup + v))
+    done
+    echo "$lost / $dup"
+}
+
 # ---------------------------------------------------------------- report
 
 row() { printf '%-44s %14s  %-40s %s\n' "$@"; }
@@ -493,9 +704,24 @@ report() {
     row "W5 setup: CreateTopics / one record each" "$(json "$RESULTS/w5-populate.json" create_ms) / $(json "$RESULTS/w5-populate.json" produce_ms) ms" "" ""
     row "W5 RSS after ready" "$W5_RSS_KIB KiB" "$W5_RSS_PER_PARTITION KiB per partition" "<= 50: $(verdict "$W5_RSS_PER_PARTITION <= 50")"
     row "W5 open descriptors after ready" "$W5_FDS" "limit $W5_FD_LIMIT" "within: $(verdict "$W5_FDS < $W5_FD_LIMIT")"
+    local w6s="$RESULTS/w6-single.json" w6c="$RESULTS/w6-cluster.json" setting
+    row "W6 1 partition, RF=3, acks=all, 3 brokers" "$(json "$w6c" mb_per_sec) MB/s" "$(ratio "$(json "$w6c" mb_per_sec)" "$(json "$w6s" mb_per_sec)") of one broker's acks=1: $(json "$w6s" mb_per_sec) MB/s" ""
+    row "W6 p50 / p99 / p99.9, RF=3 acks=all" "$(json "$w6c" latency_p50_ms) / $(json "$w6c" latency_p99_ms) / $(json "$w6c" latency_p999_ms) ms" "one broker acks=1: $(json "$w6s" latency_p50_ms) / $(json "$w6s" latency_p99_ms) / $(json "$w6s" latency_p999_ms) ms" "(unpaced: includes queueing)"
+    row "W6 broker CPU per GiB, leader (node ${W6_LEADER:-?})" "${W6_LEADER_CPU:-n/a} CPU-s" "followers: ${W6_FOLLOWER_CPU:-n/a} CPU-s" "follower <= leader: $(verdict "$(echo "${W6_FOLLOWER_CPU:-n/a}" | awk -F' / ' '{ print ($1 > $2 ? $1 : $2) }') <= ${W6_LEADER_CPU:-n/a}")"
+    row "W6 idle CPU-s per second, nodes 1 2 3" "${W6_IDLE:-n/a}" "measured for ${W6_IDLE_S} s before the run (heartbeats, fetch loops)" ""
+    for setting in $W7_SETTINGS; do
+        local goal_kill="" goal_term=""
+        [[ $setting == default ]] && goal_kill="median <= 2000 ms: $(verdict "$(w7_stat default kill failover_ms median) <= 2000")"
+        goal_term="max <= 200 ms: $(verdict "$(w7_stat "$setting" term partition_unavailable_max_ms max) <= 200")"
+        row "W7 $setting: SIGKILL to new leader's ack" "$(w7_figures "$setting" kill failover_ms)" "median / max (runs that recovered of runs)" "$goal_kill"
+        row "W7 $setting: SIGKILL, longest gap, all" "$(w7_figures "$setting" kill unavailable_max_ms)" "between any two acknowledgements" ""
+        row "W7 $setting: SIGTERM, longest gap, 1 partition" "$(w7_figures "$setting" term partition_unavailable_max_ms)" "SIGTERM to new leader's ack: $(w7_figures "$setting" term failover_ms)" "$goal_term"
+        row "W7 $setting: lost / duplicated, all runs" "$(w7_lost "$setting")" "$(w7_props "$setting")" ""
+    done
     echo
     echo "Run lengths: W1 $W1_MB MiB ($W1_RECORDS records), W2 $W2_MB MiB, W3 $W3_MB MiB, W4 $W4_SECONDS s x 2, loopback $LOOPBACK_SECONDS s, dd $DD_MB MiB"
     echo "W1/W2 producer: ${W1_PROPS[*]}; W4 producer: ${W4_PROPS[*]}"
+    echo "W6: $W6_MB MiB, linger.ms=$LINGER_MS batch.size=$BATCH_SIZE; W7: sluice-perf verify --acks all --idempotent --producers 2 --throughput $W7_RATE --duration $W7_DURATION --fault kill|term --fault-after $W7_FAULT_AFTER, 3 partitions RF=3"
     echo "load average before: $LOAD_BEFORE"
     echo "load average after:  $(uptime)"
     echo "raw outputs: $RESULTS"
@@ -514,7 +740,9 @@ main() {
     W3_RECORDS=$((W3_MB * MIB / RECORD_SIZE))
     W1_PROPS=(acks=1 "linger.ms=$LINGER_MS" "batch.size=$BATCH_SIZE")
     W4_PROPS=(acks=all linger.ms=0 "batch.size=$BATCH_SIZE")
-    PARTS=" ${PARTS:-limits sluice fsync peer w5} "
+    PARTS=" ${PARTS:-limits sluice fsync peer w5 cluster failover} "
+    [[ $PARTS != *" cluster "* && $PARTS != *" failover "* ]] || [[ -x $SLUICE ]] ||
+        die "missing $SLUICE (the cluster parts format nodes with it; set SLUICE)"
     DISK_SYNC_1K_MS=n/a LOOPBACK=n/a LOOPBACK_SENDER_CPU=n/a IPERF=n/a PAGE_CACHE_MBS=n/a PAGE_CACHE_CPU=n/a DISK_SYNC_1M=n/a DISK_SYNC_64K=n/a DISK_SEQ=n/a CEILING_PRODUCE=n/a CEILING_CONSUME=n/a
     W1=n/a W1_CPU=n/a W2=n/a W2_CPU=n/a W3=n/a W3_CPU=n/a
     PEER_W1=n/a PEER_W1_CPU=n/a PEER_W3=n/a PEER_W3_CPU=n/a PEER_VERSION="not run"
@@ -526,6 +754,8 @@ main() {
     [[ $PARTS != *" fsync "* ]] || sluice_fsync
     [[ $PARTS != *" peer "* ]] || peer
     [[ $PARTS != *" w5 "* ]] || w5
+    [[ $PARTS != *" cluster "* ]] || w6
+    [[ $PARTS != *" failover "* ]] || w7
     report | tee "$RESULTS/summary.txt"
 }
 

@@ -29,6 +29,7 @@
 
 pub mod checker;
 mod cli;
+pub mod fault;
 pub mod limits;
 mod producer;
 mod reader;
@@ -43,6 +44,7 @@ use sluice_net::client::{Acks, ClientError};
 
 pub use checker::{check, History, PartitionRead, RecordId, Verdict};
 pub use cli::{run_cli, VerifyArgs};
+pub use fault::{FailoverStats, Fault, FaultSignal};
 pub use producer::{produce, Latency, ProduceStats, Produced};
 pub use reader::{await_high_watermarks, read};
 
@@ -94,6 +96,8 @@ pub struct Options {
     /// Counts the records acknowledged so far, as they are (a fault test waits on it to
     /// strike mid-load).
     pub acknowledged: Option<Arc<AtomicU64>>,
+    /// A leader to kill or stop during the run, timed by the run itself (`fault`).
+    pub fault: Option<Fault>,
 }
 
 impl Options {
@@ -116,6 +120,7 @@ impl Options {
             progress: false,
             stop: None,
             acknowledged: None,
+            fault: None,
         }
     }
 
@@ -155,6 +160,15 @@ impl Options {
                  without it (Kafka's producer refuses the same)"
                     .into(),
             );
+        }
+        if let Some(fault) = &self.fault {
+            if fault.after >= self.duration {
+                return fail(format!(
+                    "--fault-after {} ms must be within --duration {} ms",
+                    fault.after.as_millis(),
+                    self.duration.as_millis()
+                ));
+            }
         }
         if self.delivery_timeout < self.request_timeout {
             return fail(format!(

@@ -6,6 +6,7 @@ use sluice_net::client::Acks;
 
 use crate::report::JsonObject;
 use crate::verify::checker::{Examples, RecordId, Verdict};
+use crate::verify::fault::{parse_pids, FailoverStats, Fault, FaultSignal};
 use crate::verify::limits::EXAMPLES_PRINTED_MAX;
 use crate::verify::{new_run_id, run, Latency, Options, Report, TopicLayout, VerifyError};
 
@@ -62,7 +63,25 @@ pub struct VerifyArgs {
     /// then goes to stderr).
     #[arg(long)]
     json: bool,
+    /// Strike the leader of --fault-partition during the run: kill (SIGKILL) or term
+    /// (SIGTERM, a controlled shutdown). Needs --broker-pids; reports failover_ms, the
+    /// time from the signal to the first acknowledgement from a new leader.
+    #[arg(long, value_parser = FaultSignal::parse, requires = "broker_pids")]
+    fault: Option<FaultSignal>,
+    /// When to strike, from the start of the run.
+    #[arg(long = "fault-after", default_value = "10s", value_parser = parse_duration)]
+    fault_after: Duration,
+    /// Whose leader is struck.
+    #[arg(long = "fault-partition", default_value_t = 0)]
+    fault_partition: i32,
+    /// NODE=PID[,NODE=PID...]: the process of each broker that may be struck.
+    #[arg(long = "broker-pids", value_parser = |t: &str| parse_pids(t).map(BrokerPids))]
+    broker_pids: Option<BrokerPids>,
 }
+
+/// `--broker-pids` parsed (one value: clap would take a `Vec` for many).
+#[derive(Debug, Clone)]
+struct BrokerPids(Vec<(i32, i32)>);
 
 /// `60s`, `500ms`, `2m`, `1h` or plain seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -103,6 +122,12 @@ impl VerifyArgs {
         options.request_timeout = Duration::from_millis(self.request_timeout_ms);
         options.seed = self.seed.unwrap_or_else(new_run_id);
         options.progress = true;
+        options.fault = self.fault.map(|signal| Fault {
+            signal,
+            after: self.fault_after,
+            partition: self.fault_partition,
+            pids: self.broker_pids.clone().map(|p| p.0).unwrap_or_default(),
+        });
         options
     }
 }
@@ -172,7 +197,7 @@ impl Report {
         format!(
             "verify: {} acked={} lost={} duplicated={} reordered={} disagreeing={} phantom={} \
              unacked_present={} unacked={} foreign={} unavailable_max_ms={} \
-             latency_p50_ms={} latency_p99_ms={} latency_p999_ms={}",
+             partition_unavailable_max_ms={} latency_p50_ms={} latency_p99_ms={} latency_p999_ms={}{}",
             if v.is_ok() { "OK" } else { "FAIL" },
             v.acked,
             v.lost,
@@ -184,9 +209,11 @@ impl Report {
             v.unacked,
             v.foreign,
             optional(self.produce.unavailable_max.map(ms)),
+            optional(self.produce.partition_unavailable_max.map(|(_, gap)| ms(gap))),
             quantile(|l| l.p50_ms),
             quantile(|l| l.p99_ms),
             quantile(|l| l.p999_ms),
+            self.produce.failover.as_ref().map_or(String::new(), failover_words),
         )
     }
 
@@ -220,6 +247,11 @@ impl Report {
                 .number("unavailable_max_ms", ms(gap))
                 .number("unavailable_from_ms", ms(p.unavailable_from));
         }
+        if let Some((partition, gap)) = p.partition_unavailable_max {
+            object = object
+                .number("partition_unavailable_max_ms", ms(gap))
+                .number("partition_unavailable_partition", f64::from(partition));
+        }
         if let Some(l) = p.latency {
             object = object
                 .number("latency_avg_ms", l.avg_ms)
@@ -229,7 +261,41 @@ impl Report {
                 .number("latency_p999_ms", l.p999_ms)
                 .number("latency_max_ms", l.max_ms);
         }
+        if let Some(f) = &p.failover {
+            object = failover_json(object, f);
+        }
         object.object("examples", examples_json(&v.examples))
+    }
+}
+
+/// ` fault=kill node=2 failover_ms=812.00 …` at the end of the verdict line.
+fn failover_words(f: &FailoverStats) -> String {
+    let optional = |d: Option<Duration>| d.map_or("never".to_string(), |d| format!("{:.2}", ms(d)));
+    format!(
+        " fault={} node={} failover_ms={} failover_first_ms={} failover_partitions={}/{}",
+        f.signal.name(),
+        f.node,
+        optional(f.all),
+        optional(f.first),
+        f.recovered,
+        f.partitions
+    )
+}
+
+fn failover_json(object: JsonObject, f: &FailoverStats) -> JsonObject {
+    let object = object
+        .string("fault", f.signal.name())
+        .number("fault_node", f64::from(f.node))
+        .number("fault_at_ms", ms(f.struck_at))
+        .number("failover_partitions", f.partitions as f64)
+        .number("failover_recovered", f.recovered as f64);
+    let object = match f.first {
+        Some(first) => object.number("failover_first_ms", ms(first)),
+        None => object,
+    };
+    match f.all {
+        Some(all) => object.number("failover_ms", ms(all)),
+        None => object,
     }
 }
 
@@ -357,8 +423,10 @@ mod tests {
             reconnects: 0,
             unavailable_max: latency.map(|_| Duration::from_millis(12)),
             unavailable_from: Duration::ZERO,
+            partition_unavailable_max: latency.map(|_| (0, Duration::from_millis(7))),
             latency,
             stopped_at_bound: false,
+            failover: None,
         };
         Report {
             run_id: 0xab,
@@ -390,7 +458,9 @@ mod tests {
             "{line}"
         );
         assert!(
-            line.contains(" unavailable_max_ms=12.00 latency_p50_ms=1.00 "),
+            line.contains(
+                " unavailable_max_ms=12.00 partition_unavailable_max_ms=7.00 latency_p50_ms=1.00 "
+            ),
             "{line}"
         );
         let id = RecordId {
@@ -409,7 +479,8 @@ mod tests {
         assert!(line.starts_with("verify: FAIL acked=3 lost=1 "), "{line}");
         assert!(
             line.ends_with(
-                "unavailable_max_ms=n/a latency_p50_ms=n/a latency_p99_ms=n/a latency_p999_ms=n/a"
+                "unavailable_max_ms=n/a partition_unavailable_max_ms=n/a latency_p50_ms=n/a \
+                 latency_p99_ms=n/a latency_p999_ms=n/a"
             ),
             "{line}"
         );
@@ -422,6 +493,33 @@ mod tests {
         assert!(!json.contains("latency_p50_ms"), "{json}");
         let lost = r#""lost": [{"producer": 1, "seq": 2, "partition": 0, "offset": 9}]"#;
         assert!(json.contains(lost), "{json}");
+    }
+
+    #[test]
+    fn a_struck_run_reports_its_failover() {
+        let clean = Verdict {
+            acked: 3,
+            read: 3,
+            ..Verdict::default()
+        };
+        let mut struck = report(clean, None);
+        struck.produce.failover = Some(FailoverStats {
+            signal: FaultSignal::Kill,
+            node: 2,
+            struck_at: Duration::from_secs(5),
+            partitions: 2,
+            recovered: 1,
+            first: Some(Duration::from_millis(812)),
+            all: None,
+        });
+        let line = struck.verdict_line();
+        let words = " fault=kill node=2 failover_ms=never failover_first_ms=812.00 \
+                     failover_partitions=1/2";
+        assert!(line.ends_with(words), "{line}");
+        let json = struck.json().finish();
+        assert!(json.contains(r#""fault": "kill", "fault_node": 2, "fault_at_ms": 5000"#));
+        assert!(json.contains(r#""failover_first_ms": 812, "#), "{json}");
+        assert!(!json.contains(r#""failover_ms""#), "{json}");
     }
 
     #[test]

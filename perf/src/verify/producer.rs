@@ -15,7 +15,7 @@
 //! goes into one [`Recorder`].
 
 use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -32,6 +32,7 @@ use sluice_net::client::{
 
 use crate::report::latency_histogram;
 use crate::verify::checker::{History, Outcome, RecordId, Sent};
+use crate::verify::fault::{self, FailoverClock, FailoverStats, Fault};
 use crate::verify::limits::*;
 use crate::verify::session::Session;
 use crate::verify::value::ValueFormat;
@@ -73,10 +74,17 @@ pub struct ProduceStats {
     /// began (since the start). `None` with acks=0.
     pub unavailable_max: Option<Duration>,
     pub unavailable_from: Duration,
+    /// The longest time between two successive acknowledgements of one partition (a
+    /// stall of one leader that the others' acknowledgements hide from
+    /// `unavailable_max`), and which partition. `None` with acks=0.
+    pub partition_unavailable_max: Option<(i32, Duration)>,
     /// `None` when nothing was acknowledged.
     pub latency: Option<Latency>,
     /// Generation stopped at [`SENT_RECORDS_MAX`] before `duration`.
     pub stopped_at_bound: bool,
+    /// With [`Options::fault`]: when it was struck and how long its partitions took to be
+    /// acknowledged by a new leader (`None` if it was never struck).
+    pub failover: Option<FailoverStats>,
 }
 
 /// Runs the produce phase: the producers write for `options.duration`, then every batch
@@ -101,6 +109,10 @@ pub async fn produce(options: &Options, run_id: u64) -> Result<Produced, VerifyE
             tasks.push(compio::runtime::spawn(lane.run()));
         }
     }
+    let strike = options
+        .fault
+        .clone()
+        .map(|f| spawn_strike(shared.clone(), f));
     let mut first_error = None;
     for task in tasks {
         let outcome = task.await.resume_unwind().expect("lanes are not cancelled");
@@ -108,10 +120,36 @@ pub async fn produce(options: &Options, run_id: u64) -> Result<Produced, VerifyE
             first_error.get_or_insert(error);
         }
     }
+    if let Some(task) = strike {
+        if let Err(error) = task.await.resume_unwind().expect("not cancelled") {
+            first_error.get_or_insert(error);
+        }
+    }
     if let Some(error) = first_error {
         return Err(error);
     }
     Ok(shared.finish(run_id))
+}
+
+/// The task that strikes `fault` on time (module `fault`).
+fn spawn_strike(shared: Rc<Shared>, fault: Fault) -> JoinHandle<Result<(), VerifyError>> {
+    compio::runtime::spawn(async move {
+        let options = &shared.options;
+        let mut session = Session::new(
+            &options.bootstrap,
+            "sluice-verify-fault",
+            options.request_timeout,
+        );
+        let clock = &shared.failover;
+        fault::strike(
+            &fault,
+            clock,
+            &mut session,
+            &options.topic,
+            shared.started_at,
+        )
+        .await
+    })
 }
 
 /// The topic's partitions, sorted; creates the topic if it is missing and allowed to.
@@ -159,6 +197,8 @@ struct Shared {
     /// A lane failed for good: every lane stops generating.
     aborted: Cell<bool>,
     recorder: RefCell<Recorder>,
+    /// [`Options::fault`]'s strike and the acknowledgements after it.
+    failover: FailoverClock,
 }
 
 impl Shared {
@@ -174,6 +214,7 @@ impl Shared {
             generation_end: Cell::new(None),
             aborted: Cell::new(false),
             recorder: RefCell::new(Recorder::new(started_at, options)),
+            failover: FailoverClock::default(),
         }
     }
 
@@ -240,6 +281,9 @@ struct Recorder {
     last_ack_at: Instant,
     gap_max: Duration,
     gap_from: Instant,
+    /// Per partition, its last acknowledgement.
+    partition_last_ack: BTreeMap<i32, Instant>,
+    partition_gap_max: Option<(i32, Duration)>,
     progress: bool,
     progress_at: Instant,
     /// [`Options::acknowledged`].
@@ -262,6 +306,8 @@ impl Recorder {
             last_ack_at: started_at,
             gap_max: Duration::ZERO,
             gap_from: started_at,
+            partition_last_ack: BTreeMap::new(),
+            partition_gap_max: None,
             progress,
             progress_at: started_at,
             acknowledged: options.acknowledged.clone(),
@@ -288,7 +334,18 @@ impl Recorder {
             counter.fetch_add(records, Ordering::Relaxed);
         }
         self.gap_until(at);
+        self.partition_gap_until(partition, at);
         self.maybe_print_progress(at);
+    }
+
+    fn partition_gap_until(&mut self, partition: i32, at: Instant) {
+        let Some(last) = self.partition_last_ack.insert(partition, at) else {
+            return;
+        };
+        let gap = at.saturating_duration_since(last);
+        if self.partition_gap_max.is_none_or(|(_, max)| gap > max) {
+            self.partition_gap_max = Some((partition, gap));
+        }
     }
 
     /// The gap without acknowledgements that ends at `at`.
@@ -363,8 +420,14 @@ impl Recorder {
             reconnects: self.reconnects,
             unavailable_max: acks_answer.then_some(self.gap_max),
             unavailable_from: self.gap_from - shared.started_at,
+            partition_unavailable_max: self.partition_gap_max.filter(|_| acks_answer),
             latency,
             stopped_at_bound: records >= SENT_RECORDS_MAX,
+            failover: shared
+                .options
+                .fault
+                .as_ref()
+                .and_then(|f| shared.failover.stats(f.signal, shared.started_at)),
         }
     }
 }
@@ -458,6 +521,8 @@ struct Lane {
     producer: u32,
     partition: i32,
     session: Session,
+    /// The broker the current pipeline goes to (-1 before the first).
+    leader: i32,
     identity: Option<ProducerIdentity>,
     next_sequence: i32,
     pipeline: Option<Pipeline>,
@@ -489,6 +554,7 @@ impl Lane {
             session,
             producer,
             partition,
+            leader: -1,
             identity: None,
             next_sequence: 0,
             pipeline: None,
@@ -652,7 +718,12 @@ impl Lane {
 
     async fn try_connect(&mut self) -> Result<Pipeline, ClientError> {
         let topic = self.shared.options.topic.clone();
-        self.session.refresh(&topic).await?;
+        let metadata = self.session.refresh(&topic).await?;
+        let leader = metadata
+            .partitions
+            .iter()
+            .find(|p| p.partition == self.partition)
+            .map_or(-1, |p| p.leader_id);
         if self.options().idempotent && self.identity.is_none() {
             let identity = self
                 .session
@@ -677,6 +748,7 @@ impl Lane {
         sender.set_timeout_ms(timeout_ms.unwrap_or(i32::MAX));
         let (events_tx, events) = async_channel::bounded(IN_FLIGHT_BATCHES_MAX + 1);
         let reader = compio::runtime::spawn(read_answers(answers, events_tx));
+        self.leader = leader;
         Ok(Pipeline {
             sender,
             events,
@@ -833,6 +905,7 @@ impl Lane {
             Ok(Some(base_offset)) => {
                 let mut recorder = self.shared.recorder.borrow_mut();
                 recorder.acked(self.partition, &batch, base_offset, at);
+                self.shared.failover.acked(self.partition, self.leader, at);
                 self.backoff = Duration::from_millis(RETRY_BACKOFF_MS);
                 self.failing = false;
             }

@@ -59,23 +59,25 @@ impl Session {
         self.client = None;
     }
 
+    /// The client, connecting first if needed: to each known broker in turn (a dead one
+    /// is skipped) until one answers; the last failure when none does.
     async fn client(&mut self) -> Result<&mut Client, ClientError> {
-        if self.client.is_none() {
-            let Some(address) = self
-                .addresses
-                .get(self.next_address % self.addresses.len().max(1))
-            else {
-                return Err(ClientError::Bootstrap(String::new()));
-            };
-            let address = address.clone();
+        let mut failure = ClientError::Bootstrap(String::new());
+        for _ in 0..self.addresses.len() {
+            if self.client.is_some() {
+                break;
+            }
+            let index = self.next_address % self.addresses.len();
+            let address = self.addresses[index].clone();
             self.next_address = self.next_address.wrapping_add(1);
             let connect = Client::connect_as(&address, &self.client_id);
-            let client = compio::time::timeout(self.request_timeout, connect)
-                .await
-                .map_err(|_| self.timed_out(&format!("connecting to {address}")))??;
-            self.client = Some(client);
+            match compio::time::timeout(self.request_timeout, connect).await {
+                Ok(Ok(client)) => self.client = Some(client),
+                Ok(Err(error)) => failure = error,
+                Err(_elapsed) => failure = self.timed_out(&format!("connecting to {address}")),
+            }
         }
-        Ok(self.client.as_mut().expect("connected above"))
+        self.client.as_mut().ok_or(failure)
     }
 
     /// Runs `call` on the client, connecting first if needed, within the request timeout.
