@@ -22,6 +22,7 @@ use sluice_engine::{write_coalesced, PartitionLog, PendingAppend, SyncJob, Writt
 use sluice_engine::{AppendError, AppendOutcome, FollowerAppendError};
 
 use crate::config::Config;
+use crate::log_dir_failure::LogDirFailures;
 use crate::metadata::PartitionInfo;
 use crate::shard::LogRef;
 
@@ -103,16 +104,19 @@ pub struct Appender {
     /// Logs refusing appends for a full disk, probed between rounds (none of their writes
     /// is in flight then) every `LOG_DISK_FULL_PROBE_INTERVAL_MS`.
     disk_full: RefCell<Vec<LogRef>>,
+    /// Where a failed write or sync takes its log dir offline (`log_dir_failure`).
+    failures: Arc<LogDirFailures>,
 }
 
 impl Appender {
-    pub fn new(config: &Config) -> Appender {
+    pub fn new(config: &Config, failures: Arc<LogDirFailures>) -> Appender {
         let (tx, rx) = async_channel::bounded(APPEND_QUEUE_MAX);
         Appender {
             tx,
             rx,
             flush_interval_messages: Cell::new(config.log_flush_interval_messages),
             disk_full: RefCell::new(Vec::new()),
+            failures,
         }
     }
 
@@ -288,6 +292,9 @@ impl Appender {
             });
         }
         self.note_disk_full(touched.values().map(|(l, _)| l));
+        for (log, _) in touched.values() {
+            self.failures.note(&log.borrow());
+        }
         for (_, partition) in touched.values() {
             partition.appended.notify(usize::MAX);
         }
@@ -321,8 +328,9 @@ impl Appender {
         if jobs.is_empty() {
             return;
         }
+        let failures = self.failures.clone();
         compio::runtime::spawn(async move {
-            for (_, err) in run_sync_jobs(jobs).await {
+            for (_, err) in run_sync_jobs(jobs, &failures).await {
                 tracing::error!("{err}");
             }
         })
@@ -338,7 +346,7 @@ impl Appender {
         let jobs = collect_sync_jobs(logs, |l| {
             policy.is_some_and(|n| l.unflushed_messages() >= n)
         });
-        run_sync_jobs(jobs).await
+        run_sync_jobs(jobs, &self.failures).await
     }
 }
 
@@ -406,8 +414,12 @@ pub fn collect_sync_jobs<'a>(
     .collect()
 }
 
-/// Runs sync jobs concurrently and records what they made durable.
-pub async fn run_sync_jobs(jobs: Vec<(LogRef, SyncJob)>) -> HashMap<*const (), String> {
+/// Runs sync jobs concurrently and records what they made durable; a failed sync takes the
+/// log, and with it its log dir, offline.
+pub async fn run_sync_jobs(
+    jobs: Vec<(LogRef, SyncJob)>,
+    failures: &LogDirFailures,
+) -> HashMap<*const (), String> {
     let (logs, jobs): (Vec<LogRef>, Vec<SyncJob>) = jobs.into_iter().unzip();
     let outcomes = join_all(jobs.into_iter().map(SyncJob::run)).await;
     let mut failed = HashMap::new();
@@ -417,6 +429,7 @@ pub async fn run_sync_jobs(jobs: Vec<(LogRef, SyncJob)>) -> HashMap<*const (), S
             Ok(upto) => l.mark_flushed(upto),
             Err(e) => {
                 l.fail_append(&e);
+                failures.note(&l);
                 failed.insert(
                     Rc::as_ptr(log) as *const (),
                     format!("fsync of {} failed: {e}", l.dir().display()),
@@ -466,7 +479,8 @@ mod tests {
                 appended: Arc::new(event_listener::Event::new()),
                 replication: None,
             });
-            let appender = Appender::new(&Config::default());
+            let failures = Arc::new(LogDirFailures::new(&[]));
+            let appender = Appender::new(&Config::default(), failures);
             let work = async {
                 for count in [2, 3] {
                     let records: Vec<_> = (0..count).map(|i| (None, Some(&b"v"[..]), i)).collect();

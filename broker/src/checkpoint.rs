@@ -107,7 +107,7 @@ pub async fn write_checkpoints(shard: &Shard, kind: OffsetCheckpoint) {
         })
     }))
     .await;
-    let dirs = shard.broker.log_dirs.clone();
+    let dirs = shard.broker.log_dir_failures.online_dirs();
     let offsets: Vec<CheckpointedOffset> = gathered.into_iter().flatten().flatten().collect();
     let written =
         compio::runtime::spawn_blocking(move || write_offsets(&dirs, kind, offsets)).await;
@@ -147,8 +147,9 @@ impl ClosedOffsets {
     }
 }
 
-/// Writes every log dir's `kind` checkpoint from `offsets` (a dir with no partition gets an
-/// empty one); logs each failure. Blocking: file writes and fsyncs.
+/// Writes the `kind` checkpoint of every dir of `log_dirs` from `offsets` (a dir with no
+/// partition gets an empty one; offsets of other dirs, offline ones, are left out); logs
+/// each failure. Blocking: file writes and fsyncs.
 pub fn write_offsets(
     log_dirs: &[PathBuf],
     kind: OffsetCheckpoint,
@@ -157,10 +158,9 @@ pub fn write_offsets(
     let mut by_dir: BTreeMap<PathBuf, Vec<(String, i32, i64)>> =
         log_dirs.iter().map(|d| (d.clone(), Vec::new())).collect();
     for (dir, topic, partition, offset) in offsets {
-        by_dir
-            .entry(dir)
-            .or_default()
-            .push((topic, partition, offset));
+        if let Some(entries) = by_dir.get_mut(&dir) {
+            entries.push((topic, partition, offset));
+        }
     }
     for (dir, entries) in by_dir {
         let path = dir.join(kind.file_name());

@@ -14,6 +14,7 @@ pub mod dynamic_config;
 pub mod group;
 pub mod handlers;
 pub mod iowq;
+pub mod log_dir_failure;
 pub mod log_limit;
 pub mod metadata;
 pub mod metrics;

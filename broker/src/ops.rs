@@ -528,7 +528,12 @@ pub fn create_partition_local(
     if shard.log(&tp).is_some() {
         return Ok(());
     }
-    let dir = shard.pick_log_dir();
+    let Some(dir) = shard.pick_log_dir() else {
+        return Err(format!(
+            "creating {}-{}: every log dir is offline after a disk failure",
+            tp.topic, tp.partition
+        ));
+    };
     let failed = |e: std::io::Error| {
         format!(
             "creating {}-{} in {}: {e}",

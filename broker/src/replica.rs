@@ -88,6 +88,9 @@ pub fn on_metadata(shard: &Rc<Shard>) {
         let Some(r) = info.replication.clone() else {
             continue;
         };
+        if log.borrow().is_offline() {
+            continue; // its log dir failed: neither leads nor follows (`log_dir_failure`)
+        }
         if r.partition_epoch < 0 {
             continue; // not known yet (a broker before its first image)
         }

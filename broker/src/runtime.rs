@@ -209,6 +209,8 @@ fn spawn_background(
     ))
     .detach();
     compio::runtime::spawn(periodic_flush(shard.clone())).detach();
+    let failures = crate::log_dir_failure::log_dir_failure_loop(shard.clone());
+    compio::runtime::spawn(failures).detach();
 }
 
 fn open_partitions(
@@ -502,7 +504,7 @@ async fn periodic_flush(shard: Rc<Shard>) {
         }
         let logs: Vec<_> = shard.logs.borrow().values().cloned().collect();
         let jobs = collect_sync_jobs(logs.iter(), |l| l.unflushed_messages() > 0);
-        for (_, err) in run_sync_jobs(jobs).await {
+        for (_, err) in run_sync_jobs(jobs, &shard.broker.log_dir_failures).await {
             tracing::error!(shard = shard.id, "{err}");
         }
     }

@@ -78,6 +78,8 @@ pub struct BrokerInfo {
     /// (host, port) clients should connect to.
     pub advertised: Vec<(String, u16)>,
     pub log_dirs: Vec<PathBuf>,
+    /// Which of `log_dirs` failed (a failing disk takes its whole dir offline).
+    pub log_dir_failures: Arc<crate::log_dir_failure::LogDirFailures>,
     /// Every log dir's `directory.id` and the metadata log dir (whose id, with the node id,
     /// names this node as a quorum voter), as checked at startup.
     pub dirs: sluice_engine::logdir::FormattedDirs,
@@ -108,7 +110,7 @@ impl Shard {
     ) -> Rc<Shard> {
         Rc::new(Shard {
             id,
-            appender: Appender::new(&config),
+            appender: Appender::new(&config, broker.log_dir_failures.clone()),
             ranges: range_sender(id, config.fetch_transfer_method),
             metrics: ShardMetrics::default(),
             current: RefCell::new(config.clone()),
@@ -160,20 +162,17 @@ impl Shard {
         self.peers.send(to, msg).await
     }
 
-    /// The log directory holding the fewest partitions of this shard (Kafka picks the dir
-    /// with the fewest partitions too).
-    pub fn pick_log_dir(&self) -> PathBuf {
+    /// The online log directory holding the fewest partitions of this shard (Kafka picks
+    /// the dir with the fewest partitions too); `None` when every log dir is offline.
+    pub fn pick_log_dir(&self) -> Option<PathBuf> {
         let logs = self.logs.borrow();
-        let dirs = &self.broker.log_dirs;
         let count = |d: &PathBuf| {
             logs.values()
                 .filter(|l| l.borrow().dir().parent() == Some(d.as_path()))
                 .count()
         };
-        dirs.iter()
-            .min_by_key(|d| count(d))
-            .cloned()
-            .unwrap_or_else(|| dirs[0].clone())
+        let online = self.broker.log_dir_failures.online_dirs();
+        online.into_iter().min_by_key(count)
     }
 
     /// Waits for the first metadata snapshot (version 0 is the empty placeholder).

@@ -174,7 +174,7 @@ pub fn run(args: Vec<String>) -> Result<(), String> {
         handle.stop();
         let _ = thread.join();
     }
-    finish(&config, clean, offsets, dirs.locks);
+    finish(&config, &broker, clean, offsets, dirs.locks);
     outcome
 }
 
@@ -246,6 +246,9 @@ fn broker_info(
             .map(|l| (l.host.clone(), l.port))
             .collect(),
         log_dirs: config.log_dirs.clone(),
+        log_dir_failures: Arc::new(crate::log_dir_failure::LogDirFailures::new(
+            &config.log_dirs,
+        )),
         dirs: dirs.formatted.clone(),
         request_pool: config
             .request_pool_bytes()
@@ -258,11 +261,20 @@ fn broker_info(
 /// shards closed them without per-file syncs), then — only if that worked — the
 /// recovery-point and high-watermark checkpoints (when every shard closed) and the
 /// clean-shutdown marker (only if every log closed cleanly); then the data-dir locks are
-/// released.
-fn finish(config: &Config, clean: bool, offsets: Option<ClosedOffsets>, locks: Vec<LogDirLock>) {
+/// released. An offline log dir (a failed disk) is not synced and gets no checkpoint; its
+/// logs did not close cleanly, so the next start recovers every dir.
+fn finish(
+    config: &Config,
+    broker: &BrokerInfo,
+    clean: bool,
+    offsets: Option<ClosedOffsets>,
+    locks: Vec<LogDirLock>,
+) {
     let started = std::time::Instant::now();
     let mut synced = true;
-    for lock in &locks {
+    let failures = &broker.log_dir_failures;
+    let offline = |l: &&LogDirLock| l.path().parent().is_some_and(|d| failures.is_offline(d));
+    for lock in locks.iter().filter(|l| !offline(l)) {
         if let Err(e) = lock.sync_filesystem() {
             tracing::error!("{e}: the logs will be recovered at next start");
             synced = false;
@@ -271,7 +283,7 @@ fn finish(config: &Config, clean: bool, offsets: Option<ClosedOffsets>, locks: V
     tracing::debug!("log dirs synced in {:?}", started.elapsed());
     let clean = clean && synced;
     if let Some(offsets) = offsets.filter(|_| synced) {
-        offsets.write(&config.log_dirs);
+        offsets.write(&failures.online_dirs());
     }
     if clean {
         for dir in &config.log_dirs {

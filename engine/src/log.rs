@@ -575,6 +575,25 @@ impl PartitionLog {
         self.offline.is_some()
     }
 
+    /// Why the log is offline (the failed write or the failed log dir), if it is.
+    pub fn offline_reason(&self) -> Option<&str> {
+        self.offline.as_deref()
+    }
+
+    /// Takes the log offline until restart because its log dir failed (Kafka's log dir
+    /// failure): appends are refused (`AppendError::Offline`), reads fail, nothing more
+    /// is written or synced. A log already offline keeps its first reason.
+    pub fn take_offline(&mut self, reason: &str) {
+        if self.offline.is_none() {
+            tracing::error!(
+                dir = %self.dir.display(),
+                reason,
+                "taking the partition offline until restart"
+            );
+            self.offline = Some(reason.to_string());
+        }
+    }
+
     /// Messages written but not yet covered by an fdatasync (Kafka's unflushed messages).
     pub fn unflushed_messages(&self) -> u64 {
         (self.log_end.offset - self.recovery_point) as u64

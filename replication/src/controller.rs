@@ -427,13 +427,9 @@ fn decide(image: &MetadataImage, req: ControllerRequest) -> Decision {
             configs,
         )
         .map(|(records, reply)| (if validate_only { vec![] } else { records }, reply)),
-        ControllerRequest::DeleteTopic { name } => match image.topic(&name) {
-            Some(t) => Ok((
-                vec![MetadataRecord::DeleteTopic { topic_id: t.id }],
-                ControllerReply::Done,
-            )),
-            None => Err(unknown_topic(&name)),
-        },
+        ControllerRequest::DeleteTopic { name } => topic_record(image, &name, |topic_id| {
+            MetadataRecord::DeleteTopic { topic_id }
+        }),
         ControllerRequest::CreatePartitions {
             name,
             count,
@@ -444,16 +440,12 @@ fn decide(image: &MetadataImage, req: ControllerRequest) -> Decision {
                 ControllerReply::Done,
             )
         }),
-        ControllerRequest::AlterTopicConfig { name, configs } => match image.topic(&name) {
-            Some(t) => Ok((
-                vec![MetadataRecord::TopicConfig {
-                    topic_id: t.id,
-                    configs,
-                }],
-                ControllerReply::Done,
-            )),
-            None => Err(unknown_topic(&name)),
-        },
+        ControllerRequest::AlterTopicConfig { name, configs } => {
+            topic_record(image, &name, |topic_id| MetadataRecord::TopicConfig {
+                topic_id,
+                configs,
+            })
+        }
         ControllerRequest::AlterPartition {
             broker_id,
             broker_epoch,
@@ -483,7 +475,55 @@ fn decide(image: &MetadataImage, req: ControllerRequest) -> Decision {
                 message: "voter changes are run by the quorum's leader, not queued".into(),
             })
         }
+        ControllerRequest::OfflineReplicas {
+            broker_id,
+            broker_epoch,
+            partitions,
+        } => offline_replicas(image, (broker_id, broker_epoch), &partitions),
     }
+}
+
+/// One record about the topic `name` (UNKNOWN_TOPIC_OR_PARTITION when there is none).
+fn topic_record(
+    image: &MetadataImage,
+    name: &str,
+    record: impl FnOnce(Uuid) -> MetadataRecord,
+) -> Decision {
+    let topic = image.topic(name).ok_or_else(|| unknown_topic(name))?;
+    Ok((vec![record(topic.id)], ControllerReply::Done))
+}
+
+/// STALE_BROKER_EPOCH unless `broker_epoch` is the broker's current registration.
+fn check_broker_epoch(
+    image: &MetadataImage,
+    broker_id: BrokerId,
+    broker_epoch: i64,
+) -> Result<(), ControllerError> {
+    match image.brokers.get(&broker_id) {
+        Some(b) if b.broker_epoch == broker_epoch => Ok(()),
+        _ => Err(ControllerError {
+            code: errors::STALE_BROKER_EPOCH,
+            message: format!("broker {broker_id} epoch {broker_epoch} is not current"),
+        }),
+    }
+}
+
+/// A broker's replicas went offline with their log dir: it leaves those partitions' ISRs
+/// and leaderships, as `changes_without` does for all of them when it is fenced.
+fn offline_replicas(
+    image: &MetadataImage,
+    (broker_id, broker_epoch): (BrokerId, i64),
+    partitions: &[(Uuid, i32)],
+) -> Decision {
+    check_broker_epoch(image, broker_id, broker_epoch)?;
+    let changes = changes_without(image, broker_id, "offline-log-dir")
+        .into_iter()
+        .filter(|c| match c {
+            MetadataRecord::PartitionChange(c) => partitions.contains(&(c.topic_id, c.partition)),
+            _ => false,
+        })
+        .collect();
+    Ok((changes, ControllerReply::Done))
 }
 
 fn apply_changes(image: &mut MetadataImage, changes: &[MetadataRecord]) {
@@ -752,15 +792,7 @@ fn allocate_producer_ids(
     broker_id: BrokerId,
     broker_epoch: i64,
 ) -> Decision {
-    match image.brokers.get(&broker_id) {
-        Some(b) if b.broker_epoch == broker_epoch => {}
-        _ => {
-            return Err(ControllerError {
-                code: errors::STALE_BROKER_EPOCH,
-                message: format!("broker {broker_id} epoch {broker_epoch} is not current"),
-            })
-        }
-    }
+    check_broker_epoch(image, broker_id, broker_epoch)?;
     let first = image.next_producer_id;
     Ok((
         vec![MetadataRecord::ProducerIds {
@@ -1018,3 +1050,6 @@ mod tests {
         assert!(elections(&unfenced, false).is_empty(), "no clean leader");
     }
 }
+
+#[cfg(test)]
+mod offline_replicas_tests;

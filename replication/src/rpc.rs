@@ -164,6 +164,14 @@ pub enum ControllerRequest {
         voter_id: BrokerId,
         directory_id: Uuid,
     },
+    /// The broker's replicas of these partitions went offline with their log dir (a failing
+    /// disk): take it out of their ISRs and elect other leaders where it led (what Kafka's
+    /// controller does for a broker's offline log dir).
+    OfflineReplicas {
+        broker_id: BrokerId,
+        broker_epoch: i64,
+        partitions: Vec<(Uuid, i32)>,
+    },
 }
 
 /// Kafka's `ElectionType` (wire codes 0 and 1).
