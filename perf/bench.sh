@@ -32,8 +32,10 @@
 #   W6_MB             MiB produced in W6, once to one broker (acks=1), once to the cluster
 #                     (RF=3, acks=all, min.insync.replicas=2) (1024)
 #   W7_RUNS W7_TERM_RUNS  W7's SIGKILL and SIGTERM runs per setting (10, 5)
-#   W7_SETTINGS       "default short": Kafka's timeouts, then broker.session.timeout.ms=3000
-#                     broker.heartbeat.interval.ms=500 (the CI test's)
+#   W7_SETTINGS       "default nogossip short": Kafka's timeouts with gossip (the default),
+#                     the same with sluice.gossip.enable=false (heartbeats alone), then
+#                     broker.session.timeout.ms=3000 broker.heartbeat.interval.ms=500 (the CI
+#                     test's)
 #   W7_DURATION W7_FAULT_AFTER W7_RATE  each verify run's length, when it strikes, and its
 #                     records/s (20s, 5s, 2000)
 #   CLUSTER_PROPS     extra server.properties lines for every cluster node (space separated)
@@ -74,7 +76,7 @@ else
     W6_MB=${W6_MB:-1024} W7_RUNS=${W7_RUNS:-10} W7_TERM_RUNS=${W7_TERM_RUNS:-5} W7_DURATION=${W7_DURATION:-20s}
 fi
 W6_IDLE_S=${W6_IDLE_S:-5}
-W7_SETTINGS=${W7_SETTINGS:-default short}
+W7_SETTINGS=${W7_SETTINGS:-default nogossip short}
 W7_FAULT_AFTER=${W7_FAULT_AFTER:-5s}
 W7_RATE=${W7_RATE:-2000}
 W7_SHORT_PROPS=(broker.session.timeout.ms=3000 broker.heartbeat.interval.ms=500)
@@ -82,7 +84,13 @@ read -r -a CLUSTER_PROPS <<<"${CLUSTER_PROPS:-}"
 CLUSTER_PORT=$((PORT + 10))
 declare -a NODE_PIDS NODE_LOGS
 # w7_props SETTING: the timeouts a W7 setting runs with.
-w7_props() { if [[ $1 == short ]]; then echo "${W7_SHORT_PROPS[*]}"; else echo "Kafka's defaults (session 9000 ms, heartbeat 2000 ms)"; fi; }
+w7_props() {
+    case $1 in
+        short) echo "${W7_SHORT_PROPS[*]}" ;;
+        nogossip) echo "sluice.gossip.enable=false (heartbeats alone, Kafka's timeouts)" ;;
+        *) echo "Kafka's defaults (session 9000 ms, heartbeat 2000 ms), gossip on" ;;
+    esac
+}
 SINK_PORT=$PORT SLUICE_PORT=$((PORT + 1)) PEER_PORT=$((PORT + 2))
 CLK_TCK=$(getconf CLK_TCK)
 
@@ -574,7 +582,24 @@ w6() {
         W6_IDLE+="${W6_IDLE:+ }$(calc "($(cpu_seconds "${NODE_PIDS[$id]}") - ${cpu_before[$id]}) / ($EPOCHREALTIME - $W6_IDLE_START)")"
         cpu_before[$id]=$(cpu_seconds "${NODE_PIDS[$id]}")
     done
+    local follower=1 tracer=""
+    while [[ $follower == "$W6_LEADER" ]]; do follower=$((follower + 1)); done
+    if [[ $PROFILE == 1 ]] && command -v perf >/dev/null; then
+        perf record -F 499 -g -p "${NODE_PIDS[$follower]}" -o "$RESULTS/w6-follower.perf" \
+            >"$RESULTS/w6-follower.perf.log" 2>&1 &
+        tracer=$!
+    fi
     produce w6-cluster "$(node_port 1 0)" w6 "$records" acks=all "${props[@]}"
+    if [[ -n $tracer ]]; then
+        kill -INT "$tracer" 2>/dev/null || true
+        wait "$tracer" 2>/dev/null || true
+        # Where a follower's CPU goes (its fetch loop, its append): W6_PROFILE in the table.
+        perf report -i "$RESULTS/w6-follower.perf" --stdio --no-children -g none --sort comm,symbol \
+            --percent-limit 1.5 >"$RESULTS/w6-follower-profile.txt" 2>/dev/null || true
+        perf report -i "$RESULTS/w6-follower.perf" --stdio --children -g none --sort symbol \
+            --percent-limit 3 >"$RESULTS/w6-follower-children.txt" 2>/dev/null || true
+        W6_PROFILE="node $follower: $RESULTS/w6-follower-profile.txt"
+    fi
     gib=$(calc "$records * $RECORD_SIZE / 1073741824")
     W6_FOLLOWER_CPU=""
     for id in 1 2 3; do
@@ -613,6 +638,7 @@ w7() {
     for setting in $W7_SETTINGS; do
         local extra=("${CLUSTER_PROPS[@]}")
         [[ $setting == short ]] && extra+=("${W7_SHORT_PROPS[@]}")
+        [[ $setting == nogossip ]] && extra+=(sluice.gossip.enable=false)
         say "W7 ($setting): $W7_RUNS x SIGKILL, $W7_TERM_RUNS x SIGTERM of a leader under acks=all"
         start_cluster "w7-$setting" "${extra[@]}"
         for signal in kill term; do
@@ -709,6 +735,7 @@ report() {
     row "W6 p50 / p99 / p99.9, RF=3 acks=all" "$(json "$w6c" latency_p50_ms) / $(json "$w6c" latency_p99_ms) / $(json "$w6c" latency_p999_ms) ms" "one broker acks=1: $(json "$w6s" latency_p50_ms) / $(json "$w6s" latency_p99_ms) / $(json "$w6s" latency_p999_ms) ms" "(unpaced: includes queueing)"
     row "W6 broker CPU per GiB, leader (node ${W6_LEADER:-?})" "${W6_LEADER_CPU:-n/a} CPU-s" "followers: ${W6_FOLLOWER_CPU:-n/a} CPU-s" "follower <= leader: $(verdict "$(echo "${W6_FOLLOWER_CPU:-n/a}" | awk -F' / ' '{ print ($1 > $2 ? $1 : $2) }') <= ${W6_LEADER_CPU:-n/a}")"
     row "W6 idle CPU-s per second, nodes 1 2 3" "${W6_IDLE:-n/a}" "measured for ${W6_IDLE_S} s before the run (heartbeats, fetch loops)" ""
+    row "W6 follower profile (perf record)" "" "${W6_PROFILE:-n/a}" ""
     for setting in $W7_SETTINGS; do
         local goal_kill="" goal_term=""
         [[ $setting == default ]] && goal_kill="median <= 2000 ms: $(verdict "$(w7_stat default kill failover_ms median) <= 2000")"
