@@ -35,7 +35,7 @@ pub enum ShardMsg {
     },
     ListOffsets {
         tp: TopicPartition,
-        timestamp: i64,
+        ask: crate::ops::ListOffsetsAsk,
         reply: oneshot::Sender<ListOffsetsPart>,
     },
     /// ListOffsets v0: (error, offsets newest first).

@@ -120,6 +120,9 @@ pub struct ListOffsetsPart {
     pub error: i16,
     pub timestamp: i64,
     pub offset: i64,
+    /// The leader epoch of the batch holding `offset` (the current epoch for latest), as
+    /// Kafka answers from v4; -1 when unknown.
+    pub leader_epoch: i32,
 }
 
 fn produce_error(error: ResponseError, message: impl Into<String>) -> ProducePart {
@@ -403,75 +406,120 @@ pub const EARLIEST_LOCAL_TIMESTAMP: i64 = -4;
 /// Kafka answers no offset (-1, -1) and no error.
 pub const LATEST_TIERED_TIMESTAMP: i64 = -5;
 
+/// What a ListOffsets asks of one partition.
+#[derive(Debug, Clone, Copy)]
+pub struct ListOffsetsAsk {
+    pub timestamp: i64,
+    /// A client's request (replica id -1: Kafka's defined isolation level): answered up to
+    /// the high watermark, and OFFSET_NOT_AVAILABLE while a new leader's high watermark is
+    /// below the start of its epoch. Otherwise (a broker's or a debugging request) up to the
+    /// log end.
+    pub from_client: bool,
+}
+
 pub async fn list_offsets_routed(
     shard: &Rc<Shard>,
     part: &Arc<PartitionInfo>,
     tp: TopicPartition,
-    timestamp: i64,
+    ask: ListOffsetsAsk,
 ) -> ListOffsetsPart {
     if part.shard == shard.id {
-        return list_offsets_local(shard, tp, timestamp);
+        return list_offsets_local(shard, tp, ask);
     }
     call(&shard.peers, part.shard, |reply| ShardMsg::ListOffsets {
         tp,
-        timestamp,
+        ask,
         reply,
     })
     .await
-    .unwrap_or_else(|_| ListOffsetsPart {
-        error: ResponseError::NotLeaderOrFollower.code(),
-        timestamp: -1,
-        offset: -1,
-    })
+    .unwrap_or_else(|_| offsets_error(ResponseError::NotLeaderOrFollower))
 }
 
+/// Kafka's `Partition.fetchOffsetForTimestamp` on the owner: latest is the last fetchable
+/// offset (the high watermark for a client); a lookup by timestamp (or max timestamp) finds
+/// only offsets below it; and while this broker leads with a high watermark below the
+/// start offset of its own leader epoch (a new leader whose followers have not caught up),
+/// a client's latest, and a client's lookup that would reach past it, answer
+/// OFFSET_NOT_AVAILABLE, so no client sees an offset lower than the old leader exposed.
 pub fn list_offsets_local(
     shard: &Rc<Shard>,
     tp: TopicPartition,
-    timestamp: i64,
+    ask: ListOffsetsAsk,
 ) -> ListOffsetsPart {
-    let not_found = ListOffsetsPart {
-        error: NONE,
-        timestamp: -1,
-        offset: -1,
-    };
     let Some(log) = shard.log(&tp) else {
-        return ListOffsetsPart {
-            error: ResponseError::UnknownTopicOrPartition.code(),
-            ..not_found
-        };
+        return offsets_error(ResponseError::UnknownTopicOrPartition);
     };
     let mut l = log.borrow_mut();
-    let found = match timestamp {
-        LATEST_TIMESTAMP => Ok(Some((l.high_watermark(), -1))),
+    let high_watermark = l.high_watermark();
+    let lagging =
+        ask.from_client && crate::replica::high_watermark_lagging(shard, &tp, high_watermark);
+    let last_fetchable = if ask.from_client {
+        high_watermark
+    } else {
+        l.log_end_offset()
+    };
+    let found = match ask.timestamp {
+        LATEST_TIMESTAMP if lagging => return offsets_error(ResponseError::OffsetNotAvailable),
+        LATEST_TIMESTAMP => Ok(Some((last_fetchable, -1))),
         EARLIEST_TIMESTAMP | EARLIEST_LOCAL_TIMESTAMP => Ok(Some((l.log_start_offset(), -1))),
         MAX_TIMESTAMP => l.max_timestamp(),
         LATEST_TIERED_TIMESTAMP => Ok(None),
         t if t >= 0 => l.offset_for_timestamp(t),
-        _ => {
-            return ListOffsetsPart {
-                error: ResponseError::InvalidRequest.code(),
-                ..not_found
-            }
-        }
+        _ => return offsets_error(ResponseError::InvalidRequest),
     };
     // A lookup by timestamp may land in a segment DeleteRecords cut into.
     let log_start_offset = l.log_start_offset();
+    let by_timestamp = ask.timestamp >= 0 || ask.timestamp == MAX_TIMESTAMP;
     match found {
-        Ok(Some((offset, timestamp))) => ListOffsetsPart {
-            error: NONE,
-            timestamp,
-            offset: offset.max(log_start_offset),
-        },
-        Ok(None) => not_found,
-        Err(e) => {
-            tracing::error!(topic = %tp.topic, partition = tp.partition, "list offsets failed: {e}");
+        Ok(Some((offset, _))) if by_timestamp && offset >= last_fetchable && lagging => {
+            offsets_error(ResponseError::OffsetNotAvailable)
+        }
+        Ok(Some((offset, _))) if by_timestamp && offset >= last_fetchable => {
+            offsets_error_code(NONE)
+        }
+        Ok(Some((offset, timestamp))) => {
+            let offset = offset.max(log_start_offset);
+            let leader_epoch = match ask.timestamp {
+                LATEST_TIMESTAMP => l.leader_epoch().0,
+                _ => epoch_for_offset(&l, offset),
+            };
             ListOffsetsPart {
-                error: ResponseError::KafkaStorageError.code(),
-                ..not_found
+                error: NONE,
+                timestamp,
+                offset,
+                leader_epoch,
             }
         }
+        Ok(None) => offsets_error_code(NONE),
+        Err(e) => {
+            tracing::error!(topic = %tp.topic, partition = tp.partition, "list offsets failed: {e}");
+            offsets_error(ResponseError::KafkaStorageError)
+        }
     }
+}
+
+/// No offset, with `error`.
+pub fn offsets_error(error: ResponseError) -> ListOffsetsPart {
+    offsets_error_code(error.code())
+}
+
+fn offsets_error_code(error: i16) -> ListOffsetsPart {
+    ListOffsetsPart {
+        error,
+        timestamp: -1,
+        offset: -1,
+        leader_epoch: -1,
+    }
+}
+
+/// Kafka's `LeaderEpochFileCache.epochForOffset`: the epoch whose range holds `offset`.
+fn epoch_for_offset(log: &sluice_engine::PartitionLog, offset: i64) -> i32 {
+    log.leader_epoch_cache()
+        .entries()
+        .iter()
+        .take_while(|e| e.start_offset <= offset)
+        .last()
+        .map_or(-1, |e| e.epoch.0)
 }
 
 /// ListOffsets v0 on the partition's owner (`PartitionLog::legacy_offsets_before`).

@@ -61,6 +61,10 @@ pub struct LeaderState {
     pub followers: HashMap<i32, FollowerProgress>,
     /// An AlterPartition is on its way to the controller (one at a time, as Kafka).
     pub isr_change_in_flight: bool,
+    /// The log end offset when this broker started leading at `leader_epoch` (Kafka's
+    /// `leaderEpochStartOffsetOpt`): until the high watermark reaches it, the high
+    /// watermark may be lower than the one the previous leader exposed.
+    pub leader_epoch_start_offset: i64,
 }
 
 #[derive(Debug)]
@@ -136,7 +140,8 @@ fn lead(
                 tracing::error!(topic = %tp.topic, partition = tp.partition, "becoming leader: {e}");
                 return;
             }
-            tracing::info!(topic = %tp.topic, partition = tp.partition, epoch = r.leader_epoch, isr = ?r.isr, "leading");
+            let leader_epoch_start_offset = log.borrow().log_end_offset();
+            tracing::info!(topic = %tp.topic, partition = tp.partition, epoch = r.leader_epoch, isr = ?r.isr, start_offset = leader_epoch_start_offset, "leading");
             if *tp.topic == *crate::group::OFFSETS_TOPIC {
                 crate::group::load::on_leadership(shard, tp.partition);
             }
@@ -156,6 +161,7 @@ fn lead(
                     min_insync_replicas: r.min_insync_replicas,
                     followers,
                     isr_change_in_flight: false,
+                    leader_epoch_start_offset,
                 }),
             );
         }
@@ -229,6 +235,16 @@ fn follow(shard: &Rc<Shard>, tp: &TopicPartition, log: &LogRef, r: &Replication)
     if r.leader >= 0 {
         fetcher::ensure_running(shard, r.leader);
     }
+}
+
+/// Whether this broker leads `tp` with a high watermark below the start offset of its
+/// leader epoch (Kafka's check in `fetchOffsetForTimestamp`: clients get
+/// OFFSET_NOT_AVAILABLE for offsets that could be lower than the old leader's).
+pub fn high_watermark_lagging(shard: &Shard, tp: &TopicPartition, high_watermark: i64) -> bool {
+    matches!(
+        shard.replicas.borrow().get(tp),
+        Some(Role::Leader(state)) if state.leader_epoch_start_offset > high_watermark
+    )
 }
 
 /// The smallest log end offset of the ISR (the leader's own included).
@@ -320,7 +336,7 @@ pub fn serve_follower(
 
 /// Kafka's leader epoch checks on a fetch: the asker's epoch older than ours is fenced, newer
 /// is unknown to us (our metadata is behind).
-fn epoch_error(asked: i32, ours: i32) -> Option<ResponseError> {
+pub(crate) fn epoch_error(asked: i32, ours: i32) -> Option<ResponseError> {
     if asked == NO_PARTITION_LEADER_EPOCH || asked == ours {
         None
     } else if asked < ours {

@@ -420,12 +420,8 @@ async fn handle_msg(shard: Rc<Shard>, msg: ShardMsg) {
             let part = ops::fetch_local(&shard, tp, (offset, max_bytes, first), replica);
             let _ = reply.send(part.into_sent());
         }
-        ShardMsg::ListOffsets {
-            tp,
-            timestamp,
-            reply,
-        } => {
-            let _ = reply.send(ops::list_offsets_local(&shard, tp, timestamp));
+        ShardMsg::ListOffsets { tp, ask, reply } => {
+            let _ = reply.send(ops::list_offsets_local(&shard, tp, ask));
         }
         ShardMsg::LegacyOffsets {
             tp,

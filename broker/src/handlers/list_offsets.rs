@@ -3,6 +3,9 @@
 //! the log start offset: there is no tiered storage), latest tiered (-5, v9+: no offset, as
 //! Kafka answers without tiered storage), or the first offset whose timestamp is at least the
 //! one asked for. v10's `timeout_ms` bounds a wait for tiered storage: nothing waits here.
+//! In a cluster only the leader answers (Kafka's `localLogWithEpochOrThrow`), and a new
+//! leader whose high watermark is below the start of its epoch answers a client's latest
+//! with OFFSET_NOT_AVAILABLE (`ops::list_offsets_local`).
 
 use std::rc::Rc;
 use std::sync::Arc;
@@ -17,7 +20,10 @@ use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use sluice_net::codec::{max_num_offsets, set_old_style_offsets};
 
 use crate::metadata::PartitionInfo;
-use crate::ops::{legacy_offsets_routed, list_offsets_routed, ListOffsetsPart};
+use crate::ops::{
+    legacy_offsets_routed, list_offsets_routed, offsets_error, ListOffsetsAsk, ListOffsetsPart,
+};
+use crate::replica::epoch_error;
 use crate::shard::{Shard, TopicPartition};
 
 pub async fn handle(
@@ -26,6 +32,7 @@ pub async fn handle(
     req: ListOffsetsRequest,
 ) -> ListOffsetsResponse {
     let meta = shard.metadata();
+    let replica_id = req.replica_id.0;
     let mut resp = ListOffsetsResponse::default();
     for topic in req.topics {
         let info = meta.topic(&topic.name.0).cloned();
@@ -37,6 +44,9 @@ pub async fn handle(
                     .and_then(|t| t.partitions.get(usize::try_from(p.partition_index).ok()?));
                 let found = match part {
                     Some(part) => {
+                        if let Some(error) = leader_check(shard, part, replica_id, p) {
+                            return partition_response(version, p.partition_index, error);
+                        }
                         let tp = TopicPartition {
                             topic: info.as_ref().unwrap().name.clone(),
                             partition: p.partition_index,
@@ -44,13 +54,13 @@ pub async fn handle(
                         if version < SINGLE_OFFSET_VERSION_MIN {
                             return legacy_partition(shard, part, tp, p).await;
                         }
-                        list_offsets_routed(shard, part, tp, p.timestamp).await
+                        let ask = ListOffsetsAsk {
+                            timestamp: p.timestamp,
+                            from_client: replica_id == CONSUMER_REPLICA_ID,
+                        };
+                        list_offsets_routed(shard, part, tp, ask).await
                     }
-                    None => ListOffsetsPart {
-                        error: ResponseError::UnknownTopicOrPartition.code(),
-                        timestamp: -1,
-                        offset: -1,
-                    },
+                    None => offsets_error(ResponseError::UnknownTopicOrPartition),
                 };
                 partition_response(version, p.partition_index, found)
             }
@@ -84,6 +94,28 @@ async fn legacy_partition(
     r
 }
 
+/// A consumer's ListOffsets (Kafka's `CONSUMER_REPLICA_ID`).
+const CONSUMER_REPLICA_ID: i32 = -1;
+/// A debugging tool's (Kafka's `DEBUGGING_REPLICA_ID`): any replica answers it.
+const DEBUGGING_REPLICA_ID: i32 = -2;
+
+/// Kafka's `localLogWithEpochOrThrow` in a cluster: the asker's `current_leader_epoch` (if
+/// any) must be the partition's (FENCED_LEADER_EPOCH if older, UNKNOWN_LEADER_EPOCH if
+/// newer), and only the leader answers unless the asker is a debugging tool.
+fn leader_check(
+    shard: &Shard,
+    part: &PartitionInfo,
+    replica_id: i32,
+    p: &ListOffsetsPartition,
+) -> Option<ListOffsetsPart> {
+    let r = part.replication.as_ref()?;
+    let error = epoch_error(p.current_leader_epoch, r.leader_epoch).or_else(|| {
+        let leads = r.leader == shard.broker.node_id;
+        (!leads && replica_id != DEBUGGING_REPLICA_ID).then_some(ResponseError::NotLeaderOrFollower)
+    })?;
+    Some(offsets_error(error))
+}
+
 /// The first version answering one offset per partition (v0 answers a list).
 const SINGLE_OFFSET_VERSION_MIN: i16 = 1;
 /// The first version with `leader_epoch` in the answer.
@@ -100,7 +132,7 @@ fn partition_response(
     r.timestamp = found.timestamp;
     r.offset = found.offset;
     if version >= LEADER_EPOCH_VERSION_MIN && found.offset >= 0 {
-        r.leader_epoch = 0;
+        r.leader_epoch = found.leader_epoch;
     }
     r
 }
