@@ -130,6 +130,55 @@ pub async fn wait_applied(shard: &Shard, index: u64) {
     }
 }
 
+/// Set once this broker was first unfenced and its shards' metadata lists it.
+static SERVING_CLIENTS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Kafka's broker enables request processing on its listeners only once the controller
+/// first unfenced it (`BrokerServer` waits for the initial unfence): before that its
+/// Metadata would name no broker, not even itself, and no controller, and a client that
+/// saw that (librdkafka's admin client waiting for a controller) can wait out its whole
+/// request timeout. A connection accepted earlier (the kernel completed its handshake)
+/// waits here until this broker was unfenced and this shard's snapshot lists it (bounded by
+/// `APPLY_WAIT_MS_MAX` for the snapshot) or the broker stops. Fenced again later, the
+/// broker keeps serving, as in Kafka. Nothing waits on a single node.
+pub async fn wait_first_unfenced(shard: &Shard) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let Some(handle) = shard.broker.cluster.as_ref() else {
+        return;
+    };
+    if SERVING_CLIENTS.load(Relaxed)
+        || shard
+            .config
+            .cluster
+            .as_ref()
+            .is_some_and(|c| !c.roles.has_broker())
+    {
+        return;
+    }
+    let mut status = handle.broker.clone();
+    let stop = shard.stop.listen();
+    if shard.stopping.get() {
+        return;
+    }
+    let unfenced = std::pin::pin!(status.wait_for(|s| s.broker_epoch > 0 && !s.fenced));
+    if let futures_util::future::Either::Right(_) =
+        futures_util::future::select(unfenced, stop).await
+    {
+        return;
+    }
+    let me = shard.broker.node_id;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(APPLY_WAIT_MS_MAX);
+    while !shard.metadata().brokers.iter().any(|b| b.node_id == me)
+        && std::time::Instant::now() < deadline
+        && !shard.stopping.get()
+    {
+        compio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    if !SERVING_CLIENTS.swap(true, Relaxed) {
+        tracing::info!("registered and unfenced: serving clients");
+    }
+}
+
 /// Shard 0: turns every new committed image into local logs and a published snapshot.
 pub async fn apply_images(shard: Rc<Shard>, handle: ClusterHandle) {
     shard.wait_ready().await;

@@ -114,6 +114,7 @@ impl ConnState {
 
 pub async fn serve_connection(shard: Rc<Shard>, stream: TcpStream, peer: SocketAddr) {
     shard.wait_ready().await;
+    crate::cluster::wait_first_unfenced(&shard).await;
     let _ = stream.set_nodelay(true);
     if let Err(e) = set_send_timeout(&stream, SOCKET_SEND_STALL_MS) {
         tracing::warn!(%peer, "SO_SNDTIMEO not set: {e}");

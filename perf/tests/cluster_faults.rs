@@ -266,3 +266,34 @@ fn create_topics_succeeds_after_the_active_controller_is_killed() {
         full_isrs(m, 3, 2)
     });
 }
+
+/// As Kafka's broker, a node serves its client listeners only once the controller first
+/// unfenced it: restarted while the quorum is lost it cannot register, so a client's
+/// Metadata gets no answer (rather than one naming no broker and no controller); once the
+/// quorum is back the same call lists it.
+#[test]
+fn a_restarted_broker_serves_clients_only_once_unfenced() {
+    let mut cluster = builder()
+        .property("broker.session.timeout.ms", "3000")
+        .start();
+    common::wait_brokers_registered(&cluster);
+    cluster.node_mut(2).stop();
+    cluster.node_mut(3).stop();
+    cluster.node_mut(1).kill();
+    cluster.node_mut(1).restart();
+    let node1 = cluster.node(1).bootstrap();
+    assert!(
+        metadata(&node1, "").is_none(),
+        "a broker that could not register answered Metadata"
+    );
+    cluster.node_mut(2).cont();
+    cluster.node_mut(3).cont();
+    let back_at = Instant::now();
+    wait_until("node 1 to answer Metadata listing itself", || {
+        metadata(&node1, "").is_some_and(|m| m.brokers.contains(&1))
+    });
+    eprintln!(
+        "quorum back: the restarted broker served clients {} ms later",
+        back_at.elapsed().as_millis()
+    );
+}

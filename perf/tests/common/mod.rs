@@ -140,10 +140,9 @@ pub fn admin(bootstrap: &str) -> AdminClient<DefaultClientContext> {
         .expect("admin client")
 }
 
-/// Waits until Metadata lists every broker node that runs. (A node serves clients as soon
-/// as its shards are up, before it registered; Kafka's broker opens its listeners only
-/// once unfenced. librdkafka's admin client that saw no controller waits for its whole
-/// request timeout.)
+/// Waits until Metadata lists every broker node that runs (a node serves clients once it
+/// is registered and unfenced, but the others may not be yet: CreateTopics with their
+/// replicas needs them all).
 pub fn wait_brokers_registered(cluster: &Cluster) {
     let running: Vec<i32> = cluster
         .nodes()
