@@ -192,10 +192,9 @@ fn a_group_keeps_consuming_and_its_commits_survive_the_coordinators_death() {
         "{before_kill:?}"
     );
     let coordinator_id = offsets.partitions[offsets_partition(GROUP, 3) as usize].leader;
-    assert_eq!(
-        coordinator(&bootstrap),
-        Some(coordinator_id),
-        "FindCoordinator names the offsets partition's leader"
+    common::wait_until(
+        "FindCoordinator to name the offsets partition's leader",
+        || coordinator(&bootstrap) == Some(coordinator_id),
     );
 
     cluster.node_mut(coordinator_id).kill();
@@ -203,7 +202,11 @@ fn a_group_keeps_consuming_and_its_commits_survive_the_coordinators_death() {
     let first_commit = consume(&c, &mut progress, &before_kill, |p| {
         p.records.len() >= RECORDS && p.uncommitted == 0
     });
-    let new_coordinator = coordinator(&live_bootstrap(&cluster));
+    let mut new_coordinator = None;
+    common::wait_until("FindCoordinator to name a coordinator", || {
+        new_coordinator = coordinator(&live_bootstrap(&cluster));
+        new_coordinator.is_some()
+    });
     eprintln!(
         "coordinator {coordinator_id} killed after {} records: first commit on the new \
          coordinator ({new_coordinator:?}) {} ms later; all {RECORDS} consumed {} ms after the kill",
