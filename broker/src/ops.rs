@@ -281,6 +281,9 @@ fn produce_part(result: Result<Appended, AppendFailure>, log_start_offset: i64) 
         Err(AppendFailure::Rejected(e @ AppendError::LargerThanSegment { .. })) => {
             produce_error(ResponseError::RecordListTooLarge, e.to_string())
         }
+        Err(AppendFailure::Rejected(e @ AppendError::NotLeader)) => {
+            produce_error(ResponseError::NotLeaderOrFollower, e.to_string())
+        }
         Err(AppendFailure::Rejected(AppendError::Offline)) => produce_error(
             ResponseError::KafkaStorageError,
             "the partition's log is offline after a disk error",

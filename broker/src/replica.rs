@@ -229,9 +229,16 @@ fn follow(shard: &Rc<Shard>, tp: &TopicPartition, log: &LogRef, r: &Replication)
         if l.high_watermark_mode() != HighWatermarkMode::Replicated {
             l.set_high_watermark_mode(HighWatermarkMode::Replicated);
         }
+        l.become_follower();
     }
     tracing::info!(topic = %tp.topic, partition = tp.partition, leader = r.leader, epoch = r.leader_epoch, "following");
-    shard.replicas.borrow_mut().insert(tp.clone(), role);
+    let was_follower = matches!(
+        shard.replicas.borrow_mut().insert(tp.clone(), role),
+        Some(Role::Follower { .. })
+    );
+    if !was_follower && *tp.topic == *crate::group::OFFSETS_TOPIC {
+        crate::group::load::on_resignation(shard, tp.partition);
+    }
     if r.leader >= 0 {
         fetcher::ensure_running(shard, r.leader);
     }

@@ -200,6 +200,11 @@ pub enum AppendError {
         records_bytes: u64,
         segment_bytes: u64,
     },
+    /// A leader append (a producer's or the group coordinator's) on a replica that follows
+    /// (`become_follower`): only the leader writes new records, and a stale writer must not
+    /// fork the log (Kafka: NOT_LEADER_OR_FOLLOWER).
+    #[error("this replica follows another leader: it takes only the leader's batches")]
+    NotLeader,
 }
 
 /// What `PartitionLog::prepare_append` decided.
@@ -285,8 +290,11 @@ pub struct PartitionLog {
     syncs_in_flight: u32,
     /// Kafka's `LeaderEpochFileCache` (`leader-epoch-checkpoint`).
     leader_epochs: LeaderEpochFileCache,
-    /// The epoch `prepare_append` stamps into every batch (`set_leader_epoch`).
+    /// The epoch `prepare_append` stamps into every batch (`become_leader`).
     leader_epoch: LeaderEpoch,
+    /// `become_follower` until the next `become_leader`: leader appends are refused
+    /// (`AppendError::NotLeader`). False for a log that was never replicated.
+    following: bool,
     /// See `log/high_watermark.rs`; <= `log_end.offset`.
     high_watermark: i64,
     high_watermark_mode: HighWatermarkMode,
@@ -435,6 +443,7 @@ impl PartitionLog {
             syncs_in_flight: 0,
             // A single node's partitions, and Kafka's first epoch of a new partition, are 0.
             leader_epoch: leader_epochs.latest_epoch().unwrap_or(LeaderEpoch(0)),
+            following: false,
             leader_epochs,
             high_watermark: log_end.offset,
             high_watermark_mode: HighWatermarkMode::FollowsLogEnd,
@@ -860,6 +869,9 @@ impl PartitionLog {
     pub fn prepare_append(&mut self, records: Bytes) -> Result<AppendOutcome, AppendError> {
         if let Some(refused) = self.append_refused() {
             return Err(refused);
+        }
+        if self.following {
+            return Err(AppendError::NotLeader);
         }
         let validated = crate::log_validator::validate_records(
             records,

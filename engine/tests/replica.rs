@@ -444,6 +444,27 @@ fn follower_appends_check_offsets_and_framing() {
         append_as_follower(&mut follower, batches[1].clone()).await;
         assert_eq!(follower.log_end_offset(), 5);
         assert_eq!(epochs(&follower), [(0, 0), (1, 2)]);
+        // A stale leader's answer: the follower became leader at epoch 2 meanwhile, so a
+        // batch of epoch 1 may not follow (it would regress the epoch cache).
+        let other = tempfile::tempdir().unwrap();
+        let mut stale = leader_log(other.path(), config(1 << 20), &[(1, 3, 10)]).await;
+        let old = read_all(&mut stale, 0, FetchIsolation::LogEnd).await;
+        let mut renumbered = old[0].to_vec();
+        renumbered[..8].copy_from_slice(&5i64.to_be_bytes());
+        follower.become_leader(LeaderEpoch(2)).unwrap();
+        let err = refused(&mut follower, Bytes::from(renumbered));
+        assert!(
+            matches!(
+                err,
+                FollowerAppendError::EpochRegression {
+                    base_offset: 5,
+                    epoch: 1,
+                    latest: 2
+                }
+            ),
+            "{err}"
+        );
+        assert_eq!(epochs(&follower), [(0, 0), (1, 2), (2, 5)]);
     });
 }
 
@@ -696,4 +717,25 @@ fn truncation_offsets_follow_kafkas_fetcher() {
     assert_eq!((got.offset, got.truncation_completed), (4, true));
     let got = bare.offset_truncation_state((LeaderEpoch(3), 10), 0);
     assert_eq!((got.offset, got.truncation_completed), (6, true));
+}
+
+/// A replica that became leader and lost it before appending keeps no epoch entry at its
+/// log end once its new leader says where the log diverges (Kafka's rule); else every
+/// fetch would name that epoch again.
+#[test]
+fn truncating_at_the_log_end_drops_an_empty_epoch() {
+    let dir = tempfile::tempdir().unwrap();
+    run(async {
+        let mut log = leader_log(dir.path(), config(1 << 20), &[(0, 2, 10), (1, 3, 10)]).await;
+        log.set_high_watermark_mode(HighWatermarkMode::Replicated);
+        log.become_leader(LeaderEpoch(4)).unwrap();
+        assert_eq!(epochs(&log), [(0, 0), (1, 2), (4, 5)]);
+        log.become_follower();
+        assert!(!log.truncate_to(5, TruncateReason::DivergingEpoch).unwrap());
+        assert_eq!(epochs(&log), [(0, 0), (1, 2)]);
+        assert_eq!(log.log_end_offset(), 5);
+        // A follower takes no leader append.
+        let err = log.prepare_append(batch(1, 10, None)).unwrap_err();
+        assert!(matches!(err, AppendError::NotLeader), "{err}");
+    });
 }

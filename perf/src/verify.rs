@@ -124,6 +124,26 @@ impl Options {
         }
     }
 
+    /// What a fault test runs: idempotent acks=all producers at `throughput` records per
+    /// second until `stop` is set (at most an hour), counting acknowledgements in `acked`.
+    pub fn until_stopped(
+        bootstrap: &str,
+        topic: &str,
+        (producers, throughput): (u32, f64),
+        (stop, acked): (Arc<AtomicBool>, Arc<AtomicU64>),
+    ) -> Self {
+        Self {
+            duration: Duration::from_secs(3_600),
+            producers,
+            acks: Acks::All,
+            idempotent: true,
+            throughput: Some(throughput),
+            stop: Some(stop),
+            acknowledged: Some(acked),
+            ..Options::new(bootstrap, topic)
+        }
+    }
+
     /// Every setting within its bound, and Kafka's rules between them.
     pub fn validate(&self) -> Result<(), VerifyError> {
         let fail = |message: String| Err(VerifyError(message));

@@ -20,7 +20,7 @@ use sluice_net::client::batch::{Record, RecordBatchBuilder};
 use sluice_net::client::producer::Acks;
 use sluice_net::client::{Client, ClientError};
 use sluice_perf::verify::{self, Options};
-use sluice_testkit::{sluice_path, Cluster};
+use sluice_testkit::{sluice_path, topic_partitions, Cluster};
 
 const WAIT_MAX: Duration = Duration::from_secs(90);
 const TOPIC: &str = "orders";
@@ -38,36 +38,8 @@ fn cluster() -> Cluster {
 
 /// `sluice topics --describe` rows of `topic`: (partition, leader, ISR).
 fn describe(cluster: &Cluster, topic: &str) -> Vec<(i32, i32, Vec<i32>)> {
-    let sluice = sluice_path();
     let servers = live_bootstrap(cluster);
-    let args = [
-        "topics",
-        "--bootstrap-server",
-        &servers,
-        "--describe",
-        "--topic",
-        topic,
-    ];
-    let out = std::process::Command::new(&sluice)
-        .args(args)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.lines()
-        .filter(|l| l.trim_start().starts_with("Topic:") && l.contains("Partition:"))
-        .filter_map(|l| {
-            let field = |name: &str| -> Option<&str> {
-                let at = l.find(name)? + name.len();
-                l[at..].split('\t').next().map(str::trim)
-            };
-            let list = |v: &str| v.split(',').filter_map(|n| n.trim().parse().ok()).collect();
-            Some((
-                field("Partition:")?.parse().ok()?,
-                field("Leader:")?.parse().ok()?,
-                list(field("Isr:")?),
-            ))
-        })
-        .collect()
+    topic_partitions(&servers, topic)
 }
 
 /// A running node's client address (the CLI and net's client start from the first one).
@@ -86,26 +58,6 @@ fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
         assert!(start.elapsed() < WAIT_MAX, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(100));
     }
-}
-
-/// Every node's segment files of `topic`-`partition`, concatenated in offset order.
-fn replica_bytes(cluster: &Cluster, partition: i32) -> Vec<Vec<u8>> {
-    cluster
-        .nodes()
-        .iter()
-        .map(|n| {
-            let dir = n.data_dir().join(format!("{TOPIC}-{partition}"));
-            let mut logs: Vec<_> = std::fs::read_dir(&dir)
-                .unwrap()
-                .map(|e| e.unwrap().path())
-                .filter(|p| p.extension().is_some_and(|e| e == "log"))
-                .collect();
-            logs.sort();
-            logs.iter()
-                .flat_map(|p| std::fs::read(p).unwrap())
-                .collect()
-        })
-        .collect()
 }
 
 /// Creates `topic` once three brokers registered (CreateTopics answers
@@ -139,14 +91,9 @@ fn acks_all_survives_a_leader_kill_and_the_replicas_agree() {
     create_topic(&cluster, TOPIC);
     let stop = Arc::new(AtomicBool::new(false));
     let acked = Arc::new(AtomicU64::new(0));
-    let mut options = Options::new(&cluster.bootstrap_servers(), TOPIC);
-    options.duration = Duration::from_secs(120);
-    options.producers = 2;
-    options.acks = Acks::All;
-    options.idempotent = true;
-    options.throughput = Some(2000.0);
-    options.stop = Some(stop.clone());
-    options.acknowledged = Some(acked.clone());
+    let counters = (stop.clone(), acked.clone());
+    let options =
+        Options::until_stopped(&cluster.bootstrap_servers(), TOPIC, (2, 2000.0), counters);
     let run = std::thread::spawn(move || verify::run_blocking(&options));
 
     wait_until("1000 acknowledgements", || {
@@ -193,7 +140,7 @@ fn acks_all_survives_a_leader_kill_and_the_replicas_agree() {
     // batch bytes (the same offsets, leader epochs and records).
     for partition in 0..3 {
         wait_until("replicas to hold the same bytes", || {
-            let bytes = replica_bytes(&cluster, partition);
+            let bytes = cluster.replica_bytes(TOPIC, partition);
             bytes.windows(2).all(|w| w[0] == w[1])
         });
     }

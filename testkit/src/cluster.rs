@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use std::sync::mpsc::Receiver;
 
+use crate::netns::{Endpoint, Network};
 use crate::{
     binary_path, follow_log, free_ports, run_ok, sluiced_path, wait_ready, LogEvent, STOP_WAIT,
 };
@@ -36,6 +37,10 @@ pub const CLUSTER_START_TRIES_MAX: usize = 3;
 /// The listener names the nodes use (Kafka's usual ones).
 const CLIENT_LISTENER: &str = "PLAINTEXT";
 const CONTROLLER_LISTENER: &str = "CONTROLLER";
+/// Ports of a node in its own network namespace (each node has its own address there).
+const NETNS_CLIENT_PORT: u16 = 9092;
+const NETNS_CONTROLLER_PORT: u16 = 9093;
+const LOOPBACK: &str = "127.0.0.1";
 
 /// Where the `sluice` CLI is: `$SLUICE`, else beside the test's profile dir (where
 /// `sluiced` is found too).
@@ -55,6 +60,38 @@ pub fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
         );
         std::thread::sleep(WAIT_POLL);
     }
+}
+
+/// `sluice topics --describe --topic <topic>` asked of `servers`, parsed: (partition,
+/// leader, ISR) per partition; empty when the CLI fails (a broker down, the topic unknown).
+pub fn topic_partitions(servers: &str, topic: &str) -> Vec<(i32, i32, Vec<i32>)> {
+    let args = [
+        "topics",
+        "--bootstrap-server",
+        servers,
+        "--describe",
+        "--topic",
+        topic,
+    ];
+    let Ok(out) = Command::new(sluice_path()).args(args).output() else {
+        return Vec::new();
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .filter(|l| l.trim_start().starts_with("Topic:") && l.contains("Partition:"))
+        .filter_map(|l| {
+            let field = |name: &str| -> Option<&str> {
+                let at = l.find(name)? + name.len();
+                l[at..].split('\t').next().map(str::trim)
+            };
+            let list = |v: &str| v.split(',').filter_map(|n| n.trim().parse().ok()).collect();
+            Some((
+                field("Partition:")?.parse().ok()?,
+                field("Leader:")?.parse().ok()?,
+                list(field("Isr:")?),
+            ))
+        })
+        .collect()
 }
 
 /// A node's `process.roles`.
@@ -92,6 +129,7 @@ pub struct ClusterBuilder {
     properties: Vec<(String, String)>,
     node_properties: Vec<Vec<(String, String)>>,
     root: Option<PathBuf>,
+    network: bool,
 }
 
 impl ClusterBuilder {
@@ -112,6 +150,14 @@ impl ClusterBuilder {
     pub fn node_property(mut self, node_id: i32, key: &str, value: &str) -> Self {
         let i = index(node_id, self.roles.len());
         self.node_properties[i].push((key.into(), value.into()));
+        self
+    }
+
+    /// Runs every node in its own network namespace ([`Network`]: node N at 10.89.0.N,
+    /// ports 9092 and 9093) so the test can cut links; clients must run in the client
+    /// namespace ([`Cluster::network`]). Needs root (see [`Network::unavailable`]).
+    pub fn network(mut self) -> Self {
+        self.network = true;
         self
     }
 
@@ -139,14 +185,18 @@ impl ClusterBuilder {
         let sluice = sluice_path();
         let sluice = sluice.to_str().expect("utf-8 path");
         let (uuid, _) = run_ok(sluice, &["storage", "random-uuid"]);
+        let network = self
+            .network
+            .then(|| Network::create(self.roles.len()).expect("network namespaces"));
         let mut cluster = Cluster {
             cluster_id: uuid.trim().to_string(),
             nodes: Vec::new(),
+            network,
             root,
             _temp: temp,
         };
         for attempt in 1..=CLUSTER_START_TRIES_MAX {
-            cluster.nodes = self.layout(&cluster.root);
+            cluster.nodes = self.layout(&cluster.root, cluster.network.as_ref());
             cluster.write_configs(&self);
             if attempt == 1 {
                 cluster.format(sluice);
@@ -165,17 +215,30 @@ impl ClusterBuilder {
 
     /// Nodes with fresh ports: a client port for brokers, a controller port for
     /// controllers.
-    fn layout(&self, root: &Path) -> Vec<Node> {
-        let mut ports = free_ports(2 * self.roles.len()).into_iter();
+    fn layout(&self, root: &Path, network: Option<&Network>) -> Vec<Node> {
+        let mut ports = match network {
+            Some(_) => [NETNS_CLIENT_PORT, NETNS_CONTROLLER_PORT].repeat(self.roles.len()),
+            None => free_ports(2 * self.roles.len()),
+        }
+        .into_iter();
         self.roles
             .iter()
             .enumerate()
             .map(|(i, &roles)| {
                 let (client, controller) = (ports.next(), ports.next());
                 let node_id = i as i32 + 1;
+                let (host, namespace) = match network {
+                    Some(n) => (
+                        Endpoint::Node(node_id).addr().to_string(),
+                        Some(n.namespace(Endpoint::Node(node_id))),
+                    ),
+                    None => (LOOPBACK.to_string(), None),
+                };
                 Node {
                     node_id,
                     roles,
+                    host,
+                    namespace,
                     client_port: client.filter(|_| roles.has_broker()),
                     controller_port: controller.filter(|_| roles.has_controller()),
                     dir: root.join(format!("node-{node_id}")),
@@ -202,6 +265,8 @@ pub struct Cluster {
     /// The cluster id every node was formatted with.
     pub cluster_id: String,
     nodes: Vec<Node>,
+    /// After `nodes`: the processes are gone before their namespaces are deleted.
+    network: Option<Network>,
     root: PathBuf,
     _temp: Option<tempfile::TempDir>,
 }
@@ -215,6 +280,7 @@ impl Cluster {
             properties: Vec::new(),
             node_properties: vec![Vec::new(); nodes],
             root: None,
+            network: false,
         }
     }
 
@@ -257,9 +323,45 @@ impl Cluster {
         let voters: Vec<String> = self
             .nodes
             .iter()
-            .filter_map(|n| Some(format!("{}@127.0.0.1:{}", n.node_id, n.controller_port?)))
+            .filter_map(|n| Some(format!("{}@{}:{}", n.node_id, n.host, n.controller_port?)))
             .collect();
         voters.join(",")
+    }
+
+    /// Every node's segment files of `topic`-`partition` concatenated in offset order (the
+    /// same bytes on every replica once they caught up; segment boundaries may differ).
+    /// A node without the partition gives an empty vector.
+    pub fn replica_bytes(&self, topic: &str, partition: i32) -> Vec<Vec<u8>> {
+        self.nodes
+            .iter()
+            .map(|n| {
+                let dir = n.data_dir().join(format!("{topic}-{partition}"));
+                let mut logs: Vec<PathBuf> = std::fs::read_dir(&dir)
+                    .map(|d| d.filter_map(|e| Some(e.ok()?.path())).collect())
+                    .unwrap_or_default();
+                logs.retain(|p| p.extension().is_some_and(|e| e == "log"));
+                logs.sort();
+                logs.iter()
+                    .flat_map(|p| std::fs::read(p).unwrap_or_default())
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// The nodes' network, when started with [`ClusterBuilder::network`].
+    pub fn network(&mut self) -> &mut Network {
+        self.network
+            .as_mut()
+            .expect("the cluster was not started with .network()")
+    }
+
+    /// `program` to run where the clients are: in the client namespace of a
+    /// [`ClusterBuilder::network`] cluster, else here.
+    pub fn client_command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        match &self.network {
+            Some(n) => n.command(Endpoint::Client, program),
+            None => Command::new(program),
+        }
     }
 
     /// The dir holding every node's dir (`node-<id>/`).
@@ -329,6 +431,10 @@ pub struct Node {
     pub client_port: Option<u16>,
     /// The CONTROLLER listener's port, as in the voters (controllers only).
     pub controller_port: Option<u16>,
+    /// Its address: 127.0.0.1, or 10.89.0.<id> in a [`ClusterBuilder::network`] cluster.
+    pub host: String,
+    /// Its network namespace, in a [`ClusterBuilder::network`] cluster.
+    namespace: Option<String>,
     dir: PathBuf,
     child: Option<Child>,
     log: Arc<Mutex<Vec<String>>>,
@@ -339,7 +445,7 @@ pub struct Node {
 }
 
 impl Node {
-    /// `127.0.0.1:<client port>`; panics for a controller-only node.
+    /// `<host>:<client port>`; panics for a controller-only node.
     pub fn bootstrap(&self) -> String {
         let port = self.client_port.unwrap_or_else(|| {
             panic!(
@@ -347,7 +453,7 @@ impl Node {
                 self.node_id
             )
         });
-        format!("127.0.0.1:{port}")
+        format!("{}:{port}", self.host)
     }
 
     /// Its `log.dirs` (one dir).
@@ -433,10 +539,10 @@ impl Node {
     fn harness_properties(&self, voters: &str) -> String {
         let mut listeners = Vec::new();
         if let Some(p) = self.client_port {
-            listeners.push(format!("{CLIENT_LISTENER}://127.0.0.1:{p}"));
+            listeners.push(format!("{CLIENT_LISTENER}://{}:{p}", self.host));
         }
         if let Some(p) = self.controller_port {
-            listeners.push(format!("{CONTROLLER_LISTENER}://127.0.0.1:{p}"));
+            listeners.push(format!("{CONTROLLER_LISTENER}://{}:{p}", self.host));
         }
         format!(
             "process.roles={}\nnode.id={}\ncontroller.quorum.voters={voters}\n\
@@ -452,7 +558,15 @@ impl Node {
 
     fn spawn(&mut self) {
         let level = std::env::var("SLUICE_LOG").unwrap_or_else(|_| "info".into());
-        let mut child = Command::new(sluiced_path())
+        let mut command = match &self.namespace {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(sluiced_path());
+                c
+            }
+            None => Command::new(sluiced_path()),
+        };
+        let mut child = command
             .arg(self.config_path())
             .env("SLUICE_LOG", level)
             .stdout(Stdio::null())

@@ -11,8 +11,12 @@
 //! sluice-broker` or by any `cargo test --workspace`).
 
 mod cluster;
+pub mod netns;
 
-pub use cluster::{sluice_path, wait_for, Cluster, ClusterBuilder, Node, Roles, WAIT_POLL};
+pub use cluster::{
+    sluice_path, topic_partitions, wait_for, Cluster, ClusterBuilder, Node, Roles, WAIT_POLL,
+};
+pub use netns::{Endpoint, Network};
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -249,8 +253,10 @@ fn follow_log(
             if let Some(f) = file.as_mut() {
                 let _ = writeln!(f, "{line}");
             }
-            if let Some(port) = line.split("listening on PLAINTEXT://127.0.0.1:").nth(1) {
-                if let Ok(port) = port.trim().parse::<u16>() {
+            // "listening on PLAINTEXT://<host>:<port>" (127.0.0.1, or a namespace's address).
+            let listening = line.split("listening on PLAINTEXT://").nth(1);
+            if let Some(port) = listening.and_then(|a| a.trim().rsplit_once(':')) {
+                if let Ok(port) = port.1.parse::<u16>() {
                     let _ = tx.send(LogEvent::Port(port));
                 }
             }

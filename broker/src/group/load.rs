@@ -410,6 +410,25 @@ pub fn on_leadership(shard: &Rc<Shard>, p: i32) {
     .detach();
 }
 
+/// Cluster mode: this broker stopped leading offsets partition `p` (Kafka's
+/// `onResignation`): its groups leave memory, so no timer of theirs (a member's session,
+/// a rebalance) writes to the partition any more; the new leader's coordinator loads them.
+/// Their clients get NOT_COORDINATOR here and find the new coordinator.
+pub fn on_resignation(shard: &Rc<Shard>, p: i32) {
+    let c = coordinator();
+    let partitions = owned_count(shard);
+    let before = c.groups.borrow().len();
+    c.groups
+        .borrow_mut()
+        .retain(|id, _| partition_for(id, partitions) != p);
+    let dropped = before - c.groups.borrow().len();
+    tracing::info!(
+        partition = p,
+        groups = dropped,
+        "no longer leading {OFFSETS_TOPIC}: groups unloaded"
+    );
+}
+
 fn owned_count(shard: &Shard) -> i32 {
     shard
         .metadata()

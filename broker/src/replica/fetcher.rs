@@ -51,7 +51,7 @@ async fn run(shard: Rc<Shard>, leader: i32) {
             }
         }
         let conn = connection.as_mut().expect("connected above");
-        match fetch_round(&shard, conn, &parts).await {
+        match fetch_round(&shard, conn, leader, &parts).await {
             Ok(true) => {}
             Ok(false) => backoff(&shard).await,
             Err(e) => {
@@ -105,6 +105,7 @@ async fn connect(shard: &Shard, leader: i32) -> Option<Connection> {
 async fn fetch_round(
     shard: &Rc<Shard>,
     conn: &mut Connection,
+    leader: i32,
     parts: &[(TopicPartition, LogRef, i32)],
 ) -> sluice_net::client::Result<bool> {
     let meta = shard.metadata();
@@ -144,21 +145,35 @@ async fn fetch_round(
     let answers = replica_fetch(conn, who, &asks, options).await?;
     let mut progressed = false;
     for answer in answers {
-        let Some((tp, log, _)) = parts
+        let Some((tp, log, epoch)) = parts
             .iter()
             .find(|(tp, _, _)| *tp.topic == *answer.topic && tp.partition == answer.partition)
         else {
             continue;
         };
-        progressed |= apply_answer(shard, tp, log, answer).await;
+        // Kafka's fetcher drops an answer for a partition whose fetch state changed while
+        // the request was out (it became leader, or follows another leader or epoch).
+        if !still_following(shard, tp, (leader, *epoch)) {
+            tracing::debug!(topic = %tp.topic, partition = tp.partition, "fetch answer for a changed role dropped");
+            continue;
+        }
+        progressed |= apply_answer(shard, (tp, log), (leader, *epoch), answer).await;
     }
     Ok(progressed)
 }
 
+/// Whether this shard still follows `leader` at `epoch` for `tp` (as when it asked).
+fn still_following(shard: &Shard, tp: &TopicPartition, (leader, epoch): (i32, i32)) -> bool {
+    matches!(
+        shard.replicas.borrow().get(tp),
+        Some(Role::Follower { leader: l, leader_epoch: e }) if *l == leader && *e == epoch
+    )
+}
+
 async fn apply_answer(
     shard: &Rc<Shard>,
-    tp: &TopicPartition,
-    log: &LogRef,
+    (tp, log): (&TopicPartition, &LogRef),
+    asked: (i32, i32),
     a: ReplicaFetched,
 ) -> bool {
     match a.error {
@@ -194,6 +209,9 @@ async fn apply_answer(
         };
         if let Err(e) = appended {
             tracing::warn!(topic = %tp.topic, partition = tp.partition, "appending the leader's records: {e:?}");
+            return false;
+        }
+        if !still_following(shard, tp, asked) {
             return false;
         }
     }

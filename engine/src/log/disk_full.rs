@@ -134,6 +134,7 @@ impl PartitionLog {
         let (mut fresh, _) =
             PartitionLog::open(&self.dir, self.config, recovery, self.files.clone())?;
         fresh.leader_epoch = self.leader_epoch;
+        fresh.following = self.following;
         *self = fresh;
         Ok(())
     }

@@ -34,8 +34,21 @@ impl PartitionLog {
             self.leader_epoch.0
         );
         self.leader_epoch = epoch;
+        self.following = false;
         self.leader_epochs.assign(epoch, self.next_offset)?;
         Ok(())
+    }
+
+    /// This replica follows another (Kafka's `Partition.makeFollower`): from now until the
+    /// next `become_leader`, `prepare_append` refuses leader appends with
+    /// `AppendError::NotLeader`; only `prepare_append_as_follower` writes.
+    pub fn become_follower(&mut self) {
+        self.following = true;
+    }
+
+    /// Whether `become_follower` was the last role change.
+    pub fn is_following(&self) -> bool {
+        self.following
     }
 
     /// The partition's leader epoch cache.

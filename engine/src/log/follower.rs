@@ -25,6 +25,16 @@ pub enum FollowerAppendError {
     /// before it.
     #[error("a batch starts at offset {base_offset} where {expected} was expected")]
     OffsetsOutOfOrder { expected: i64, base_offset: i64 },
+    /// A batch's leader epoch is below the latest epoch this log holds: leader epochs only
+    /// grow along a log, so the batch comes from a leader this replica has outlived (a
+    /// fetch answer that arrived after it became leader, or after it followed a newer one).
+    /// Appending it would regress the epoch cache and leave two histories under one epoch.
+    #[error("a batch at offset {base_offset} has leader epoch {epoch}, below this log's {latest}")]
+    EpochRegression {
+        base_offset: i64,
+        epoch: i32,
+        latest: i32,
+    },
 }
 
 impl PartitionLog {
@@ -36,7 +46,9 @@ impl PartitionLog {
     /// fields), except `max.message.bytes`, which only a leader enforces (Kafka's
     /// `ignoreRecordSize` for replication: the leader's topic config may be larger); the
     /// first batch starts at `next_offset` (the end of this log, including appends prepared
-    /// and not yet written); each batch starts right after the previous one. Then, per
+    /// and not yet written); each batch starts right after the previous one; no batch's
+    /// leader epoch is below the latest epoch of the log or of a batch before it
+    /// (`EpochRegression`: a stale leader's answer). Then, per
     /// batch: the producer state learns it without checks (Kafka's `AppendOrigin.REPLICATION`),
     /// so an idempotent producer's retry is still recognised after this replica becomes
     /// leader; and its `partitionLeaderEpoch` (when >= 0) is assigned in the leader epoch
@@ -62,23 +74,7 @@ impl PartitionLog {
             .into());
         }
         let first_offset = headers[0].base_offset;
-        if first_offset != self.next_offset {
-            return Err(FollowerAppendError::UnexpectedAppendOffset {
-                expected: self.next_offset,
-                first_offset,
-            });
-        }
-        let mut expected = first_offset;
-        for header in &headers {
-            if header.base_offset != expected {
-                return Err(FollowerAppendError::OffsetsOutOfOrder {
-                    expected,
-                    base_offset: header.base_offset,
-                });
-            }
-            expected = header.last_offset() + 1;
-        }
-        let last_offset = expected - 1;
+        let last_offset = self.check_follower_batches(&headers)?;
         let max_timestamp = headers.iter().map(|h| h.max_timestamp).max().unwrap_or(-1);
         self.maybe_roll((records.len() as u64, max_timestamp), last_offset)
             .map_err(AppendError::from)?;
@@ -116,5 +112,44 @@ impl PartitionLog {
             (first_offset, last_offset),
             (segment_base, at),
         ))
+    }
+
+    /// The leader's batches start at `next_offset`, follow each other, and never go back
+    /// in leader epoch; returns the last offset they hold.
+    fn check_follower_batches(
+        &self,
+        headers: &[crate::batch::BatchHeader],
+    ) -> Result<i64, FollowerAppendError> {
+        let first_offset = headers[0].base_offset;
+        if first_offset != self.next_offset {
+            return Err(FollowerAppendError::UnexpectedAppendOffset {
+                expected: self.next_offset,
+                first_offset,
+            });
+        }
+        let mut expected = first_offset;
+        for header in headers {
+            if header.base_offset != expected {
+                return Err(FollowerAppendError::OffsetsOutOfOrder {
+                    expected,
+                    base_offset: header.base_offset,
+                });
+            }
+            expected = header.last_offset() + 1;
+        }
+        let last_offset = expected - 1;
+        let mut latest = self.leader_epochs.latest_epoch();
+        for h in headers.iter().filter(|h| h.partition_leader_epoch >= 0) {
+            let epoch = LeaderEpoch(h.partition_leader_epoch);
+            if let Some(l) = latest.filter(|l| epoch < *l) {
+                return Err(FollowerAppendError::EpochRegression {
+                    base_offset: h.base_offset,
+                    epoch: epoch.0,
+                    latest: l.0,
+                });
+            }
+            latest = Some(epoch);
+        }
+        Ok(last_offset)
     }
 }

@@ -83,7 +83,8 @@ impl PartitionLog {
     /// the log start offset follows it down if it was above. An `offset` below the first
     /// segment is `truncate_fully_and_start_at(offset)`.
     ///
-    /// Returns false (nothing done) when `offset` is at or past the log end offset.
+    /// Returns false when `offset` is at or past the log end offset: no record is cut, but
+    /// epoch entries starting at or past the log end are (Kafka does the same).
     ///
     /// Panics when `offset` is below the high watermark and `reason` is
     /// `TruncateReason::DivergingEpoch` (see it). In `HighWatermarkMode::FollowsLogEnd` the
@@ -96,6 +97,13 @@ impl PartitionLog {
         assert!(offset >= 0, "truncate_to({offset})");
         self.check_truncatable()?;
         if offset >= self.log_end.offset {
+            // Kafka's `UnifiedLog.truncateTo` trims the epoch cache all the same: a replica
+            // that became leader and lost it before appending holds an epoch entry at its
+            // log end that its new leader never had; left there, every fetch would name
+            // that epoch and be told again that the log diverges.
+            self.leader_epochs
+                .truncate_from_end(self.log_end.offset)
+                .map_err(TruncateError::Io)?;
             return Ok(false);
         }
         if offset < self.high_watermark {

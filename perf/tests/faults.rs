@@ -1,0 +1,473 @@
+//! The cluster under faults (issue 11 §1): three `sluiced` nodes, each in its own network
+//! namespace (testkit's `Network`: the test can cut links, silently, one way or both), RF=3,
+//! `min.insync.replicas=2`, the `verify` checker producing with idempotent acks=all
+//! producers throughout, and a consumer group (librdkafka) committing as it reads.
+//!
+//! A nemesis applies faults in an order drawn from a seed printed at the start
+//! (`FAULT_SEED=<n>` replays it): SIGKILL of a partition leader, of the active controller,
+//! of a follower, of two brokers at once; SIGSTOP of a broker past `replica.lag.time.max.ms`
+//! and gossip's suspicion; a broker isolated from the other nodes (clients still reach it:
+//! the minority side), the quorum leader isolated, a one-way cut from a leader to a
+//! follower; a rolling restart. After each it heals, waits for every ISR to be full again
+//! and for acknowledgements to resume. At the end: nothing acknowledged lost, nothing
+//! duplicated or reordered, no offset holding two records, every replica holding the same
+//! bytes, the group's committed offsets never moved back and the group skipped no
+//! acknowledged record.
+//!
+//! CI runs every fault kind once (about two minutes); `SOAK_ROUNDS=<n>` runs n rounds of
+//! faults drawn at random (figures in BENCHMARKS.md). Needs root for the namespaces;
+//! without it the test prints SKIPPED with the reason.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use sluice_perf::verify::{self, Options};
+use sluice_testkit::{sluice_path, topic_partitions, Cluster, Endpoint, Network};
+
+const TOPIC: &str = "faults";
+const PARTITIONS: i32 = 3;
+const GROUP: &str = "faults-group";
+/// Longest wait for the cluster to heal after one fault.
+const HEAL_WAIT_MAX: Duration = Duration::from_secs(120);
+/// `replica.lag.time.max.ms` and `broker.session.timeout.ms` of the test cluster.
+const LAG_MS: u64 = 3_000;
+/// How long a cut or a pause lasts: past the lag time and gossip's suspicion.
+const FAULT_HOLD: Duration = Duration::from_millis(LAG_MS + 2_000);
+/// Acknowledgements that must follow each fault before the next one.
+const ACKS_BETWEEN_FAULTS: u64 = 300;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Fault {
+    KillLeader,
+    KillController,
+    KillFollower,
+    KillTwo,
+    PauseBroker,
+    IsolateBroker,
+    IsolateQuorumLeader,
+    OneWayCut,
+    RollingRestart,
+}
+
+const FAULTS: &[Fault] = &[
+    Fault::KillLeader,
+    Fault::KillController,
+    Fault::KillFollower,
+    Fault::KillTwo,
+    Fault::PauseBroker,
+    Fault::IsolateBroker,
+    Fault::IsolateQuorumLeader,
+    Fault::OneWayCut,
+    Fault::RollingRestart,
+];
+
+/// xorshift64*: the nemesis's only source of choices, so a seed replays a run.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+fn seed() -> u64 {
+    match std::env::var("FAULT_SEED") {
+        Ok(s) => s.parse().expect("FAULT_SEED is a number"),
+        Err(_) => uuid::Uuid::new_v4().as_u64_pair().0 | 1,
+    }
+}
+
+fn cluster() -> Cluster {
+    Cluster::builder(3)
+        .network()
+        .property("broker.session.timeout.ms", &LAG_MS.to_string())
+        .property("broker.heartbeat.interval.ms", "500")
+        .property("replica.lag.time.max.ms", &LAG_MS.to_string())
+        .property("min.insync.replicas", "2")
+        .property("offsets.topic.num.partitions", "3")
+        .property("num.shards", "1")
+        .property("group.initial.rebalance.delay.ms", "0")
+        .start()
+}
+
+/// `sluice topics --describe` rows: (partition, leader, ISR), asked of `servers`.
+fn describe(servers: &str, topic: &str) -> Vec<(i32, i32, Vec<i32>)> {
+    topic_partitions(servers, topic)
+}
+
+fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The node whose current process most recently became the active controller.
+fn active_controller(cluster: &Cluster) -> Option<i32> {
+    let term = |line: &String| -> Option<u64> {
+        let rest = line.split("this node is the active controller").nth(1)?;
+        rest.split("term=")
+            .nth(1)?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    };
+    cluster
+        .nodes()
+        .iter()
+        .filter(|n| n.is_running() && !n.is_stopped())
+        .filter_map(|n| Some((n.log().iter().filter_map(term).max()?, n.node_id)))
+        .max()
+        .map(|(_, id)| id)
+}
+
+/// The consumer group's view: every (partition, offset) it read, and whether a committed
+/// offset ever moved back.
+#[derive(Default)]
+struct GroupLog {
+    read: BTreeSet<(i32, i64)>,
+    committed: BTreeMap<i32, i64>,
+    moved_back: Vec<String>,
+}
+
+/// A librdkafka consumer in the group, committing synchronously every 200 records, until
+/// `stop`; then it commits once more and leaves.
+fn consume(servers: String, stop: Arc<AtomicBool>, log: Arc<Mutex<GroupLog>>) {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &servers)
+        .set("group.id", GROUP)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", "10000")
+        .set("heartbeat.interval.ms", "1000")
+        .create()
+        .expect("consumer");
+    consumer.subscribe(&[TOPIC]).expect("subscribe");
+    let mut since_commit = 0;
+    while !stop.load(Ordering::Relaxed) {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+            log.lock().unwrap().read.insert((m.partition(), m.offset()));
+            since_commit += 1;
+        }
+        if since_commit >= 200 && consumer.commit_consumer_state(CommitMode::Sync).is_ok() {
+            since_commit = 0;
+            check_committed(&consumer, &log);
+        }
+    }
+    let _ = consumer.commit_consumer_state(CommitMode::Sync);
+    check_committed(&consumer, &log);
+}
+
+/// Reads the group's committed offsets back and records any that moved back.
+fn check_committed(consumer: &BaseConsumer, log: &Mutex<GroupLog>) {
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        tpl.add_partition(TOPIC, p);
+    }
+    let Ok(committed) = consumer.committed_offsets(tpl, Duration::from_secs(10)) else {
+        return;
+    };
+    let mut log = log.lock().unwrap();
+    for e in committed.elements() {
+        if let Offset::Offset(o) = e.offset() {
+            let before = log.committed.insert(e.partition(), o).unwrap_or(-1);
+            if o < before {
+                let msg = format!("partition {}: committed {before} then {o}", e.partition());
+                log.moved_back.push(msg);
+            }
+        }
+    }
+}
+
+struct Nemesis<'a> {
+    cluster: &'a mut Cluster,
+    rng: Rng,
+    acked: Arc<AtomicU64>,
+    /// Longest time without a new acknowledgement, per fault kind (a gap counts for the
+    /// fault during which it ended).
+    unavailable: BTreeMap<Fault, Duration>,
+    /// The acknowledgement count last seen, and when it last grew.
+    last_ack: (u64, Instant),
+    counts: BTreeMap<Fault, u32>,
+}
+
+impl Nemesis<'_> {
+    fn servers(&self) -> String {
+        self.cluster
+            .nodes()
+            .iter()
+            .filter(|n| n.is_running() && !n.is_stopped())
+            .map(|n| n.bootstrap())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// A random running node.
+    fn any_node(&mut self) -> i32 {
+        let ids: Vec<i32> = self.cluster.nodes().iter().map(|n| n.node_id).collect();
+        ids[self.rng.below(ids.len())]
+    }
+
+    /// (leader, a follower in its ISR) of a random partition with a full ISR.
+    fn leader_and_follower(&mut self) -> (i32, i32) {
+        let rows = describe(&self.servers(), TOPIC);
+        let (_, leader, isr) = rows[self.rng.below(rows.len())].clone();
+        let followers: Vec<i32> = isr.into_iter().filter(|r| *r != leader).collect();
+        (leader, followers[self.rng.below(followers.len())])
+    }
+
+    /// Sleeps `hold` while tracking the longest gap between acknowledgements.
+    fn hold(&mut self, fault: Fault, hold: Duration) {
+        let end = Instant::now() + hold;
+        self.watch_acks(fault, || Instant::now() >= end);
+    }
+
+    fn watch_acks(&mut self, fault: Fault, mut done: impl FnMut() -> bool) {
+        while !done() {
+            std::thread::sleep(Duration::from_millis(20));
+            let now = self.acked.load(Ordering::Relaxed);
+            if now != self.last_ack.0 {
+                let gap = self.last_ack.1.elapsed();
+                let worst = self.unavailable.entry(fault).or_default();
+                *worst = (*worst).max(gap);
+                self.last_ack = (now, Instant::now());
+            }
+        }
+    }
+
+    fn apply(&mut self, fault: Fault) {
+        eprintln!("[nemesis] {fault:?}");
+        *self.counts.entry(fault).or_default() += 1;
+        match fault {
+            Fault::KillLeader | Fault::KillFollower => {
+                let (leader, follower) = self.leader_and_follower();
+                let victim = if fault == Fault::KillLeader {
+                    leader
+                } else {
+                    follower
+                };
+                self.kill_and_restart(fault, &[victim]);
+            }
+            Fault::KillController => {
+                let victim = active_controller(self.cluster).unwrap_or_else(|| self.any_node());
+                self.kill_and_restart(fault, &[victim]);
+            }
+            Fault::KillTwo => {
+                let first = self.any_node();
+                let second = 1 + (first % 3);
+                self.kill_and_restart(fault, &[first, second]);
+            }
+            Fault::PauseBroker => {
+                let victim = self.any_node();
+                self.cluster.node_mut(victim).stop();
+                self.hold(fault, FAULT_HOLD);
+                self.cluster.node_mut(victim).cont();
+            }
+            Fault::IsolateBroker | Fault::IsolateQuorumLeader => {
+                let victim = match fault {
+                    Fault::IsolateBroker => self.any_node(),
+                    _ => active_controller(self.cluster).unwrap_or_else(|| self.any_node()),
+                };
+                self.cluster.network().isolate(victim, false);
+                self.hold(fault, FAULT_HOLD);
+                self.cluster.network().heal();
+            }
+            Fault::OneWayCut => {
+                let (leader, follower) = self.leader_and_follower();
+                let net: &mut Network = self.cluster.network();
+                net.cut(Endpoint::Node(leader), Endpoint::Node(follower));
+                self.hold(fault, FAULT_HOLD);
+                self.cluster.network().heal();
+            }
+            Fault::RollingRestart => {
+                for id in 1..=3 {
+                    self.cluster.node_mut(id).term();
+                    self.cluster.node_mut(id).restart();
+                    self.wait_healed(fault);
+                }
+            }
+        }
+        self.wait_healed(fault);
+    }
+
+    fn kill_and_restart(&mut self, fault: Fault, victims: &[i32]) {
+        for v in victims {
+            self.cluster.node_mut(*v).kill();
+        }
+        self.hold(fault, Duration::from_secs(2));
+        for v in victims {
+            self.cluster.node_mut(*v).restart();
+        }
+    }
+
+    /// Every partition led with a full ISR again, and acknowledgements resumed.
+    fn wait_healed(&mut self, fault: Fault) {
+        let start = Instant::now();
+        let servers = self.servers();
+        wait_until("every ISR full again", HEAL_WAIT_MAX, || {
+            let rows = describe(&servers, TOPIC);
+            rows.len() == PARTITIONS as usize
+                && rows.iter().all(|(_, l, isr)| *l > 0 && isr.len() == 3)
+        });
+        let target = self.acked.load(Ordering::Relaxed) + ACKS_BETWEEN_FAULTS;
+        let acked = self.acked.clone();
+        self.watch_acks(fault, || {
+            assert!(
+                start.elapsed() < HEAL_WAIT_MAX,
+                "no acknowledgements after {fault:?}"
+            );
+            acked.load(Ordering::Relaxed) >= target
+        });
+    }
+}
+
+/// The faults to apply: every kind once in a seeded order, or `SOAK_ROUNDS` random ones.
+fn schedule(rng: &mut Rng) -> Vec<Fault> {
+    match std::env::var("SOAK_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse::<usize>().ok())
+    {
+        Some(rounds) => (0..rounds)
+            .map(|_| FAULTS[rng.below(FAULTS.len())])
+            .collect(),
+        None => {
+            let mut all = FAULTS.to_vec();
+            for i in (1..all.len()).rev() {
+                all.swap(i, rng.below(i + 1));
+            }
+            all
+        }
+    }
+}
+
+#[test]
+fn no_acknowledged_record_is_lost_under_faults() {
+    if let Some(why) = Network::unavailable() {
+        eprintln!("SKIPPED: {why}");
+        return;
+    }
+    let seed = seed();
+    eprintln!("[nemesis] FAULT_SEED={seed}");
+    let mut cluster = cluster();
+    let _client = cluster.network().enter_client();
+    let servers = cluster.bootstrap_servers();
+    let create = [
+        "topics",
+        "--bootstrap-server",
+        &servers,
+        "--create",
+        "--topic",
+        TOPIC,
+        "--partitions",
+        "3",
+        "--replication-factor",
+        "3",
+    ];
+    wait_until(
+        "three registered brokers to create the topic",
+        HEAL_WAIT_MAX,
+        || {
+            let out = std::process::Command::new(sluice_path())
+                .args(create)
+                .output();
+            out.is_ok_and(|o| o.status.success())
+        },
+    );
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked = Arc::new(AtomicU64::new(0));
+    let counters = (stop.clone(), acked.clone());
+    let options = Options::until_stopped(&servers, TOPIC, (2, 1_000.0), counters);
+    let producers = std::thread::spawn(move || verify::run_blocking(&options));
+    let group = Arc::new(Mutex::new(GroupLog::default()));
+    let consumer = {
+        let (servers, stop, group) = (servers.clone(), stop.clone(), group.clone());
+        std::thread::spawn(move || consume(servers, stop, group))
+    };
+    wait_until(
+        "acknowledgements before the first fault",
+        HEAL_WAIT_MAX,
+        || acked.load(Ordering::Relaxed) >= ACKS_BETWEEN_FAULTS,
+    );
+
+    let mut rng = Rng(seed);
+    let faults = schedule(&mut rng);
+    let mut nemesis = Nemesis {
+        cluster: &mut cluster,
+        rng,
+        acked: acked.clone(),
+        unavailable: BTreeMap::new(),
+        last_ack: (acked.load(Ordering::Relaxed), Instant::now()),
+        counts: BTreeMap::new(),
+    };
+    for fault in faults {
+        nemesis.apply(fault);
+    }
+    let (unavailable, counts) = (nemesis.unavailable.clone(), nemesis.counts.clone());
+    drop(nemesis);
+
+    stop.store(true, Ordering::Relaxed);
+    let report = producers.join().unwrap().expect("verify ran");
+    eprintln!("{}", report.verdict_line());
+    for (fault, n) in &counts {
+        eprintln!(
+            "[nemesis] {fault:?} x{n}: longest without an acknowledgement {:?}",
+            unavailable.get(fault).copied().unwrap_or_default()
+        );
+    }
+    assert!(
+        report.verdict.is_ok(),
+        "FAULT_SEED={seed}: {}",
+        report.verdict_line()
+    );
+    assert_eq!(report.verdict.lost, 0, "FAULT_SEED={seed}");
+    assert_eq!(report.verdict.duplicated, 0, "FAULT_SEED={seed}");
+    consumer.join().unwrap();
+    check_group(&group.lock().unwrap(), seed);
+    for partition in 0..PARTITIONS {
+        wait_until("replicas to hold the same bytes", HEAL_WAIT_MAX, || {
+            let bytes = cluster.replica_bytes(TOPIC, partition);
+            bytes.windows(2).all(|w| w[0] == w[1])
+        });
+    }
+}
+
+/// The group never moved a committed offset back and read every acknowledged offset
+/// below what it last committed.
+fn check_group(log: &GroupLog, seed: u64) {
+    assert!(
+        log.moved_back.is_empty(),
+        "FAULT_SEED={seed}: {:?}",
+        log.moved_back
+    );
+    assert!(
+        !log.committed.is_empty(),
+        "FAULT_SEED={seed}: the group never committed"
+    );
+    for (p, committed) in &log.committed {
+        let skipped: Vec<i64> = (0..*committed)
+            .filter(|o| !log.read.contains(&(*p, *o)))
+            .take(5)
+            .collect();
+        assert!(
+            skipped.is_empty(),
+            "FAULT_SEED={seed}: partition {p}: offsets below the commit {committed} never read: {skipped:?}"
+        );
+    }
+}
