@@ -99,6 +99,13 @@ impl ClusterMetadata {
         self.topics_by_id.get(&id)
     }
 
+    /// Kafka's offline replicas of a partition: those on a broker that is not registered or
+    /// is fenced (a single node has none).
+    pub fn offline_replicas(&self, replicas: &[i32]) -> Vec<i32> {
+        let online = |b: &i32| self.registered.iter().any(|e| e.node_id == *b && !e.fenced);
+        replicas.iter().copied().filter(|b| !online(b)).collect()
+    }
+
     pub fn partition_count(&self) -> usize {
         self.topics.values().map(|t| t.partitions.len()).sum()
     }

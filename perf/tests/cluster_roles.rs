@@ -49,6 +49,7 @@ fn controller_only_and_broker_only_nodes_form_a_cluster() {
     assert!(failed.is_empty() && acked.len() == 200, "{failed:?}");
     assert_all_read(&bootstrap, "split", &acked);
     commit_in_a_group(&bootstrap);
+    check_observers(&cluster);
 
     // A broker-only node restarts and catches up.
     cluster.node_mut(5).kill();
@@ -88,6 +89,34 @@ fn controller_only_and_broker_only_nodes_form_a_cluster() {
     let (last, failed) = produce(&bootstrap, "after-controller", None, &values("c", 50), &[]);
     assert!(failed.is_empty() && last.len() == 50, "{failed:?}");
     assert_all_read(&bootstrap, "after-controller", &last);
+}
+
+/// DescribeQuorum (through a broker-only node, which forwards it to the quorum's leader):
+/// the three controllers are its voters, the two broker-only nodes its observers, each with
+/// the log end offset and fetch time of its last heartbeat.
+fn check_observers(cluster: &Cluster) {
+    let bootstrap = live_bootstrap(cluster);
+    let describe = || {
+        compio::runtime::Runtime::new().unwrap().block_on(async {
+            let mut client = sluice_net::client::Client::connect(&bootstrap).await.ok()?;
+            client.describe_quorum().await.ok()
+        })
+    };
+    common::wait_until("observers with log end offsets", || {
+        describe().is_some_and(|q| {
+            q.observers.len() == 2
+                && q.observers
+                    .iter()
+                    .all(|o| o.log_end_offset > 0 && o.last_fetch_timestamp > 0)
+        })
+    });
+    let q = describe().unwrap();
+    let mut voters: Vec<i32> = q.voters.iter().map(|v| v.id).collect();
+    voters.sort_unstable();
+    let mut observers: Vec<i32> = q.observers.iter().map(|o| o.id).collect();
+    observers.sort_unstable();
+    assert_eq!((voters, observers), (vec![1, 2, 3], vec![4, 5]), "{q:?}");
+    assert!(q.voters.iter().any(|v| v.id == q.leader_id), "{q:?}");
 }
 
 /// A group member commits on the coordinator (a broker-only node leading the group's

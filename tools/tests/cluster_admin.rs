@@ -82,6 +82,26 @@ fn partition(cluster: &Cluster, p: i32) -> Option<(i32, Vec<i32>, Vec<i32>)> {
     Some((d.leader_id, d.replicas.clone(), d.isr.clone()))
 }
 
+/// Metadata's offline replicas of each partition of the topic, in partition order.
+fn metadata_offline_replicas(cluster: &Cluster) -> Vec<Vec<i32>> {
+    use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+    use kafka_protocol::messages::{MetadataRequest, TopicName};
+    let servers = live_bootstrap(cluster);
+    let response = block_on(async {
+        let mut client = Client::connect(&servers).await.unwrap();
+        let topic =
+            MetadataRequestTopic::default().with_name(Some(TopicName(TOPIC.to_string().into())));
+        let request = MetadataRequest::default().with_topics(Some(vec![topic]));
+        client.bootstrap().call(&request).await.unwrap()
+    });
+    let mut partitions = response.topics[0].partitions.clone();
+    partitions.sort_by_key(|p| p.partition_index);
+    partitions
+        .iter()
+        .map(|p| p.offline_replicas.iter().map(|b| b.0).collect())
+        .collect()
+}
+
 fn create_topic(cluster: &Cluster, configs: &[&str]) {
     let servers = cluster.bootstrap_servers();
     let mut args = vec![
@@ -357,6 +377,10 @@ fn admin_apis_and_tools_see_a_broker_leave_and_come_back() {
             .iter()
             .all(|p| p.offline_replicas == vec![preferred]),
         "{t:?}"
+    );
+    assert_eq!(
+        metadata_offline_replicas(&cluster),
+        vec![vec![preferred]; 3]
     );
     let under = report(&cluster, "--under-replicated-partitions");
     assert_eq!(under.len(), 3, "{under:?}");

@@ -140,7 +140,6 @@ fn topic_entry(
                 out.isr_nodes = vec![BrokerId(node)];
                 return out;
             };
-            let online = |b: i32| meta.registered.iter().any(|e| e.node_id == b && !e.fenced);
             let leader_known = meta.registered.iter().any(|e| e.node_id == r.leader);
             if r.leader < 0 || !leader_known {
                 out.error_code = ResponseError::LeaderNotAvailable.code();
@@ -151,11 +150,10 @@ fn topic_entry(
             out.leader_epoch = r.leader_epoch;
             out.replica_nodes = r.replicas.iter().map(|b| BrokerId(*b)).collect();
             out.isr_nodes = r.isr.iter().map(|b| BrokerId(*b)).collect();
-            out.offline_replicas = r
-                .replicas
-                .iter()
-                .filter(|b| !online(**b))
-                .map(|b| BrokerId(*b))
+            out.offline_replicas = meta
+                .offline_replicas(&r.replicas)
+                .into_iter()
+                .map(BrokerId)
                 .collect();
             out
         })

@@ -26,6 +26,8 @@ const CLUSTER_OPERATIONS_VERSIONS: std::ops::RangeInclusive<i16> = 8..=10;
 const TOPIC_ID_VERSION_MIN: i16 = 10;
 /// The first version with partition leader epochs.
 const LEADER_EPOCH_VERSION_MIN: i16 = 7;
+/// The first version with offline replicas.
+const OFFLINE_REPLICAS_VERSION_MIN: i16 = 5;
 /// Topics one Metadata request may auto-create.
 const AUTO_CREATE_PER_REQUEST_MAX: usize = 1024;
 
@@ -186,6 +188,7 @@ fn error_entry(name: Option<TopicName>, error_code: i16) -> MetadataResponseTopi
 
 fn topic_entry(shard: &Shard, version: i16, topic: &Arc<TopicInfo>) -> MetadataResponseTopic {
     let node = BrokerId(shard.broker.node_id);
+    let meta = shard.metadata();
     let mut t = error_entry(
         Some(TopicName(StrBytes::from_string(topic.name.to_string()))),
         0,
@@ -220,6 +223,17 @@ fn topic_entry(shard: &Shard, version: i16, topic: &Arc<TopicInfo>) -> MetadataR
             }
             e.replica_nodes = replicas;
             e.isr_nodes = isr;
+            if let Some(r) = p
+                .replication
+                .as_ref()
+                .filter(|_| version >= OFFLINE_REPLICAS_VERSION_MIN)
+            {
+                e.offline_replicas = meta
+                    .offline_replicas(&r.replicas)
+                    .into_iter()
+                    .map(BrokerId)
+                    .collect();
+            }
             e
         })
         .collect();
