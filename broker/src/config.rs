@@ -258,7 +258,6 @@ impl Config {
         }
         warnings.extend(cluster::not_honoured_warnings(&config));
         config.static_pairs = pairs.to_vec();
-        warnings.extend(config.records.warnings());
         Ok((config, warnings))
     }
 

@@ -245,6 +245,9 @@ pub const BROKER_KEYS: &[BrokerKey] = &[
     key!("compression.gzip.level", TYPE_INT, Dynamic, |c| Some(
         c.records.value("compression.gzip.level").to_string()
     )),
+    key!("compression.lz4.level", TYPE_INT, Dynamic, |c| Some(
+        c.records.value("compression.lz4.level").to_string()
+    )),
     key!("compression.zstd.level", TYPE_INT, Dynamic, |c| Some(
         c.records.value("compression.zstd.level").to_string()
     )),

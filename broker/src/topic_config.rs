@@ -198,16 +198,6 @@ fn validate_record_key(name: &str, topic_key: &str, value: &str) -> Result<(), S
     }
 }
 
-/// Said once per process: lz4_flex compresses at one level.
-static LZ4_LEVEL_WARNED: AtomicBool = AtomicBool::new(false);
-
-fn lz4_level_warning(key: &str, value: &str) -> String {
-    format!(
-        "{key}={value} is accepted but not honoured: lz4 batches are recompressed at lz4_flex's \
-         single level"
-    )
-}
-
 /// The broker keys behind the record topic keys (`compression.type`,
 /// `compression.*.level`, `log.message.timestamp.*`) as set in server.properties, checked
 /// as the topic keys are.
@@ -240,15 +230,6 @@ impl RecordDefaults {
                 default
             }
         }
-    }
-
-    /// The broker keys among these that are accepted but not honoured.
-    pub fn warnings(&self) -> Vec<String> {
-        self.set
-            .get("compression.lz4.level")
-            .map(|v| lz4_level_warning("compression.lz4.level", v))
-            .into_iter()
-            .collect()
     }
 }
 
@@ -311,9 +292,6 @@ impl TopicConfig {
 
     pub fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
         validate(key, value)?;
-        if key == "compression.lz4.level" && !LZ4_LEVEL_WARNED.swap(true, Ordering::Relaxed) {
-            tracing::warn!("{}", lz4_level_warning(key, value));
-        }
         self.overrides
             .insert(key.to_string(), value.trim().to_string());
         Ok(())

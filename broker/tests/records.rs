@@ -368,6 +368,43 @@ fn compression_type_recompresses_into_the_topic_codec() {
 }
 
 #[test]
+fn compression_lz4_level_picks_lz4hc_which_librdkafka_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path(), &[]);
+    let texts: Vec<String> = (0..200)
+        .map(|i| format!("record {i} of producer {} at {} ", i % 7, i * 31 % 1009).repeat(8))
+        .collect();
+    let now = now_ms();
+    let records: Vec<_> = texts
+        .iter()
+        .map(|t| (None, Some(t.as_bytes()), now))
+        .collect();
+    let mut stored_bytes = Vec::new();
+    for (topic, level) in [("lz4-fast", "9"), ("lz4-hc", "12")] {
+        let configs = [
+            ("compression.type", "lz4"),
+            ("compression.lz4.level", level),
+        ];
+        create_topic(&broker, topic, &configs);
+        let answer = produce_raw(&broker, topic, build_batch(&records), PRODUCE_VERSION);
+        assert_eq!(error_of(&answer), None, "{topic}");
+        let stored = stored_batches(&broker, topic);
+        assert_eq!(stored.len(), 1, "{topic}");
+        assert_eq!(stored[0].0.compression(), CompressionType::Lz4.id());
+        stored_bytes.push(stored[0].1.len());
+        let read = consume(&broker, topic, texts.len());
+        let got: Vec<&[u8]> = read.iter().map(|(_, v, _)| v.as_slice()).collect();
+        let sent: Vec<&[u8]> = texts.iter().map(|t| t.as_bytes()).collect();
+        assert_eq!(got, sent, "{topic}");
+    }
+    let (fast, hc) = (stored_bytes[0], stored_bytes[1]);
+    assert!(
+        hc < fast,
+        "level 12 (LZ4HC, {hc} bytes) below level 9 ({fast} bytes)"
+    );
+}
+
+#[test]
 fn log_append_time_stamps_batches_librdkafka_reads() {
     let dir = tempfile::tempdir().unwrap();
     let broker = Broker::start(dir.path(), &[]);

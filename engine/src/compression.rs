@@ -11,7 +11,11 @@
 //!   client reads.
 //! - lz4 (codec 3): the LZ4 frame format (magic `04 22 4D 18`), as every client since Kafka
 //!   0.10 writes it. [`compress`] writes 64 KiB independent blocks without checksums, as the
-//!   Java client does.
+//!   Java client does, and like Kafka's `Lz4BlockOutputStream` compresses with LZ4's fast
+//!   compressor at the default `compression.lz4.level` (9; `lz4_flex`) and with LZ4HC at
+//!   any other level (liblz4's frame API through the `lz4` crate, since lz4_flex has no HC
+//!   mode; liblz4 caps HC at level 12, as the lz4-java Kafka ships with does, and its frame
+//!   API compresses levels 1 and 2 at the fast level).
 //! - zstd (codec 4): zstd frames.
 //!
 //! Decompression is bounded by the caller's `limit_bytes`: the output grows as the codec
@@ -103,8 +107,7 @@ pub const ZSTD_LEVEL_DEFAULT: i32 = 3;
 pub const ZSTD_LEVEL_MIN: i32 = -131_072;
 pub const ZSTD_LEVEL_MAX: i32 = 22;
 
-/// A codec and the levels to compress with (Kafka's `Compression`). lz4_flex has a single
-/// level, so `lz4_level` is carried for DescribeConfigs but does not change the output.
+/// A codec and the levels to compress with (Kafka's `Compression`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Compression {
     pub codec: CompressionType,
@@ -291,6 +294,9 @@ pub fn compress(compression: Compression, input: &[u8], out: &mut Vec<u8>) -> io
             encoder.finish()?;
         }
         CompressionType::Snappy => snappy_compress_xerial(input, out)?,
+        CompressionType::Lz4 if compression.lz4_level != LZ4_LEVEL_DEFAULT => {
+            lz4_high_compress(compression.lz4_level, input, out)?
+        }
         CompressionType::Lz4 => {
             let info = lz4_flex::frame::FrameInfo::new()
                 .block_size(lz4_flex::frame::BlockSize::Max64KB)
@@ -305,6 +311,21 @@ pub fn compress(compression: Compression, input: &[u8], out: &mut Vec<u8>) -> io
         }
     }
     Ok(())
+}
+
+/// Kafka's lz4 frame at a level other than its default: LZ4HC through liblz4's frame API.
+fn lz4_high_compress(level: i32, input: &[u8], out: &mut Vec<u8>) -> io::Result<()> {
+    let level = level.clamp(LZ4_LEVEL_MIN, LZ4_LEVEL_MAX) as u32;
+    let mut encoder = lz4::EncoderBuilder::new()
+        .block_size(lz4::BlockSize::Max64KB)
+        .block_mode(lz4::BlockMode::Independent)
+        .block_checksum(lz4::liblz4::BlockChecksum::NoBlockChecksum)
+        .checksum(lz4::ContentChecksum::NoChecksum)
+        .level(level)
+        .build(out)?;
+    encoder.write_all(input)?;
+    let (_, finished) = encoder.finish();
+    finished
 }
 
 fn snappy_compress_xerial(input: &[u8], out: &mut Vec<u8>) -> io::Result<()> {
@@ -354,6 +375,45 @@ mod tests {
             );
             assert!(short.len() < input.len(), "{codec}");
         }
+    }
+
+    /// Words and numbers, as W1's records: compressible, but not trivially.
+    fn text() -> Vec<u8> {
+        (0..20_000u32)
+            .flat_map(|i| {
+                format!("record {} of producer {} at {} ", i, i % 7, i * 31 % 1009).into_bytes()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn lz4_levels_as_kafka_fast_at_the_default_and_hc_at_the_others() {
+        let input = text();
+        let packed = |level: i32| {
+            let mut out = Vec::new();
+            let compression = Compression {
+                lz4_level: level,
+                ..Compression::of(CompressionType::Lz4)
+            };
+            compress(compression, &input, &mut out).unwrap();
+            // Kafka's frame: magic, FLG version 1 + independent blocks, no checksums,
+            // no content size; BD 64 KiB blocks.
+            assert_eq!(
+                out[..6],
+                [0x04, 0x22, 0x4d, 0x18, 0x60, 0x40],
+                "level {level}"
+            );
+            let mut back = Vec::new();
+            decompress(CompressionType::Lz4, &out, &mut back, input.len()).unwrap();
+            assert_eq!(back, input, "level {level}");
+            out.len()
+        };
+        let (fast, hc) = (packed(LZ4_LEVEL_DEFAULT), packed(12));
+        assert!(
+            hc < fast,
+            "LZ4HC at 12 ({hc} bytes) beats the fast level ({fast} bytes)"
+        );
+        assert!(packed(LZ4_LEVEL_MAX) <= hc, "17 is capped at liblz4's 12");
     }
 
     #[test]
