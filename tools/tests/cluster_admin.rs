@@ -465,3 +465,125 @@ fn the_active_controller_restores_preferred_leaders() {
         .any(|n| n.log_contains("preferred replicas lead again"));
     assert!(logged, "the rebalance is logged by the active controller");
 }
+
+/// Creates `name` with one partition on `replicas` (CreateTopics' assignments).
+fn create_assigned(cluster: &Cluster, name: &str, replicas: &[i32]) {
+    use kafka_protocol::messages::create_topics_request::{
+        CreatableReplicaAssignment, CreatableTopic,
+    };
+    use kafka_protocol::messages::{BrokerId, CreateTopicsRequest, TopicName};
+    let servers = live_bootstrap(cluster);
+    let assignment = CreatableReplicaAssignment::default()
+        .with_partition_index(0)
+        .with_broker_ids(replicas.iter().map(|b| BrokerId(*b)).collect());
+    let topic = CreatableTopic::default()
+        .with_name(TopicName(name.to_string().into()))
+        .with_num_partitions(-1)
+        .with_replication_factor(-1)
+        .with_assignments(vec![assignment]);
+    let request = CreateTopicsRequest::default()
+        .with_topics(vec![topic])
+        .with_timeout_ms(30_000);
+    wait_for("the assigned topic created", WAIT_MAX, || {
+        block_on(async {
+            let Ok(mut client) = Client::connect(&servers).await else {
+                return false;
+            };
+            let Ok(r) = client.bootstrap().call(&request).await else {
+                return false;
+            };
+            r.topics.iter().all(|t| t.error_code == 0)
+        })
+    });
+}
+
+/// (leader, isr) of partition 0 of `name`.
+fn leader_and_isr(cluster: &Cluster, name: &str) -> Option<(i32, Vec<i32>)> {
+    let topics = with_client(cluster, async |c| {
+        c.describe_topic_partitions(&[name]).await
+    })?;
+    let t = topics
+        .into_iter()
+        .find(|t| t.name == name && t.error.is_none())?;
+    let p = t.partitions.into_iter().find(|p| p.partition == 0)?;
+    Some((p.leader_id, p.isr))
+}
+
+/// UNCLEAN elections against real processes: voters 1-3, broker-only node 4. A partition on
+/// [4, 3] loses follower 3 (ISR {4}), then its last ISR member 4: it has no leader and
+/// stays so (no unclean election by default). While no replica is alive, UNCLEAN answers
+/// ELIGIBLE_LEADERS_NOT_AVAILABLE; once 3 is back (alive, out of the ISR) PREFERRED cannot
+/// help (4 is down) and UNCLEAN makes 3 the leader with ISR {3}.
+#[test]
+fn unclean_election_gives_a_leaderless_partition_an_out_of_sync_leader() {
+    let mut cluster = Cluster::builder(4)
+        .roles(4, sluice_testkit::Roles::Broker)
+        .property("broker.session.timeout.ms", "3000")
+        .property("broker.heartbeat.interval.ms", "500")
+        .property("replica.lag.time.max.ms", "3000")
+        .property("offsets.topic.num.partitions", "1")
+        .property("auto.leader.rebalance.enable", "false")
+        .property("num.shards", "1")
+        .start();
+    const T: &str = "unclean";
+    // Every broker alive first: a replica on a fenced broker starts outside the ISR.
+    wait_for("four alive brokers", WAIT_MAX, || {
+        with_client(&cluster, async |c| c.describe_cluster().await)
+            .is_some_and(|d| d.brokers.iter().filter(|b| !b.fenced).count() == 4)
+    });
+    create_assigned(&cluster, T, &[4, 3]);
+    wait_for("4 leading with a full ISR", WAIT_MAX, || {
+        leader_and_isr(&cluster, T).is_some_and(|(l, isr)| l == 4 && isr.len() == 2)
+    });
+    cluster.node_mut(3).kill();
+    wait_for("3 out of the ISR", WAIT_MAX, || {
+        leader_and_isr(&cluster, T).is_some_and(|(l, isr)| l == 4 && isr == vec![4])
+    });
+    cluster.node_mut(4).kill();
+    wait_for("no leader", WAIT_MAX, || {
+        leader_and_isr(&cluster, T).is_some_and(|(l, _)| l == -1)
+    });
+    let args = [
+        "--election-type",
+        "UNCLEAN",
+        "--topic",
+        T,
+        "--partition",
+        "0",
+    ];
+    let (ok, out) = elect(&cluster, &args);
+    assert!(!ok && out.contains("EligibleLeadersNotAvailable"), "{out}");
+
+    cluster.node_mut(3).restart();
+    wait_for("3 registered and unfenced", WAIT_MAX, || {
+        with_client(&cluster, async |c| c.describe_cluster().await)
+            .is_some_and(|d| d.brokers.iter().any(|b| b.id == 3 && !b.fenced))
+    });
+    assert_eq!(
+        leader_and_isr(&cluster, T),
+        Some((-1, vec![4])),
+        "still offline"
+    );
+    let (ok, out) = elect(
+        &cluster,
+        &[
+            "--election-type",
+            "PREFERRED",
+            "--topic",
+            T,
+            "--partition",
+            "0",
+        ],
+    );
+    assert!(!ok && out.contains("PreferredLeaderNotAvailable"), "{out}");
+    let (ok, out) = elect(&cluster, &args);
+    assert!(
+        ok && out.contains(&format!(
+            "Successfully completed leader election (UNCLEAN) for partitions {T}-0"
+        )),
+        "{out}"
+    );
+    wait_for("3 leading after the unclean election", WAIT_MAX, || {
+        leader_and_isr(&cluster, T) == Some((3, vec![3]))
+    });
+}
