@@ -3,8 +3,9 @@
 //! through net's client (the framing every tool uses), and the CLI commands built on them —
 //! `metadata-quorum describe --status|--replication`, `cluster`, `leader-election`,
 //! `topics --describe --under-replicated-partitions|--under-min-isr-partitions|
-//! --unavailable-partitions` — while a broker is down and after it is back; and the active
-//! controller's auto leader rebalance.
+//! --unavailable-partitions` — while a broker is down and after it is back; UNCLEAN elections
+//! of a partition whose ISR died; the active controller's auto leader rebalance; and what a
+//! single node answers.
 //!
 //! Timeouts are shortened (session 3 s); every wait is bounded by `WAIT_MAX` and checks a
 //! state, never a duration.
@@ -586,4 +587,70 @@ fn unclean_election_gives_a_leaderless_partition_an_out_of_sync_leader() {
     wait_for("3 leading after the unclean election", WAIT_MAX, || {
         leader_and_isr(&cluster, T) == Some((3, vec![3]))
     });
+}
+
+/// A single node has no metadata quorum: it does not advertise DescribeQuorum (the tool
+/// says so), DescribeCluster lists itself as broker and controller, and every partition's
+/// only replica already leads.
+#[test]
+fn a_single_node_answers_the_admin_apis_for_itself() {
+    let broker = sluice_testkit::Broker::start_temp(&[]);
+    let b = broker.bootstrap();
+    let (ok, _, err) = sluice(&[
+        "topics",
+        "--bootstrap-server",
+        &b,
+        "--create",
+        "--topic",
+        "solo",
+        "--partitions",
+        "2",
+    ]);
+    assert!(ok, "{err}");
+    let (ok, summary, err) = sluice(&["cluster", "--bootstrap-server", &b]);
+    assert!(ok, "{err}");
+    assert!(summary.contains("1 broker(s), 1 alive"), "{summary}");
+    assert!(summary.contains("Metadata quorum: none"), "{summary}");
+    let (ok, _, err) = sluice(&[
+        "metadata-quorum",
+        "--bootstrap-server",
+        &b,
+        "describe",
+        "--status",
+    ]);
+    assert!(!ok && err.contains("DescribeQuorum"), "{err}");
+    let (ok, out, err) = sluice(&[
+        "leader-election",
+        "--bootstrap-server",
+        &b,
+        "--election-type",
+        "preferred",
+        "--topic",
+        "solo",
+        "--partition",
+        "1",
+    ]);
+    assert!(
+        ok && out == "Valid replica already elected for partitions solo-1\n",
+        "{out}{err}"
+    );
+    let d = block_on(async {
+        let mut c = Client::connect(&b).await.unwrap();
+        c.describe_cluster().await.unwrap()
+    });
+    assert_eq!(d.brokers.len(), 1, "{d:?}");
+    assert_eq!(d.controller_id, d.brokers[0].id, "{d:?}");
+    let topics = block_on(async {
+        let mut c = Client::connect(&b).await.unwrap();
+        c.describe_topic_partitions(&["solo", "missing"])
+            .await
+            .unwrap()
+    });
+    assert_eq!(topics.len(), 2, "{topics:?}");
+    assert_eq!(topics[0].name, "missing");
+    assert_eq!(
+        topics[0].error,
+        Some(kafka_protocol::error::ResponseError::UnknownTopicOrPartition)
+    );
+    assert_eq!(topics[1].partitions.len(), 2, "{topics:?}");
 }
