@@ -67,6 +67,10 @@ pub struct TopicsArgs {
     /// With --describe: only partitions whose leader is not a live broker.
     #[arg(long, requires = "describe")]
     unavailable_partitions: bool,
+    /// With --describe: only partitions whose ISR is exactly the topic's
+    /// min.insync.replicas.
+    #[arg(long, requires = "describe")]
+    at_min_isr_partitions: bool,
 }
 
 impl TopicsArgs {
@@ -76,6 +80,7 @@ impl TopicsArgs {
         self.under_replicated_partitions
             || self.under_min_isr_partitions
             || self.unavailable_partitions
+            || self.at_min_isr_partitions
     }
 }
 
@@ -266,7 +271,8 @@ async fn report_partitions(
             .collect(),
     };
     for topic in topics {
-        let min_isr = match args.under_min_isr_partitions && with_configs {
+        let needs_min_isr = args.under_min_isr_partitions || args.at_min_isr_partitions;
+        let min_isr = match needs_min_isr && with_configs {
             true => topic_min_isr(client, &topic.name).await?,
             false => None,
         };
@@ -308,7 +314,9 @@ fn reported_partitions_text(
             let under_replicated = p.isr.len() < p.replicas.len();
             let under_min_isr = !has_leader || context.min_isr.is_some_and(|m| p.isr.len() < m);
             let unavailable = !has_leader || !context.live_brokers.contains(&p.leader_id);
+            let at_min_isr = context.min_isr == Some(p.isr.len());
             (args.under_replicated_partitions && under_replicated)
+                || (args.at_min_isr_partitions && at_min_isr)
                 || (args.under_min_isr_partitions && under_min_isr)
                 || (args.unavailable_partitions && unavailable)
         })

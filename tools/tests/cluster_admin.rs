@@ -386,6 +386,10 @@ fn admin_apis_and_tools_see_a_broker_leave_and_come_back() {
     let under = report(&cluster, "--under-replicated-partitions");
     assert_eq!(under.len(), 3, "{under:?}");
     assert_eq!(report(&cluster, "--under-min-isr-partitions").len(), 3);
+    assert!(
+        report(&cluster, "--at-min-isr-partitions").is_empty(),
+        "ISR 2, min 3"
+    );
     assert!(report(&cluster, "--unavailable-partitions").is_empty());
     let (ok, summary, err) = sluice(&["cluster", "--bootstrap-server", &live_bootstrap(&cluster)]);
     assert!(ok, "{err}");
@@ -414,6 +418,11 @@ fn admin_apis_and_tools_see_a_broker_leave_and_come_back() {
                 .all(|p| p.isr.len() == 3 && p.offline_replicas.is_empty())
         })
     });
+    assert_eq!(
+        report(&cluster, "--at-min-isr-partitions").len(),
+        3,
+        "ISR 3, min 3"
+    );
     let (ok, out) = elect(
         &cluster,
         &[
