@@ -361,6 +361,11 @@ async fn start_local(
         .map_err(std::io::Error::other)?;
     let _ = local.voters.metrics.set(raft.metrics());
     tokio::spawn(voters::track_membership(raft.clone(), feed.view));
+    tokio::spawn(voters::restrain_elections(
+        raft.clone(),
+        (options.node_id as NodeId, role.directory_id),
+        keys.clone(),
+    ));
     tokio::spawn(voters::record_directory_ids(
         raft.clone(),
         (options.node_id as NodeId, role.directory_id),
@@ -436,8 +441,8 @@ async fn dispatch(local: &Local, envelope: Envelope) -> Response {
             errors::INCONSISTENT_CLUSTER_ID
         ));
     }
-    if let Some(why) = refuse_raft_sender(local, &envelope) {
-        return Response::Refused(why);
+    if let Some(refused) = refuse_raft_traffic(local, &envelope) {
+        return refused;
     }
     match envelope.body {
         Request::AppendEntries(rpc) => match &local.raft {
@@ -469,15 +474,24 @@ async fn dispatch(local: &Local, envelope: Envelope) -> Response {
 
 /// Raft traffic (Vote, AppendEntries, a snapshot) from a node whose directory id is not the
 /// one the quorum recorded for it is refused (Kafka's INVALID_VOTER_KEY): a wiped disk does
-/// not vote or lead. Why, or None to serve it.
-fn refuse_raft_sender(local: &Local, envelope: &Envelope) -> Option<String> {
+/// not vote or lead. And a node told it is such a replaced incarnation grants no vote until
+/// it is re-added. The refusal, or None to serve it.
+fn refuse_raft_traffic(local: &Local, envelope: &Envelope) -> Option<Response> {
     let raft_traffic = matches!(
         envelope.body,
         Request::AppendEntries(_) | Request::Vote(_) | Request::FullSnapshot { .. }
     );
     let keys = local.keys.as_ref().filter(|_| raft_traffic)?;
-    keys.check(envelope.from as NodeId, envelope.directory_id, false)
-        .err()
+    if let Err(why) = keys.check(envelope.from as NodeId, envelope.directory_id, false) {
+        return Some(Response::InvalidVoterKey(why));
+    }
+    let vote = matches!(envelope.body, Request::Vote(_));
+    (vote && keys.replaced()).then(|| {
+        Response::Refused(format!(
+            "node {} is a re-formatted voter not re-added yet: it grants no vote",
+            local.identity.node_id
+        ))
+    })
 }
 
 /// Kafka's AddRaftVoter / RemoveRaftVoter, run by the quorum's leader (outside the

@@ -89,6 +89,9 @@ pub enum Response {
     Quorum(QuorumDescription),
     /// The request was refused before it reached Raft or the controller.
     Refused(String),
+    /// Raft traffic refused because the sender's directory id is not the one recorded for
+    /// its node id (Kafka's INVALID_VOTER_KEY): the sender is a replaced incarnation.
+    InvalidVoterKey(String),
 }
 
 impl std::fmt::Debug for StoredSnapshot {

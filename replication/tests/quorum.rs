@@ -432,7 +432,7 @@ fn a_wiped_voter_does_not_vote_until_it_is_added_again() {
     );
 
     // With only the other voter and the wiped node up, no election can be won: the wiped
-    // node grants its vote (its log is empty), but every vote it gives is dropped.
+    // node, told it was replaced, grants no vote, and any vote it gave would be dropped.
     stop_node(nodes[idx(other)].take().unwrap());
     stop_node(nodes[idx(leader)].take().unwrap());
     let node = start_node(other, &ports, dirs[idx(other)].path(), dir_ids[idx(other)]);

@@ -183,12 +183,14 @@ impl PeerNetwork {
             return Err(Unreachable::new(&std::io::Error::other(why)));
         }
         match reply.body {
+            Response::InvalidVoterKey(why) => {
+                // This node is a replaced incarnation: it stops campaigning and voting.
+                self.keys.mark_replaced();
+                self.warn_once(&why);
+                Err(Unreachable::new(&std::io::Error::other(why)))
+            }
             Response::Refused(why) => {
-                if why.contains("INVALID_VOTER_KEY") {
-                    self.warn_once(&why);
-                } else {
-                    tracing::debug!(target = self.target, %why, "metadata quorum peer refused");
-                }
+                tracing::debug!(target = self.target, %why, "metadata quorum peer refused");
                 Err(Unreachable::new(&std::io::Error::other(why)))
             }
             r => {

@@ -12,7 +12,8 @@
 //! another directory id: its Vote and AppendEntries requests are refused by the RPC server,
 //! its answers are dropped by the sender (`PeerNetwork`) as if it were unreachable, so its
 //! vote wins no election and its acknowledgement commits nothing; the quorum needs a majority
-//! of the other voters meanwhile. The operator removes the old key and adds the new one
+//! of the other voters meanwhile; told so, the node itself stops campaigning and voting
+//! (`restrain_elections`). The operator removes the old key and adds the new one
 //! (`sluice metadata-quorum remove-controller` / `add-controller`, Kafka's RemoveRaftVoter /
 //! AddRaftVoter): the new incarnation becomes a learner with its directory id, catches up, and
 //! only then is made a voter (`add_voter`).
@@ -23,6 +24,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::ChangeMembers;
@@ -76,6 +78,8 @@ pub struct MembershipView {
 pub struct VoterKeys {
     view: watch::Receiver<MembershipView>,
     learned: mpsc::Sender<(NodeId, Uuid)>,
+    /// A peer refused this node's own key: it is a re-formatted incarnation of its node id.
+    replaced: Arc<watch::Sender<bool>>,
 }
 
 /// The other ends of `VoterKeys`: fed by `track_membership`, drained by
@@ -92,6 +96,7 @@ pub fn voter_keys() -> (VoterKeys, VoterKeysFeed) {
         VoterKeys {
             view: view_rx,
             learned: learned_tx,
+            replaced: Arc::new(watch::channel(false).0),
         },
         VoterKeysFeed {
             view: view_tx,
@@ -117,6 +122,17 @@ impl VoterKeys {
 
     pub fn view(&self) -> MembershipView {
         self.view.borrow().clone()
+    }
+
+    /// A peer answered INVALID_VOTER_KEY to this node's own Raft traffic.
+    pub fn mark_replaced(&self) {
+        self.replaced
+            .send_if_modified(|r| !std::mem::replace(r, true));
+    }
+
+    /// This node was told it is a replaced incarnation and has not been re-added since.
+    pub fn replaced(&self) -> bool {
+        *self.replaced.borrow()
     }
 
     /// Err(why) when node `id` speaks with a directory id other than the one recorded for it
@@ -165,6 +181,36 @@ pub async fn track_membership(raft: Raft, view: watch::Sender<MembershipView>) {
         if metrics.changed().await.is_err() {
             return;
         }
+    }
+}
+
+/// Self-restraint of a replaced incarnation: once a peer refused this node's key, it
+/// neither campaigns (openraft's elections off) nor grants votes (`VoterKeys::replaced`,
+/// checked by the RPC server) until its own membership records its directory id, i.e. it
+/// was re-added (`add_voter`) and received that change. Its votes would be dropped anyway;
+/// this keeps it from inflating terms and from voting for a candidate that has not heard of
+/// the recorded key.
+pub async fn restrain_elections(raft: Raft, (me, dir): (NodeId, Uuid), keys: VoterKeys) {
+    let mut replaced = keys.replaced.subscribe();
+    let mut view = keys.view.clone();
+    loop {
+        if replaced.wait_for(|r| *r).await.is_err() {
+            return;
+        }
+        raft.runtime_config().elect(false);
+        tracing::warn!(node = me, dir = %shown(Some(dir)), "the quorum recorded another metadata directory for this node: not campaigning or voting until `sluice metadata-quorum add-controller` re-adds it");
+        let readded = view
+            .wait_for(|v| v.nodes.get(&me).and_then(|n| n.directory_id) == Some(dir))
+            .await;
+        if readded.is_err() {
+            return;
+        }
+        keys.replaced.send_replace(false);
+        raft.runtime_config().elect(true);
+        tracing::info!(
+            node = me,
+            "re-added to the metadata quorum with this directory"
+        );
     }
 }
 
@@ -335,4 +381,40 @@ pub async fn remove_voter(
         .map_err(not_committed)?;
     tracing::info!(node = id, dir = %shown(Some(dir)), "voter removed from the metadata quorum");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_recorded_directory_id_speaks_for_a_voter() {
+        let (keys, mut feed) = voter_keys();
+        let (d1, d2) = (Uuid::new_v4(), Uuid::new_v4());
+        let node = |dir| VoterNode {
+            addr: "127.0.0.1:9093".into(),
+            directory_id: dir,
+        };
+        feed.view.send_replace(MembershipView {
+            nodes: BTreeMap::from([(1, node(Some(d1))), (2, node(None))]),
+            voters: BTreeSet::from([1, 2]),
+        });
+        assert!(keys.check(1, Some(d1), true).is_ok());
+        let refused = keys.check(1, Some(d2), true).unwrap_err();
+        assert!(refused.contains("INVALID_VOTER_KEY"), "{refused}");
+        assert!(
+            keys.check(1, None, true).is_err(),
+            "no directory id is not the recorded one"
+        );
+        // Not recorded yet: accepted, and offered to the leader for recording.
+        assert!(keys.check(2, Some(d2), true).is_ok());
+        assert_eq!(feed.learned.try_recv().unwrap(), (2, d2));
+        assert!(
+            feed.learned.try_recv().is_err(),
+            "a recorded id is not offered"
+        );
+        assert!(!keys.replaced());
+        keys.mark_replaced();
+        assert!(keys.replaced());
+    }
 }
