@@ -54,6 +54,7 @@ pub const KEYS_ONLY_A_CLUSTER_HONOURS: &[&str] = &[
     "auto.leader.rebalance.enable",
     "leader.imbalance.check.interval.seconds",
     "leader.imbalance.per.broker.percentage",
+    "controller.quorum.auto.join.enable",
 ];
 
 pub const KEYS_NOT_YET_HONOURED: &[&str] = &[];
@@ -184,6 +185,9 @@ pub struct ReplicationConfig {
     /// `leader.imbalance.per.broker.percentage`: a broker's share of the partitions it
     /// prefers but does not lead above which they are moved back.
     pub leader_imbalance_per_broker_percentage: u32,
+    /// `controller.quorum.auto.join.enable` (Kafka's default false): parsed, and warned
+    /// about when true — a re-formatted controller joins only by `add-controller`.
+    pub quorum_auto_join_enable: bool,
 }
 
 impl ClusterConfig {
@@ -232,6 +236,7 @@ impl Default for ReplicationConfig {
             leader_imbalance_check_interval_seconds:
                 LEADER_IMBALANCE_CHECK_INTERVAL_SECONDS_DEFAULT,
             leader_imbalance_per_broker_percentage: LEADER_IMBALANCE_PER_BROKER_PERCENTAGE_DEFAULT,
+            quorum_auto_join_enable: false,
         }
     }
 }
@@ -277,6 +282,9 @@ impl ReplicationConfig {
             "leader.imbalance.per.broker.percentage" => {
                 self.leader_imbalance_per_broker_percentage =
                     parse_int(key, value, 0, i32::MAX as i64)? as u32
+            }
+            "controller.quorum.auto.join.enable" => {
+                self.quorum_auto_join_enable = parse_bool(key, value)?
             }
             _ => return Ok(false),
         }
@@ -743,6 +751,14 @@ pub(super) fn not_honoured_warnings(config: &Config) -> Vec<String> {
             "process.roles={} (node.id {}): not yet in this build: no partition reassignment",
             c.roles, c.node_id
         ));
+        if c.replication.quorum_auto_join_enable {
+            out.push(
+                "controller.quorum.auto.join.enable=true is not honoured: a re-formatted \
+                 controller joins the metadata quorum only by `sluice metadata-quorum \
+                 add-controller`"
+                    .into(),
+            );
+        }
     }
     let single_node = config
         .cluster
@@ -996,6 +1012,13 @@ mod tests {
             w.contains("auto.leader.rebalance.enable"),
             "a single node: {w}"
         );
+        let w = warnings(node1!("controller.quorum.auto.join.enable=true"));
+        assert!(
+            w.contains("controller.quorum.auto.join.enable=true is not honoured"),
+            "{w}"
+        );
+        let w = warnings(node1!("controller.quorum.auto.join.enable=false"));
+        assert!(!w.contains("auto.join"), "Kafka's default: {w}");
         let w = warnings("min.insync.replicas=2");
         assert!(
             w.contains("min.insync.replicas") && !w.contains("not yet in this build"),
