@@ -431,6 +431,7 @@ pub fn snapshot_from_image(
                         replicas: p.replicas.clone(),
                         isr: p.isr.clone(),
                         min_insync_replicas,
+                        last_unclean_epoch: p.last_unclean_epoch,
                     }),
                 })
             })
@@ -522,6 +523,7 @@ pub fn leaderless(found: &ClusterMetadata) -> ClusterMetadata {
                         replicas: vec![],
                         isr: vec![],
                         min_insync_replicas: 1,
+                        last_unclean_epoch: sluice_replication::records::NO_UNCLEAN_EPOCH,
                     }),
                 })
             })

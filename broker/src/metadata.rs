@@ -36,6 +36,9 @@ pub struct Replication {
     pub isr: Vec<i32>,
     /// The topic's `min.insync.replicas` (else the broker's).
     pub min_insync_replicas: i32,
+    /// The leader epoch of the latest unclean election, -1 if none: a follower may cut
+    /// below its high watermark toward that leader (logged and counted), never otherwise.
+    pub last_unclean_epoch: i32,
 }
 
 impl PartitionInfo {

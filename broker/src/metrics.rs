@@ -131,6 +131,8 @@ pub struct PartitionGauges {
     pub log_end_offset: i64,
     pub replicas: u32,
     pub in_sync_replicas: u32,
+    /// Offsets cut to follow leaders elected uncleanly.
+    pub unclean_truncated_offsets: u64,
 }
 
 /// What one shard reports to a scrape (plain data: it crosses shards).
@@ -252,7 +254,7 @@ impl MetricsSnapshot {
 
     fn render_partitions(&self, out: &mut String) {
         type Gauge = fn(&PartitionGauges) -> i64;
-        let gauges: [(&str, &str, Gauge); 3] = [
+        let gauges: [(&str, &str, Gauge); 4] = [
             (
                 "sluice_log_size_bytes",
                 "Bytes in the partition's segments.",
@@ -267,6 +269,11 @@ impl MetricsSnapshot {
                 "sluice_log_end_offset",
                 "The partition's log end offset.",
                 |p| p.log_end_offset,
+            ),
+            (
+                "sluice_unclean_truncated_offsets",
+                "Offsets this replica cut to follow a leader elected uncleanly (lost records, some acknowledged).",
+                |p| p.unclean_truncated_offsets as i64,
             ),
         ];
         for (name, help, value) in gauges {
@@ -387,15 +394,23 @@ pub fn local_snapshot(shard: &crate::shard::Shard) -> MetricsSnapshot {
         .iter()
         .map(|(tp, log)| {
             let l = log.borrow();
+            // The leader reports its partition's replicas and ISR (Kafka's
+            // UnderReplicatedPartitions counts on leaders); a follower or a single node
+            // counts itself, in sync.
+            let led = crate::ops::partition_info(shard, tp)
+                .and_then(|i| i.replication.clone())
+                .filter(|r| r.leader == shard.broker.node_id);
+            let (replicas, in_sync) =
+                led.map_or((1, 1), |r| (r.replicas.len() as u32, r.isr.len() as u32));
             PartitionGauges {
                 topic: tp.topic.to_string(),
                 partition: tp.partition,
                 log_size_bytes: l.size_bytes(),
                 log_start_offset: l.log_start_offset(),
                 log_end_offset: l.log_end_offset(),
-                // Single node: every partition has one replica, which is in sync.
-                replicas: 1,
-                in_sync_replicas: 1,
+                replicas,
+                in_sync_replicas: in_sync,
+                unclean_truncated_offsets: l.unclean_truncated_offsets(),
             }
         })
         .collect();
@@ -425,6 +440,7 @@ mod tests {
             log_end_offset: 5,
             replicas: 1,
             in_sync_replicas: 1,
+            unclean_truncated_offsets: 0,
         };
         let total = MetricsSnapshot::sum(vec![a.snapshot(vec![gauges]), b.snapshot(vec![])]);
         let text = total.render(|k| {

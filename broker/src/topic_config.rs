@@ -20,6 +20,7 @@ pub const SOURCE_STATIC_BROKER_CONFIG: i8 = 4;
 pub const SOURCE_DEFAULT_CONFIG: i8 = 5;
 
 /// Kafka's `ConfigType` values (DescribeConfigs v3+).
+pub const TYPE_BOOLEAN: i8 = 1;
 pub const TYPE_STRING: i8 = 2;
 pub const TYPE_INT: i8 = 3;
 pub const TYPE_LONG: i8 = 5;
@@ -67,6 +68,11 @@ pub const TOPIC_KEYS: &[(&str, &str, i8)] = &[
     ("retention.ms", "log.retention.ms", TYPE_LONG),
     ("segment.bytes", "log.segment.bytes", TYPE_INT),
     ("segment.ms", "log.roll.ms", TYPE_LONG),
+    (
+        "unclean.leader.election.enable",
+        "unclean.leader.election.enable",
+        TYPE_BOOLEAN,
+    ),
 ];
 
 /// Kafka's smallest `segment.bytes` for a topic.
@@ -99,6 +105,12 @@ pub fn validate(key: &str, value: &str) -> Result<(), String> {
         "segment.ms" => int(1, i64::MAX),
         "segment.bytes" => int(SEGMENT_BYTES_MIN, i64::from(i32::MAX)),
         "max.message.bytes" => int(0, i64::from(i32::MAX)),
+        "unclean.leader.election.enable" => match value.trim().to_ascii_lowercase().as_str() {
+            "true" | "false" => Ok(()),
+            _ => Err(format!(
+                "Invalid value {value} for configuration {key}: Expected value to be either true or false"
+            )),
+        },
         "min.insync.replicas" if REPLICATED.load(Ordering::Relaxed) => int(1, i64::from(i32::MAX)),
         "min.insync.replicas" => int(1, REPLICATION_FACTOR).map_err(|_| {
             format!(
@@ -247,7 +259,16 @@ pub fn broker_default(key: &str, broker: &Config) -> (String, i8) {
     let value = match key {
         "cleanup.policy" => "delete".to_string(),
         "max.message.bytes" => broker.message_max_bytes.to_string(),
-        "min.insync.replicas" => "1".to_string(),
+        "min.insync.replicas" => broker
+            .cluster
+            .as_ref()
+            .map_or(1, |c| c.replication.min_insync_replicas)
+            .to_string(),
+        "unclean.leader.election.enable" => broker
+            .cluster
+            .as_ref()
+            .is_some_and(|c| c.replication.unclean_leader_election_enable)
+            .to_string(),
         "retention.bytes" => broker.log_retention_bytes.to_string(),
         "retention.ms" => broker.retention_ms().unwrap_or(-1).to_string(),
         "segment.bytes" => broker.log_segment_bytes.to_string(),

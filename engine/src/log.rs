@@ -304,6 +304,8 @@ pub struct PartitionLog {
     truncations: u64,
     /// `truncate_to` calls below the high watermark (`TruncateReason::UncleanLeaderElection`).
     unclean_truncations: u64,
+    /// Offsets cut by `TruncateReason::UncleanLeaderElection` truncations.
+    unclean_truncated_offsets: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -450,6 +452,7 @@ impl PartitionLog {
             high_watermark_end: None,
             truncations: 0,
             unclean_truncations: 0,
+            unclean_truncated_offsets: 0,
             dir,
         }
     }

@@ -10,25 +10,17 @@ mod common;
 use std::time::Instant;
 
 use common::{
-    assert_all_read, create_topic, full_isrs, live_bootstrap, produce, values, wait_metadata,
+    assert_all_read, create_topic, full_isrs, live_bootstrap, produce, split_roles, values,
+    wait_metadata,
 };
 use rdkafka::admin::{NewTopic, TopicReplication};
-use sluice_testkit::{Cluster, Roles};
 
 #[test]
 fn controller_only_and_broker_only_nodes_form_a_cluster() {
-    let mut cluster = Cluster::builder(5)
-        .roles(1, Roles::Controller)
-        .roles(2, Roles::Controller)
-        .roles(3, Roles::Controller)
-        .roles(4, Roles::Broker)
-        .roles(5, Roles::Broker)
-        .property("broker.session.timeout.ms", "3000")
-        .property("broker.heartbeat.interval.ms", "500")
+    let mut cluster = split_roles(3, 2)
         .property("offsets.topic.num.partitions", "2")
         .property("offsets.topic.replication.factor", "2")
         .property("group.initial.rebalance.delay.ms", "0")
-        .property("num.shards", "1")
         .start();
     let topic =
         NewTopic::new("split", 2, TopicReplication::Fixed(2)).set("min.insync.replicas", "2");

@@ -29,6 +29,7 @@ use crate::quorum::progress::{wall_clock_ms, FetchProgress, ProgressMap};
 use crate::quorum::Raft;
 use crate::records::{
     BrokerId, MetadataRecord, PartitionChange, PartitionRecord, RecordBatch, NO_LEADER,
+    NO_UNCLEAN_EPOCH, UNCLEAN_ELECTION_REASON,
 };
 use crate::rpc::{ControllerError, ControllerReply, ControllerRequest, ControllerResult};
 
@@ -578,6 +579,7 @@ fn new_partition(replicas: Vec<BrokerId>, image: &MetadataImage) -> PartitionRec
         replicas,
         leader_epoch: 0,
         partition_epoch: 0,
+        last_unclean_epoch: NO_UNCLEAN_EPOCH,
     }
 }
 
@@ -722,6 +724,7 @@ fn alter_partition(
         leader: p.leader,
         leader_epoch: p.leader_epoch,
         partition_epoch: p.partition_epoch + 1,
+        last_unclean_epoch: p.last_unclean_epoch,
     });
     Ok((vec![MetadataRecord::PartitionChange(change)], reply))
 }
@@ -920,7 +923,7 @@ pub fn elections(image: &MetadataImage, unclean_default: bool) -> Vec<MetadataRe
         let unclean = t
             .configs
             .get("unclean.leader.election.enable")
-            .map_or(unclean_default, |v| v == "true");
+            .map_or(unclean_default, |v| v.trim().eq_ignore_ascii_case("true"));
         for (i, p) in t.partitions.iter().enumerate() {
             if p.leader != NO_LEADER && image.is_active(p.leader) {
                 continue;
@@ -933,12 +936,12 @@ pub fn elections(image: &MetadataImage, unclean_default: bool) -> Vec<MetadataRe
             let (leader, isr, reason) = match clean {
                 Some(l) => (l, p.isr.clone(), "election"),
                 None if unclean => match p.replicas.iter().copied().find(|r| image.is_active(*r)) {
-                    Some(l) => (l, vec![l], "unclean-election"),
+                    Some(l) => (l, vec![l], UNCLEAN_ELECTION_REASON),
                     None => continue,
                 },
                 None => continue,
             };
-            if reason == "unclean-election" {
+            if reason == UNCLEAN_ELECTION_REASON {
                 tracing::warn!(topic = %t.name, partition = i, leader, "unclean leader election: records only the old ISR held may be lost");
             }
             out.push(MetadataRecord::PartitionChange(PartitionChange {

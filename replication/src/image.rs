@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use crate::records::{
     ApplyResult, BrokerId, BrokerRegistration, MetadataRecord, PartitionChange, PartitionRecord,
-    RecordBatch, NO_LEADER,
+    RecordBatch, NO_LEADER, UNCLEAN_ELECTION_REASON,
 };
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -228,6 +228,9 @@ impl MetadataImage {
         p.isr = change.isr.clone();
         p.leader_epoch = change.leader_epoch;
         p.partition_epoch = change.partition_epoch;
+        if change.reason == UNCLEAN_ELECTION_REASON {
+            p.last_unclean_epoch = change.leader_epoch;
+        }
         Ok(())
     }
 
@@ -254,6 +257,7 @@ impl MetadataImage {
 mod tests {
     use super::*;
     use crate::records::Endpoint;
+    use crate::records::NO_UNCLEAN_EPOCH;
 
     fn registration(id: BrokerId) -> MetadataRecord {
         MetadataRecord::RegisterBroker(BrokerRegistration {
@@ -310,6 +314,7 @@ mod tests {
                     leader: 1,
                     leader_epoch: 0,
                     partition_epoch: 0,
+                    last_unclean_epoch: NO_UNCLEAN_EPOCH,
                 }],
                 configs: BTreeMap::new(),
             }]),

@@ -47,6 +47,21 @@ pub struct PartitionRecord {
     pub leader: BrokerId,
     pub leader_epoch: i32,
     pub partition_epoch: i32,
+    /// The leader epoch of the latest unclean election (`NO_UNCLEAN_EPOCH`: none). Replicas
+    /// may truncate below their high watermark only toward a leader of such an epoch —
+    /// the one exception to "nothing committed is ever cut", logged and counted.
+    #[serde(default = "no_unclean_epoch")]
+    pub last_unclean_epoch: i32,
+}
+
+/// `PartitionChange::reason` of an election outside the ISR.
+pub const UNCLEAN_ELECTION_REASON: &str = "unclean-election";
+
+/// `PartitionRecord::last_unclean_epoch` of a partition never elected uncleanly.
+pub const NO_UNCLEAN_EPOCH: i32 = -1;
+
+fn no_unclean_epoch() -> i32 {
+    NO_UNCLEAN_EPOCH
 }
 
 /// Kafka's `PartitionChangeRecord`: the new leader and ISR of one partition. Applied only if

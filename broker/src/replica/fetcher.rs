@@ -185,7 +185,12 @@ async fn apply_answer(
         }
     }
     if let Some(d) = a.diverging_epoch {
-        let truncated = truncate_diverging(tp, log, (d.epoch, d.end_offset));
+        // The leader lacks an epoch older than its unclean election: this replica holds the
+        // old leader's side of it.
+        let unclean = crate::ops::partition_info(shard, tp)
+            .and_then(|i| i.replication.clone())
+            .is_some_and(|r| d.epoch < r.last_unclean_epoch);
+        let truncated = truncate_diverging(tp, log, (d.epoch, d.end_offset), unclean);
         if truncated {
             // The recovery point on disk must not name an offset above the cut before
             // anything is appended again (Kafka's LogManager.truncateTo checkpoints too).
@@ -241,7 +246,18 @@ fn out_of_range(tp: &TopicPartition, log: &LogRef, a: &ReplicaFetched) -> bool {
 /// Kafka's fetcher truncation: where `leader` = (epoch, end offset) says this log leaves the
 /// leader's (`PartitionLog::offset_truncation_state`). When the answer is not final, the next
 /// fetch carries the new latest epoch and the leader answers again.
-fn truncate_diverging(tp: &TopicPartition, log: &LogRef, (epoch, end_offset): (i32, i64)) -> bool {
+///
+/// `unclean`: the cut is toward a leader elected uncleanly, from data of the epochs before
+/// it: the records cut are lost (some may have been acknowledged, even below this
+/// replica's high watermark), logged and counted (`TruncateReason::UncleanLeaderElection`,
+/// the metric `sluice_unclean_truncated_offsets`). Otherwise a cut below the high
+/// watermark is a bug and panics.
+fn truncate_diverging(
+    tp: &TopicPartition,
+    log: &LogRef,
+    (epoch, end_offset): (i32, i64),
+    unclean: bool,
+) -> bool {
     let mut l = log.borrow_mut();
     let initial = l.log_end_offset();
     let to = l
@@ -249,7 +265,13 @@ fn truncate_diverging(tp: &TopicPartition, log: &LogRef, (epoch, end_offset): (i
         .offset
         .max(0);
     tracing::info!(topic = %tp.topic, partition = tp.partition, to, "log diverges from the leader's: truncating");
-    match l.truncate_to(to, TruncateReason::DivergingEpoch) {
+    let reason = if unclean && to < initial {
+        tracing::error!(topic = %tp.topic, partition = tp.partition, to, high_watermark = l.high_watermark(), lost = initial - to, "following a leader elected uncleanly: its records past the new leader's log are cut");
+        TruncateReason::UncleanLeaderElection
+    } else {
+        TruncateReason::DivergingEpoch
+    };
+    match l.truncate_to(to, reason) {
         Ok(_) => true,
         Err(e) => {
             tracing::warn!(topic = %tp.topic, partition = tp.partition, "truncation deferred: {e}");

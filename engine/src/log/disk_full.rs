@@ -135,6 +135,8 @@ impl PartitionLog {
             PartitionLog::open(&self.dir, self.config, recovery, self.files.clone())?;
         fresh.leader_epoch = self.leader_epoch;
         fresh.following = self.following;
+        fresh.unclean_truncations = self.unclean_truncations;
+        fresh.unclean_truncated_offsets = self.unclean_truncated_offsets;
         *self = fresh;
         Ok(())
     }

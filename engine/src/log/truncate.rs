@@ -60,6 +60,12 @@ impl PartitionLog {
         self.unclean_truncations
     }
 
+    /// Offsets those truncations cut (records lost; some were acknowledged), since the log
+    /// was opened.
+    pub fn unclean_truncated_offsets(&self) -> u64 {
+        self.unclean_truncated_offsets
+    }
+
     fn check_truncatable(&self) -> Result<(), TruncateError> {
         if self.offline.is_some() {
             return Err(TruncateError::Offline);
@@ -106,24 +112,27 @@ impl PartitionLog {
                 .map_err(TruncateError::Io)?;
             return Ok(false);
         }
-        if offset < self.high_watermark {
-            match reason {
-                TruncateReason::DivergingEpoch => panic!(
-                    "{}: truncate_to({offset}) below the high watermark {} for a diverging \
-                     epoch would drop committed records",
-                    self.dir.display(),
-                    self.high_watermark
-                ),
-                TruncateReason::UncleanLeaderElection => {
-                    self.unclean_truncations += 1;
-                    tracing::error!(
-                        dir = %self.dir.display(),
-                        offset,
-                        high_watermark = self.high_watermark,
-                        unclean_truncations = self.unclean_truncations,
-                        "unclean truncation below the high watermark: committed records are lost"
-                    );
-                }
+        match reason {
+            TruncateReason::DivergingEpoch if offset < self.high_watermark => panic!(
+                "{}: truncate_to({offset}) below the high watermark {} for a diverging \
+                 epoch would drop committed records",
+                self.dir.display(),
+                self.high_watermark
+            ),
+            TruncateReason::DivergingEpoch => {}
+            TruncateReason::UncleanLeaderElection => {
+                // Every record cut was on the old leader's side of an unclean election: lost,
+                // acknowledged or not (what this replica counted as committed may lag).
+                self.unclean_truncations += 1;
+                self.unclean_truncated_offsets += (self.log_end.offset - offset) as u64;
+                tracing::error!(
+                    dir = %self.dir.display(),
+                    offset,
+                    from_log_end_offset = self.log_end.offset,
+                    high_watermark = self.high_watermark,
+                    unclean_truncations = self.unclean_truncations,
+                    "unclean truncation: the records past the new leader's log are lost"
+                );
             }
         }
         let first_base = *self.segments.keys().next().expect("a log has a segment");

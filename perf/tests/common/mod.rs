@@ -383,3 +383,20 @@ fn active_controller_claims(cluster: &Cluster) -> Vec<(i32, u64)> {
     claims.sort_by_key(|c| std::cmp::Reverse(c.1));
     claims
 }
+
+/// `controllers` controller-only nodes (ids 1..) then `brokers` broker-only nodes, with
+/// the short session (3 s, heartbeats every 500 ms) and one shard per node.
+pub fn split_roles(controllers: i32, brokers: i32) -> sluice_testkit::ClusterBuilder {
+    let mut b = Cluster::builder((controllers + brokers) as usize);
+    for id in 1..=controllers + brokers {
+        let roles = if id <= controllers {
+            sluice_testkit::Roles::Controller
+        } else {
+            sluice_testkit::Roles::Broker
+        };
+        b = b.roles(id, roles);
+    }
+    b.property("broker.session.timeout.ms", "3000")
+        .property("broker.heartbeat.interval.ms", "500")
+        .property("num.shards", "1")
+}

@@ -7,7 +7,9 @@ use uuid::Uuid;
 
 use crate::errors;
 use crate::image::{MetadataImage, TopicImage};
-use crate::records::{BrokerId, MetadataRecord, PartitionChange, PartitionRecord, NO_LEADER};
+use crate::records::{
+    BrokerId, MetadataRecord, PartitionChange, PartitionRecord, NO_LEADER, UNCLEAN_ELECTION_REASON,
+};
 use crate::rpc::{ElectionResult, ElectionType, TopicElections};
 
 /// Kafka's default messages for the errors ElectLeaders answers.
@@ -127,7 +129,7 @@ fn elect_one(
     };
     let reason = match election {
         ElectionType::Preferred => "preferred-election",
-        ElectionType::Unclean if !p.isr.contains(&leader) => "unclean-election",
+        ElectionType::Unclean if !p.isr.contains(&leader) => UNCLEAN_ELECTION_REASON,
         ElectionType::Unclean => "election",
     };
     Ok(change(t, partition, p, leader, isr, reason))
@@ -259,6 +261,7 @@ mod tests {
                     leader: *leader,
                     leader_epoch: 3,
                     partition_epoch: 5,
+                    last_unclean_epoch: crate::records::NO_UNCLEAN_EPOCH,
                 })
                 .collect(),
             configs: BTreeMap::new(),

@@ -1,7 +1,9 @@
 use std::collections::BTreeMap;
 
 use super::*;
-use crate::records::{BrokerRegistration, Endpoint, PartitionRecord, RecordBatch};
+use crate::records::{
+    BrokerRegistration, Endpoint, PartitionRecord, RecordBatch, NO_UNCLEAN_EPOCH,
+};
 
 fn registration(id: BrokerId) -> MetadataRecord {
     MetadataRecord::RegisterBroker(BrokerRegistration {
@@ -39,6 +41,7 @@ fn image(partitions: &[(BrokerId, &[BrokerId])]) -> (MetadataImage, Uuid) {
             leader: *leader,
             leader_epoch: 0,
             partition_epoch: 0,
+            last_unclean_epoch: NO_UNCLEAN_EPOCH,
         })
         .collect();
     let create = MetadataRecord::CreateTopic {
