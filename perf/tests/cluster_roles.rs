@@ -14,6 +14,7 @@ use common::{
     wait_metadata,
 };
 use rdkafka::admin::{NewTopic, TopicReplication};
+use sluice_testkit::Cluster;
 
 #[test]
 fn controller_only_and_broker_only_nodes_form_a_cluster() {
