@@ -567,6 +567,7 @@ w6() {
     start_sluiced sluiced-w6-single "$DATA_DIR/sluice-w6-single"
     produce w6-single "$SLUICE_PORT" w6 "$records" acks=1 "${props[@]}"
     stop "$BROKER_PID"
+    [[ $KEEP_DATA == 1 ]] || rm -rf "$DATA_DIR/sluice-w6-single"
     say "W6: 3 brokers, RF=3, acks=all, min.insync.replicas=2, $W6_MB MiB"
     start_cluster w6 "${CLUSTER_PROPS[@]}"
     create_topic w6 1
@@ -609,6 +610,7 @@ w6() {
         if [[ $id == "$W6_LEADER" ]]; then W6_LEADER_CPU=$per_gib; else W6_FOLLOWER_CPU+="${W6_FOLLOWER_CPU:+ / }$per_gib"; fi
     done
     stop_cluster
+    [[ $KEEP_DATA == 1 ]] || rm -rf "$DATA_DIR/sluice-w6"
 }
 
 # w7_run SETTING SIGNAL RUN: one verify run that strikes the leader of partition 0, then
@@ -647,6 +649,7 @@ w7() {
             for ((run = 1; run <= runs; run++)); do w7_run "$setting" "$signal" "$run"; done
         done
         stop_cluster
+        [[ $KEEP_DATA == 1 ]] || rm -rf "$DATA_DIR/sluice-w7-$setting"
     done
 }
 
