@@ -336,6 +336,35 @@ async fn start_local(
     let Some(role) = &options.controller else {
         return Ok(local);
     };
+    let (raft, keys) = start_raft(&options, role, ch, identity, &local.voters).await?;
+    let (controller, tx) = Controller::new(
+        raft.clone(),
+        ch.image_rx.clone(),
+        gossip,
+        ControllerConfig {
+            node_id: options.node_id,
+            session_timeout_ms: options.session_timeout_ms,
+            unclean_leader_election: options.unclean_leader_election,
+            leader_imbalance: options.leader_imbalance.clone(),
+        },
+        local.observers.clone(),
+    );
+    tokio::spawn(controller.run());
+    local.raft = Some(raft);
+    local.keys = Some(keys);
+    local.controller = Some(tx);
+    Ok(local)
+}
+
+/// The metadata log, state machine and Raft of a controller, with the tasks that keep its
+/// voters' keys (node id + directory id); the quorum initialized on first start.
+async fn start_raft(
+    options: &ClusterOptions,
+    role: &ControllerRole,
+    ch: &Channels,
+    identity: Identity,
+    tracking: &VoterTracking,
+) -> std::io::Result<(Raft, voters::VoterKeys)> {
     let dir = role
         .metadata_dir
         .join(sluice_engine::logdir::METADATA_PARTITION_DIR);
@@ -354,12 +383,12 @@ async fn start_local(
     let network = NetworkFactory {
         identity,
         keys: keys.clone(),
-        voters: local.voters.clone(),
+        voters: tracking.clone(),
     };
     let raft = Raft::new(options.node_id as NodeId, config, network, log, sm)
         .await
         .map_err(std::io::Error::other)?;
-    let _ = local.voters.metrics.set(raft.metrics());
+    let _ = tracking.metrics.set(raft.metrics());
     tokio::spawn(voters::track_membership(raft.clone(), feed.view));
     tokio::spawn(voters::restrain_elections(
         raft.clone(),
@@ -380,23 +409,7 @@ async fn start_local(
             tracing::debug!(error = %e, "metadata quorum already initialized");
         }
     }
-    let (controller, tx) = Controller::new(
-        raft.clone(),
-        ch.image_rx.clone(),
-        gossip,
-        ControllerConfig {
-            node_id: options.node_id,
-            session_timeout_ms: options.session_timeout_ms,
-            unclean_leader_election: options.unclean_leader_election,
-            leader_imbalance: options.leader_imbalance.clone(),
-        },
-        local.observers.clone(),
-    );
-    tokio::spawn(controller.run());
-    local.raft = Some(raft);
-    local.keys = Some(keys);
-    local.controller = Some(tx);
-    Ok(local)
+    Ok((raft, keys))
 }
 
 async fn serve(listener: TcpListener, local: Arc<Local>) {
