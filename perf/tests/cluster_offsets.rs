@@ -137,9 +137,12 @@ fn a_new_leader_answers_offset_not_available_until_its_high_watermark_caught_up(
     let next = *isr.iter().find(|r| **r != leader).unwrap();
     let stopped = *isr.iter().find(|r| **r != leader && **r != next).unwrap();
 
-    produce(&servers, COMMITTED_TS, 5, Acks::All);
+    // Straight to the leader: a SIGSTOPped node accepts connections and never answers, so a
+    // client bootstrapping from it would wait for ever (net's client has no timeout).
+    let to_leader = cluster.node(leader).bootstrap();
+    produce(&to_leader, COMMITTED_TS, 5, Acks::All);
     cluster.node_mut(stopped).stop();
-    produce(&servers, UNCOMMITTED_TS, 3, Acks::Leader);
+    produce(&to_leader, UNCOMMITTED_TS, 3, Acks::Leader);
     let leader_dir = cluster.node(leader).data_dir();
     let next_dir = cluster.node(next).data_dir();
     wait_until("the next leader to copy every record", || {
