@@ -232,10 +232,16 @@ fn follow(shard: &Rc<Shard>, tp: &TopicPartition, log: &LogRef, r: &Replication)
         l.become_follower();
     }
     tracing::info!(topic = %tp.topic, partition = tp.partition, leader = r.leader, epoch = r.leader_epoch, "following");
-    let was_follower = matches!(
-        shard.replicas.borrow_mut().insert(tp.clone(), role),
-        Some(Role::Follower { .. })
-    );
+    let previous = shard.replicas.borrow_mut().insert(tp.clone(), role);
+    if matches!(previous, Some(Role::Leader(_))) {
+        // Kafka completes a former leader's delayed produces with NOT_LEADER_OR_FOLLOWER
+        // at once: wake acks=all waiters so they see the new role (the client retries on
+        // the new leader) instead of waiting for their timeout.
+        if let Some(info) = crate::ops::partition_info(shard, tp) {
+            info.appended.notify(usize::MAX);
+        }
+    }
+    let was_follower = matches!(previous, Some(Role::Follower { .. }));
     if !was_follower && *tp.topic == *crate::group::OFFSETS_TOPIC {
         crate::group::load::on_resignation(shard, tp.partition);
     }

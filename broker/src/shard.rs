@@ -189,6 +189,15 @@ impl Shard {
     pub fn begin_stop(&self) {
         self.stopping.set(true);
         self.stop.notify(usize::MAX);
+        // Waiters on a partition (acks=all for the ISR, long polls) listen to its
+        // `appended` event only: wake them so they see `stopping` and answer now, instead of
+        // holding their connection until the stop's drain bound.
+        let meta = self.metadata();
+        for t in meta.topics.values() {
+            for p in t.partitions.iter().filter(|p| p.shard == self.id) {
+                p.appended.notify(usize::MAX);
+            }
+        }
     }
 }
 
