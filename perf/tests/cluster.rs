@@ -20,7 +20,7 @@ use sluice_net::client::batch::{Record, RecordBatchBuilder};
 use sluice_net::client::producer::Acks;
 use sluice_net::client::{Client, ClientError};
 use sluice_perf::verify::{self, Options};
-use sluice_testkit::{sluice_path, topic_partitions, Cluster};
+use sluice_testkit::{create_topic_cli, sluice_path, topic_partitions, Cluster};
 
 const WAIT_MAX: Duration = Duration::from_secs(90);
 const TOPIC: &str = "orders";
@@ -64,24 +64,8 @@ fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
 /// INVALID_REPLICATION_FACTOR until then).
 fn create_topic(cluster: &Cluster, topic: &str) {
     let servers = cluster.bootstrap_servers();
-    let args = [
-        "topics",
-        "--bootstrap-server",
-        &servers,
-        "--create",
-        "--topic",
-        topic,
-        "--partitions",
-        "3",
-        "--replication-factor",
-        "3",
-    ];
     wait_until("three registered brokers to create the topic", || {
-        let out = std::process::Command::new(sluice_path())
-            .args(args)
-            .output()
-            .unwrap();
-        out.status.success()
+        create_topic_cli(&servers, topic, (3, 3), &[])
     });
 }
 

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use sluice_perf::verify::{self, Options};
-use sluice_testkit::{sluice_path, topic_partitions, Cluster, Endpoint, Network};
+use sluice_testkit::{create_topic_cli, topic_partitions, Cluster, Endpoint, Network};
 
 const TOPIC: &str = "faults";
 const PARTITIONS: i32 = 3;
@@ -367,27 +367,10 @@ fn no_acknowledged_record_is_lost_under_faults() {
     let mut cluster = cluster();
     let _client = cluster.network().enter_client();
     let servers = cluster.bootstrap_servers();
-    let create = [
-        "topics",
-        "--bootstrap-server",
-        &servers,
-        "--create",
-        "--topic",
-        TOPIC,
-        "--partitions",
-        "3",
-        "--replication-factor",
-        "3",
-    ];
     wait_until(
         "three registered brokers to create the topic",
         HEAL_WAIT_MAX,
-        || {
-            let out = std::process::Command::new(sluice_path())
-                .args(create)
-                .output();
-            out.is_ok_and(|o| o.status.success())
-        },
+        || create_topic_cli(&servers, TOPIC, (PARTITIONS, 3), &[]),
     );
 
     let stop = Arc::new(AtomicBool::new(false));

@@ -94,6 +94,37 @@ pub fn topic_partitions(servers: &str, topic: &str) -> Vec<(i32, i32, Vec<i32>)>
         .collect()
 }
 
+/// `sluice topics --create` of `topic` (`partitions`, `replication_factor`, extra
+/// `--config` pairs) asked of `servers`; whether it succeeded. A cluster answers
+/// INVALID_REPLICATION_FACTOR until enough brokers registered: callers retry.
+pub fn create_topic_cli(
+    servers: &str,
+    topic: &str,
+    (partitions, replication_factor): (i32, i32),
+    configs: &[&str],
+) -> bool {
+    let (p, rf) = (partitions.to_string(), replication_factor.to_string());
+    let mut args = vec![
+        "topics",
+        "--bootstrap-server",
+        servers,
+        "--create",
+        "--topic",
+        topic,
+        "--partitions",
+        &p,
+        "--replication-factor",
+        &rf,
+    ];
+    for c in configs {
+        args.extend(["--config", c]);
+    }
+    Command::new(sluice_path())
+        .args(&args)
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
 /// A node's `process.roles`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Roles {

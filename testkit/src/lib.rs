@@ -14,7 +14,8 @@ mod cluster;
 pub mod netns;
 
 pub use cluster::{
-    sluice_path, topic_partitions, wait_for, Cluster, ClusterBuilder, Node, Roles, WAIT_POLL,
+    create_topic_cli, sluice_path, topic_partitions, wait_for, Cluster, ClusterBuilder, Node,
+    Roles, WAIT_POLL,
 };
 pub use netns::{Endpoint, Network};
 
