@@ -405,6 +405,9 @@ async fn dispatch_admin(
         RequestKind::OffsetForLeaderEpoch(req) => send(ResponseKind::OffsetForLeaderEpoch(
             offset_for_leader_epoch::handle(shard, version, req).await,
         )),
+        RequestKind::DescribeLogDirs(req) => send(ResponseKind::DescribeLogDirs(
+            describe_log_dirs::handle(shard, version, req).await,
+        )),
         other => dispatch_cluster(shard, version, client, other).await,
     }
 }

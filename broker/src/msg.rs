@@ -75,6 +75,10 @@ pub enum ShardMsg {
     LocalLogs {
         reply: oneshot::Sender<Vec<(TopicPartition, sluice_engine::TopicId)>>,
     },
+    /// Every log this shard holds, for DescribeLogDirs.
+    LogDirs {
+        reply: oneshot::Sender<Vec<crate::handlers::describe_log_dirs::LocalLogDescription>>,
+    },
     /// This shard's metrics snapshot, for a scrape.
     Metrics {
         reply: oneshot::Sender<crate::metrics::MetricsSnapshot>,

@@ -463,6 +463,9 @@ async fn handle_msg(shard: Rc<Shard>, msg: ShardMsg) {
                     .collect(),
             );
         }
+        ShardMsg::LogDirs { reply } => {
+            let _ = reply.send(crate::handlers::describe_log_dirs::local_logs(&shard));
+        }
         ShardMsg::Metrics { reply } => {
             let _ = reply.send(crate::metrics::local_snapshot(&shard));
         }

@@ -10,6 +10,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use kafka_protocol::error::ResponseError;
+use sluice_net::client::log_dirs::LogDirDescription;
 use sluice_net::client::{Acks, Client, ClientError, FetchOptions, Record, RecordBatchBuilder};
 use sluice_testkit::Broker;
 
@@ -113,6 +114,13 @@ fn partitions_in(dir: &Path) -> Vec<i32> {
         .collect()
 }
 
+/// The description of log dir `dir`.
+fn described<'a>(dirs: &'a [LogDirDescription], dir: &Path) -> &'a LogDirDescription {
+    let path = dir.display().to_string();
+    let found = dirs.iter().find(|d| d.log_dir == path);
+    found.unwrap_or_else(|| panic!("{path} not in {dirs:?}"))
+}
+
 #[test]
 fn a_failing_disk_takes_its_log_dir_offline_and_the_other_dir_keeps_serving() {
     let failing = match LoopFs::mount() {
@@ -157,6 +165,30 @@ async fn check(broker: &Broker, healthy: &Path, failing: &LoopFs) {
             "partition {p}"
         );
     }
+    let before = client
+        .describe_log_dirs(1, &broker.bootstrap())
+        .await
+        .unwrap();
+    assert_eq!(before.len(), 2, "{before:?}");
+    for (dir, expected) in [
+        (healthy, &on_healthy),
+        (failing.mount.as_path(), &on_failing),
+    ] {
+        let d = described(&before, dir);
+        assert_eq!(d.error, None, "{d:?}");
+        let ours: Vec<_> = d.replicas.iter().filter(|r| r.topic == TOPIC).collect();
+        let mut listed: Vec<i32> = ours.iter().map(|r| r.partition).collect();
+        listed.sort();
+        assert_eq!(&listed, expected, "{d:?}");
+        // One record each: a non-empty segment, nothing between high watermark and log end.
+        assert!(ours
+            .iter()
+            .all(|r| r.size_bytes > 0 && r.offset_lag == 0 && !r.is_future));
+        assert!(
+            d.total_bytes > 0 && (0..=d.total_bytes).contains(&d.usable_bytes),
+            "{d:?}"
+        );
+    }
     failing.fail();
     // The first write after the failure fails with EIO...
     let struck = produce(&mut client, on_failing[0]).await;
@@ -183,6 +215,15 @@ async fn check(broker: &Broker, healthy: &Path, failing: &LoopFs) {
             "fetch of {p}"
         );
     }
+    // DescribeLogDirs reports the failed dir as Kafka does: KAFKA_STORAGE_ERROR, nothing else.
+    let after = client
+        .describe_log_dirs(1, &broker.bootstrap())
+        .await
+        .unwrap();
+    let d = described(&after, &failing.mount);
+    assert_eq!(d.error, Some(ResponseError::KafkaStorageError), "{d:?}");
+    assert!(d.replicas.is_empty() && d.total_bytes == -1, "{d:?}");
+    assert_eq!(described(&after, healthy).error, None);
     // The healthy dir keeps serving, and new partitions go only there.
     for &p in &on_healthy {
         assert_eq!(

@@ -32,6 +32,38 @@ pub const TOPIC_NAME_BYTES_MAX: usize = 249;
 /// Bytes read from a `.lock` file to learn the holder's pid.
 const LOCK_PID_BYTES_MAX: u64 = 32;
 
+/// The size of the filesystem holding a path, as Java's `FileStore` reports it
+/// (`getTotalSpace`, `getUsableSpace`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FilesystemSpace {
+    pub total_bytes: u64,
+    /// Free bytes for unprivileged writers.
+    pub usable_bytes: u64,
+}
+
+/// statvfs(2) of the filesystem holding `path`.
+pub fn filesystem_space(path: &Path) -> io::Result<FilesystemSpace> {
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: statvfs(2) writes one `statvfs` into `st` and reads the NUL-terminated path
+    // `c`, which outlives the call.
+    let rc = unsafe { libc::statvfs(c.as_ptr(), st.as_mut_ptr()) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: statvfs returned 0, so it initialised `st`.
+    let st = unsafe { st.assume_init() };
+    // fsblkcnt_t and c_ulong are u32 on some targets.
+    #[allow(clippy::unnecessary_cast)]
+    let frsize = st.f_frsize as u64;
+    #[allow(clippy::unnecessary_cast)]
+    Ok(FilesystemSpace {
+        total_bytes: (st.f_blocks as u64).saturating_mul(frsize),
+        usable_bytes: (st.f_bavail as u64).saturating_mul(frsize),
+    })
+}
+
 /// Holds Kafka's `.lock` on a log dir (`flock(LOCK_EX | LOCK_NB)`) for as long as it
 /// lives; the file holds our pid. Dropping it releases the lock.
 #[derive(Debug)]

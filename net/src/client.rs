@@ -25,6 +25,7 @@ pub mod consumer_protocol;
 pub mod error;
 mod groups;
 pub mod limits;
+pub mod log_dirs;
 pub mod membership;
 pub mod producer;
 pub mod raft_voters;

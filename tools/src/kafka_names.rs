@@ -18,6 +18,7 @@ pub const KAFKA_COMMANDS: &[(&str, &str)] = &[
     ("kafka-storage", "storage"),
     ("kafka-metadata-quorum", "metadata-quorum"),
     ("kafka-leader-election", "leader-election"),
+    ("kafka-log-dirs", "log-dirs"),
 ];
 
 /// The subcommand a binary called `argv0` stands for, if its name is one of Kafka's.

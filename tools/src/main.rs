@@ -1,7 +1,8 @@
 //! `sluice`: the operator CLI, with the names and flags of Kafka's tools
 //! (`kafka-topics`, `kafka-console-producer`, `kafka-console-consumer`,
 //! `kafka-delete-records`, `kafka-dump-log`, `kafka-consumer-groups`, `kafka-configs`,
-//! `kafka-get-offsets`, `kafka-storage`, `kafka-metadata-quorum`, `kafka-leader-election`)
+//! `kafka-get-offsets`, `kafka-storage`, `kafka-metadata-quorum`, `kafka-leader-election`,
+//! `kafka-log-dirs`)
 //! so muscle memory works; called by one of those
 //! names (a link), it runs that command (`kafka_names`).
 //!
@@ -25,6 +26,7 @@ mod get_offsets;
 mod kafka_names;
 mod leader_election;
 mod limits;
+mod log_dirs;
 mod metadata_quorum;
 mod partitioner;
 mod properties;
@@ -82,6 +84,8 @@ enum Command {
     LeaderElection(leader_election::LeaderElectionArgs),
     /// A cluster's brokers (alive or fenced), active controller and metadata quorum.
     Cluster(cluster::ClusterArgs),
+    /// Describe the log dirs of brokers: partitions' sizes and lags (kafka-log-dirs).
+    LogDirs(log_dirs::LogDirsArgs),
 }
 
 fn main() -> ExitCode {
@@ -127,6 +131,7 @@ fn run(command: Command) -> Result<(), ToolError> {
             Command::MetadataQuorum(args) => metadata_quorum::run(args).await,
             Command::LeaderElection(args) => leader_election::run(args).await,
             Command::Cluster(args) => cluster::run(args).await,
+            Command::LogDirs(args) => log_dirs::run(args).await,
             Command::DumpLog(_) | Command::Storage(_) => unreachable!("handled above"),
         }
     })

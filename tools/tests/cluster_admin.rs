@@ -130,6 +130,45 @@ fn create_topic(cluster: &Cluster, configs: &[&str]) {
     });
 }
 
+/// `sluice log-dirs --describe ARGS`: Kafka's two lines, then its JSON line parsed.
+fn log_dirs(bootstrap: &str, args: &[&str]) -> (String, serde_json::Value) {
+    let mut all = vec!["log-dirs", "--describe", "--bootstrap-server", bootstrap];
+    all.extend(args);
+    let (ok, out, err) = sluice(&all);
+    assert!(ok, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert_eq!(lines[0], "Querying brokers for log directories information");
+    let json = serde_json::from_str(lines[2]).unwrap_or_else(|e| panic!("{e}: {out}"));
+    (lines[1].to_string(), json)
+}
+
+/// Per broker id, the partitions (`topic-partition`) its log dirs hold, sorted.
+fn log_dir_partitions(json: &serde_json::Value) -> Vec<(i64, Vec<String>)> {
+    assert_eq!(json["version"], 1, "{json}");
+    let brokers = json["brokers"].as_array().unwrap();
+    brokers
+        .iter()
+        .map(|b| {
+            let mut names: Vec<String> = Vec::new();
+            for dir in b["logDirs"].as_array().unwrap() {
+                assert!(dir["error"].is_null(), "{json}");
+                assert!(dir["logDir"].as_str().is_some_and(|d| d.starts_with('/')));
+                for p in dir["partitions"].as_array().unwrap() {
+                    assert_eq!(
+                        (&p["offsetLag"], &p["isFuture"]),
+                        (&0.into(), &false.into())
+                    );
+                    assert!(p["size"].as_i64().is_some_and(|s| s >= 0), "{json}");
+                    names.push(p["partition"].as_str().unwrap().to_string());
+                }
+            }
+            names.sort();
+            (b["broker"].as_i64().unwrap(), names)
+        })
+        .collect()
+}
+
 fn quorum(cluster: &Cluster) -> Option<QuorumInfo> {
     with_client(cluster, async |c| c.describe_quorum().await)
 }
@@ -316,6 +355,21 @@ fn admin_apis_and_tools_see_a_broker_leave_and_come_back() {
     check_quorum_cli(&cluster, &q);
     check_cursor(&cluster);
     assert!(report(&cluster, "--under-replicated-partitions").is_empty());
+    // Every broker holds a replica of every partition (replication factor 3).
+    let (received, json) = log_dirs(&cluster.bootstrap_servers(), &["--topic-list", TOPIC]);
+    assert_eq!(
+        received,
+        "Received log directory information from brokers 1,2,3"
+    );
+    let names: Vec<String> = (0..3).map(|p| format!("{TOPIC}-{p}")).collect();
+    let expected: Vec<(i64, Vec<String>)> = (1..=3).map(|b| (b, names.clone())).collect();
+    assert_eq!(log_dir_partitions(&json), expected, "{json}");
+    let (_, json) = log_dirs(&cluster.bootstrap_servers(), &["--broker-list", "2"]);
+    let only = log_dir_partitions(&json);
+    assert!(
+        only.len() == 1 && only[0].0 == 2 && only[0].1.contains(&names[1]),
+        "{json}"
+    );
 
     // Every partition leads from its preferred replica: nothing to elect.
     let (ok, out) = elect(
@@ -391,6 +445,22 @@ fn admin_apis_and_tools_see_a_broker_leave_and_come_back() {
         "ISR 2, min 3"
     );
     assert!(report(&cluster, "--unavailable-partitions").is_empty());
+    // A fenced broker is not among those kafka-log-dirs can ask.
+    let dead = preferred.to_string();
+    let (ok, _, err) = sluice(&[
+        "log-dirs",
+        "--describe",
+        "--bootstrap-server",
+        &live_bootstrap(&cluster),
+        "--broker-list",
+        &dead,
+    ]);
+    assert!(
+        !ok && err.contains(&format!(
+            "ERROR: The given brokers do not exist from --broker-list: {dead}."
+        )),
+        "{err}"
+    );
     let (ok, summary, err) = sluice(&["cluster", "--bootstrap-server", &live_bootstrap(&cluster)]);
     assert!(ok, "{err}");
     eprintln!("{summary}{}", under.join("\n"));
@@ -662,4 +732,30 @@ fn a_single_node_answers_the_admin_apis_for_itself() {
         Some(kafka_protocol::error::ResponseError::UnknownTopicOrPartition)
     );
     assert_eq!(topics[1].partitions.len(), 2, "{topics:?}");
+    let (received, json) = log_dirs(&b, &["--topic-list", "solo"]);
+    let id = d.brokers[0].id;
+    assert_eq!(
+        received,
+        format!("Received log directory information from brokers {id}")
+    );
+    let solo = vec!["solo-0".to_string(), "solo-1".to_string()];
+    assert_eq!(
+        log_dir_partitions(&json),
+        vec![(i64::from(id), solo)],
+        "{json}"
+    );
+    let (ok, _, err) = sluice(&[
+        "log-dirs",
+        "--describe",
+        "--bootstrap-server",
+        &b,
+        "--broker-list",
+        "7",
+    ]);
+    assert!(
+        !ok && err.contains(&format!(
+            "ERROR: The given brokers do not exist from --broker-list: 7. Current existent brokers: {id}"
+        )),
+        "{err}"
+    );
 }

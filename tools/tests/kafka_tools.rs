@@ -420,6 +420,7 @@ fn kafkas_command_names_run_the_matching_subcommand() {
         ("kafka-storage", "storage"),
         ("kafka-metadata-quorum", "metadata-quorum"),
         ("kafka-leader-election", "leader-election"),
+        ("kafka-log-dirs", "log-dirs"),
     ];
     for (kafka, sub) in commands {
         for name in [kafka.to_string(), format!("{kafka}.sh")] {

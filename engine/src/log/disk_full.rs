@@ -13,7 +13,6 @@
 
 use std::fs;
 use std::io;
-use std::path::Path;
 
 use super::{delete_segments, segment_file_path, AppendError, PartitionLog, Recovery};
 use crate::segment::LOG_SUFFIX;
@@ -27,24 +26,6 @@ pub(super) fn is_disk_full(err: &io::Error) -> bool {
     matches!(err.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT))
         || err.kind() == io::ErrorKind::StorageFull
         || err.kind() == io::ErrorKind::QuotaExceeded
-}
-
-/// Free bytes for unprivileged writers on the filesystem holding `dir`.
-fn free_bytes(dir: &Path) -> io::Result<u64> {
-    let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes())
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-    let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
-    // SAFETY: statvfs(2) writes one `statvfs` into `st` and reads the NUL-terminated path
-    // `c`, which outlives the call.
-    let rc = unsafe { libc::statvfs(c.as_ptr(), st.as_mut_ptr()) };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: statvfs returned 0, so it initialised `st`.
-    let st = unsafe { st.assume_init() };
-    // fsblkcnt_t and c_ulong are u32 on some targets.
-    #[allow(clippy::unnecessary_cast)]
-    Ok((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
 }
 
 impl PartitionLog {
@@ -95,7 +76,7 @@ impl PartitionLog {
             return Ok(false);
         }
         let wanted = DISK_FULL_RESUME_FREE_BYTES_MIN + u64::from(self.config.max_message_bytes);
-        if free_bytes(&self.dir)? < wanted {
+        if crate::logdir::filesystem_space(&self.dir)?.usable_bytes < wanted {
             return Ok(false);
         }
         match self.reopen_at_log_end() {

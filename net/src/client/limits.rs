@@ -65,6 +65,8 @@ pub const CLIENT_VERSIONS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeQuorum, 0, 2),
     (ApiKey::ElectLeaders, 0, 2),
     (ApiKey::DescribeTopicPartitions, 0, 0),
+    // `sluice log-dirs` (`log_dirs.rs`).
+    (ApiKey::DescribeLogDirs, 1, 4),
 ];
 
 /// Most JoinGroup rounds [`crate::client::membership::GroupMembership::join`] makes
