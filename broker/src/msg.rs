@@ -29,8 +29,7 @@ pub enum ShardMsg {
         offset: i64,
         max_bytes: u32,
         first: FirstBatch,
-        /// A follower's fetch (cluster mode).
-        replica: Option<crate::replica::ReplicaAsk>,
+        asker: crate::ops::FetchAsker,
         reply: oneshot::Sender<SentFetchPart>,
     },
     ListOffsets {

@@ -48,6 +48,8 @@ pub struct FetchPart {
     pub records: Option<(FileRange, u32)>,
     /// To a follower whose log diverged (KIP-320): (epoch, end offset) to truncate to.
     pub diverging_epoch: Option<(i32, i64)>,
+    /// KIP-392: the replica a consumer should fetch from instead of this leader.
+    pub preferred_read_replica: Option<i32>,
 }
 
 impl FetchPart {
@@ -58,6 +60,7 @@ impl FetchPart {
             log_start_offset: -1,
             records: None,
             diverging_epoch: None,
+            preferred_read_replica: None,
         }
     }
 
@@ -80,6 +83,7 @@ impl FetchPart {
             log_start_offset: self.log_start_offset,
             records,
             diverging_epoch: self.diverging_epoch,
+            preferred_read_replica: self.preferred_read_replica,
         }
     }
 }
@@ -92,6 +96,7 @@ pub struct SentFetchPart {
     pub log_start_offset: i64,
     pub records: Option<(OwnedFd, u64, u32)>,
     pub diverging_epoch: Option<(i32, i64)>,
+    pub preferred_read_replica: Option<i32>,
 }
 
 impl SentFetchPart {
@@ -111,6 +116,7 @@ impl SentFetchPart {
             log_start_offset: self.log_start_offset,
             records,
             diverging_epoch: self.diverging_epoch,
+            preferred_read_replica: self.preferred_read_replica,
         }
     }
 }
@@ -313,17 +319,17 @@ pub async fn fetch_routed(
     part: &Arc<PartitionInfo>,
     tp: TopicPartition,
     (offset, max_bytes, first): (i64, u32, FirstBatch),
-    replica: Option<crate::replica::ReplicaAsk>,
+    asker: FetchAsker,
 ) -> FetchPart {
     if part.shard == shard.id {
-        return fetch_local(shard, tp, (offset, max_bytes, first), replica);
+        return fetch_local(shard, tp, (offset, max_bytes, first), asker);
     }
     let sent = call(&shard.peers, part.shard, |reply| ShardMsg::Fetch {
         tp,
         offset,
         max_bytes,
         first,
-        replica,
+        asker,
         reply,
     })
     .await;
@@ -333,19 +339,38 @@ pub async fn fetch_routed(
     }
 }
 
+/// Who sent a fetch.
+#[derive(Debug, Clone)]
+pub enum FetchAsker {
+    /// A follower (cluster mode).
+    Replica(crate::replica::ReplicaAsk),
+    /// A consumer of Fetch v11+ (KIP-392's client metadata: it may read from a follower).
+    Client(crate::replica::read_replica::ClientMetadata),
+    /// A consumer of an older version: only the leader serves it.
+    LeaderOnly,
+}
+
 /// Reads on the owning shard: the answer is a range of an open segment file, not bytes. A
-/// follower's fetch (`replica`) goes to the partition's leader state first.
+/// follower's fetch goes to the partition's leader state first, a v11+ consumer's to its
+/// replica role (`read_replica`).
 pub fn fetch_local(
     shard: &Rc<Shard>,
     tp: TopicPartition,
     (offset, max_bytes, first): (i64, u32, FirstBatch),
-    replica: Option<crate::replica::ReplicaAsk>,
+    asker: FetchAsker,
 ) -> FetchPart {
     // A single node has no followers to track: a replica's fetch reads like a consumer's
     // (its high watermark is its log end).
     let info = partition_info(shard, &tp).filter(|i| i.replication.is_some());
-    if let (Some(ask), Some(info)) = (replica, info) {
-        return crate::replica::serve_follower(shard, (&tp, &info), ask, (offset, max_bytes));
+    match (asker, info) {
+        (FetchAsker::Replica(ask), Some(info)) => {
+            return crate::replica::serve_follower(shard, (&tp, &info), ask, (offset, max_bytes));
+        }
+        (FetchAsker::Client(client), Some(_)) => {
+            let read = (offset, max_bytes, first);
+            return crate::replica::read_replica::serve_consumer(shard, &tp, &client, read);
+        }
+        _ => {}
     }
     let Some(log) = shard.log(&tp) else {
         return FetchPart::failed(ResponseError::UnknownTopicOrPartition);
@@ -374,6 +399,7 @@ pub fn read_local(
         log_start_offset: l.log_start_offset(),
         records: None,
         diverging_epoch: None,
+        preferred_read_replica: None,
     };
     match l.read(offset, max_bytes, first, isolation) {
         Ok(None) => {}

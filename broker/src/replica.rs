@@ -13,6 +13,7 @@
 //! Lives on one shard: `Shard::replicas` is touched only by the partition's owner.
 
 pub mod fetcher;
+pub mod read_replica;
 
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -33,6 +34,8 @@ use sluice_net::client::replica::NO_PARTITION_LEADER_EPOCH;
 pub struct FollowerProgress {
     /// The offset of its last fetch (-1 before any).
     pub log_end_offset: i64,
+    /// Its log start offset, as its last fetch said (-1 before any).
+    pub log_start_offset: i64,
     /// When it last held everything the leader had (Kafka's `lastCaughtUpTimeMs`).
     pub last_caught_up: Instant,
     last_fetch: Instant,
@@ -44,6 +47,7 @@ impl FollowerProgress {
     fn new(now: Instant) -> FollowerProgress {
         FollowerProgress {
             log_end_offset: -1,
+            log_start_offset: -1,
             last_caught_up: now,
             last_fetch: now,
             leader_end_at_last_fetch: -1,
@@ -291,6 +295,8 @@ pub struct ReplicaAsk {
     pub replica_id: i32,
     pub current_leader_epoch: i32,
     pub last_fetched_epoch: i32,
+    /// The follower's log start offset (Fetch v5+; -1 before).
+    pub log_start_offset: i64,
 }
 
 /// Serves a follower's fetch on the leader: checks its view of the epoch, answers a
@@ -328,6 +334,7 @@ pub fn serve_follower(
             log_start_offset: l.log_start_offset(),
             records: None,
             diverging_epoch: Some(diverging),
+            preferred_read_replica: None,
         };
     }
     let log_end = log.borrow().log_end_offset();
@@ -335,6 +342,9 @@ pub fn serve_follower(
         return FetchPart::failed(ResponseError::OffsetOutOfRange);
     }
     record_progress(state, ask.replica_id, offset, log_end);
+    if let Some(f) = state.followers.get_mut(&ask.replica_id) {
+        f.log_start_offset = ask.log_start_offset;
+    }
     maybe_advance_high_watermark(&log, state, info, me);
     maybe_expand_isr(shard, tp, state, ask.replica_id, &log);
     drop(replicas);

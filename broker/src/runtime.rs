@@ -414,10 +414,10 @@ async fn handle_msg(shard: Rc<Shard>, msg: ShardMsg) {
             offset,
             max_bytes,
             first,
-            replica,
+            asker,
             reply,
         } => {
-            let part = ops::fetch_local(&shard, tp, (offset, max_bytes, first), replica);
+            let part = ops::fetch_local(&shard, tp, (offset, max_bytes, first), asker);
             let _ = reply.send(part.into_sent());
         }
         ShardMsg::ListOffsets { tp, ask, reply } => {

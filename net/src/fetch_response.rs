@@ -37,6 +37,8 @@ pub struct FetchPartitionOut<R> {
     /// KIP-320 (v12+, tagged field 0): the asking follower's log diverges from the leader's
     /// at the end of this (epoch, end offset); `None` is the default (not sent).
     pub diverging_epoch: Option<(i32, i64)>,
+    /// KIP-392 (v11+): the replica the consumer should fetch from instead (-1: none).
+    pub preferred_read_replica: i32,
 }
 
 #[derive(Debug, Clone)]
@@ -119,7 +121,7 @@ impl<R> Encoder<R> {
             self.buf.put_i32(-1);
         }
         if self.version >= 11 {
-            self.buf.put_i32(-1); // preferred_read_replica
+            self.buf.put_i32(p.preferred_read_replica);
         }
         match p.records {
             Some((source, len)) => {
@@ -245,6 +247,10 @@ mod tests {
                     d.log_start_offset = p.log_start_offset;
                 }
                 d.aborted_transactions = None;
+                if version >= 11 {
+                    d.preferred_read_replica =
+                        kafka_protocol::messages::BrokerId(p.preferred_read_replica);
+                }
                 if let Some((epoch, end_offset)) = p.diverging_epoch.filter(|_| version >= 12) {
                     d.diverging_epoch.epoch = epoch;
                     d.diverging_epoch.end_offset = end_offset;
@@ -275,6 +281,7 @@ mod tests {
             log_start_offset: 3,
             records: records.map(|r| (Bytes::from_static(r), r.len() as u32)),
             diverging_epoch: (index == 1).then_some((5, 1234)),
+            preferred_read_replica: if index == 1 { 3 } else { -1 },
         }
     }
 

@@ -55,7 +55,23 @@ pub const KEYS_ONLY_A_CLUSTER_HONOURS: &[&str] = &[
     "leader.imbalance.check.interval.seconds",
     "leader.imbalance.per.broker.percentage",
     "controller.quorum.auto.join.enable",
+    "replica.selector.class",
 ];
+
+/// Kafka's rack-aware `replica.selector.class` (KIP-392), the one selector Sluice has.
+pub const RACK_AWARE_REPLICA_SELECTOR: &str =
+    "org.apache.kafka.common.replica.RackAwareReplicaSelector";
+
+/// `replica.selector.class`: how a leader picks a replica for a consumer to fetch from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReplicaSelector {
+    /// Unset (Kafka's default): the leader serves every consumer itself.
+    #[default]
+    LeaderOnly,
+    /// `RackAwareReplicaSelector`: a consumer whose `client.rack` holds an in-sync follower
+    /// but not the leader is sent to the most caught-up such follower.
+    RackAware,
+}
 
 pub const KEYS_NOT_YET_HONOURED: &[&str] = &[];
 
@@ -188,6 +204,8 @@ pub struct ReplicationConfig {
     /// `controller.quorum.auto.join.enable` (Kafka's default false): parsed, and warned
     /// about when true — a re-formatted controller joins only by `add-controller`.
     pub quorum_auto_join_enable: bool,
+    /// `replica.selector.class`.
+    pub replica_selector: ReplicaSelector,
 }
 
 impl ClusterConfig {
@@ -237,6 +255,7 @@ impl Default for ReplicationConfig {
                 LEADER_IMBALANCE_CHECK_INTERVAL_SECONDS_DEFAULT,
             leader_imbalance_per_broker_percentage: LEADER_IMBALANCE_PER_BROKER_PERCENTAGE_DEFAULT,
             quorum_auto_join_enable: false,
+            replica_selector: ReplicaSelector::LeaderOnly,
         }
     }
 }
@@ -285,6 +304,19 @@ impl ReplicationConfig {
             }
             "controller.quorum.auto.join.enable" => {
                 self.quorum_auto_join_enable = parse_bool(key, value)?
+            }
+            "replica.selector.class" => {
+                self.replica_selector = match value.trim() {
+                    "" => ReplicaSelector::LeaderOnly,
+                    RACK_AWARE_REPLICA_SELECTOR => ReplicaSelector::RackAware,
+                    _ => {
+                        let expected = format!(
+                            "{RACK_AWARE_REPLICA_SELECTOR} or nothing (the only replica \
+                             selector Sluice has)"
+                        );
+                        return Err(ConfigError::new(key, value, &expected));
+                    }
+                }
             }
             _ => return Ok(false),
         }
@@ -890,6 +922,24 @@ mod tests {
         check(node1!("min.insync.replicas=0"), "config key min.insync.replicas");
         check(node1!("unclean.leader.election.enable=maybe"), "config key unclean.leader.election.enable");
         check(node1!("sluice.gossip.listener=nowhere"), "config key sluice.gossip.listener");
+        check(node1!("replica.selector.class=com.example.MySelector"), "invalid value \"com.example.MySelector\" for config key replica.selector.class: expected org.apache.kafka.common.replica.RackAwareReplicaSelector or nothing");
+    }
+
+    #[test]
+    fn replica_selector_class_is_kafkas_rack_aware_one_or_unset() {
+        let selector = |extra: &str| {
+            let text = format!("{}{extra}", node1!());
+            parse(&text)
+                .unwrap()
+                .0
+                .cluster
+                .unwrap()
+                .replication
+                .replica_selector
+        };
+        assert_eq!(selector(""), ReplicaSelector::LeaderOnly);
+        let rack_aware = format!("replica.selector.class={RACK_AWARE_REPLICA_SELECTOR}\n");
+        assert_eq!(selector(&rack_aware), ReplicaSelector::RackAware);
     }
 
     #[test]

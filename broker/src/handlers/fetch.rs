@@ -1,5 +1,7 @@
 //! Fetch v4–v18 (v13+ address topics by id; v17's replica directory id and v18's follower
-//! high watermark are follower fields, unused without replication). Honours `max_bytes`, `partition_max_bytes`
+//! high watermark are follower fields, unused without replication). From v11 a consumer
+//! may fetch from a follower, and the leader may name a preferred read replica instead of
+//! answering (KIP-392, `replica::read_replica`). Honours `max_bytes`, `partition_max_bytes`
 //! (the first batch of the first non-empty partition is returned whole, KIP-74), `min_bytes`
 //! and `max_wait_ms`: a long poll parks on the partitions' append signals and wakes on an
 //! append, not on a timer loop. Fetch sessions (KIP-227) are not kept: session id 0 tells
@@ -18,7 +20,8 @@ use sluice_net::fetch_response::{FetchPartitionOut, FetchTopicOut};
 use sluice_net::zero_copy::FileRange;
 
 use crate::metadata::TopicInfo;
-use crate::ops::{fetch_routed, FetchPart};
+use crate::ops::{fetch_routed, FetchAsker, FetchPart};
+use crate::replica::read_replica::{ClientMetadata, CLIENT_METADATA_VERSION_MIN};
 use crate::shard::{Shard, TopicPartition};
 
 /// The longest long poll we honour, whatever the client asks.
@@ -41,7 +44,11 @@ pub async fn handle(
     req: FetchRequest,
 ) -> Vec<FetchTopicOut<FileRange>> {
     let wanted = resolve(shard, version, &req);
-    let replica_id = replica_of(version, &req);
+    let asking = Asking {
+        version,
+        replica_id: replica_of(version, &req),
+        rack_id: std::sync::Arc::from(req.rack_id.as_str()),
+    };
     let wait = Duration::from_millis(req.max_wait_ms.clamp(0, FETCH_WAIT_MS_MAX) as u64);
     let deadline = Instant::now() + wait;
     let min_bytes = req.min_bytes.max(0) as usize;
@@ -56,8 +63,7 @@ pub async fn handle(
             .map(|p| p.appended.listen())
             .collect();
         let stop = shard.stop.listen();
-        let (resp, bytes, errors) =
-            read_all(shard, (version, replica_id), &wanted, req.max_bytes).await;
+        let (resp, bytes, errors) = read_all(shard, &asking, &wanted, req.max_bytes).await;
         let done = bytes >= min_bytes || errors || listeners.is_empty();
         if done || shard.stopping.get() || Instant::now() >= deadline {
             return resp;
@@ -98,15 +104,43 @@ fn resolve(shard: &Shard, version: i16, req: &FetchRequest) -> Vec<Wanted> {
         .collect()
 }
 
+/// Who asks: the request's version, the follower (None: a consumer) and its `rack_id`.
+struct Asking {
+    version: i16,
+    replica_id: Option<i32>,
+    rack_id: Arc<str>,
+}
+
+impl Asking {
+    fn asker(&self, p: &FetchPartition) -> FetchAsker {
+        match self.replica_id {
+            Some(replica_id) => FetchAsker::Replica(crate::replica::ReplicaAsk {
+                replica_id,
+                current_leader_epoch: p.current_leader_epoch,
+                last_fetched_epoch: p.last_fetched_epoch,
+                log_start_offset: p.log_start_offset,
+            }),
+            None if self.version >= CLIENT_METADATA_VERSION_MIN => {
+                FetchAsker::Client(ClientMetadata {
+                    rack_id: self.rack_id.clone(),
+                    current_leader_epoch: p.current_leader_epoch,
+                })
+            }
+            None => FetchAsker::LeaderOnly,
+        }
+    }
+}
+
 /// Reads every wanted partition within the response's byte budget. Returns the topics to
-/// frame, the record bytes they hold, and whether any partition had an error (which answers
-/// at once).
+/// frame, the record bytes they hold, and whether any partition had an error or named a
+/// preferred read replica (either answers at once).
 async fn read_all(
     shard: &Rc<Shard>,
-    (version, replica_id): (i16, Option<i32>),
+    asking: &Asking,
     wanted: &[Wanted],
     max_bytes: i32,
 ) -> (Vec<FetchTopicOut<FileRange>>, usize, bool) {
+    let me = shard.broker.node_id;
     let mut remaining = max_bytes.max(0) as usize;
     let mut total = 0usize;
     let mut errors = false;
@@ -122,8 +156,14 @@ async fn read_all(
                 .topic
                 .as_ref()
                 .and_then(|t| Some((t, t.partitions.get(usize::try_from(p.partition).ok()?)?)));
+            let asker = asking.asker(p);
+            // A v11+ consumer may read from any replica (KIP-392); others only from the leader.
+            let servable = |info: &crate::metadata::PartitionInfo| match asker {
+                FetchAsker::Client(_) => info.is_led_by(me) || info.has_replica(me),
+                _ => info.is_led_by(me),
+            };
             let part = match info {
-                Some((_, info)) if !info.is_led_by(shard.broker.node_id) => {
+                Some((_, info)) if !servable(info) => {
                     FetchPart::failed(ResponseError::NotLeaderOrFollower)
                 }
                 Some((topic, info)) => {
@@ -137,19 +177,14 @@ async fn read_all(
                     } else {
                         FirstBatch::WithinLimit
                     };
-                    let replica = replica_id.map(|replica_id| crate::replica::ReplicaAsk {
-                        replica_id,
-                        current_leader_epoch: p.current_leader_epoch,
-                        last_fetched_epoch: p.last_fetched_epoch,
-                    });
-                    fetch_routed(shard, info, tp, (p.fetch_offset, limit, first), replica).await
+                    fetch_routed(shard, info, tp, (p.fetch_offset, limit, first), asker).await
                 }
-                None => FetchPart::failed(unknown_topic(version)),
+                None => FetchPart::failed(unknown_topic(asking.version)),
             };
             let n = part.records.as_ref().map_or(0, |(_, len)| *len as usize);
             total += n;
             remaining = remaining.saturating_sub(n);
-            errors |= part.error != 0;
+            errors |= part.error != 0 || part.preferred_read_replica.is_some();
             t.partitions.push(FetchPartitionOut {
                 partition_index: p.partition,
                 error_code: part.error,
@@ -158,6 +193,7 @@ async fn read_all(
                 log_start_offset: part.log_start_offset,
                 records: part.records,
                 diverging_epoch: part.diverging_epoch,
+                preferred_read_replica: part.preferred_read_replica.unwrap_or(-1),
             });
         }
         topics.push(t);

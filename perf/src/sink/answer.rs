@@ -314,6 +314,7 @@ fn fetch(sink: &Sink, correlation_id: i32, version: i16, request: FetchRequest, 
                         log_start_offset: 0,
                         records: Some((records.pieces, records.bytes)),
                         diverging_epoch: None,
+                        preferred_read_replica: -1,
                     }
                 })
                 .collect();

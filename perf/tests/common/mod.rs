@@ -400,3 +400,36 @@ pub fn split_roles(controllers: i32, brokers: i32) -> sluice_testkit::ClusterBui
         .property("broker.heartbeat.interval.ms", "500")
         .property("num.shards", "1")
 }
+
+/// The Prometheus text of `node`'s `metrics.listener` (started with
+/// `metrics.listener=127.0.0.1:0`: the bound address is read back from its log); `None`
+/// when it does not answer.
+pub fn scrape_metrics(node: &sluice_testkit::Node) -> Option<String> {
+    use std::io::{Read, Write};
+    let line = node
+        .log()
+        .into_iter()
+        .rev()
+        .find(|l| l.contains("metrics on http://"))?;
+    let addr = line
+        .split("metrics on http://")
+        .nth(1)?
+        .split('/')
+        .next()?
+        .to_string();
+    let mut s = std::net::TcpStream::connect(&addr).ok()?;
+    s.set_read_timeout(Some(CALL_TIMEOUT)).ok()?;
+    write!(s, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    Some(out)
+}
+
+/// The value of `series` (name and labels, e.g. `m{topic="t"}`) in a scrape; `None` when
+/// absent.
+pub fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|l| {
+        let rest = l.strip_prefix(series)?.strip_prefix(' ')?;
+        rest.trim().parse().ok()
+    })
+}

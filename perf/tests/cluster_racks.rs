@@ -1,0 +1,129 @@
+//! Fetch from the closest replica (KIP-392) with a real client: three brokers in racks
+//! r1, r2, r3 with Kafka's `RackAwareReplicaSelector`; a librdkafka consumer with
+//! `client.rack` set to a follower's rack is sent there by the leader (its
+//! `preferred_read_replica`) and reads every acknowledged record, exactly those, from that
+//! follower. Which broker served the bytes is read from each broker's metrics: the follower
+//! in the consumer's rack sent the records, the follower elsewhere sent nothing (followers
+//! fetch from the leader; only consumers read from a follower).
+//!
+//! Every wait is bounded (`common::WAIT_MAX`); nothing depends on timing.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{
+    create_topic, full_isrs, live_bootstrap, metric, produce, scrape_metrics, values,
+    wait_metadata, Acked, WAIT_MAX,
+};
+use rdkafka::admin::{NewTopic, TopicReplication};
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+use sluice_testkit::Cluster;
+
+const TOPIC: &str = "racks";
+const RECORDS: usize = 300;
+
+fn rack(node_id: i32) -> String {
+    format!("r{node_id}")
+}
+
+/// Reads partition 0 of `TOPIC` from the beginning as a consumer in `client_rack` until
+/// `end` (exclusive).
+fn read_in_rack(bootstrap: &str, client_rack: &str, end: i64) -> Acked {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("client.rack", client_rack)
+        .set("group.id", "racks-reader")
+        .set("enable.auto.commit", "false")
+        .set("socket.timeout.ms", "3000")
+        .set("topic.metadata.refresh.interval.ms", "200")
+        .create()
+        .expect("consumer");
+    let mut assignment = TopicPartitionList::new();
+    assignment
+        .add_partition_offset(TOPIC, 0, Offset::Beginning)
+        .unwrap();
+    consumer.assign(&assignment).expect("assign");
+    let mut seen = Acked::new();
+    let start = Instant::now();
+    while !seen.contains_key(&(0, end - 1)) {
+        assert!(
+            start.elapsed() < WAIT_MAX,
+            "read {} of {end} records",
+            seen.len()
+        );
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => {
+                let value = m.payload().unwrap_or_default().to_vec();
+                assert!(
+                    seen.insert((m.partition(), m.offset()), value).is_none(),
+                    "offset {} read twice",
+                    m.offset()
+                );
+            }
+            Some(Err(e)) => eprintln!("read {TOPIC}: {e}"),
+            None => {}
+        }
+    }
+    seen
+}
+
+/// Record bytes `node` sent to fetchers of `TOPIC` (0 before any).
+fn bytes_out(cluster: &Cluster, node_id: i32) -> f64 {
+    let text = scrape_metrics(cluster.node(node_id)).expect("metrics answer");
+    let series = format!("sluice_topic_bytes_out_total{{topic=\"{TOPIC}\"}}");
+    metric(&text, &series).unwrap_or(0.0)
+}
+
+#[test]
+fn a_consumer_reads_from_the_follower_in_its_rack() {
+    let mut builder = Cluster::builder(3)
+        .property("broker.heartbeat.interval.ms", "500")
+        .property("offsets.topic.num.partitions", "1")
+        .property("num.shards", "1")
+        .property("metrics.listener", "127.0.0.1:0")
+        .property(
+            "replica.selector.class",
+            "org.apache.kafka.common.replica.RackAwareReplicaSelector",
+        );
+    for id in 1..=3 {
+        builder = builder.node_property(id, "broker.rack", &rack(id));
+    }
+    let cluster = builder.start();
+    let topic = NewTopic::new(TOPIC, 1, TopicReplication::Fixed(3));
+    create_topic(&cluster, &topic);
+    let view = wait_metadata(&cluster, TOPIC, "a full ISR", |m| full_isrs(m, 1, 3));
+    let leader = view.partitions[0].leader;
+    let followers: Vec<i32> = (1..=3).filter(|id| *id != leader).collect();
+    let (near, far) = (followers[0], followers[1]);
+
+    let bootstrap = live_bootstrap(&cluster);
+    let (acked, failed) = produce(&bootstrap, TOPIC, Some(0), &values("rack", RECORDS), &[]);
+    assert!(failed.is_empty(), "{failed:?}");
+    assert_eq!(acked.len(), RECORDS);
+    let end = acked.keys().map(|(_, o)| o + 1).max().unwrap();
+    let (near_before, far_before) = (bytes_out(&cluster, near), bytes_out(&cluster, far));
+
+    let read = read_in_rack(&bootstrap, &rack(near), end);
+    assert_eq!(
+        read, acked,
+        "the records read are exactly those acknowledged"
+    );
+    let value_bytes: usize = acked.values().map(Vec::len).sum();
+    let (near_sent, far_sent) = (
+        bytes_out(&cluster, near) - near_before,
+        bytes_out(&cluster, far) - far_before,
+    );
+    eprintln!(
+        "leader {leader}; consumer in {}: {near_sent} bytes from broker {near}, {far_sent} from broker {far}",
+        rack(near)
+    );
+    assert!(
+        near_sent >= value_bytes as f64,
+        "the follower in the consumer's rack served the records: {near_sent} bytes < {value_bytes}"
+    );
+    assert_eq!(far_sent, 0.0, "the follower in another rack served nobody");
+}
