@@ -62,6 +62,34 @@ impl ApiStats {
     }
 }
 
+/// Replication events counted on a shard (cluster mode).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReplicationCounts {
+    /// ISR changes this broker's leaders proposed and the controller committed (Kafka's
+    /// `IsrShrinksPerSec` / `IsrExpandsPerSec`).
+    pub isr_shrinks: u64,
+    pub isr_expands: u64,
+    /// Leaderships this broker took at a new leader epoch, from the ISR or not.
+    pub elections_clean: u64,
+    pub elections_unclean: u64,
+}
+
+impl ReplicationCounts {
+    fn add(&mut self, o: &ReplicationCounts) {
+        self.isr_shrinks += o.isr_shrinks;
+        self.isr_expands += o.isr_expands;
+        self.elections_clean += o.elections_clean;
+        self.elections_unclean += o.elections_unclean;
+    }
+}
+
+/// How a leader was elected: from the ISR, or (`unclean.leader.election.enable`) not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Election {
+    Clean,
+    Unclean,
+}
+
 /// One shard's counters. Lives on that shard only.
 #[derive(Default)]
 pub struct ShardMetrics {
@@ -69,6 +97,7 @@ pub struct ShardMetrics {
     apis: RefCell<BTreeMap<i16, ApiStats>>,
     connections_open: Cell<u64>,
     connections_accepted: Cell<u64>,
+    replication: Cell<ReplicationCounts>,
 }
 
 impl ShardMetrics {
@@ -99,6 +128,27 @@ impl ShardMetrics {
             .set(self.connections_accepted.get() + 1);
     }
 
+    /// A committed ISR change of a partition this broker leads, from `before` to `after`
+    /// members.
+    pub fn isr_changed(&self, before: usize, after: usize) {
+        let mut r = self.replication.get();
+        match after.cmp(&before) {
+            std::cmp::Ordering::Less => r.isr_shrinks += 1,
+            std::cmp::Ordering::Greater => r.isr_expands += 1,
+            std::cmp::Ordering::Equal => return,
+        }
+        self.replication.set(r);
+    }
+
+    pub fn leader_elected(&self, election: Election) {
+        let mut r = self.replication.get();
+        match election {
+            Election::Clean => r.elections_clean += 1,
+            Election::Unclean => r.elections_unclean += 1,
+        }
+        self.replication.set(r);
+    }
+
     pub fn connection_closed(&self) {
         self.connections_open
             .set(self.connections_open.get().saturating_sub(1));
@@ -116,6 +166,7 @@ impl ShardMetrics {
             apis: self.apis.borrow().clone(),
             connections_open: self.connections_open.get(),
             connections_accepted: self.connections_accepted.get(),
+            replication: self.replication.get(),
             partitions,
         }
     }
@@ -133,6 +184,11 @@ pub struct PartitionGauges {
     pub in_sync_replicas: u32,
     /// Offsets cut to follow leaders elected uncleanly.
     pub unclean_truncated_offsets: u64,
+    /// On its leader: the ISR is below `min.insync.replicas`.
+    pub under_min_isr: bool,
+    /// On its leader, over its followers: the most offsets one is behind the log end and
+    /// the longest time one has not been caught up (`None` elsewhere, or no followers).
+    pub follower_lag: Option<(i64, Duration)>,
 }
 
 /// What one shard reports to a scrape (plain data: it crosses shards).
@@ -142,6 +198,7 @@ pub struct MetricsSnapshot {
     pub apis: BTreeMap<i16, ApiStats>,
     pub connections_open: u64,
     pub connections_accepted: u64,
+    pub replication: ReplicationCounts,
     pub partitions: Vec<PartitionGauges>,
 }
 
@@ -162,6 +219,7 @@ impl MetricsSnapshot {
             }
             total.connections_open += s.connections_open;
             total.connections_accepted += s.connections_accepted;
+            total.replication.add(&s.replication);
             total.partitions.extend(s.partitions);
         }
         total
@@ -176,6 +234,7 @@ impl MetricsSnapshot {
         self.render_topics(&mut out);
         self.render_apis(&mut out, api_name);
         self.render_partitions(&mut out);
+        self.render_replication(&mut out);
         let _ = writeln!(
             out,
             "# HELP sluice_connections Client connections open now."
@@ -279,13 +338,7 @@ impl MetricsSnapshot {
         for (name, help, value) in gauges {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
             for p in &self.partitions {
-                let _ = writeln!(
-                    out,
-                    "{name}{{topic=\"{}\",partition=\"{}\"}} {}",
-                    escape(&p.topic),
-                    p.partition,
-                    value(p)
-                );
+                partition_sample(out, name, p, value(p));
             }
         }
         let under = self
@@ -300,6 +353,78 @@ impl MetricsSnapshot {
         );
         let _ = writeln!(out, "# TYPE {name} gauge\n{name} {under}");
     }
+}
+
+impl MetricsSnapshot {
+    fn render_replication(&self, out: &mut String) {
+        let r = &self.replication;
+        for (name, help, value) in [
+            (
+                "sluice_isr_shrinks_total",
+                "ISR shrinks of partitions led here, committed by the controller.",
+                r.isr_shrinks,
+            ),
+            (
+                "sluice_isr_expands_total",
+                "ISR expansions of partitions led here, committed by the controller.",
+                r.isr_expands,
+            ),
+        ] {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
+            );
+        }
+        let name = "sluice_leader_elections_total";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Leaderships this broker took at a new leader epoch, clean (from the ISR) or unclean.\n\
+             # TYPE {name} counter\n{name}{{type=\"clean\"}} {}\n{name}{{type=\"unclean\"}} {}",
+            r.elections_clean, r.elections_unclean
+        );
+        let under = self.partitions.iter().filter(|p| p.under_min_isr).count();
+        let name = "sluice_under_min_isr_partitions";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Partitions led here whose ISR is below min.insync.replicas.\n\
+             # TYPE {name} gauge\n{name} {under}"
+        );
+        type Lag = fn(&(i64, Duration)) -> String;
+        let lags: [(&str, &str, Lag); 2] = [
+            (
+                "sluice_follower_lag_offsets",
+                "On the leader: the most offsets a follower is behind the log end.",
+                |l| l.0.to_string(),
+            ),
+            (
+                "sluice_follower_lag_seconds",
+                "On the leader: the longest time a follower has not been caught up.",
+                |l| l.1.as_secs_f64().to_string(),
+            ),
+        ];
+        for (name, help, value) in lags {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+            for p in &self.partitions {
+                if let Some(lag) = &p.follower_lag {
+                    partition_sample(out, name, p, value(lag));
+                }
+            }
+        }
+    }
+}
+
+/// One sample of a per-partition series.
+fn partition_sample(
+    out: &mut String,
+    name: &str,
+    p: &PartitionGauges,
+    value: impl std::fmt::Display,
+) {
+    let (topic, partition) = (escape(&p.topic), p.partition);
+    let _ = writeln!(
+        out,
+        "{name}{{topic=\"{topic}\",partition=\"{partition}\"}} {value}"
+    );
 }
 
 /// Label values escape backslash, quote and newline.
@@ -374,6 +499,7 @@ async fn gather(shard: &crate::shard::Shard) -> String {
             Err(_) => key.to_string(),
         },
     );
+    render_cluster(shard, &mut text).await;
     if let Some(pool) = &shard.broker.request_pool {
         let _ = writeln!(
             text,
@@ -400,8 +526,12 @@ pub fn local_snapshot(shard: &crate::shard::Shard) -> MetricsSnapshot {
             let led = crate::ops::partition_info(shard, tp)
                 .and_then(|i| i.replication.clone())
                 .filter(|r| r.leader == shard.broker.node_id);
+            let under_min_isr = led
+                .as_ref()
+                .is_some_and(|r| (r.isr.len() as i32) < r.min_insync_replicas);
             let (replicas, in_sync) =
                 led.map_or((1, 1), |r| (r.replicas.len() as u32, r.isr.len() as u32));
+            let follower_lag = follower_lag(shard, tp, l.log_end_offset());
             PartitionGauges {
                 topic: tp.topic.to_string(),
                 partition: tp.partition,
@@ -411,10 +541,120 @@ pub fn local_snapshot(shard: &crate::shard::Shard) -> MetricsSnapshot {
                 replicas,
                 in_sync_replicas: in_sync,
                 unclean_truncated_offsets: l.unclean_truncated_offsets(),
+                under_min_isr,
+                follower_lag,
             }
         })
         .collect();
     shard.metrics.snapshot(partitions)
+}
+
+/// On the leader of `tp`: the most offsets any follower is behind `log_end` and the
+/// longest time one has not been caught up (0 for a follower holding everything).
+fn follower_lag(
+    shard: &crate::shard::Shard,
+    tp: &crate::shard::TopicPartition,
+    log_end: i64,
+) -> Option<(i64, Duration)> {
+    let replicas = shard.replicas.borrow();
+    let Some(crate::replica::Role::Leader(state)) = replicas.get(tp) else {
+        return None;
+    };
+    let now = std::time::Instant::now();
+    state.followers.values().fold(None, |max, f| {
+        let behind = (log_end - f.log_end_offset.max(0)).max(0);
+        let time = match behind {
+            0 => Duration::ZERO,
+            _ => now.saturating_duration_since(f.last_caught_up),
+        };
+        let (offsets, longest) = max.unwrap_or((0, Duration::ZERO));
+        Some((offsets.max(behind), longest.max(time)))
+    })
+}
+
+/// What shard 0 adds in a cluster: this node's metadata quorum state (Kafka's
+/// `raft-metrics`) and, on the active controller, the offline partitions (Kafka's
+/// `OfflinePartitionsCount` and `ActiveControllerCount`).
+async fn render_cluster(shard: &crate::shard::Shard, out: &mut String) {
+    let Some(handle) = &shard.broker.cluster else {
+        return;
+    };
+    let Some(q) = handle.local_quorum_view().await else {
+        return;
+    };
+    let active = q.leader == Some(shard.broker.node_id);
+    let offline = match active {
+        true => shard
+            .metadata()
+            .topics
+            .values()
+            .flat_map(|t| t.partitions.iter())
+            .filter(|p| p.replication.as_ref().is_some_and(|r| r.leader < 0))
+            .count(),
+        false => 0,
+    };
+    let gauges: [(&str, &str, i64); 2] = [
+        (
+            "sluice_active_controller",
+            "1 on the active controller (the metadata quorum's leader).",
+            i64::from(active),
+        ),
+        (
+            "sluice_offline_partitions",
+            "On the active controller: partitions without a leader.",
+            offline as i64,
+        ),
+    ];
+    for (name, help, value) in gauges {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+        );
+    }
+    let name = "sluice_raft_state";
+    let _ = writeln!(
+        out,
+        "# HELP {name} This node's metadata quorum state (leader, follower, candidate, unattached, observer).\n\
+         # TYPE {name} gauge\n{name}{{state=\"{}\"}} 1",
+        escape(&q.local_state)
+    );
+    let mut raft: Vec<(&str, &str, i64)> = vec![
+        (
+            "sluice_raft_current_leader",
+            "The metadata quorum's leader this node knows (-1: none).",
+            q.leader.map_or(-1, i64::from),
+        ),
+        (
+            "sluice_raft_current_epoch",
+            "The metadata quorum's epoch (Raft term) this node is in.",
+            q.term as i64,
+        ),
+    ];
+    if q.local_log_end_offset >= 0 {
+        raft.extend([
+            (
+                "sluice_raft_log_end_offset",
+                "The index after this node's last metadata log entry.",
+                q.local_log_end_offset,
+            ),
+            (
+                "sluice_raft_high_watermark",
+                "The index after the last metadata log entry this node applied.",
+                q.high_watermark,
+            ),
+            (
+                "sluice_raft_commit_lag_offsets",
+                "Metadata log entries this node holds but has not applied (committed) yet.",
+                (q.local_log_end_offset - q.high_watermark).max(0),
+            ),
+        ]);
+    }
+    for (name, help, value) in raft {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+        );
+    }
 }
 
 #[cfg(test)]
@@ -432,6 +672,10 @@ mod tests {
         a.request(0, Duration::from_micros(300));
         b.request(0, Duration::from_millis(20));
         a.connection_opened();
+        a.isr_changed(3, 2);
+        b.isr_changed(2, 3);
+        b.isr_changed(2, 1);
+        a.leader_elected(Election::Unclean);
         let gauges = PartitionGauges {
             topic: "orders".into(),
             partition: 0,
@@ -441,6 +685,8 @@ mod tests {
             replicas: 1,
             in_sync_replicas: 1,
             unclean_truncated_offsets: 0,
+            under_min_isr: true,
+            follower_lag: Some((7, Duration::from_millis(1500))),
         };
         let total = MetricsSnapshot::sum(vec![a.snapshot(vec![gauges]), b.snapshot(vec![])]);
         let text = total.render(|k| {
@@ -459,6 +705,13 @@ mod tests {
             "sluice_request_duration_seconds_count{api=\"Produce\"} 2",
             "sluice_log_end_offset{topic=\"orders\",partition=\"0\"} 5",
             "sluice_under_replicated_partitions 0",
+            "sluice_isr_shrinks_total 2",
+            "sluice_isr_expands_total 1",
+            "sluice_leader_elections_total{type=\"clean\"} 0",
+            "sluice_leader_elections_total{type=\"unclean\"} 1",
+            "sluice_under_min_isr_partitions 1",
+            "sluice_follower_lag_offsets{topic=\"orders\",partition=\"0\"} 7",
+            "sluice_follower_lag_seconds{topic=\"orders\",partition=\"0\"} 1.5",
             "sluice_connections 1",
         ] {
             assert!(

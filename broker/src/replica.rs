@@ -65,6 +65,9 @@ pub struct LeaderState {
     pub followers: HashMap<i32, FollowerProgress>,
     /// An AlterPartition is on its way to the controller (one at a time, as Kafka).
     pub isr_change_in_flight: bool,
+    /// The ISR this leader last proposed, until it is committed (counted as an ISR shrink
+    /// or expansion then, as Kafka's `IsrShrinksPerSec` / `IsrExpandsPerSec`) or refused.
+    pub proposed_isr: Option<Vec<i32>>,
     /// The log end offset when this broker started leading at `leader_epoch` (Kafka's
     /// `leaderEpochStartOffsetOpt`): until the high watermark reaches it, the high
     /// watermark may be lower than the one the previous leader exposed.
@@ -125,6 +128,9 @@ fn lead(
     match replicas.get_mut(tp) {
         Some(Role::Leader(state)) if state.leader_epoch == r.leader_epoch => {
             if r.partition_epoch > state.partition_epoch {
+                if state.proposed_isr.take().is_some_and(|p| p == r.isr) {
+                    shard.metrics.isr_changed(state.isr.len(), r.isr.len());
+                }
                 state.partition_epoch = r.partition_epoch;
                 state.isr = r.isr.clone();
                 state.replicas = r.replicas.clone();
@@ -140,11 +146,23 @@ fn lead(
             }
         }
         _ => {
+            let previous_epoch = log.borrow().leader_epoch_cache().latest_entry();
             if let Err(e) = log.borrow_mut().become_leader(LeaderEpoch(r.leader_epoch)) {
                 tracing::error!(topic = %tp.topic, partition = tp.partition, "becoming leader: {e}");
                 return;
             }
             let leader_epoch_start_offset = log.borrow().log_end_offset();
+            // A leader election, unless this is the partition's first leader (epoch 0) or
+            // this broker already led this epoch before a restart.
+            let new_epoch = previous_epoch.is_none_or(|e| e.epoch.0 < r.leader_epoch);
+            if r.leader_epoch > 0 && new_epoch {
+                shard
+                    .metrics
+                    .leader_elected(match r.last_unclean_epoch == r.leader_epoch {
+                        true => crate::metrics::Election::Unclean,
+                        false => crate::metrics::Election::Clean,
+                    });
+            }
             tracing::info!(topic = %tp.topic, partition = tp.partition, epoch = r.leader_epoch, isr = ?r.isr, start_offset = leader_epoch_start_offset, "leading");
             if *tp.topic == *crate::group::OFFSETS_TOPIC {
                 crate::group::load::on_leadership(shard, tp.partition);
@@ -165,6 +183,7 @@ fn lead(
                     min_insync_replicas: r.min_insync_replicas,
                     followers,
                     isr_change_in_flight: false,
+                    proposed_isr: None,
                     leader_epoch_start_offset,
                 }),
             );
@@ -444,6 +463,7 @@ fn alter_isr(shard: &Rc<Shard>, tp: &TopicPartition, state: &mut LeaderState, is
         return;
     };
     state.isr_change_in_flight = true;
+    state.proposed_isr = Some(isr.clone());
     let req = ControllerRequest::AlterPartition {
         broker_id: shard.broker.node_id,
         broker_epoch: handle.broker.borrow().broker_epoch,
@@ -474,14 +494,22 @@ fn apply_alter_answer(
     match answer {
         Ok(ControllerReply::Partition(p)) if p.leader_epoch == state.leader_epoch => {
             if p.partition_epoch > state.partition_epoch {
+                if state.proposed_isr.take().is_some() {
+                    shard.metrics.isr_changed(state.isr.len(), p.isr.len());
+                }
                 state.partition_epoch = p.partition_epoch;
                 state.isr = p.isr;
             }
+            state.proposed_isr = None;
             tracing::info!(topic = %tp.topic, partition = tp.partition, isr = ?state.isr, "ISR changed");
         }
-        Ok(other) => tracing::warn!(?other, "AlterPartition answered with something else"),
+        Ok(other) => {
+            state.proposed_isr = None;
+            tracing::warn!(?other, "AlterPartition answered with something else")
+        }
         // Stale epochs: the next metadata snapshot brings the current state.
         Err(e) => {
+            state.proposed_isr = None;
             tracing::info!(topic = %tp.topic, partition = tp.partition, code = e.code, "AlterPartition refused: {}", e.message)
         }
     }

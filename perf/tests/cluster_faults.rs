@@ -10,6 +10,9 @@
 //! - SIGKILL of the active controller: CreateTopics still succeeds once a new quorum leader
 //!   is elected.
 //!
+//! The stopped follower's test also reads the metrics that should move: the leader's ISR
+//! shrink and expansion counters and follower lag, every node's metadata quorum state.
+//!
 //! Timeouts are shortened to keep CI quick; every wait is bounded (`common::WAIT_MAX`) and
 //! no verdict depends on how long something took (the times are printed, not asserted).
 
@@ -21,8 +24,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{
-    assert_all_read, create_topic, full_isrs, live_bootstrap, metadata, produce, values,
-    wait_metadata, wait_until, Acked,
+    assert_all_read, create_topic, full_isrs, live_bootstrap, metadata, metric, produce,
+    scrape_metrics, values, wait_metadata, wait_until, Acked,
 };
 use rdkafka::admin::{NewTopic, TopicReplication};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -46,11 +49,13 @@ fn a_stopped_follower_leaves_the_isr_and_rejoins_after_sigcont() {
         .property("broker.session.timeout.ms", "60000")
         .property("sluice.gossip.enable", "false")
         .property("replica.lag.time.max.ms", "1500")
+        .property("metrics.listener", "127.0.0.1:0")
         .start();
     let topic =
         NewTopic::new("lagging", 1, TopicReplication::Fixed(3)).set("min.insync.replicas", "2");
     create_topic(&cluster, &topic);
     let view = wait_metadata(&cluster, "lagging", "a full ISR", |m| full_isrs(m, 1, 3));
+    check_quorum_metrics(&cluster);
     let leader = view.partitions[0].leader;
     let follower = *view.partitions[0]
         .replicas
@@ -98,6 +103,22 @@ fn a_stopped_follower_leaves_the_isr_and_rejoins_after_sigcont() {
     );
     assert_eq!(during.len(), 50);
     acked.extend(during);
+    // The leader counted its shrink and sees the stopped follower behind, in offsets and time.
+    let scrape = |c: &Cluster| scrape_metrics(c.node(leader)).unwrap_or_default();
+    let lag = r#"{topic="lagging",partition="0"}"#;
+    wait_until("the leader to count the ISR shrink", || {
+        metric(&scrape(&cluster), "sluice_isr_shrinks_total").is_some_and(|n| n >= 1.0)
+    });
+    let text = scrape(&cluster);
+    let behind = metric(&text, &format!("sluice_follower_lag_offsets{lag}"));
+    assert!(behind.is_some_and(|n| n >= 50.0), "{text}");
+    let late = metric(&text, &format!("sluice_follower_lag_seconds{lag}"));
+    assert!(late.is_some_and(|s| s > 0.0), "{text}");
+    assert_eq!(
+        metric(&text, "sluice_under_min_isr_partitions"),
+        Some(0.0),
+        "ISR 2, min 2"
+    );
 
     cluster.node_mut(follower).cont();
     let continued_at = Instant::now();
@@ -107,12 +128,56 @@ fn a_stopped_follower_leaves_the_isr_and_rejoins_after_sigcont() {
     wait_metadata(&cluster, "lagging", "the follower back in the ISR", |m| {
         full_isrs(m, 1, 3)
     });
+    wait_until("the leader to count the ISR expansion", || {
+        metric(&scrape(&cluster), "sluice_isr_expands_total").is_some_and(|n| n >= 1.0)
+    });
+    wait_until("the follower's lag back to 0", || {
+        metric(
+            &scrape(&cluster),
+            &format!("sluice_follower_lag_offsets{lag}"),
+        ) == Some(0.0)
+    });
     eprintln!(
         "follower {follower} SIGSTOPped: out of the ISR after {shrink_ms} ms \
          (replica.lag.time.max.ms=1500); back in {} ms after SIGCONT",
         continued_at.elapsed().as_millis()
     );
     assert_all_read(&live_bootstrap(&cluster), "lagging", &acked);
+}
+
+/// Every node's metadata quorum state (once it settled): one leader, which is the active
+/// controller; every other node a follower naming it, all in one epoch.
+fn check_quorum_metrics(cluster: &Cluster) {
+    let views = || -> Vec<(i32, String)> {
+        let running = cluster.nodes().iter().filter(|n| n.is_running());
+        running
+            .filter_map(|n| Some((n.node_id, scrape_metrics(n)?)))
+            .collect()
+    };
+    wait_until("every node to agree on the quorum leader", || {
+        let v = views();
+        let leaders: Vec<i32> = v
+            .iter()
+            .filter(|(_, t)| metric(t, r#"sluice_raft_state{state="leader"}"#) == Some(1.0))
+            .map(|(id, _)| *id)
+            .collect();
+        let [leader] = leaders[..] else { return false };
+        let epochs: BTreeSet<i64> = v
+            .iter()
+            .filter_map(|(_, t)| metric(t, "sluice_raft_current_epoch").map(|e| e as i64))
+            .collect();
+        v.len() == 3
+            && epochs.len() == 1
+            && v.iter().all(|(id, t)| {
+                let state = if *id == leader { "leader" } else { "follower" };
+                let active = f64::from(u8::from(*id == leader));
+                metric(t, &format!("sluice_raft_state{{state=\"{state}\"}}")) == Some(1.0)
+                    && metric(t, "sluice_raft_current_leader") == Some(f64::from(leader))
+                    && metric(t, "sluice_active_controller") == Some(active)
+                    && metric(t, "sluice_offline_partitions") == Some(0.0)
+                    && metric(t, "sluice_raft_commit_lag_offsets").is_some()
+            })
+    });
 }
 
 /// Quorum lost: the follower of an RF=2, `min.insync.replicas=2` partition and a third

@@ -10,6 +10,10 @@
 //! - `true`: the out-of-sync replica is elected and takes writes; the old leader, back,
 //!   truncates to it below its high watermark — the one allowed exception, logged with the
 //!   offsets lost and counted — and the two replicas end with the same bytes.
+//!
+//! Metrics: the active controller counts the offline partition
+//! (`sluice_offline_partitions`), the unclean leader its election
+//! (`sluice_leader_elections_total{type="unclean"}`).
 
 mod common;
 
@@ -28,7 +32,16 @@ fn cluster() -> Cluster {
         .property("replica.lag.time.max.ms", "3000")
         .property("offsets.topic.replication.factor", "2")
         .property("offsets.topic.num.partitions", "1")
+        .property("metrics.listener", "127.0.0.1:0")
         .start()
+}
+
+/// The value of `series` on every running node that answers a scrape.
+fn metric_on_nodes(cluster: &Cluster, series: &str) -> Vec<(i32, f64)> {
+    let running = cluster.nodes().iter().filter(|n| n.is_running());
+    running
+        .filter_map(|n| Some((n.node_id, metric(&scrape_metrics(n)?, series)?)))
+        .collect()
 }
 
 /// The topic's one partition as Metadata from the live brokers shows it.
@@ -98,6 +111,18 @@ fn without_unclean_election_the_partition_waits_for_an_in_sync_replica() {
         }
         std::thread::sleep(POLL_PAUSE);
     }
+    // The active controller counts it offline (Kafka's OfflinePartitionsCount).
+    wait_until(
+        "the active controller to count the offline partition",
+        || {
+            let active = metric_on_nodes(&cluster, "sluice_active_controller");
+            let offline = metric_on_nodes(&cluster, "sluice_offline_partitions");
+            let controller = active.iter().find(|(_, a)| *a == 1.0).map(|(id, _)| *id);
+            offline
+                .iter()
+                .any(|(id, n)| Some(*id) == controller && *n >= 1.0)
+        },
+    );
     let quick = [("message.timeout.ms", "2000")];
     let (acked, failed) = produce(
         &live_bootstrap(&cluster),
@@ -135,6 +160,12 @@ fn with_unclean_election_the_old_leader_truncates_and_says_how_much() {
     assert!(failed.is_empty() && after.len() == 50, "{failed:?}");
     // The unclean leader continues from its own log end: offsets 100..150 hold new records.
     assert_eq!(after.keys().next(), Some(&(0, 100)));
+    let series = r#"sluice_leader_elections_total{type="unclean"}"#;
+    let elections = metric_on_nodes(&cluster, series);
+    assert!(
+        elections.iter().any(|(id, n)| *id == follower && *n >= 1.0),
+        "the unclean leader counts its election: {elections:?}"
+    );
 
     cluster.node_mut(leader).restart();
     wait_until("the old leader back in the ISR", || {

@@ -575,18 +575,31 @@ async fn fetch_metadata(local: &Local, after: u64, max_wait_ms: u64) -> Option<B
 /// directory ids; observers are its learners and every registered broker that is no voter.
 fn describe(local: &Local) -> QuorumDescription {
     let Some(raft) = &local.raft else {
+        // A broker-only node fetches images, not the log: its offsets are not known here.
         return QuorumDescription {
             voter_endpoints: local.options.voters.clone(),
+            local_state: "observer".into(),
+            local_log_end_offset: -1,
             ..Default::default()
         };
     };
     let m = raft.metrics().borrow().clone();
     let me = local.options.node_id;
     let leader = m.current_leader.map(|l| l as BrokerId);
+    let local_state = match (m.state, leader) {
+        (openraft::ServerState::Leader, _) => "leader",
+        (openraft::ServerState::Candidate, _) => "candidate",
+        (openraft::ServerState::Follower, None) => "unattached",
+        (openraft::ServerState::Follower, Some(_)) => "follower",
+        (openraft::ServerState::Learner, _) => "observer",
+        (openraft::ServerState::Shutdown, _) => "shutdown",
+    };
     let view = local.keys.as_ref().map(|k| k.view()).unwrap_or_default();
     let mut d = QuorumDescription {
         leader,
         from_leader: leader == Some(me),
+        local_state: local_state.into(),
+        local_log_end_offset: m.last_log_index.map_or(0, |i| i as i64 + 1),
         term: m.current_term,
         high_watermark: m.last_applied.map_or(0, |l| l.index as i64 + 1),
         voter_endpoints: view

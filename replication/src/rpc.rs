@@ -274,6 +274,13 @@ pub struct QuorumDescription {
     pub observers: Vec<ReplicaState>,
     /// Each voter's controller listener, "host:port".
     pub voter_endpoints: Vec<(BrokerId, String)>,
+    /// This node's Raft state in Kafka's names (`leader`, `follower`, `candidate`,
+    /// `unattached`: a follower knowing no leader, `observer`: no vote, `shutdown`).
+    #[serde(default)]
+    pub local_state: String,
+    /// The index after this node's last metadata log entry (its log end offset).
+    #[serde(default)]
+    pub local_log_end_offset: i64,
 }
 
 pub async fn write_frame(stream: &mut TcpStream, value: &impl Serialize) -> io::Result<()> {
