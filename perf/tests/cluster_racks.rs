@@ -6,6 +6,13 @@
 //! in the consumer's rack sent the records, the follower elsewhere sent nothing (followers
 //! fetch from the leader; only consumers read from a follower).
 //!
+//! Then KIP-392's answers at the protocol level (raw Fetch requests): the leader names the
+//! follower for a consumer of its rack and serves one of its own rack; the follower serves
+//! up to its high watermark and answers OFFSET_OUT_OF_RANGE past its log end,
+//! UNKNOWN_LEADER_EPOCH for a newer leader epoch (the topic is new: no older one to be
+//! fenced by), and
+//! NOT_LEADER_OR_FOLLOWER to a consumer of a version before 11.
+//!
 //! Every wait is bounded (`common::WAIT_MAX`); nothing depends on timing.
 
 mod common;
@@ -126,4 +133,88 @@ fn a_consumer_reads_from_the_follower_in_its_rack() {
         "the follower in the consumer's rack served the records: {near_sent} bytes < {value_bytes}"
     );
     assert_eq!(far_sent, 0.0, "the follower in another rack served nobody");
+
+    compio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(check_answers(&cluster, (leader, near), end));
+}
+
+/// One partition's answer to a raw consumer Fetch: (error, high watermark, preferred read
+/// replica, record bytes).
+type Answer = (i16, i64, i32, usize);
+
+async fn raw_fetch(
+    address: &str,
+    version: i16,
+    (rack_id, leader_epoch, offset): (&str, i32, i64),
+) -> Answer {
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::messages::{FetchRequest, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+    let mut connection = sluice_net::client::connection::Connection::connect(address, "racks")
+        .await
+        .unwrap();
+    let request = FetchRequest::default()
+        .with_replica_id(kafka_protocol::messages::BrokerId(-1))
+        .with_max_wait_ms(0)
+        .with_max_bytes(1 << 20)
+        .with_rack_id(StrBytes::from_string(rack_id.to_string()))
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(TopicName(StrBytes::from_static_str(TOPIC)))
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition(0)
+                .with_fetch_offset(offset)
+                .with_current_leader_epoch(leader_epoch)
+                .with_partition_max_bytes(1 << 20)])]);
+    let response = connection.call_version(&request, version).await.unwrap();
+    let p = &response.responses[0].partitions[0];
+    let bytes = p.records.as_ref().map_or(0, |r| r.len());
+    (
+        p.error_code,
+        p.high_watermark,
+        p.preferred_read_replica.0,
+        bytes,
+    )
+}
+
+async fn check_answers(cluster: &Cluster, (leader, near): (i32, i32), end: i64) {
+    use kafka_protocol::error::ResponseError::*;
+    let mut client = sluice_net::client::Client::connect(&cluster.bootstrap_servers())
+        .await
+        .unwrap();
+    let described = client.describe_topic_partitions(&[TOPIC]).await.unwrap();
+    let epoch = described[0].partitions[0].leader_epoch;
+    let (to_leader, to_near) = (
+        cluster.node(leader).bootstrap(),
+        cluster.node(near).bootstrap(),
+    );
+    let near_rack = rack(near);
+    // v12 (topic names, flexible): the leader sends a consumer in the follower's rack there.
+    let sent = raw_fetch(&to_leader, 12, (&near_rack, epoch, 0)).await;
+    assert_eq!(sent, (0, end, near, 0), "the leader names the follower");
+    let served = raw_fetch(&to_leader, 12, (&rack(leader), epoch, 0)).await;
+    assert!(
+        served.0 == 0 && served.2 == -1 && served.3 > 0,
+        "{served:?}"
+    );
+    let read = raw_fetch(&to_near, 12, (&near_rack, epoch, 0)).await;
+    assert!(
+        read.0 == 0 && read.1 == end && read.3 > 0,
+        "the follower serves: {read:?}"
+    );
+    let at_end = raw_fetch(&to_near, 12, (&near_rack, epoch, end)).await;
+    assert_eq!(at_end, (0, end, -1, 0), "nothing past its high watermark");
+    let errors = [
+        ((12, epoch, end + 1000), OffsetOutOfRange),
+        ((12, epoch + 1, 0), UnknownLeaderEpoch),
+        ((10, epoch, 0), NotLeaderOrFollower),
+    ];
+    for ((version, asked_epoch, offset), error) in errors {
+        let answer = raw_fetch(&to_near, version, (&near_rack, asked_epoch, offset)).await;
+        assert_eq!(
+            answer.0,
+            error.code(),
+            "v{version} epoch {asked_epoch} offset {offset}: {answer:?}"
+        );
+    }
 }

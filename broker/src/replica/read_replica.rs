@@ -93,7 +93,16 @@ pub fn serve_consumer(
             }
             None
         }
-        None => return FetchPart::failed(ResponseError::NotLeaderOrFollower),
+        // No role: an offline log (its read answers KAFKA_STORAGE_ERROR) or a partition the
+        // metadata says this broker leads, before its first role, reads as it always did.
+        None => {
+            let me = shard.broker.node_id;
+            let led = crate::ops::partition_info(shard, tp).is_some_and(|i| i.is_led_by(me));
+            if !led && !log.borrow().is_offline() {
+                return FetchPart::failed(ResponseError::NotLeaderOrFollower);
+            }
+            None
+        }
     };
     if let Some(node_id) = preferred {
         let l = log.borrow();
