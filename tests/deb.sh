@@ -31,7 +31,7 @@ for file in usr/bin/sluiced usr/bin/sluice usr/bin/sluice-perf; do
 done
 for name in kafka-topics kafka-console-producer kafka-console-consumer kafka-consumer-groups \
     kafka-configs kafka-delete-records kafka-dump-log kafka-get-offsets kafka-storage \
-    kafka-metadata-quorum kafka-leader-election kafka-log-dirs; do
+    kafka-metadata-quorum kafka-leader-election kafka-log-dirs kafka-reassign-partitions; do
     for link in "$name" "$name.sh"; do
         [ "$(readlink "$root/usr/bin/$link")" = sluice ] || fail "usr/bin/$link is not a link to sluice"
     done

@@ -411,6 +411,8 @@ pub fn snapshot_from_image(
             .get("min.insync.replicas")
             .and_then(|v| v.parse().ok())
             .unwrap_or(min_insync_default);
+        let throttles =
+            crate::throttle::TopicThrottles::from_configs(&t.name, |k| t.configs.get(k).cloned());
         let partitions = t
             .partitions
             .iter()
@@ -432,6 +434,7 @@ pub fn snapshot_from_image(
                         isr: p.isr.clone(),
                         min_insync_replicas,
                         last_unclean_epoch: p.last_unclean_epoch,
+                        throttles: throttles.clone(),
                     }),
                 })
             })
@@ -524,6 +527,7 @@ pub fn leaderless(found: &ClusterMetadata) -> ClusterMetadata {
                         isr: vec![],
                         min_insync_replicas: 1,
                         last_unclean_epoch: sluice_replication::records::NO_UNCLEAN_EPOCH,
+                        throttles: Default::default(),
                     }),
                 })
             })

@@ -100,6 +100,10 @@ pub struct Config {
     /// `None` = Kafka's default (Long.MAX_VALUE): never fsync because of a message count.
     pub log_flush_interval_messages: Option<u64>,
     pub log_flush_interval_ms: Option<u64>,
+    /// `leader.replication.throttled.rate` / `follower.replication.throttled.rate`: bytes/s
+    /// of throttled replication (`throttle`); Long.MAX_VALUE = none.
+    pub leader_replication_throttled_rate: u64,
+    pub follower_replication_throttled_rate: u64,
     pub num_shards: Option<usize>,
     /// `fetch.transfer.method` (ours): how record ranges go from file to socket.
     pub fetch_transfer_method: TransferMethod,
@@ -169,6 +173,8 @@ impl Default for Config {
             queued_max_request_bytes: None,
             log_flush_interval_messages: None,
             log_flush_interval_ms: None,
+            leader_replication_throttled_rate: crate::throttle::RATE_UNLIMITED,
+            follower_replication_throttled_rate: crate::throttle::RATE_UNLIMITED,
             num_shards: None,
             fetch_transfer_method: TransferMethod::default(),
             log_flush_offset_checkpoint_interval_ms:
@@ -302,6 +308,13 @@ impl Config {
             "log.flush.interval.ms" => {
                 let n = parse_int(key, value, 0, i64::MAX)?;
                 self.log_flush_interval_ms = (n != i64::MAX).then_some(n as u64);
+            }
+            "leader.replication.throttled.rate" => {
+                self.leader_replication_throttled_rate = parse_int(key, value, 0, i64::MAX)? as u64
+            }
+            "follower.replication.throttled.rate" => {
+                self.follower_replication_throttled_rate =
+                    parse_int(key, value, 0, i64::MAX)? as u64
             }
             "log.flush.offset.checkpoint.interval.ms" => {
                 self.log_flush_offset_checkpoint_interval_ms =

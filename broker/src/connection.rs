@@ -431,6 +431,16 @@ async fn dispatch_cluster(
         RequestKind::ElectLeaders(req) => send(ResponseKind::ElectLeaders(
             elect_leaders::handle(shard, version, req).await,
         )),
+        RequestKind::AlterPartitionReassignments(req) => {
+            send(ResponseKind::AlterPartitionReassignments(
+                partition_reassignments::handle_alter(shard, version, req).await,
+            ))
+        }
+        RequestKind::ListPartitionReassignments(req) => {
+            send(ResponseKind::ListPartitionReassignments(
+                partition_reassignments::handle_list(shard, version, req).await,
+            ))
+        }
         RequestKind::DescribeQuorum(req) => send(ResponseKind::DescribeQuorum(
             describe_quorum::handle(shard, version, req).await,
         )),

@@ -170,6 +170,18 @@ pub const BROKER_KEYS: &[BrokerKey] = &[
     key!("log.flush.interval.messages", TYPE_LONG, Dynamic, |c| {
         long_or_max(c.log_flush_interval_messages)
     }),
+    key!(
+        "leader.replication.throttled.rate",
+        TYPE_LONG,
+        Dynamic,
+        |c| { Some(c.leader_replication_throttled_rate.to_string()) }
+    ),
+    key!(
+        "follower.replication.throttled.rate",
+        TYPE_LONG,
+        Dynamic,
+        |c| { Some(c.follower_replication_throttled_rate.to_string()) }
+    ),
     key!("log.flush.interval.ms", TYPE_LONG, Dynamic, |c| {
         c.log_flush_interval_ms.map(|v| v.to_string())
     }),

@@ -27,4 +27,5 @@ pub mod runtime;
 pub mod shard;
 pub mod startup;
 pub mod systemd;
+pub mod throttle;
 pub mod topic_config;

@@ -39,6 +39,8 @@ pub struct Replication {
     /// The leader epoch of the latest unclean election, -1 if none: a follower may cut
     /// below its high watermark toward that leader (logged and counted), never otherwise.
     pub last_unclean_epoch: i32,
+    /// The topic's `leader/follower.replication.throttled.replicas` (`throttle`).
+    pub throttles: Arc<crate::throttle::TopicThrottles>,
 }
 
 impl PartitionInfo {

@@ -642,11 +642,18 @@ pub fn create_partition_local(
 }
 
 /// Removes the partition's log on this (owning) shard once no append or read holds it.
+/// Its replica role goes first (a follower stops fetching it, a leader's acks=all waiters
+/// wake and answer NOT_LEADER_OR_FOLLOWER), so a replica assigned here again later starts
+/// from a new log and a first role.
 pub async fn delete_partition_local(shard: &Rc<Shard>, tp: TopicPartition) -> Result<(), String> {
     const DELETE_WAIT_ROUNDS_MAX: u32 = 500;
     let Some(mut log) = shard.logs.borrow_mut().remove(&tp) else {
         return Ok(());
     };
+    shard.replicas.borrow_mut().remove(&tp);
+    if let Some(info) = partition_info(shard, &tp) {
+        info.appended.notify(usize::MAX);
+    }
     for _ in 0..DELETE_WAIT_ROUNDS_MAX {
         match Rc::try_unwrap(log) {
             Ok(cell) => {

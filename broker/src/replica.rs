@@ -346,15 +346,7 @@ pub fn serve_follower(
         Err(e) => return FetchPart::failed(e),
     };
     if let Some(diverging) = diverging {
-        let l = log.borrow();
-        return FetchPart {
-            error: 0,
-            high_watermark: l.high_watermark(),
-            log_start_offset: l.log_start_offset(),
-            records: None,
-            diverging_epoch: Some(diverging),
-            preferred_read_replica: None,
-        };
+        return no_records(&log, Some(diverging));
     }
     let log_end = log.borrow().log_end_offset();
     if offset > log_end || offset < log.borrow().log_start_offset() {
@@ -366,14 +358,45 @@ pub fn serve_follower(
     }
     maybe_advance_high_watermark(&log, state, info, me);
     maybe_expand_isr(shard, tp, state, ask.replica_id, &log);
+    // Kafka's `shouldLeaderThrottle`: never a replica in the ISR.
+    let throttled = !state.isr.contains(&ask.replica_id)
+        && info
+            .replication
+            .as_ref()
+            .is_some_and(|r| r.throttles.leader.applies(tp.partition, me));
     drop(replicas);
-    crate::ops::read_local(
+    if throttled {
+        let rate = shard.current_config().leader_replication_throttled_rate;
+        if crate::throttle::LEADER.exceeded(rate) {
+            return no_records(&log, None);
+        }
+    }
+    let part = crate::ops::read_local(
         shard,
         tp,
         &log,
         (offset, max_bytes, sluice_engine::FirstBatch::Whole),
         FetchIsolation::LogEnd,
-    )
+    );
+    if throttled {
+        let bytes = part.records.as_ref().map_or(0, |(_, len)| u64::from(*len));
+        crate::throttle::LEADER.record(bytes);
+    }
+    part
+}
+
+/// An answer to a replica fetch without records: a diverging epoch, or a throttled
+/// partition (its offsets only).
+fn no_records(log: &LogRef, diverging_epoch: Option<(i32, i64)>) -> FetchPart {
+    let l = log.borrow();
+    FetchPart {
+        error: 0,
+        high_watermark: l.high_watermark(),
+        log_start_offset: l.log_start_offset(),
+        records: None,
+        diverging_epoch,
+        preferred_read_replica: None,
+    }
 }
 
 /// Kafka's leader epoch checks on a fetch: the asker's epoch older than ours is fenced, newer
@@ -499,9 +522,19 @@ fn apply_alter_answer(
                 }
                 state.partition_epoch = p.partition_epoch;
                 state.isr = p.isr;
+                // A reassignment's replica list changes in the same record (Kafka's
+                // PartitionChangeRecord): the snapshot will not repeat it at this epoch.
+                state.followers.retain(|id, _| p.replicas.contains(id));
+                state.replicas = p.replicas;
             }
             state.proposed_isr = None;
             tracing::info!(topic = %tp.topic, partition = tp.partition, isr = ?state.isr, "ISR changed");
+        }
+        // The change completed a reassignment that moved the leadership or fenced a removed
+        // replica with a new leader epoch: the next metadata snapshot brings the new role.
+        Ok(ControllerReply::Partition(p)) => {
+            state.proposed_isr = None;
+            tracing::info!(topic = %tp.topic, partition = tp.partition, leader = p.leader, epoch = p.leader_epoch, "ISR changed with a new leader epoch");
         }
         Ok(other) => {
             state.proposed_isr = None;

@@ -47,6 +47,16 @@ pub const TOPIC_KEYS: &[(&str, &str, i8)] = &[
     ("compression.lz4.level", "compression.lz4.level", TYPE_INT),
     ("compression.type", "compression.type", TYPE_STRING),
     ("compression.zstd.level", "compression.zstd.level", TYPE_INT),
+    (
+        "follower.replication.throttled.replicas",
+        "follower.replication.throttled.replicas",
+        TYPE_LIST,
+    ),
+    (
+        "leader.replication.throttled.replicas",
+        "leader.replication.throttled.replicas",
+        TYPE_LIST,
+    ),
     ("max.message.bytes", "message.max.bytes", TYPE_INT),
     (
         "message.timestamp.after.max.ms",
@@ -119,6 +129,9 @@ pub fn validate(key: &str, value: &str) -> Result<(), String> {
                  only for a cluster"
             )
         }),
+        "leader.replication.throttled.replicas" | "follower.replication.throttled.replicas" => {
+            crate::throttle::ThrottledReplicas::parse(key, value).map(|_| ())
+        }
         "cleanup.policy" => match value.trim() {
             "delete" => Ok(()),
             v if v.split(',').any(|p| p.trim() == "compact") => Err(format!(
@@ -258,6 +271,10 @@ pub fn broker_default(key: &str, broker: &Config) -> (String, i8) {
         .expect("a topic key");
     let value = match key {
         "cleanup.policy" => "delete".to_string(),
+        // Kafka's default: no replica throttled (no broker key sets it).
+        "leader.replication.throttled.replicas" | "follower.replication.throttled.replicas" => {
+            String::new()
+        }
         "max.message.bytes" => broker.message_max_bytes.to_string(),
         "min.insync.replicas" => broker
             .cluster

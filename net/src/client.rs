@@ -29,6 +29,7 @@ pub mod log_dirs;
 pub mod membership;
 pub mod producer;
 pub mod raft_voters;
+pub mod reassignments;
 pub mod replica;
 mod requests;
 

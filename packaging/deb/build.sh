@@ -20,7 +20,7 @@ compression=${3:-xz}
 # tools/src/kafka_names.rs, perf/src/main.rs).
 sluice_names="kafka-topics kafka-console-producer kafka-console-consumer kafka-consumer-groups
 kafka-configs kafka-delete-records kafka-dump-log kafka-get-offsets kafka-storage
-kafka-metadata-quorum kafka-leader-election kafka-log-dirs"
+kafka-metadata-quorum kafka-leader-election kafka-log-dirs kafka-reassign-partitions"
 perf_names="kafka-producer-perf-test kafka-consumer-perf-test"
 
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' "$repo/Cargo.toml" | head -n1)

@@ -34,6 +34,7 @@ use crate::records::{
 use crate::rpc::{ControllerError, ControllerReply, ControllerRequest, ControllerResult};
 
 pub mod elections;
+pub mod reassignment;
 pub use elections::{elect_leaders, imbalanced_preferred_elections};
 
 /// Controller commands waiting at most.
@@ -481,6 +482,8 @@ fn decide(image: &MetadataImage, req: ControllerRequest) -> Decision {
             broker_epoch,
             partitions,
         } => offline_replicas(image, (broker_id, broker_epoch), &partitions),
+        req @ (ControllerRequest::AlterPartitionReassignments { .. }
+        | ControllerRequest::ListPartitionReassignments { .. }) => reassignment::decide(image, req),
     }
 }
 
@@ -580,6 +583,8 @@ fn new_partition(replicas: Vec<BrokerId>, image: &MetadataImage) -> PartitionRec
         leader_epoch: 0,
         partition_epoch: 0,
         last_unclean_epoch: NO_UNCLEAN_EPOCH,
+        adding_replicas: Vec::new(),
+        removing_replicas: Vec::new(),
     }
 }
 
@@ -695,6 +700,9 @@ fn create_partitions(
     }])
 }
 
+/// Kafka's AlterPartition: the leader's new ISR, in replica order. For a partition being
+/// reassigned the same change completes the reassignment once the ISR holds every target
+/// (`reassignment::build`), so the answer may carry a new leader and leader epoch.
 fn alter_partition(
     image: &MetadataImage,
     broker: (BrokerId, i64),
@@ -709,24 +717,41 @@ fn alter_partition(
         .copied()
         .filter(|r| new_isr.contains(r))
         .collect();
-    let change = PartitionChange {
-        topic_id,
-        partition,
-        leader: p.leader,
-        isr: isr.clone(),
-        leader_epoch: p.leader_epoch,
-        partition_epoch: p.partition_epoch + 1,
-        reason: "alter-partition".into(),
+    let change = match image.topics.get(&topic_id) {
+        Some(t) if p.is_reassigning() => {
+            let next = reassignment::Target {
+                assignment: crate::records::ReplicaAssignment {
+                    replicas: p.replicas.clone(),
+                    adding_replicas: p.adding_replicas.clone(),
+                    removing_replicas: p.removing_replicas.clone(),
+                },
+                isr,
+            };
+            reassignment::build(image, (t, partition), p, next, "alter-partition")
+        }
+        _ => PartitionChange {
+            topic_id,
+            partition,
+            leader: p.leader,
+            isr,
+            leader_epoch: p.leader_epoch,
+            partition_epoch: p.partition_epoch + 1,
+            reason: "alter-partition".into(),
+            assignment: None,
+        },
     };
-    let reply = ControllerReply::Partition(PartitionRecord {
-        replicas: p.replicas.clone(),
-        isr,
-        leader: p.leader,
-        leader_epoch: p.leader_epoch,
-        partition_epoch: p.partition_epoch + 1,
-        last_unclean_epoch: p.last_unclean_epoch,
-    });
-    Ok((vec![MetadataRecord::PartitionChange(change)], reply))
+    let records = vec![MetadataRecord::PartitionChange(change)];
+    let mut after = image.clone();
+    apply_changes(&mut after, &records);
+    let reply = after
+        .partition(topic_id, partition)
+        .cloned()
+        .map(ControllerReply::Partition)
+        .ok_or_else(|| ControllerError {
+            code: errors::UNKNOWN_TOPIC_OR_PARTITION,
+            message: format!("partition {topic_id}-{partition} does not exist"),
+        })?;
+    Ok((records, reply))
 }
 
 /// Kafka's AlterPartition checks, in Kafka's order of error codes.
@@ -908,6 +933,7 @@ fn isr_removals(
                 leader_epoch,
                 partition_epoch: p.partition_epoch + 1,
                 reason: reason.to_string(),
+                assignment: None,
             }));
         }
     }
@@ -952,6 +978,7 @@ pub fn elections(image: &MetadataImage, unclean_default: bool) -> Vec<MetadataRe
                 leader_epoch: p.leader_epoch + 1,
                 partition_epoch: p.partition_epoch + 1,
                 reason: reason.to_string(),
+                assignment: None,
             }));
         }
     }

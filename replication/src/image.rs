@@ -224,6 +224,16 @@ impl MetadataImage {
             change.leader == NO_LEADER || change.isr.contains(&change.leader),
             "a partition's leader must be in its ISR: {change:?}"
         );
+        if let Some(a) = &change.assignment {
+            let outside = change.isr.iter().find(|r| !a.replicas.contains(r));
+            assert!(
+                outside.is_none(),
+                "a partition's ISR must be among its replicas: {change:?}"
+            );
+            p.replicas = a.replicas.clone();
+            p.adding_replicas = a.adding_replicas.clone();
+            p.removing_replicas = a.removing_replicas.clone();
+        }
         p.leader = change.leader;
         p.isr = change.isr.clone();
         p.leader_epoch = change.leader_epoch;
@@ -315,6 +325,8 @@ mod tests {
                     leader_epoch: 0,
                     partition_epoch: 0,
                     last_unclean_epoch: NO_UNCLEAN_EPOCH,
+                    adding_replicas: Vec::new(),
+                    removing_replicas: Vec::new(),
                 }],
                 configs: BTreeMap::new(),
             }]),
@@ -329,6 +341,7 @@ mod tests {
                 leader_epoch: 1,
                 partition_epoch,
                 reason: "test".into(),
+                assignment: None,
             })])
         };
         assert_eq!(image.apply(2, &change(5)).rejected.len(), 1);

@@ -32,5 +32,6 @@ pub use node::{start, BrokerStatus, ClusterHandle, ClusterOptions, ControllerRol
 pub use records::{BrokerId, BrokerRegistration, Endpoint, PartitionRecord, NO_LEADER};
 pub use rpc::{
     ControllerError, ControllerReply, ControllerRequest, ElectionResult, ElectionType,
-    QuorumDescription, ReplicaState, TopicElections,
+    OngoingReassignment, PartitionOutcome, QuorumDescription, ReplicaState, TopicElections,
+    TopicOutcomes,
 };

@@ -52,6 +52,20 @@ pub struct PartitionRecord {
     /// the one exception to "nothing committed is ever cut", logged and counted.
     #[serde(default = "no_unclean_epoch")]
     pub last_unclean_epoch: i32,
+    /// Kafka's `AddingReplicas`: replicas a reassignment adds (in `replicas`, catching up).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub adding_replicas: Vec<BrokerId>,
+    /// Kafka's `RemovingReplicas`: replicas a reassignment removes once the targets are in
+    /// the ISR (still in `replicas` until then).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removing_replicas: Vec<BrokerId>,
+}
+
+impl PartitionRecord {
+    /// Kafka's `isReassignmentInProgress`.
+    pub fn is_reassigning(&self) -> bool {
+        !self.adding_replicas.is_empty() || !self.removing_replicas.is_empty()
+    }
 }
 
 /// `PartitionChange::reason` of an election outside the ISR.
@@ -77,6 +91,19 @@ pub struct PartitionChange {
     pub partition_epoch: i32,
     /// The reason, for the log: `fenced`, `alter-partition`, `election`, `unclean-election`, …
     pub reason: String,
+    /// A new replica assignment (Kafka's `Replicas`, `AddingReplicas`, `RemovingReplicas`
+    /// fields, which here change together); None: unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assignment: Option<ReplicaAssignment>,
+}
+
+/// A partition's replicas during (or after) a reassignment: `replicas` is the target
+/// followed by the replicas being removed (Kafka's `PartitionReassignmentReplicas`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicaAssignment {
+    pub replicas: Vec<BrokerId>,
+    pub adding_replicas: Vec<BrokerId>,
+    pub removing_replicas: Vec<BrokerId>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

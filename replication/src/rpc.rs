@@ -175,6 +175,42 @@ pub enum ControllerRequest {
         broker_epoch: i64,
         partitions: Vec<(Uuid, i32)>,
     },
+    /// Kafka's AlterPartitionReassignments: per topic, partitions and their target replicas
+    /// (None: cancel the reassignment in progress).
+    AlterPartitionReassignments {
+        topics: Vec<crate::controller::reassignment::ReassignmentAsk>,
+        /// v1's `AllowReplicationFactorChange` (KIP-860; v0: true).
+        allow_replication_factor_change: bool,
+    },
+    /// Kafka's ListPartitionReassignments of the topics' partitions, or of every topic.
+    ListPartitionReassignments {
+        topics: Option<Vec<(String, Vec<i32>)>>,
+    },
+}
+
+/// One partition's outcome of a per-partition admin call (Kafka's
+/// `ReassignablePartitionResponse`): error code 0 or Kafka's, with a message.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct PartitionOutcome {
+    pub partition: i32,
+    pub code: i16,
+    pub message: Option<String>,
+}
+
+/// One topic's outcomes, partitions in the order asked.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct TopicOutcomes {
+    pub topic: String,
+    pub partitions: Vec<PartitionOutcome>,
+}
+
+/// A partition with a reassignment in progress (Kafka's `OngoingPartitionReassignment`).
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct OngoingReassignment {
+    pub partition: i32,
+    pub replicas: Vec<BrokerId>,
+    pub adding_replicas: Vec<BrokerId>,
+    pub removing_replicas: Vec<BrokerId>,
 }
 
 /// Kafka's `ElectionType` (wire codes 0 and 1).
@@ -226,6 +262,10 @@ pub enum ControllerReply {
     },
     /// ElectLeaders' results, topics in the order asked (all: every topic, by name).
     Elections(Vec<TopicElections>),
+    /// AlterPartitionReassignments' outcomes, topics and partitions in the order asked.
+    Reassignments(Vec<TopicOutcomes>),
+    /// ListPartitionReassignments: per topic, its partitions being reassigned.
+    OngoingReassignments(Vec<(String, Vec<OngoingReassignment>)>),
 }
 
 /// A Kafka error code and message, as the broker will answer its client.

@@ -19,6 +19,7 @@ pub const KAFKA_COMMANDS: &[(&str, &str)] = &[
     ("kafka-metadata-quorum", "metadata-quorum"),
     ("kafka-leader-election", "leader-election"),
     ("kafka-log-dirs", "log-dirs"),
+    ("kafka-reassign-partitions", "reassign-partitions"),
 ];
 
 /// The subcommand a binary called `argv0` stands for, if its name is one of Kafka's.

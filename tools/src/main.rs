@@ -2,7 +2,7 @@
 //! (`kafka-topics`, `kafka-console-producer`, `kafka-console-consumer`,
 //! `kafka-delete-records`, `kafka-dump-log`, `kafka-consumer-groups`, `kafka-configs`,
 //! `kafka-get-offsets`, `kafka-storage`, `kafka-metadata-quorum`, `kafka-leader-election`,
-//! `kafka-log-dirs`)
+//! `kafka-log-dirs`, `kafka-reassign-partitions`)
 //! so muscle memory works; called by one of those
 //! names (a link), it runs that command (`kafka_names`).
 //!
@@ -30,6 +30,7 @@ mod log_dirs;
 mod metadata_quorum;
 mod partitioner;
 mod properties;
+mod reassign_partitions;
 mod records;
 mod reset_time;
 mod signals;
@@ -86,6 +87,8 @@ enum Command {
     Cluster(cluster::ClusterArgs),
     /// Describe the log dirs of brokers: partitions' sizes and lags (kafka-log-dirs).
     LogDirs(log_dirs::LogDirsArgs),
+    /// Move partitions' replicas between brokers (kafka-reassign-partitions).
+    ReassignPartitions(reassign_partitions::ReassignArgs),
 }
 
 fn main() -> ExitCode {
@@ -132,6 +135,7 @@ fn run(command: Command) -> Result<(), ToolError> {
             Command::LeaderElection(args) => leader_election::run(args).await,
             Command::Cluster(args) => cluster::run(args).await,
             Command::LogDirs(args) => log_dirs::run(args).await,
+            Command::ReassignPartitions(args) => reassign_partitions::run(args).await,
             Command::DumpLog(_) | Command::Storage(_) => unreachable!("handled above"),
         }
     })

@@ -779,10 +779,6 @@ fn check_timeouts(keys: &ReplicationConfig) -> Result<(), ConfigError> {
 pub(super) fn not_honoured_warnings(config: &Config) -> Vec<String> {
     let mut out = Vec::new();
     if let Some(c) = &config.cluster {
-        out.push(format!(
-            "process.roles={} (node.id {}): not yet in this build: no partition reassignment",
-            c.roles, c.node_id
-        ));
         if c.replication.quorum_auto_join_enable {
             out.push(
                 "controller.quorum.auto.join.enable=true is not honoured: a re-formatted \
@@ -1044,7 +1040,7 @@ mod tests {
             "auto.leader.rebalance.enable=true",
             "leader.imbalance.per.broker.percentage=5"
         ));
-        assert!(w.contains("not yet in this build"), "{w}");
+        assert!(!w.contains("reassignment"), "served by a cluster: {w}");
         assert!(!w.contains("controller.quorum.voters"), "{w}");
         for honoured in [
             "replica.lag.time.max.ms",
@@ -1071,7 +1067,7 @@ mod tests {
         assert!(!w.contains("auto.join"), "Kafka's default: {w}");
         let w = warnings("min.insync.replicas=2");
         assert!(
-            w.contains("min.insync.replicas") && !w.contains("not yet in this build"),
+            w.contains("min.insync.replicas") && !w.contains("process.roles"),
             "{w}"
         );
         assert_eq!(warnings(""), "");

@@ -32,6 +32,7 @@ pub mod offset_commit;
 pub mod offset_delete;
 pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
+pub mod partition_reassignments;
 pub mod produce;
 pub mod raft_voters;
 pub mod sync_group;
@@ -69,6 +70,8 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeCluster, 0, 2),
     (ApiKey::DescribeTopicPartitions, 0, 0),
     (ApiKey::ElectLeaders, 0, 2),
+    (ApiKey::AlterPartitionReassignments, 0, 1),
+    (ApiKey::ListPartitionReassignments, 0, 0),
     (ApiKey::DescribeQuorum, 0, 2),
     (ApiKey::AddRaftVoter, 0, 0),
     (ApiKey::RemoveRaftVoter, 0, 0),
@@ -78,6 +81,8 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
 /// metadata quorum to describe.
 pub const CLUSTER_ONLY: &[ApiKey] = &[
     ApiKey::DescribeQuorum,
+    ApiKey::AlterPartitionReassignments,
+    ApiKey::ListPartitionReassignments,
     ApiKey::AddRaftVoter,
     ApiKey::RemoveRaftVoter,
 ];

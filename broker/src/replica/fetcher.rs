@@ -113,9 +113,14 @@ async fn fetch_round(
     let (max_bytes, wait_ms) = replication.map_or((1 << 20, 500), |r| {
         (r.replica_fetch_bytes_max, r.replica_fetch_wait_ms_max)
     });
+    let throttled = follower_throttled(shard, &meta, parts);
+    let skip = crate::throttle::FOLLOWER
+        .exceeded(shard.current_config().follower_replication_throttled_rate);
     let asks: Vec<ReplicaFetchPartition> = parts
         .iter()
-        .map(|(tp, log, epoch)| {
+        .zip(&throttled)
+        .filter(|(_, t)| !(skip && **t))
+        .map(|((tp, log, epoch), _)| {
             let l = log.borrow();
             ReplicaFetchPartition {
                 topic: tp.topic.to_string(),
@@ -129,6 +134,9 @@ async fn fetch_round(
             }
         })
         .collect();
+    if asks.is_empty() {
+        return Ok(false); // every partition waits for the follower throttle
+    }
     let who = ReplicaIdentity {
         replica_id: shard.broker.node_id,
         broker_epoch: shard
@@ -145,12 +153,16 @@ async fn fetch_round(
     let answers = replica_fetch(conn, who, &asks, options).await?;
     let mut progressed = false;
     for answer in answers {
-        let Some((tp, log, epoch)) = parts
+        let Some(at) = parts
             .iter()
-            .find(|(tp, _, _)| *tp.topic == *answer.topic && tp.partition == answer.partition)
+            .position(|(tp, _, _)| *tp.topic == *answer.topic && tp.partition == answer.partition)
         else {
             continue;
         };
+        let (tp, log, epoch) = &parts[at];
+        if throttled[at] {
+            crate::throttle::FOLLOWER.record(answer.records.len() as u64);
+        }
         // Kafka's fetcher drops an answer for a partition whose fetch state changed while
         // the request was out (it became leader, or follows another leader or epoch).
         if !still_following(shard, tp, (leader, *epoch)) {
@@ -160,6 +172,28 @@ async fn fetch_round(
         progressed |= apply_answer(shard, (tp, log), (leader, *epoch), answer).await;
     }
     Ok(progressed)
+}
+
+/// Per part: whether the follower throttle applies to it (Kafka's `shouldFollowerThrottle`:
+/// named for this broker in `follower.replication.throttled.replicas`, and not in the ISR).
+fn follower_throttled(
+    shard: &Shard,
+    meta: &crate::metadata::ClusterMetadata,
+    parts: &[(TopicPartition, LogRef, i32)],
+) -> Vec<bool> {
+    let me = shard.broker.node_id;
+    parts
+        .iter()
+        .map(|(tp, _, _)| {
+            let r = meta
+                .topic(&tp.topic)
+                .and_then(|t| t.partitions.get(tp.partition as usize))
+                .and_then(|p| p.replication.clone());
+            r.is_some_and(|r| {
+                !r.isr.contains(&me) && r.throttles.follower.applies(tp.partition, me)
+            })
+        })
+        .collect()
 }
 
 /// Whether this shard still follows `leader` at `epoch` for `tp` (as when it asked).

@@ -165,6 +165,7 @@ fn change(
         leader_epoch: p.leader_epoch + 1,
         partition_epoch: p.partition_epoch + 1,
         reason: reason.to_string(),
+        assignment: None,
     }
 }
 
@@ -262,6 +263,8 @@ mod tests {
                     leader_epoch: 3,
                     partition_epoch: 5,
                     last_unclean_epoch: crate::records::NO_UNCLEAN_EPOCH,
+                    adding_replicas: Vec::new(),
+                    removing_replicas: Vec::new(),
                 })
                 .collect(),
             configs: BTreeMap::new(),

@@ -42,6 +42,8 @@ fn image(partitions: &[(BrokerId, &[BrokerId])]) -> (MetadataImage, Uuid) {
             leader_epoch: 0,
             partition_epoch: 0,
             last_unclean_epoch: NO_UNCLEAN_EPOCH,
+            adding_replicas: Vec::new(),
+            removing_replicas: Vec::new(),
         })
         .collect();
     let create = MetadataRecord::CreateTopic {
