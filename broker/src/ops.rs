@@ -346,8 +346,9 @@ pub enum FetchAsker {
     Replica(crate::replica::ReplicaAsk),
     /// A consumer of Fetch v11+ (KIP-392's client metadata: it may read from a follower).
     Client(crate::replica::read_replica::ClientMetadata),
-    /// A consumer of an older version: only the leader serves it.
-    LeaderOnly,
+    /// A consumer of an older version: only the leader serves it. Its leader epoch (-1:
+    /// none, before v9) is checked against the leader's, as Kafka does.
+    LeaderOnly { current_leader_epoch: i32 },
 }
 
 /// Reads on the owning shard: the answer is a range of an open segment file, not bytes. A
@@ -369,6 +370,18 @@ pub fn fetch_local(
         (FetchAsker::Client(client), Some(_)) => {
             let read = (offset, max_bytes, first);
             return crate::replica::read_replica::serve_consumer(shard, &tp, &client, read);
+        }
+        (
+            FetchAsker::LeaderOnly {
+                current_leader_epoch,
+            },
+            Some(_),
+        ) => {
+            if let Some(e) =
+                crate::replica::read_replica::leader_epoch_error(shard, &tp, current_leader_epoch)
+            {
+                return FetchPart::failed(e);
+            }
         }
         _ => {}
     }

@@ -10,7 +10,7 @@
 //! follower for a consumer of its rack and serves one of its own rack; the follower serves
 //! up to its high watermark and answers OFFSET_OUT_OF_RANGE past its log end,
 //! UNKNOWN_LEADER_EPOCH for a newer leader epoch (the topic is new: no older one to be
-//! fenced by), and
+//! fenced by; the leader checks it too), and
 //! NOT_LEADER_OR_FOLLOWER to a consumer of a version before 11.
 //!
 //! Every wait is bounded (`common::WAIT_MAX`); nothing depends on timing.
@@ -205,16 +205,18 @@ async fn check_answers(cluster: &Cluster, (leader, near): (i32, i32), end: i64) 
     let at_end = raw_fetch(&to_near, 12, (&near_rack, epoch, end)).await;
     assert_eq!(at_end, (0, end, -1, 0), "nothing past its high watermark");
     let errors = [
-        ((12, epoch, end + 1000), OffsetOutOfRange),
-        ((12, epoch + 1, 0), UnknownLeaderEpoch),
-        ((10, epoch, 0), NotLeaderOrFollower),
+        (&to_near, (12, epoch, end + 1000), OffsetOutOfRange),
+        (&to_near, (12, epoch + 1, 0), UnknownLeaderEpoch),
+        (&to_near, (10, epoch, 0), NotLeaderOrFollower),
+        (&to_leader, (12, epoch + 1, 0), UnknownLeaderEpoch),
+        (&to_leader, (10, epoch + 1, 0), UnknownLeaderEpoch),
     ];
-    for ((version, asked_epoch, offset), error) in errors {
-        let answer = raw_fetch(&to_near, version, (&near_rack, asked_epoch, offset)).await;
+    for (to, (version, asked_epoch, offset), error) in errors {
+        let answer = raw_fetch(to, version, (&near_rack, asked_epoch, offset)).await;
         assert_eq!(
             answer.0,
             error.code(),
-            "v{version} epoch {asked_epoch} offset {offset}: {answer:?}"
+            "{to} v{version} epoch {asked_epoch} offset {offset}: {answer:?}"
         );
     }
 }

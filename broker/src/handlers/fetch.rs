@@ -126,7 +126,9 @@ impl Asking {
                     current_leader_epoch: p.current_leader_epoch,
                 })
             }
-            None => FetchAsker::LeaderOnly,
+            None => FetchAsker::LeaderOnly {
+                current_leader_epoch: p.current_leader_epoch,
+            },
         }
     }
 }

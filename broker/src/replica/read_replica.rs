@@ -11,7 +11,8 @@
 //! below its log start OFFSET_OUT_OF_RANGE, a leader epoch other than the one it follows
 //! FENCED_LEADER_EPOCH / UNKNOWN_LEADER_EPOCH, and a broker that is no replica any more
 //! NOT_LEADER_OR_FOLLOWER; the consumer then asks the leader again (KIP-392's compatibility
-//! rules). Older versions are served by the leader only.
+//! rules). Older versions are served by the leader only. The leader checks a consumer's
+//! leader epoch the same way (every version that sends one).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -84,6 +85,9 @@ pub fn serve_consumer(
     };
     let preferred = match shard.replicas.borrow().get(tp) {
         Some(Role::Leader(state)) => {
+            if let Some(e) = epoch_error(client.current_leader_epoch, state.leader_epoch) {
+                return FetchPart::failed(e);
+            }
             let leader_log_end = log.borrow().log_end_offset();
             preferred_read_replica(shard, state, client, (offset, leader_log_end))
         }
@@ -118,6 +122,15 @@ pub fn serve_consumer(
     }
     let read = (offset, max_bytes, first);
     crate::ops::read_local(shard, tp, &log, read, FetchIsolation::HighWatermark)
+}
+
+/// A consumer's leader epoch against the one this leader leads at (Kafka's
+/// `localLogWithEpochOrThrow`): older FENCED_LEADER_EPOCH, newer UNKNOWN_LEADER_EPOCH.
+pub fn leader_epoch_error(shard: &Shard, tp: &TopicPartition, asked: i32) -> Option<ResponseError> {
+    match shard.replicas.borrow().get(tp) {
+        Some(Role::Leader(state)) => epoch_error(asked, state.leader_epoch),
+        _ => None,
+    }
 }
 
 /// The leader's choice for this consumer (Kafka's `findPreferredReadReplica`); `None`
