@@ -9,6 +9,8 @@
 //!   of 4 MiB is still in progress while the throttle holds it (at most one 1 MiB fetch per
 //!   11-second rate window, whatever the rate: at least 30 s), completes once `--additional
 //!   --throttle` raises it, and `--verify` then removes every throttle config;
+//! - a held move whose active controller, or whose old leader, is SIGKILLed and restarted
+//!   completes once the throttle is lifted, nothing written before missing;
 //! - the CLI round trip: `--generate` proposes, `--execute` starts it, `--verify` reports
 //!   until complete, `--list` and `--cancel`, and bad input refused with Kafka's errors on
 //!   the wire (AlterPartitionReassignments through net's client).
@@ -522,4 +524,96 @@ fn a_throttled_move_waits_for_its_throttle_and_verify_removes_it() {
         let bytes = cluster.replica_bytes("throttled", 0);
         bytes[0].is_empty() && bytes[1].len() > 4 << 20 && bytes[1] == bytes[2]
     });
+}
+
+/// `sluice reassign-partitions ARGS…` against the live nodes until it succeeds (a forwarded
+/// call answers NOT_CONTROLLER while the quorum elects); its output.
+fn reassign_retried(cluster: &Cluster, args: &[&str]) -> String {
+    let mut out = String::new();
+    wait_until(&format!("reassign-partitions {args:?} to succeed"), || {
+        let bootstrap = live_bootstrap(cluster);
+        let mut all = vec!["reassign-partitions", "--bootstrap-server", &bootstrap];
+        all.extend(args);
+        let o = sluice(&all);
+        out = stdout(&o);
+        o.status.success()
+    });
+    out
+}
+
+/// The active controller (node 3 in practice: the replica being added) is SIGKILLed while
+/// the throttle holds a move, then restarted: the move is still there (the metadata log
+/// holds it), completes once the throttle is lifted, and nothing written before is missing.
+#[test]
+fn a_held_move_completes_after_the_active_controller_is_killed_and_restarted() {
+    held_move_survives_a_kill(true);
+}
+
+/// The same with the partition's leader (node 1, the replica being removed) SIGKILLed: the
+/// leadership moves to node 2 (in the ISR), which completes the move once node 1 is back.
+#[test]
+fn a_held_move_completes_after_its_old_leader_is_killed_and_restarted() {
+    held_move_survives_a_kill(false);
+}
+
+fn held_move_survives_a_kill(controller: bool) {
+    let mut cluster = Cluster::builder(3)
+        .property("broker.heartbeat.interval.ms", "500")
+        .property("broker.session.timeout.ms", "3000")
+        .property("offsets.topic.num.partitions", "1")
+        .property("num.shards", "1")
+        .start();
+    let dir = tempfile::tempdir().unwrap();
+    create_topic(
+        &cluster,
+        &NewTopic::new("survivor", 1, TopicReplication::Variable(&[&[1, 2]])),
+    );
+    wait_metadata(&cluster, "survivor", "a full ISR", |m| full_isrs(m, 1, 2));
+    let (acked, failed) = produce(&live_bootstrap(&cluster), "survivor", Some(0), &mib(4), &[]);
+    assert!(failed.is_empty() && acked.len() == 4096, "{failed:?}");
+    let plan = write_plan(dir.path(), "survivor", &[2, 3]);
+    let execute = ["--execute", "--reassignment-json-file", &plan];
+    let started = reassign_ok(
+        &live_bootstrap(&cluster),
+        &[&execute[..], &["--throttle", "1"]].concat(),
+    );
+    assert!(started.contains("Successfully started"), "{started}");
+
+    let (controller_id, term) = common::active_controller(&cluster);
+    let active = if controller { controller_id } else { 1 };
+    cluster.node_mut(active).kill();
+    if active == controller_id {
+        wait_until("a new active controller", || {
+            let (next, next_term) = common::active_controller(&cluster);
+            next != active && next_term > term
+        });
+    }
+    let listed = reassign_retried(&cluster, &["--list"]);
+    assert!(
+        listed.contains("survivor-0: replicas: 2,3,1. adding: 3. removing: 1."),
+        "the new controller has the move in progress: {listed}"
+    );
+    cluster.node_mut(active).restart();
+    common::wait_brokers_registered(&cluster);
+    let raise = [&execute[..], &["--additional", "--throttle", "1000000000"]].concat();
+    reassign_retried(&cluster, &raise);
+    let verify = ["--verify", "--reassignment-json-file", &plan];
+    wait_until("the move to complete", || {
+        reassign_retried(&cluster, &verify)
+            .contains("Reassignment of partition survivor-0 is completed.")
+    });
+    wait_metadata(&cluster, "survivor", "the target replicas in sync", |m| {
+        m.partitions.len() == 1
+            && m.partitions[0].replicas == [2, 3]
+            && m.partitions[0].isr.len() == 2
+    });
+    wait_until("node 1's copy deleted and the replicas equal", || {
+        let bytes = cluster.replica_bytes("survivor", 0);
+        bytes[0].is_empty() && bytes[1].len() > 4 << 20 && bytes[1] == bytes[2]
+    });
+    common::assert_all_read(&live_bootstrap(&cluster), "survivor", &acked);
+    eprintln!(
+        "node {active} (active controller: {}) killed during the move; completed after its restart",
+        active == controller_id
+    );
 }
