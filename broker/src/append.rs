@@ -104,6 +104,11 @@ pub struct Appender {
     /// Logs refusing appends for a full disk, probed between rounds (none of their writes
     /// is in flight then) every `LOG_DISK_FULL_PROBE_INTERVAL_MS`.
     disk_full: RefCell<Vec<LogRef>>,
+    /// Logs that began refusing appends for a full disk since `take_newly_full` last ran
+    /// (at most one entry per log: a log is added when it joins `disk_full`), and the
+    /// event that says so (`replica::disk_full` reports them to the controller).
+    newly_full: RefCell<Vec<LogRef>>,
+    newly_full_event: event_listener::Event,
     /// Where a failed write or sync takes its log dir offline (`log_dir_failure`).
     failures: Arc<LogDirFailures>,
 }
@@ -116,6 +121,8 @@ impl Appender {
             rx,
             flush_interval_messages: Cell::new(config.log_flush_interval_messages),
             disk_full: RefCell::new(Vec::new()),
+            newly_full: RefCell::new(Vec::new()),
+            newly_full_event: event_listener::Event::new(),
             failures,
         }
     }
@@ -303,11 +310,27 @@ impl Appender {
 
     fn note_disk_full<'a>(&self, logs: impl Iterator<Item = &'a LogRef>) {
         let mut full = self.disk_full.borrow_mut();
+        let mut newly = self.newly_full.borrow_mut();
         for log in logs {
             if log.borrow().is_disk_full() && !full.iter().any(|l| Rc::ptr_eq(l, log)) {
                 full.push(log.clone());
+                if !newly.iter().any(|l| Rc::ptr_eq(l, log)) {
+                    newly.push(log.clone());
+                }
+                self.newly_full_event.notify(usize::MAX);
             }
         }
+    }
+
+    /// A listener that fires when a log begins refusing appends for a full disk (take the
+    /// listener before `take_newly_full`, so nothing in between is missed).
+    pub fn listen_newly_full(&self) -> event_listener::EventListener {
+        self.newly_full_event.listen()
+    }
+
+    /// The logs that began refusing appends for a full disk since the last call.
+    pub fn take_newly_full(&self) -> Vec<LogRef> {
+        std::mem::take(&mut *self.newly_full.borrow_mut())
     }
 
     /// Whether the flush policy wants `log` synced once `pending` is written, and a durable

@@ -167,7 +167,7 @@ async fn take_partitions_offline(shard: &Rc<Shard>) {
 /// In a cluster: asks the controller to take this broker out of the ISR of `partitions`
 /// and elect other leaders where it led (Kafka's controller does the same when a broker
 /// reports an offline log dir).
-async fn report_offline_replicas(shard: &Rc<Shard>, partitions: Vec<TopicPartition>) {
+pub(crate) async fn report_offline_replicas(shard: &Rc<Shard>, partitions: Vec<TopicPartition>) {
     let Some(handle) = shard.broker.cluster.clone() else {
         return;
     };

@@ -12,6 +12,7 @@
 //!
 //! Lives on one shard: `Shard::replicas` is touched only by the partition's owner.
 
+pub mod disk_full;
 pub mod fetcher;
 pub mod read_replica;
 

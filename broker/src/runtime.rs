@@ -201,6 +201,7 @@ fn spawn_background(
     if let Some(cluster) = &shard.config.cluster {
         let lag = cluster.replication.replica_lag_time_ms_max;
         compio::runtime::spawn(crate::replica::shrink_isr_loop(shard.clone(), lag)).detach();
+        compio::runtime::spawn(crate::replica::disk_full::disk_full_loop(shard.clone())).detach();
     }
     compio::runtime::spawn(crate::retention::retention_loop(
         shard.clone(),

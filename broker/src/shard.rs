@@ -53,8 +53,9 @@ pub struct Shard {
     pub logs: RefCell<HashMap<TopicPartition, LogRef>>,
     /// Cluster mode: the role of each replicated partition this shard owns.
     pub replicas: RefCell<HashMap<TopicPartition, crate::replica::Role>>,
-    /// Cluster mode: leaders this shard runs a replica fetcher for.
-    pub fetchers: RefCell<std::collections::HashSet<i32>>,
+    /// Cluster mode: leaders this shard runs a replica fetcher for, each with the event
+    /// that makes it ask again at once (`replica::fetcher::ensure_running`).
+    pub fetchers: RefCell<HashMap<i32, Rc<event_listener::Event>>>,
     /// Cluster mode: `replication-offset-checkpoint` per log dir, read once at the first
     /// metadata snapshot (high watermarks restored from it).
     pub hw_checkpoints: RefCell<HashMap<PathBuf, HighWatermarks>>,
@@ -121,7 +122,7 @@ impl Shard {
             metadata: RefCell::new(Arc::new(ClusterMetadata::default())),
             logs: RefCell::new(HashMap::new()),
             replicas: RefCell::new(HashMap::new()),
-            fetchers: RefCell::new(std::collections::HashSet::new()),
+            fetchers: RefCell::new(HashMap::new()),
             hw_checkpoints: RefCell::new(HashMap::new()),
             files: Rc::new(FileCache::new(SHARD_READ_FILES_MAX)),
             stopping: Cell::new(false),

@@ -50,6 +50,8 @@ enum Fault {
     IsolateBroker,
     IsolateQuorumLeader,
     OneWayCut,
+    GossipCut,
+    DiskFull,
     RollingRestart,
 }
 
@@ -62,8 +64,18 @@ const FAULTS: &[Fault] = &[
     Fault::IsolateBroker,
     Fault::IsolateQuorumLeader,
     Fault::OneWayCut,
+    Fault::GossipCut,
+    Fault::DiskFull,
     Fault::RollingRestart,
 ];
+
+/// Each node's data disk (a tmpfs, filled by `DiskFull`): room for the run's records.
+const DATA_DISK_BYTES: u64 = 512 << 20;
+/// Acknowledgements producers must get while a broker's disk is full (they carry on with
+/// the partitions' other replicas).
+const ACKS_WHILE_DISK_FULL: u64 = 100;
+/// How often a wait that asks the cluster (`sluice topics --describe`) asks.
+const DESCRIBE_INTERVAL: Duration = Duration::from_millis(500);
 
 /// xorshift64*: the nemesis's only source of choices, so a seed replays a run.
 struct Rng(u64);
@@ -88,9 +100,17 @@ fn seed() -> u64 {
     }
 }
 
-fn cluster() -> Cluster {
-    Cluster::builder(3)
+/// Nodes in the cluster: `FAULT_NODES` (3 to 5), default 3.
+fn nodes() -> i32 {
+    let n = std::env::var("FAULT_NODES").map_or(3, |s| s.parse().expect("FAULT_NODES is a number"));
+    assert!((3..=5).contains(&n), "FAULT_NODES is 3, 4 or 5");
+    n
+}
+
+fn cluster(nodes: i32) -> Cluster {
+    Cluster::builder(nodes as usize)
         .network()
+        .data_disk(DATA_DISK_BYTES)
         .property("broker.session.timeout.ms", &LAG_MS.to_string())
         .property("broker.heartbeat.interval.ms", "500")
         .property("replica.lag.time.max.ms", &LAG_MS.to_string())
@@ -270,7 +290,8 @@ impl Nemesis<'_> {
             }
             Fault::KillTwo => {
                 let first = self.any_node();
-                let second = 1 + (first % 3);
+                let n = self.cluster.nodes().len() as i32;
+                let second = 1 + (first + self.rng.below(n as usize - 1) as i32) % n;
                 self.kill_and_restart(fault, &[first, second]);
             }
             Fault::PauseBroker => {
@@ -295,8 +316,15 @@ impl Nemesis<'_> {
                 self.hold(fault, FAULT_HOLD);
                 self.cluster.network().heal();
             }
+            Fault::GossipCut => {
+                let victim = self.any_node();
+                self.cluster.network().isolate_udp(victim);
+                self.hold(fault, FAULT_HOLD);
+                self.cluster.network().heal();
+            }
+            Fault::DiskFull => self.disk_full(),
             Fault::RollingRestart => {
-                for id in 1..=3 {
+                for id in 1..=self.cluster.nodes().len() as i32 {
                     self.cluster.node_mut(id).term();
                     self.cluster.node_mut(id).restart();
                     self.wait_healed(fault);
@@ -304,6 +332,41 @@ impl Nemesis<'_> {
             }
         }
         self.wait_healed(fault);
+    }
+
+    /// A leader's data disk fills: its leaderships must move to in-sync replicas elsewhere
+    /// and producers carry on there while the disk stays full; once it is freed, the
+    /// node's replicas rejoin (`wait_healed`: every ISR full again).
+    fn disk_full(&mut self) {
+        let fault = Fault::DiskFull;
+        let (victim, _) = self.leader_and_follower();
+        self.cluster.node(victim).disk().fill();
+        let servers = self.servers();
+        let start = Instant::now();
+        let mut asked = Instant::now() - DESCRIBE_INTERVAL;
+        self.watch_acks(fault, || {
+            assert!(
+                start.elapsed() < HEAL_WAIT_MAX,
+                "node {victim}'s disk is full: its leaderships did not move"
+            );
+            if asked.elapsed() < DESCRIBE_INTERVAL {
+                return false;
+            }
+            asked = Instant::now();
+            let rows = describe(&servers, TOPIC);
+            rows.len() == PARTITIONS as usize && rows.iter().all(|(_, l, _)| *l > 0 && *l != victim)
+        });
+        let target = self.acked.load(Ordering::Relaxed) + ACKS_WHILE_DISK_FULL;
+        let acked = self.acked.clone();
+        self.watch_acks(fault, || {
+            assert!(
+                start.elapsed() < HEAL_WAIT_MAX,
+                "node {victim}'s disk is full: producers did not carry on elsewhere"
+            );
+            acked.load(Ordering::Relaxed) >= target
+        });
+        self.hold(fault, FAULT_HOLD);
+        self.cluster.node(victim).disk().free();
     }
 
     fn kill_and_restart(&mut self, fault: Fault, victims: &[i32]) {
@@ -338,16 +401,26 @@ impl Nemesis<'_> {
 }
 
 /// The faults to apply: every kind once in a seeded order, or `SOAK_ROUNDS` random ones.
+/// `FAULT_KINDS=DiskFull,GossipCut` keeps only those kinds. `GossipCut` needs `nft`; without it the run says so and leaves that kind out (`.ci/run`
+/// installs nftables).
 fn schedule(rng: &mut Rng) -> Vec<Fault> {
+    let mut kinds = FAULTS.to_vec();
+    if let Ok(only) = std::env::var("FAULT_KINDS") {
+        let only: Vec<&str> = only.split(',').map(str::trim).collect();
+        kinds.retain(|f| only.contains(&format!("{f:?}").as_str()));
+        assert!(!kinds.is_empty(), "FAULT_KINDS names none of {FAULTS:?}");
+    }
+    if let Some(why) = Network::nft_missing() {
+        eprintln!("[nemesis] SKIPPED fault kind GossipCut: {why}");
+        kinds.retain(|f| *f != Fault::GossipCut);
+    }
     match std::env::var("SOAK_ROUNDS")
         .ok()
         .and_then(|s| s.parse::<usize>().ok())
     {
-        Some(rounds) => (0..rounds)
-            .map(|_| FAULTS[rng.below(FAULTS.len())])
-            .collect(),
+        Some(rounds) => (0..rounds).map(|_| kinds[rng.below(kinds.len())]).collect(),
         None => {
-            let mut all = FAULTS.to_vec();
+            let mut all = kinds;
             for i in (1..all.len()).rev() {
                 all.swap(i, rng.below(i + 1));
             }
@@ -364,7 +437,7 @@ fn no_acknowledged_record_is_lost_under_faults() {
     }
     let seed = seed();
     eprintln!("[nemesis] FAULT_SEED={seed}");
-    let mut cluster = cluster();
+    let mut cluster = cluster(nodes());
     let _client = cluster.network().enter_client();
     let servers = cluster.bootstrap_servers();
     wait_until(

@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use std::sync::mpsc::Receiver;
 
+use crate::disk::SmallDisk;
 use crate::netns::{Endpoint, Network};
 use crate::{
     binary_path, follow_log, free_ports, run_ok, sluiced_path, wait_ready, LogEvent, STOP_WAIT,
@@ -161,6 +162,7 @@ pub struct ClusterBuilder {
     node_properties: Vec<Vec<(String, String)>>,
     root: Option<PathBuf>,
     network: bool,
+    data_disk_bytes: Option<u64>,
 }
 
 impl ClusterBuilder {
@@ -189,6 +191,14 @@ impl ClusterBuilder {
     /// namespace ([`Cluster::network`]). Needs root (see [`Network::unavailable`]).
     pub fn network(mut self) -> Self {
         self.network = true;
+        self
+    }
+
+    /// Puts every node's `log.dirs` on a tmpfs of `bytes` ([`SmallDisk`]: the test can fill
+    /// it with [`Node::disk`]), and its `metadata.log.dir` beside it on the host's disk.
+    /// Needs root.
+    pub fn data_disk(mut self, bytes: u64) -> Self {
+        self.data_disk_bytes = Some(bytes);
         self
     }
 
@@ -265,14 +275,19 @@ impl ClusterBuilder {
                     ),
                     None => (LOOPBACK.to_string(), None),
                 };
+                let dir = root.join(format!("node-{node_id}"));
+                let disk = self
+                    .data_disk_bytes
+                    .map(|bytes| SmallDisk::mount(&dir.join("disk"), bytes));
                 Node {
                     node_id,
                     roles,
                     host,
                     namespace,
+                    disk,
                     client_port: client.filter(|_| roles.has_broker()),
                     controller_port: controller.filter(|_| roles.has_controller()),
-                    dir: root.join(format!("node-{node_id}")),
+                    dir,
                     child: None,
                     log: Arc::new(Mutex::new(Vec::new())),
                     events: None,
@@ -312,6 +327,7 @@ impl Cluster {
             node_properties: vec![Vec::new(); nodes],
             root: None,
             network: false,
+            data_disk_bytes: None,
         }
     }
 
@@ -466,6 +482,9 @@ pub struct Node {
     pub host: String,
     /// Its network namespace, in a [`ClusterBuilder::network`] cluster.
     namespace: Option<String>,
+    /// The tmpfs holding `log.dirs`, with [`ClusterBuilder::data_disk`]; unmounted after
+    /// the process is killed (`Drop for Node` runs before the fields drop).
+    disk: Option<SmallDisk>,
     dir: PathBuf,
     child: Option<Child>,
     log: Arc<Mutex<Vec<String>>>,
@@ -489,7 +508,17 @@ impl Node {
 
     /// Its `log.dirs` (one dir).
     pub fn data_dir(&self) -> PathBuf {
-        self.dir.join("data")
+        match &self.disk {
+            Some(d) => d.path().join("data"),
+            None => self.dir.join("data"),
+        }
+    }
+
+    /// The tmpfs holding its `log.dirs` ([`ClusterBuilder::data_disk`]).
+    pub fn disk(&self) -> &SmallDisk {
+        self.disk
+            .as_ref()
+            .expect("the cluster was not started with .data_disk()")
     }
 
     pub fn config_path(&self) -> PathBuf {
@@ -584,7 +613,10 @@ impl Node {
             self.node_id,
             listeners.join(","),
             self.data_dir().display(),
-        )
+        ) + &match self.disk {
+            Some(_) => format!("metadata.log.dir={}\n", self.dir.join("metadata").display()),
+            None => String::new(),
+        }
     }
 
     fn spawn(&mut self) {

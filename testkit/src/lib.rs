@@ -11,12 +11,14 @@
 //! sluice-broker` or by any `cargo test --workspace`).
 
 mod cluster;
+pub mod disk;
 pub mod netns;
 
 pub use cluster::{
     create_topic_cli, sluice_path, topic_partitions, wait_for, Cluster, ClusterBuilder, Node,
     Roles, WAIT_POLL,
 };
+pub use disk::SmallDisk;
 pub use netns::{Endpoint, Network};
 
 use std::io::{BufRead, BufReader, Write};

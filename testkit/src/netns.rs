@@ -10,7 +10,10 @@
 //!   cut stalls TCP both ways but lets UDP gossip through one way.
 //! - [`Network::isolate`]: cut both ways between a node and every other endpoint (clients
 //!   included unless told otherwise).
-//! - [`Network::heal`]: every cut removed (addresses resolve again by ARP).
+//! - [`Network::cut_udp`] `from → to`: only UDP (gossip) is dropped, by an nftables rule in
+//!   `from`'s namespace (needs `nft`: [`Network::nft_missing`]); TCP still flows.
+//! - [`Network::heal`]: every cut removed (addresses resolve again by ARP, nftables rules
+//!   deleted).
 //!
 //! Needs root and `ip`; [`Network::unavailable`] says why not, for a test to report
 //! SKIPPED with the reason.
@@ -59,6 +62,36 @@ pub struct Network {
     nodes: usize,
     /// Cuts in place: (from, to).
     cuts: Vec<(Endpoint, Endpoint)>,
+    /// UDP-only cuts in place: (from, to).
+    udp_cuts: Vec<(Endpoint, Endpoint)>,
+}
+
+/// The nftables table holding a namespace's UDP cuts (deleted whole by `heal`).
+const NFT_TABLE: &str = "sluice_cuts";
+
+fn nft(namespace: &str, script: &str) -> Result<(), String> {
+    use std::io::Write;
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", namespace, "nft", "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("nft: {e}"))?;
+    child
+        .stdin
+        .take()
+        .expect("piped")
+        .write_all(script.as_bytes())
+        .map_err(|e| format!("nft: {e}"))?;
+    let out = child.wait_with_output().map_err(|e| format!("nft: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "nft in {namespace}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
 }
 
 fn ip(args: &[&str]) -> Result<(), String> {
@@ -105,6 +138,7 @@ impl Network {
             prefix,
             nodes,
             cuts: Vec::new(),
+            udp_cuts: Vec::new(),
         };
         let sw = network.switch_ns();
         ip(&["netns", "add", &sw])?;
@@ -195,6 +229,41 @@ impl Network {
         self.cuts.push((from, to));
     }
 
+    /// Why UDP-only cuts cannot be made here (no `nft`), if so.
+    pub fn nft_missing() -> Option<String> {
+        match Command::new("nft").arg("--version").output() {
+            Ok(o) if o.status.success() => None,
+            Ok(o) => Some(format!("nft --version failed: {}", o.status)),
+            Err(e) => Some(format!("no nft (apt-get install nftables): {e}")),
+        }
+    }
+
+    /// Drops the UDP datagrams `from` sends to `to` (silently; TCP still flows), until
+    /// [`Network::heal`].
+    pub fn cut_udp(&mut self, from: Endpoint, to: Endpoint) {
+        if self.udp_cuts.contains(&(from, to)) {
+            return;
+        }
+        let ns = self.namespace(from);
+        let script = format!(
+            "table inet {NFT_TABLE} {{\n  chain out {{ type filter hook output priority 0; policy accept;\n    ip daddr {} meta l4proto udp drop\n  }}\n}}\n",
+            to.addr()
+        );
+        nft(&ns, &script).expect("cut udp");
+        self.udp_cuts.push((from, to));
+    }
+
+    /// Cuts gossip (UDP) between `node` and every other node, both ways.
+    pub fn isolate_udp(&mut self, node: i32) {
+        let me = Endpoint::Node(node);
+        for other in (1..=self.nodes as i32).map(Endpoint::Node) {
+            if other != me {
+                self.cut_udp(me, other);
+                self.cut_udp(other, me);
+            }
+        }
+    }
+
     /// Cuts `node` from every other node both ways, and from the clients too if `clients`.
     pub fn isolate(&mut self, node: i32, clients: bool) {
         let me = Endpoint::Node(node);
@@ -213,6 +282,15 @@ impl Network {
             let to_addr = to.addr().to_string();
             let ns = self.namespace(from);
             ip(&["-n", &ns, "neigh", "del", &to_addr, "dev", "eth0"]).expect("heal");
+        }
+        let mut tables: Vec<String> = std::mem::take(&mut self.udp_cuts)
+            .into_iter()
+            .map(|(from, _)| self.namespace(from))
+            .collect();
+        tables.sort();
+        tables.dedup();
+        for ns in tables {
+            nft(&ns, &format!("delete table inet {NFT_TABLE}\n")).expect("heal udp");
         }
     }
 

@@ -10,6 +10,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::future::{select, Either};
 use kafka_protocol::error::ResponseError;
 use sluice_engine::{BatchHeader, LeaderEpoch, TruncateReason};
 use sluice_net::client::connection::Connection;
@@ -27,21 +28,46 @@ pub const REPLICA_FETCH_BACKOFF_MS: u64 = 100;
 /// Kafka's `replica.fetch.response.max.bytes` default (10 MiB).
 pub const REPLICA_FETCH_RESPONSE_BYTES_MAX: i32 = 10 << 20;
 
-/// Starts the loop for `leader` on this shard unless one runs.
+/// Starts the loop for `leader` on this shard unless one runs; if one runs, it asks again
+/// at once with the partitions it now follows (a partition that just began following
+/// `leader` must not wait out a long poll parked for the others: an acks=all produce on
+/// the new leader waits for this replica's fetch).
 pub fn ensure_running(shard: &Rc<Shard>, leader: i32) {
-    if !shard.fetchers.borrow_mut().insert(leader) {
+    if let Some(wake) = shard.fetchers.borrow().get(&leader) {
+        wake.notify(usize::MAX);
         return;
     }
-    compio::runtime::spawn(run(shard.clone(), leader)).detach();
+    let wake = Rc::new(event_listener::Event::new());
+    shard.fetchers.borrow_mut().insert(leader, wake.clone());
+    compio::runtime::spawn(run(shard.clone(), leader, wake)).detach();
 }
 
-async fn run(shard: Rc<Shard>, leader: i32) {
+/// What one fetch round did.
+enum Round {
+    /// Something moved: ask again at once.
+    Progressed,
+    /// Nothing moved (an error to wait out).
+    Idle,
+    /// The followed partitions changed while the request was out: its answer is not
+    /// awaited (the connection is dropped, since the answer would arrive later).
+    Replan,
+}
+
+async fn run(shard: Rc<Shard>, leader: i32, wake: Rc<event_listener::Event>) {
     let mut connection: Option<Connection> = None;
     tracing::debug!(shard = shard.id, leader, "replica fetcher started");
     while !shard.stopping.get() {
-        let parts = followed(&shard, leader);
+        let changed = wake.listen();
+        let mut parts = followed(&shard, leader);
         if parts.is_empty() {
             break;
+        }
+        // A log refusing appends for a full disk is not fetched for (its appends would
+        // fail); it resumes by itself once space is freed (`replica::disk_full`).
+        parts.retain(|(_, log, _)| log.try_borrow().map_or(true, |l| !l.is_disk_full()));
+        if parts.is_empty() {
+            backoff(&shard).await;
+            continue;
         }
         if connection.is_none() {
             connection = connect(&shard, leader).await;
@@ -51,9 +77,10 @@ async fn run(shard: Rc<Shard>, leader: i32) {
             }
         }
         let conn = connection.as_mut().expect("connected above");
-        match fetch_round(&shard, conn, leader, &parts).await {
-            Ok(true) => {}
-            Ok(false) => backoff(&shard).await,
+        match fetch_round(&shard, conn, (leader, changed), &parts).await {
+            Ok(Round::Progressed) => {}
+            Ok(Round::Idle) => backoff(&shard).await,
+            Ok(Round::Replan) => connection = None,
             Err(e) => {
                 tracing::debug!(leader, "replica fetch failed: {e}");
                 connection = None;
@@ -100,14 +127,14 @@ async fn connect(shard: &Shard, leader: i32) -> Option<Connection> {
     }
 }
 
-/// One Fetch to the leader and what follows from its answer. Ok(false): nothing moved
-/// (an error to wait out).
+/// One Fetch to the leader and what follows from its answer; `changed` fires when the
+/// followed partitions change (the wait for the answer is then given up).
 async fn fetch_round(
     shard: &Rc<Shard>,
     conn: &mut Connection,
-    leader: i32,
+    (leader, changed): (i32, event_listener::EventListener),
     parts: &[(TopicPartition, LogRef, i32)],
-) -> sluice_net::client::Result<bool> {
+) -> sluice_net::client::Result<Round> {
     let meta = shard.metadata();
     let replication = shard.config.cluster.as_ref().map(|c| c.replication.clone());
     let (max_bytes, wait_ms) = replication.map_or((1 << 20, 500), |r| {
@@ -150,7 +177,10 @@ async fn fetch_round(
         min_bytes: 1,
         max_bytes: REPLICA_FETCH_RESPONSE_BYTES_MAX,
     };
-    let answers = replica_fetch(conn, who, &asks, options).await?;
+    let answers = match select(Box::pin(replica_fetch(conn, who, &asks, options)), changed).await {
+        Either::Left((answers, _)) => answers?,
+        Either::Right(_) => return Ok(Round::Replan),
+    };
     let mut progressed = false;
     for answer in answers {
         let Some(at) = parts
@@ -171,7 +201,11 @@ async fn fetch_round(
         }
         progressed |= apply_answer(shard, (tp, log), (leader, *epoch), answer).await;
     }
-    Ok(progressed)
+    Ok(if progressed {
+        Round::Progressed
+    } else {
+        Round::Idle
+    })
 }
 
 /// Per part: whether the follower throttle applies to it (Kafka's `shouldFollowerThrottle`:
