@@ -263,6 +263,10 @@ async fn apply_image(
         local_listener(shard),
     );
     crate::controller::publish(shard, Arc::new(snapshot)).await;
+    shard
+        .broker
+        .published_image_index
+        .fetch_max(image.applied_index, std::sync::atomic::Ordering::AcqRel);
 }
 
 /// The listener name clients of this broker use (Metadata answers each broker's endpoint
@@ -473,15 +477,23 @@ pub fn snapshot_from_image(
     next
 }
 
-/// Longest a stopping broker waits for the controller to move its leaderships away.
+/// Longest a stopping broker waits for the controller to move its leaderships away (and
+/// for its shards to apply that).
 pub const CONTROLLED_SHUTDOWN_MS_MAX: u64 = 10_000;
+/// How often a controlled shutdown checks whether the shards applied the agreed image.
+const SHUTDOWN_APPLY_POLL_MS: u64 = 2;
 
 /// Kafka's controlled shutdown (`controlled.shutdown.enable`): before the shards stop, the
 /// broker asks the controller to move every leadership it holds to an in-sync follower and
 /// take it out of the ISRs, and waits (at most `CONTROLLED_SHUTDOWN_MS_MAX`) until the
 /// controller agrees; clients then see NOT_LEADER_OR_FOLLOWER and a metadata refresh, not
 /// a session timeout. Partitions with no other live ISR member keep it as leader.
-pub async fn controlled_shutdown(handle: &ClusterHandle) {
+///
+/// Once the controller agreed, the shards must also apply the image it agreed at before
+/// they stop: until then they still see themselves leading, and would answer their
+/// waiting acks=all produces REQUEST_TIMED_OUT (and Metadata would still name this broker)
+/// instead of NOT_LEADER_OR_FOLLOWER with the new leader.
+pub async fn controlled_shutdown(handle: &ClusterHandle, broker: &crate::shard::BrokerInfo) {
     let start = std::time::Instant::now();
     if handle.broker.borrow().broker_epoch <= 0 {
         return; // never registered: nothing to hand over
@@ -490,11 +502,21 @@ pub async fn controlled_shutdown(handle: &ClusterHandle) {
     let mut status = handle.broker.clone();
     let wait = std::time::Duration::from_millis(CONTROLLED_SHUTDOWN_MS_MAX);
     let agreed = compio::time::timeout(wait, async move {
-        status.wait_for(|s| s.shutdown_ok).await.is_ok()
+        let ok = status.wait_for(|s| s.shutdown_ok).await.ok()?;
+        let index = ok.shutdown_index;
+        drop(ok);
+        while broker
+            .published_image_index
+            .load(std::sync::atomic::Ordering::Acquire)
+            < index
+        {
+            compio::time::sleep(std::time::Duration::from_millis(SHUTDOWN_APPLY_POLL_MS)).await;
+        }
+        Some(())
     })
     .await;
     match agreed {
-        Ok(true) => tracing::info!(
+        Ok(Some(())) => tracing::info!(
             "controlled shutdown: leaderships moved in {:?}",
             start.elapsed()
         ),

@@ -89,6 +89,9 @@ pub struct BrokerInfo {
     pub request_pool: Option<Arc<RequestMemoryPool>>,
     /// The control plane, in a cluster (`process.roles` set); `None` on a single node.
     pub cluster: Option<sluice_replication::ClusterHandle>,
+    /// Cluster mode: the index of the latest metadata image every shard applied (roles
+    /// included), for a controlled shutdown to wait on.
+    pub published_image_index: std::sync::atomic::AtomicU64,
 }
 
 /// The shard's range sender; if the sendfile threads cannot start, splice serves instead.

@@ -163,7 +163,7 @@ pub fn run(args: Vec<String>) -> Result<(), String> {
     let outcome = wait_for_stop(&events);
     if let (Some((handle, _)), Some(cluster)) = (&control, &config.cluster) {
         if cluster.replication.controlled_shutdown_enable {
-            main_rt.block_on(crate::cluster::controlled_shutdown(handle));
+            main_rt.block_on(crate::cluster::controlled_shutdown(handle, &broker));
         }
     }
     let (clean, offsets) = shutdown(&peers, &events, shards);
@@ -254,6 +254,7 @@ fn broker_info(
             .request_pool_bytes()
             .map(|bytes| RequestMemoryPool::new(usize::try_from(bytes).unwrap_or(usize::MAX))),
         cluster,
+        published_image_index: std::sync::atomic::AtomicU64::new(0),
     })
 }
 

@@ -9,10 +9,11 @@
 //! removes the broker from every ISR and elects new leaders only from the ISR (Kafka's rule:
 //! no leases; two leaders can never both acknowledge `acks=all` writes).
 //!
-//! Gossip only hastens this: a broker that SWIM gossip declared down, and from which this
-//! controller has not heard a heartbeat since, is fenced at the next tick — also right after
-//! a controller takes over, since it grants the full session only to brokers gossip does
-//! not know to be down.
+//! Gossip only hastens this: a broker that SWIM gossip declared down, from which this
+//! controller has not heard a heartbeat since, and that does not answer on its listener
+//! either (`liveness`: gossip's UDP may be cut while TCP flows), is fenced at once — also
+//! right after a controller takes over, since it grants the full session only to brokers
+//! gossip does not know to be down.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -23,7 +24,7 @@ use uuid::Uuid;
 
 use crate::errors;
 use crate::gossip::GossipView;
-use crate::image::MetadataImage;
+use crate::image::{BrokerState, MetadataImage};
 use crate::placement;
 use crate::quorum::progress::{wall_clock_ms, FetchProgress, ProgressMap};
 use crate::quorum::Raft;
@@ -34,6 +35,7 @@ use crate::records::{
 use crate::rpc::{ControllerError, ControllerReply, ControllerRequest, ControllerResult};
 
 pub mod elections;
+pub mod liveness;
 pub mod reassignment;
 pub use elections::{elect_leaders, imbalanced_preferred_elections};
 
@@ -77,6 +79,8 @@ pub struct Controller {
     /// Last heartbeat or registration actually received per broker (not the takeover grant).
     heard: HashMap<BrokerId, Instant>,
     gossip: watch::Receiver<GossipView>,
+    /// Brokers gossip declared down, asked directly before they are fenced for it.
+    probes: liveness::Probes,
     /// The term in which this node became a ready leader (applied everything committed).
     ready_term: Option<u64>,
     /// Observers' heartbeats (their applied index), for DescribeQuorum.
@@ -109,6 +113,7 @@ impl Controller {
             heartbeats: HashMap::new(),
             heard: HashMap::new(),
             gossip,
+            probes: liveness::Probes::default(),
             ready_term: None,
             observers,
             next_rebalance: Instant::now(),
@@ -121,6 +126,10 @@ impl Controller {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
+                Some(probed) = self.probes.results.recv() => {
+                    self.probes.record(probed);
+                    self.on_tick().await
+                }
                 cmd = self.rx.recv() => match cmd {
                     Some((req, reply)) => {
                         let r = self.handle(req).await;
@@ -306,12 +315,41 @@ impl Controller {
         )
     }
 
-    /// Gossip declared `broker` down after the last heartbeat this controller received.
-    fn gossip_down(&self, broker: BrokerId) -> bool {
-        let Some(down) = self.gossip.borrow().down_since(broker) else {
+    /// When gossip declared `broker` down, if that was after the last heartbeat this
+    /// controller received.
+    fn gossip_down(&self, broker: BrokerId) -> Option<Instant> {
+        let down = self.gossip.borrow().down_since(broker)?;
+        self.heard
+            .get(&broker)
+            .is_none_or(|h| *h < down)
+            .then_some(down)
+    }
+
+    /// Gossip declared `broker` down, it has not heartbeated since, and it did not answer
+    /// the liveness probe (`liveness`) started for that verdict. A broker that answered
+    /// counts as heard at that time.
+    fn gossip_confirmed_down(&mut self, broker: BrokerId, state: &BrokerState) -> bool {
+        let Some(down) = self.gossip_down(broker) else {
             return false;
         };
-        self.heard.get(&broker).is_none_or(|h| *h < down)
+        let Some(e) = state.inter_broker_endpoint() else {
+            return true; // nothing to ask: gossip's verdict stands
+        };
+        match self
+            .probes
+            .check(broker, down, &format!("{}:{}", e.host, e.port))
+        {
+            None => false,
+            Some(liveness::Outcome::Silent) => true,
+            Some(liveness::Outcome::Answered(at)) => {
+                tracing::info!(
+                    broker,
+                    "gossip declared the broker down but it answers on its listener: not fenced"
+                );
+                self.heard.insert(broker, at);
+                false
+            }
+        }
     }
 
     /// A broker's heartbeat is its "fetch" for DescribeQuorum's observers (voters' come
@@ -377,18 +415,20 @@ impl Controller {
         let now = Instant::now();
         let mut records = Vec::new();
         let mut after = (*image).clone();
+        let gossip = self.gossip.borrow().clone();
+        self.probes
+            .retain(|b, down| gossip.down_since(b) == Some(down));
         for (id, b) in &image.brokers {
             if b.fenced {
                 continue;
             }
             let last = self.heartbeats.get(id).copied().unwrap_or(now);
             let session_over = now.duration_since(last) > timeout;
-            let gossip_down = self.gossip_down(*id);
-            if session_over || gossip_down {
+            if session_over || self.gossip_confirmed_down(*id, b) {
                 let why = if session_over {
                     format!("no heartbeat for {timeout:?}")
                 } else {
-                    "gossip declared it down and it has not heartbeated since".to_string()
+                    "gossip declared it down, it has not heartbeated since and it does not answer on its listener".to_string()
                 };
                 tracing::warn!(broker = id, "{why}: fencing the broker");
                 records.push(MetadataRecord::FenceBroker {

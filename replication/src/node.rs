@@ -76,6 +76,9 @@ pub struct BrokerStatus {
     pub fenced: bool,
     /// The controller agreed to a controlled shutdown.
     pub shutdown_ok: bool,
+    /// With `shutdown_ok`: the metadata index at which it agreed (this node's shards must
+    /// apply that image before they stop, or they still see themselves leading).
+    pub shutdown_index: u64,
 }
 
 type Routed = (ControllerRequest, oneshot::Sender<ControllerResult>);
@@ -817,6 +820,7 @@ async fn broker_lifecycle(
             broker_epoch: epoch,
             fenced: true,
             shutdown_ok: false,
+            shutdown_index: 0,
         });
         heartbeat_until_stale(&local, &status, &shutdown, epoch, interval).await;
     }
@@ -844,13 +848,14 @@ async fn heartbeat_until_stale(
                     fenced,
                     shutdown_ok,
                 },
-                _,
+                index,
             ) => {
                 status.send_if_modified(|s| {
                     let next = BrokerStatus {
                         broker_epoch: epoch,
                         fenced,
                         shutdown_ok,
+                        shutdown_index: if shutdown_ok { index } else { 0 },
                     };
                     let changed = *s != next;
                     *s = next;

@@ -2,6 +2,12 @@
 //! UNKNOWN_TOPIC_ID). Every partition's batches are validated and appended on
 //! the owning shard; with acks=0 nothing is answered, and a failure closes the connection as
 //! Kafka does so the client notices.
+//!
+//! KIP-951 (v10+): a partition answered NOT_LEADER_OR_FOLLOWER names the leader this
+//! broker's metadata knows (`current_leader`, with `node_endpoints` saying where it
+//! listens), so the client retries there at once instead of refreshing Metadata after a
+//! backoff. Only a leader other than this broker is named (a stale answer naming ourselves
+//! would send the client straight back).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -11,8 +17,10 @@ use bytes::Bytes;
 use futures_util::future::join_all;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{
-    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+    BatchIndexAndErrorMessage, LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse,
+    TopicProduceResponse,
 };
+use kafka_protocol::messages::BrokerId;
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use sluice_engine::batch::{BatchHeader, BATCH_LOG_OVERHEAD_BYTES};
@@ -26,6 +34,8 @@ use crate::shard::{Shard, TopicPartition};
 const ACKS_VALID: [i16; 3] = [0, 1, -1];
 /// The first version that names topics by id (KIP-516).
 const TOPIC_ID_VERSION_MIN: i16 = 13;
+/// The first version with KIP-951's `current_leader` and `node_endpoints`.
+const CURRENT_LEADER_VERSION_MIN: i16 = 10;
 
 /// The part of a produce that waits for the writes; the connection awaits it in order.
 pub type ProduceCompletion = Pin<Box<dyn Future<Output = Reply>>>;
@@ -128,6 +138,9 @@ async fn complete(shard: &Shard, version: i16, acks: i16, queued: Vec<QueuedTopi
             .collect();
         resp.responses.push(t);
     }
+    if version >= CURRENT_LEADER_VERSION_MIN {
+        name_current_leaders(shard, &mut resp);
+    }
     if acks == 0 {
         let failure = resp
             .responses
@@ -143,6 +156,49 @@ async fn complete(shard: &Shard, version: i16, acks: i16, queued: Vec<QueuedTopi
         };
     }
     Reply::Send(Box::new(ResponseKind::Produce(resp)))
+}
+
+/// KIP-951: every NOT_LEADER_OR_FOLLOWER partition gets the leader this broker knows,
+/// and the response the endpoints of those leaders.
+fn name_current_leaders(shard: &Shard, resp: &mut ProduceResponse) {
+    let meta = shard.metadata();
+    let me = shard.broker.node_id;
+    let mut named = std::collections::BTreeSet::new();
+    for t in &mut resp.responses {
+        let topic = match t.name.0.is_empty() {
+            true => meta.topic_by_id(t.topic_id),
+            false => meta.topic(&t.name.0),
+        };
+        let Some(topic) = topic else { continue };
+        for p in &mut t.partition_responses {
+            if p.error_code != ResponseError::NotLeaderOrFollower.code() {
+                continue;
+            }
+            let replication = usize::try_from(p.index)
+                .ok()
+                .and_then(|i| topic.partitions.get(i))
+                .and_then(|info| info.replication.as_ref());
+            let Some(r) = replication.filter(|r| r.leader >= 0 && r.leader != me) else {
+                continue;
+            };
+            p.current_leader = LeaderIdAndEpoch::default()
+                .with_leader_id(BrokerId(r.leader))
+                .with_leader_epoch(r.leader_epoch);
+            named.insert(r.leader);
+        }
+    }
+    resp.node_endpoints = meta
+        .brokers
+        .iter()
+        .filter(|b| named.contains(&b.node_id))
+        .map(|b| {
+            NodeEndpoint::default()
+                .with_node_id(BrokerId(b.node_id))
+                .with_host(StrBytes::from_string(b.host.clone()))
+                .with_port(i32::from(b.port))
+                .with_rack(b.rack.clone().map(StrBytes::from_string))
+        })
+        .collect();
 }
 
 fn failed(error: ResponseError, message: &str) -> ProducePart {
