@@ -162,7 +162,7 @@ async fn fetch_round(
         })
         .collect();
     if asks.is_empty() {
-        return Ok(false); // every partition waits for the follower throttle
+        return Ok(Round::Idle); // every partition waits for the follower throttle
     }
     let who = ReplicaIdentity {
         replica_id: shard.broker.node_id,
