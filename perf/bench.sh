@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # perf/bench.sh: Sluice beside a peer broker (tansu, in-memory storage) and the machine's
 # limits, measured in one run on one machine; prints a table of figures, ratios and the
-# targets of issue 3 §4 and issue 9 §6 (W6, W7: a 3-node cluster on this host). See
+# targets of issue 3 §4, issue 9 §6 (W6, W7: a 3-node cluster on this host) and issue 11 §4
+# (W8: losing the controller role; W7's consumer side). See
 # BENCHMARKS.md for what each line means.
 #
 #   bash perf/bench.sh              # the full run (lengths below; about 10-20 minutes)
@@ -18,7 +19,7 @@
 #                     (default ${TMPDIR:-/tmp}/sluice-bench)
 #   RESULTS           raw outputs and summary (default $DATA_DIR/results-<time>)
 #   PORT              first of 4 TCP ports used on 127.0.0.1 (default 19092); the
-#                     cluster's 3 nodes use PORT+10..PORT+15 (client, controller)
+#                     cluster's nodes use PORT+10.. (client, controller: 2 ports per node id)
 #   BATCH_SIZE LINGER_MS  producer batch.size / linger.ms of W1 and W2 (16384 / 5,
 #                     Kafka's producer defaults)
 #   W1_MB             MiB produced in W1 (default: the larger of 4096 and 1.25x the
@@ -38,12 +39,17 @@
 #                     test's)
 #   W7_DURATION W7_FAULT_AFTER W7_RATE  each verify run's length, when it strikes, and its
 #                     records/s (20s, 5s, 2000)
+#   W8_RUNS W8_BASE_RUNS W8_REMOVE_RUNS  W8's SIGKILLs of the active controller per layout,
+#                     no-fault runs per layout before them, and quorum-leader removals (5, 2, 3)
+#   W8_BROKERS        broker-only nodes beside the 3 controller-only ones in W8 (a) (3)
+#   W8_CASES          which of W8's cases to run ("split combined remove": (a), (c), (b))
 #   CLUSTER_PROPS     extra server.properties lines for every cluster node (space separated)
 #   LOOPBACK_SECONDS  (10)   PROFILE=0 skips the strace syscall counts
 #   RUN_TIMEOUT_S     longest single client run before it is stopped (1800)
 #   KEEP_DATA=1       keep the data directories afterwards
 #   PARTS             which parts to run (default "limits sluice fsync peer w5 cluster
-#                     failover"); the table shows n/a for parts not run. W7 alone, e.g. to
+#                     failover"; "controller", W8, only when named); the table shows n/a
+#                     for parts not run. W7 alone, e.g. to
 #                     re-run it after a change to failover: PARTS=failover
 #                     W7_SETTINGS=default bash perf/bench.sh
 set -euo pipefail
@@ -80,6 +86,11 @@ W7_SETTINGS=${W7_SETTINGS:-default nogossip short}
 W7_FAULT_AFTER=${W7_FAULT_AFTER:-5s}
 W7_RATE=${W7_RATE:-2000}
 W7_SHORT_PROPS=(broker.session.timeout.ms=3000 broker.heartbeat.interval.ms=500)
+W8_RUNS=${W8_RUNS:-$((QUICK == 1 ? 1 : 5))}
+W8_BASE_RUNS=${W8_BASE_RUNS:-$((QUICK == 1 ? 1 : 2))}
+W8_REMOVE_RUNS=${W8_REMOVE_RUNS:-$((QUICK == 1 ? 1 : 3))}
+W8_BROKERS=${W8_BROKERS:-3}
+W8_CASES=${W8_CASES:-split combined remove}
 read -r -a CLUSTER_PROPS <<<"${CLUSTER_PROPS:-}"
 CLUSTER_PORT=$((PORT + 10))
 declare -a NODE_PIDS NODE_LOGS
@@ -489,22 +500,30 @@ node_port() { echo $((CLUSTER_PORT + 2 * ($1 - 1) + $2)); }
 
 # start_cluster NAME [KEY=VALUE...]: 3 combined broker+controller nodes formatted with
 # `sluice storage format`, each under $DATA_DIR/sluice-NAME/node-ID; the extra keys go into
-# every node's server.properties. Sets NODE_PIDS[ID] and CLUSTER_BOOTSTRAP.
+# every node's server.properties. With CLUSTER_LAYOUT=split: 3 controller-only nodes (1-3,
+# the metadata quorum, no client listener) and W8_BROKERS broker-only nodes (4..), as
+# perf/tests/cluster_roles.rs runs them. Sets NODE_PIDS[ID], CLUSTER_IDS and
+# CLUSTER_BOOTSTRAP (the nodes with a broker role).
 start_cluster() {
     local name=$1 id voters="" cluster_id
     shift
-    CLUSTER_NAME=$name CLUSTER_BOOTSTRAP="" NODE_STARTS=0
+    CLUSTER_NAME=$name CLUSTER_BOOTSTRAP="" NODE_STARTS=0 CLUSTER_IDS="1 2 3"
+    [[ ${CLUSTER_LAYOUT:-combined} != split ]] || CLUSTER_IDS="1 2 3 $(seq -s ' ' 4 $((3 + W8_BROKERS)))"
     cluster_id=$("$SLUICE" storage random-uuid)
     for id in 1 2 3; do voters+="${voters:+,}$id@127.0.0.1:$(node_port "$id" 1)"; done
-    for id in 1 2 3; do
-        local dir=$DATA_DIR/sluice-$name/node-$id
+    for id in $CLUSTER_IDS; do
+        local dir=$DATA_DIR/sluice-$name/node-$id roles listeners
+        roles=$(node_roles "$id")
+        listeners="PLAINTEXT://127.0.0.1:$(node_port "$id" 0),CONTROLLER://127.0.0.1:$(node_port "$id" 1)"
+        [[ $roles == controller ]] && listeners="CONTROLLER://127.0.0.1:$(node_port "$id" 1)"
+        [[ $roles == broker ]] && listeners="PLAINTEXT://127.0.0.1:$(node_port "$id" 0)"
         mkdir -p "$dir/data"
         {
-            echo "process.roles=broker,controller"
+            echo "process.roles=$roles"
             echo "node.id=$id"
             echo "controller.quorum.voters=$voters"
-            echo "listeners=PLAINTEXT://127.0.0.1:$(node_port "$id" 0),CONTROLLER://127.0.0.1:$(node_port "$id" 1)"
-            echo "advertised.listeners=PLAINTEXT://127.0.0.1:$(node_port "$id" 0)"
+            echo "listeners=$listeners"
+            [[ $roles == controller ]] || echo "advertised.listeners=PLAINTEXT://127.0.0.1:$(node_port "$id" 0)"
             echo "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT"
             echo "controller.listener.names=CONTROLLER"
             echo "inter.broker.listener.name=PLAINTEXT"
@@ -514,10 +533,20 @@ start_cluster() {
         } >"$dir/server.properties"
         "$SLUICE" storage format -t "$cluster_id" -c "$dir/server.properties" >>"$RESULTS/$name-format.log" 2>&1 ||
             die "formatting node $id failed (see $RESULTS/$name-format.log)"
-        CLUSTER_BOOTSTRAP+="${CLUSTER_BOOTSTRAP:+,}127.0.0.1:$(node_port "$id" 0)"
+        [[ $roles == controller ]] || CLUSTER_BOOTSTRAP+="${CLUSTER_BOOTSTRAP:+,}127.0.0.1:$(node_port "$id" 0)"
     done
-    for id in 1 2 3; do start_node "$id" nowait; done
-    for id in 1 2 3; do wait_for_line "$(node_log "$id")" 'ready:' "${NODE_PIDS[$id]}" 120; done
+    for id in $CLUSTER_IDS; do start_node "$id" nowait; done
+    for id in $CLUSTER_IDS; do wait_for_line "$(node_log "$id")" 'ready:' "${NODE_PIDS[$id]}" 120; done
+}
+# node_roles ID: process.roles of node ID in the current layout.
+node_roles() {
+    if [[ ${CLUSTER_LAYOUT:-combined} != split ]]; then
+        echo broker,controller
+    elif (($1 <= 3)); then
+        echo controller
+    else
+        echo broker
+    fi
 }
 node_log() { echo "$RESULTS/$CLUSTER_NAME-node-$1-${NODE_LOGS[$1]}.log"; }
 # start_node ID [nowait]: starts (or restarts, on the same dirs and ports) node ID, each
@@ -532,12 +561,13 @@ start_node() {
 }
 stop_cluster() {
     local id
-    for id in 1 2 3; do still_ours "${NODE_PIDS[$id]}" && kill -TERM "${NODE_PIDS[$id]}" 2>/dev/null || true; done
-    for id in 1 2 3; do wait "${NODE_PIDS[$id]}" 2>/dev/null || true; done
+    for id in $CLUSTER_IDS; do still_ours "${NODE_PIDS[$id]}" && kill -TERM "${NODE_PIDS[$id]}" 2>/dev/null || true; done
+    for id in $CLUSTER_IDS; do wait "${NODE_PIDS[$id]}" 2>/dev/null || true; done
 }
+# broker_pids: NODE=PID of every node of the cluster (the ones verify may strike).
 broker_pids() {
     local id out=""
-    for id in 1 2 3; do out+="${out:+,}$id=${NODE_PIDS[$id]}"; done
+    for id in $CLUSTER_IDS; do out+="${out:+,}$id=${NODE_PIDS[$id]}"; done
     echo "$out"
 }
 # create_topic TOPIC PARTITIONS: RF=3, retried while a restarted node registers again
@@ -616,17 +646,23 @@ w6() {
 # w7_run SETTING SIGNAL RUN: one verify run that strikes the leader of partition 0, then
 # restarts the struck node.
 w7_run() {
-    local setting=$1 signal=$2 run=$3 topic="w7-$2-$3" out node
+    local setting=$1 signal=$2 run=$3 topic="w7-$2-$3" out
     out="$RESULTS/w7-$setting-$signal-$run.json"
     create_topic "$topic" 3
     timeout "$RUN_TIMEOUT_S" "$SLUICE_PERF" verify --bootstrap-server "$CLUSTER_BOOTSTRAP" --topic "$topic" \
         --acks all --idempotent --producers 2 --throughput "$W7_RATE" --record-size "$RECORD_SIZE" \
         --duration "$W7_DURATION" --fault "$signal" --fault-after "$W7_FAULT_AFTER" \
-        --broker-pids "$(broker_pids)" --json >"$out" 2>"${out%.json}.err" ||
+        --broker-pids "$(broker_pids)" --consumer-group "$topic" --json >"$out" 2>"${out%.json}.err" ||
         say "w7 $setting $signal $run: $(tail -1 "${out%.json}.err")"
-    node=$(json "$out" fault_node)
+    restart_struck "$out"
+}
+
+# restart_struck JSON: restarts the node a verify run struck (fault_node in its JSON).
+restart_struck() {
+    local node
+    node=$(json "$1" fault_node)
     if [[ $node == n/a ]]; then
-        say "w7 $setting $signal $run: no strike recorded"
+        say "$(basename "$1" .json): no strike recorded"
         return
     fi
     wait "${NODE_PIDS[$node]}" 2>/dev/null || true
@@ -654,31 +690,188 @@ w7() {
 }
 
 # w7_stat SETTING SIGNAL KEY median|max|count: KEY over that setting's runs.
-w7_stat() {
+w7_stat() { runs_stat "w7-$1-$2-*.json" "$3" "$4"; }
+# w7_figures SETTING SIGNAL KEY: "median / max ms (n of N runs)".
+w7_figures() { runs_figures "w7-$1-$2-*.json" "$3"; }
+# w7_lost SETTING: lost + duplicated over every run of SETTING.
+w7_lost() { runs_lost "w7-$1-*.json"; }
+
+# ---------------------------------------------------------------- W8: the controller role
+
+# w8_verify NAME [VERIFY FLAG...]: one verify run under W7's load (idempotent acks=all, a
+# group consumer reading meanwhile) on a new topic of 3 partitions RF=3; JSON to
+# $RESULTS/w8-NAME.json.
+w8_verify() {
+    local name=$1 out=$RESULTS/w8-$1.json
+    shift
+    timeout "$RUN_TIMEOUT_S" "$SLUICE_PERF" verify --bootstrap-server "$CLUSTER_BOOTSTRAP" --topic "w8-$name" \
+        --acks all --idempotent --producers 2 --throughput "$W7_RATE" --record-size "$RECORD_SIZE" \
+        --duration "$W7_DURATION" --consumer-group "w8-$name" "$@" --json >"$out" 2>"${out%.json}.err" ||
+        say "w8 $name: $(tail -1 "${out%.json}.err")"
+}
+
+# w8_kill_controller CASE RUN: verify SIGKILLs the active controller (DescribeQuorum's
+# leader) W7_FAULT_AFTER into the run; then the struck node is restarted.
+w8_kill_controller() {
+    local name=$1-kill-$2
+    create_topic "w8-$name" 3
+    w8_verify "$name" --fault kill --fault-target controller --fault-after "$W7_FAULT_AFTER" \
+        --broker-pids "$(broker_pids)"
+    restart_struck "$RESULTS/w8-$name.json"
+}
+
+# quorum_leader: LeaderId of `sluice metadata-quorum describe --status` (empty: none).
+quorum_leader() {
+    "$SLUICE" metadata-quorum --bootstrap-server "$CLUSTER_BOOTSTRAP" describe --status 2>/dev/null |
+        sed -n 's/^LeaderId:[[:space:]]*\(-\{0,1\}[0-9]*\).*/\1/p' | head -1 || true
+}
+
+# w8_remove_leader RUN: on a fresh combined cluster, a verify run with no fault while the
+# script removes the metadata quorum's leader from the voters W7_FAULT_AFTER into it
+# (RemoveRaftVoter: `sluice metadata-quorum remove-controller`), which forces a new quorum
+# leader while the removed node's broker role keeps running. Writes
+# $RESULTS/w8-remove-RUN.txt: when, how long the command took, the leaders before and after.
+w8_remove_leader() {
+    local run=$1 name=remove-$1 launched leader dir_id t0 t1 changed="" now i pid
+    start_cluster "w8-$name" "${CLUSTER_PROPS[@]}"
+    create_topic "w8-$name" 3
+    launched=$EPOCHREALTIME
+    w8_verify "$name" &
+    pid=$!
+    case $W7_FAULT_AFTER in
+        *ms) sleep "$(calc "${W7_FAULT_AFTER%ms} / 1000")" ;;
+        *) sleep "${W7_FAULT_AFTER%s}" ;;
+    esac
+    leader=$(quorum_leader)
+    dir_id=$(sed -n 's/^directory.id=//p' "$DATA_DIR/sluice-w8-$name/node-$leader/data/meta.properties" 2>/dev/null)
+    t0=$EPOCHREALTIME
+    "$SLUICE" metadata-quorum --bootstrap-server "$CLUSTER_BOOTSTRAP" remove-controller \
+        --controller-id "$leader" --controller-directory-id "$dir_id" >"$RESULTS/w8-$name-command.txt" 2>&1 ||
+        say "w8 $name: remove-controller failed: $(tail -1 "$RESULTS/w8-$name-command.txt")"
+    t1=$EPOCHREALTIME
+    for ((i = 0; i < 100; i++)); do
+        now=$(quorum_leader)
+        if [[ -n $now && $now != -1 && $now != "$leader" ]]; then
+            changed=$(calc "($EPOCHREALTIME - $t0) * 1000")
+            break
+        fi
+        sleep 0.1
+    done
+    wait "$pid" || true
+    {
+        echo "removed_leader=$leader directory_id=$dir_id"
+        echo "remove_at_ms=$(calc "($t0 - $launched) * 1000") (from launching verify)"
+        echo "remove_command_ms=$(calc "($t1 - $t0) * 1000")"
+        echo "new_leader=${now:-none} new_leader_seen_ms=${changed:-never} (polled every 0.1 s)"
+        echo "removed node still running: $(still_ours "${NODE_PIDS[$leader]}" && echo yes || echo no)"
+    } >"$RESULTS/w8-$name.txt"
+    stop_cluster
+    [[ $KEEP_DATA == 1 ]] || rm -rf "$DATA_DIR/sluice-w8-$name"
+}
+
+# w8: "losing only the controller role does not pause produce or fetch" (issue 11 §4): (a)
+# 3 controller-only + W8_BROKERS broker-only nodes, SIGKILL of the active controller; (c)
+# 3 combined nodes, SIGKILL of the active controller (which also holds replicas); (b) 3
+# combined nodes, the quorum leader removed from the voters (no process stopped). Each
+# layout first runs W8_BASE_RUNS runs with no fault: the gaps a run has anyway.
+w8() {
+    local run
+    [[ " $W8_CASES " != *" split "* ]] ||
+        w8_kills split "(a): 3 controller-only + $W8_BROKERS broker-only nodes"
+    [[ " $W8_CASES " != *" combined "* ]] || w8_kills combined "(c): 3 combined nodes"
+    [[ " $W8_CASES " == *" remove "* ]] || return 0
+    say "W8 (b): 3 combined nodes, $W8_REMOVE_RUNS x the quorum leader removed from the voters"
+    for ((run = 1; run <= W8_REMOVE_RUNS; run++)); do w8_remove_leader "$run"; done
+}
+# w8_kills LAYOUT TITLE: on a cluster of LAYOUT (split or combined), W8_BASE_RUNS runs with
+# no fault, then W8_RUNS with a SIGKILL of the active controller.
+w8_kills() {
+    local layout=$1 run
+    say "W8 $2, $W8_RUNS x SIGKILL of the active controller"
+    CLUSTER_LAYOUT=$layout start_cluster "w8-$layout" "${CLUSTER_PROPS[@]}"
+    for ((run = 1; run <= W8_BASE_RUNS; run++)); do
+        create_topic "w8-$layout-base-$run" 3
+        w8_verify "$layout-base-$run"
+    done
+    for ((run = 1; run <= W8_RUNS; run++)); do w8_kill_controller "$layout" "$run"; done
+    stop_cluster
+    [[ $KEEP_DATA == 1 ]] || rm -rf "$DATA_DIR/sluice-w8-$layout"
+}
+
+# runs_stat GLOB KEY median|max|count: KEY over the JSON files $RESULTS/GLOB.
+runs_stat() {
     local f
-    for f in "$RESULTS"/w7-"$1"-"$2"-*.json; do
-        [[ -e $f ]] && echo "$(json "$f" "$3")"
-    done | grep -v 'n/a' | sort -n | awk -v want="$4" '{ v[++n] = $1 } END {
+    for f in "$RESULTS"/$1; do
+        [[ -e $f ]] && echo "$(json "$f" "$2")"
+    done | grep -v 'n/a' | sort -n | awk -v want="$3" '{ v[++n] = $1 } END {
         if (want == "count") { print n + 0; exit }
         if (n == 0) { print "n/a"; exit }
         m = (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
         printf "%.0f", (want == "max") ? v[n] : m }'
 }
-# w7_figures SETTING SIGNAL KEY: "median / max ms (n of N runs)".
-w7_figures() {
+# runs_figures GLOB KEY: "median / max ms (n of N)".
+runs_figures() {
     local runs
-    runs=$(find "$RESULTS" -maxdepth 1 -name "w7-$1-$2-*.json" | wc -l)
-    echo "$(w7_stat "$@" median) / $(w7_stat "$@" max) ms ($(w7_stat "$@" count) of $runs)"
+    runs=$(compgen -G "$RESULTS/$1" | wc -l)
+    echo "$(runs_stat "$1" "$2" median) / $(runs_stat "$1" "$2" max) ms ($(runs_stat "$1" "$2" count) of $runs)"
 }
-# w7_lost SETTING: lost + duplicated over every run of SETTING.
-w7_lost() {
+# no_pause GLOB BASE_GLOB KEY: the goal "no pause": the runs' longest KEY within twice the
+# longest of the no-fault runs'.
+no_pause() {
+    local base
+    base=$(runs_stat "$2" "$3" max)
+    echo "no pause (<= 2 x no-fault max $base ms): $(verdict "$(runs_stat "$1" "$3" max) <= 2 * $base")"
+}
+# runs_lost GLOB: lost / duplicated over the runs.
+runs_lost() {
     local f lost=0 dup=0 v
-    for f in "$RESULTS"/w7-"$1"-*.json; do
+    for f in "$RESULTS"/$1; do
         [[ -e $f ]] || continue
         v=$(json "$f" lost); [[ $v == n/a ]] || lost=$((lost + v))
         v=$(json "$f" duplicated); [[ $v == n/a ]] || dup=$((dup + v))
     done
     echo "$lost / $dup"
+}
+# w8_removals: "leader changed in A, B, C ms" over the (b) runs.
+w8_removals() {
+    local f out=""
+    for f in "$RESULTS"/w8-remove-*.txt; do
+        [[ -e $f ]] || continue
+        out+="${out:+, }$(sed -n 's/.*new_leader_seen_ms=\([^ ]*\).*/\1/p' "$f")"
+    done
+    echo "new quorum leader seen after ${out:-n/a} ms"
+}
+
+# w8_report: W8's rows, then the consumer's side of W7.
+w8_report() {
+    local case base
+    for case in split combined; do
+        base="w8-$case-base-*.json"
+        [[ $case == split ]] && row "W8 (a) 3 controller-only + $W8_BROKERS broker-only" "" "" ""
+        [[ $case == combined ]] && row "W8 (c) 3 combined nodes" "" "" ""
+        row "  no fault: longest gap, produce" "$(runs_figures "$base" unavailable_max_ms)" "1 partition: $(runs_figures "$base" partition_unavailable_max_ms)" ""
+        row "  no fault: longest gap, consume" "$(runs_figures "$base" consume_gap_max_ms)" "1 partition: $(runs_figures "$base" consume_partition_gap_max_ms)" ""
+        row "  SIGKILL controller: longest gap, produce" "$(runs_figures "w8-$case-kill-*.json" unavailable_max_ms)" "1 partition: $(runs_figures "w8-$case-kill-*.json" partition_unavailable_max_ms)" "$(no_pause "w8-$case-kill-*.json" "$base" partition_unavailable_max_ms)"
+        row "  SIGKILL controller: longest gap, consume" "$(runs_figures "w8-$case-kill-*.json" consume_gap_max_ms)" "1 partition: $(runs_figures "w8-$case-kill-*.json" consume_partition_gap_max_ms)" "$(no_pause "w8-$case-kill-*.json" "$base" consume_partition_gap_max_ms)"
+        row "  SIGKILL controller: fault to next read" "$(runs_figures "w8-$case-kill-*.json" consume_after_fault_ms)" "its partitions, read from a new leader: $(runs_figures "w8-$case-kill-*.json" consume_failover_ms)" ""
+        row "  SIGKILL controller: to new leader's ack" "$(runs_figures "w8-$case-kill-*.json" failover_ms)" "only runs where it led partitions" ""
+        row "  lost / duplicated, all runs" "$(runs_lost "w8-$case-*.json")" "" ""
+    done
+    base="w8-combined-base-*.json"
+    row "W8 (b) quorum leader removed, 3 combined" "" "$(w8_removals)" ""
+    row "  longest gap, produce" "$(runs_figures "w8-remove-*.json" unavailable_max_ms)" "1 partition: $(runs_figures "w8-remove-*.json" partition_unavailable_max_ms)" "$(no_pause "w8-remove-*.json" "$base" partition_unavailable_max_ms)"
+    row "  longest gap, consume" "$(runs_figures "w8-remove-*.json" consume_gap_max_ms)" "1 partition: $(runs_figures "w8-remove-*.json" consume_partition_gap_max_ms)" "$(no_pause "w8-remove-*.json" "$base" consume_partition_gap_max_ms)"
+    row "  lost / duplicated, all runs" "$(runs_lost "w8-remove-*.json")" "" ""
+}
+# w7_consume_report: the group consumer's side of each W7 setting.
+w7_consume_report() {
+    local setting signal
+    for setting in $W7_SETTINGS; do
+        for signal in kill term; do
+            row "W7 $setting: SIG${signal^^}, fault to next read" "$(w7_figures "$setting" "$signal" consume_after_fault_ms)" "struck leader's partitions read again: $(w7_figures "$setting" "$signal" consume_failover_ms)" ""
+            row "W7 $setting: SIG${signal^^}, longest read gap" "$(w7_figures "$setting" "$signal" consume_gap_max_ms)" "1 partition: $(w7_figures "$setting" "$signal" consume_partition_gap_max_ms)" ""
+        done
+    done
 }
 
 # ---------------------------------------------------------------- report
@@ -748,10 +941,13 @@ report() {
         row "W7 $setting: SIGTERM, longest gap, 1 partition" "$(w7_figures "$setting" term partition_unavailable_max_ms)" "SIGTERM to new leader's ack: $(w7_figures "$setting" term failover_ms)" "$goal_term"
         row "W7 $setting: lost / duplicated, all runs" "$(w7_lost "$setting")" "$(w7_props "$setting")" ""
     done
+    [[ $PARTS != *" failover "* ]] || w7_consume_report
+    [[ $PARTS != *" controller "* ]] || w8_report
     echo
     echo "Run lengths: W1 $W1_MB MiB ($W1_RECORDS records), W2 $W2_MB MiB, W3 $W3_MB MiB, W4 $W4_SECONDS s x 2, loopback $LOOPBACK_SECONDS s, dd $DD_MB MiB"
     echo "W1/W2 producer: ${W1_PROPS[*]}; W4 producer: ${W4_PROPS[*]}"
     echo "W6: $W6_MB MiB, linger.ms=$LINGER_MS batch.size=$BATCH_SIZE; W7: sluice-perf verify --acks all --idempotent --producers 2 --throughput $W7_RATE --duration $W7_DURATION --fault kill|term --fault-after $W7_FAULT_AFTER, 3 partitions RF=3"
+    echo "W7/W8 consumer: verify --consumer-group (one member, range assignor, Kafka's consumer defaults, auto.commit.interval.ms=1000); W8: $W8_RUNS SIGKILLs per layout, $W8_BASE_RUNS no-fault runs before them, $W8_REMOVE_RUNS quorum-leader removals, each as one W7 run"
     echo "load average before: $LOAD_BEFORE"
     echo "load average after:  $(uptime)"
     echo "raw outputs: $RESULTS"
@@ -771,7 +967,7 @@ main() {
     W1_PROPS=(acks=1 "linger.ms=$LINGER_MS" "batch.size=$BATCH_SIZE")
     W4_PROPS=(acks=all linger.ms=0 "batch.size=$BATCH_SIZE")
     PARTS=" ${PARTS:-limits sluice fsync peer w5 cluster failover} "
-    [[ $PARTS != *" cluster "* && $PARTS != *" failover "* ]] || [[ -x $SLUICE ]] ||
+    [[ $PARTS != *" cluster "* && $PARTS != *" failover "* && $PARTS != *" controller "* ]] || [[ -x $SLUICE ]] ||
         die "missing $SLUICE (the cluster parts format nodes with it; set SLUICE)"
     DISK_SYNC_1K_MS=n/a LOOPBACK=n/a LOOPBACK_SENDER_CPU=n/a IPERF=n/a PAGE_CACHE_MBS=n/a PAGE_CACHE_CPU=n/a DISK_SYNC_1M=n/a DISK_SYNC_64K=n/a DISK_SEQ=n/a CEILING_PRODUCE=n/a CEILING_CONSUME=n/a
     W1=n/a W1_CPU=n/a W2=n/a W2_CPU=n/a W3=n/a W3_CPU=n/a
@@ -786,6 +982,7 @@ main() {
     [[ $PARTS != *" w5 "* ]] || w5
     [[ $PARTS != *" cluster "* ]] || w6
     [[ $PARTS != *" failover "* ]] || w7
+    [[ $PARTS != *" controller "* ]] || w8
     report | tee "$RESULTS/summary.txt"
 }
 

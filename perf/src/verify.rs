@@ -12,6 +12,9 @@
 //!    high watermarks cover what was acknowledged, or the request timeout passed).
 //! 3. [`checker::check`]: lost, duplicated, reordered, disagreeing and phantom records.
 //!
+//! With [`Options::consumer_group`] a group consumer ([`consumer`]) also reads the topic
+//! during phase 1, timing its reads (not checked: phase 2 is the check).
+//!
 //! ```ignore
 //! let mut options = Options::new("127.0.0.1:9092", "verify");
 //! options.duration = Duration::from_secs(120); // an upper bound: `stop` ends it
@@ -29,6 +32,7 @@
 
 pub mod checker;
 mod cli;
+pub mod consumer;
 pub mod fault;
 pub mod limits;
 mod producer;
@@ -44,7 +48,8 @@ use sluice_net::client::{Acks, ClientError};
 
 pub use checker::{check, History, PartitionRead, RecordId, Verdict};
 pub use cli::{run_cli, VerifyArgs};
-pub use fault::{FailoverStats, Fault, FaultSignal};
+pub use consumer::{ConsumeStats, ReadsAfterFault};
+pub use fault::{FailoverStats, Fault, FaultSignal, FaultTarget};
 pub use producer::{produce, Latency, ProduceStats, Produced};
 pub use reader::{await_high_watermarks, read};
 
@@ -98,6 +103,9 @@ pub struct Options {
     pub acknowledged: Option<Arc<AtomicU64>>,
     /// A leader to kill or stop during the run, timed by the run itself (`fault`).
     pub fault: Option<Fault>,
+    /// Also consume the topic during the run as a member of this consumer group
+    /// (`consumer`): the time from a fault to the next record read, the longest gap.
+    pub consumer_group: Option<String>,
 }
 
 impl Options {
@@ -121,6 +129,7 @@ impl Options {
             stop: None,
             acknowledged: None,
             fault: None,
+            consumer_group: None,
         }
     }
 
@@ -226,6 +235,8 @@ pub struct Report {
     pub seed: u64,
     pub partitions: usize,
     pub produce: ProduceStats,
+    /// With [`Options::consumer_group`].
+    pub consume: Option<ConsumeStats>,
     pub verdict: Verdict,
 }
 
@@ -247,6 +258,7 @@ pub async fn run(options: &Options) -> Result<Report, VerifyError> {
         seed: options.seed,
         partitions: reads.len(),
         produce: produced.stats,
+        consume: produced.consume,
         verdict,
     })
 }

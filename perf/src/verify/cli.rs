@@ -6,7 +6,8 @@ use sluice_net::client::Acks;
 
 use crate::report::JsonObject;
 use crate::verify::checker::{Examples, RecordId, Verdict};
-use crate::verify::fault::{parse_pids, FailoverStats, Fault, FaultSignal};
+use crate::verify::consumer::ConsumeStats;
+use crate::verify::fault::{parse_pids, FailoverStats, Fault, FaultSignal, FaultTarget};
 use crate::verify::limits::EXAMPLES_PRINTED_MAX;
 use crate::verify::{new_run_id, run, Latency, Options, Report, TopicLayout, VerifyError};
 
@@ -71,12 +72,20 @@ pub struct VerifyArgs {
     /// When to strike, from the start of the run.
     #[arg(long = "fault-after", default_value = "10s", value_parser = parse_duration)]
     fault_after: Duration,
+    /// Whom to strike: leader (the leader of --fault-partition) or controller (the
+    /// active controller, as DescribeQuorum names it, whatever it leads).
+    #[arg(long = "fault-target", default_value = "leader", value_parser = FaultTarget::parse)]
+    fault_target: FaultTarget,
     /// Whose leader is struck.
     #[arg(long = "fault-partition", default_value_t = 0)]
     fault_partition: i32,
     /// NODE=PID[,NODE=PID...]: the process of each broker that may be struck.
     #[arg(long = "broker-pids", value_parser = |t: &str| parse_pids(t).map(BrokerPids))]
     broker_pids: Option<BrokerPids>,
+    /// Also consume the topic during the run as a member of this consumer group: reports
+    /// the time from the fault to the next record read and the longest gap between reads.
+    #[arg(long = "consumer-group")]
+    consumer_group: Option<String>,
 }
 
 /// `--broker-pids` parsed (one value: clap would take a `Vec` for many).
@@ -122,8 +131,10 @@ impl VerifyArgs {
         options.request_timeout = Duration::from_millis(self.request_timeout_ms);
         options.seed = self.seed.unwrap_or_else(new_run_id);
         options.progress = true;
+        options.consumer_group = self.consumer_group.clone();
         options.fault = self.fault.map(|signal| Fault {
             signal,
+            target: self.fault_target,
             after: self.fault_after,
             partition: self.fault_partition,
             pids: self.broker_pids.clone().map(|p| p.0).unwrap_or_default(),
@@ -197,7 +208,7 @@ impl Report {
         format!(
             "verify: {} acked={} lost={} duplicated={} reordered={} disagreeing={} phantom={} \
              unacked_present={} unacked={} foreign={} unavailable_max_ms={} \
-             partition_unavailable_max_ms={} latency_p50_ms={} latency_p99_ms={} latency_p999_ms={}{}",
+             partition_unavailable_max_ms={} latency_p50_ms={} latency_p99_ms={} latency_p999_ms={}{}{}",
             if v.is_ok() { "OK" } else { "FAIL" },
             v.acked,
             v.lost,
@@ -214,6 +225,7 @@ impl Report {
             quantile(|l| l.p99_ms),
             quantile(|l| l.p999_ms),
             self.produce.failover.as_ref().map_or(String::new(), failover_words),
+            self.consume.as_ref().map_or(String::new(), consume_words),
         )
     }
 
@@ -264,16 +276,23 @@ impl Report {
         if let Some(f) = &p.failover {
             object = failover_json(object, f);
         }
+        if let Some(c) = &self.consume {
+            object = consume_json(object, c);
+        }
         object.object("examples", examples_json(&v.examples))
     }
 }
 
 /// ` fault=kill node=2 failover_ms=812.00 …` at the end of the verdict line.
 fn failover_words(f: &FailoverStats) -> String {
-    let optional = |d: Option<Duration>| d.map_or("never".to_string(), |d| format!("{:.2}", ms(d)));
+    // "never": a partition it led was not served again; "n/a": it led none.
+    let none = if f.partitions == 0 { "n/a" } else { "never" };
+    let optional = |d: Option<Duration>| d.map_or(none.to_string(), |d| format!("{:.2}", ms(d)));
     format!(
-        " fault={} node={} failover_ms={} failover_first_ms={} failover_partitions={}/{}",
+        " fault={} target={} node={} failover_ms={} failover_first_ms={} \
+         failover_partitions={}/{}",
         f.signal.name(),
+        f.target.name(),
         f.node,
         optional(f.all),
         optional(f.first),
@@ -282,9 +301,62 @@ fn failover_words(f: &FailoverStats) -> String {
     )
 }
 
+/// ` consumed=… consume_gap_max_ms=… consume_after_fault_ms=…` at the end of the line.
+fn consume_words(c: &ConsumeStats) -> String {
+    let optional = |d: Option<Duration>| d.map_or("n/a".to_string(), |d| format!("{:.2}", ms(d)));
+    let after = c.after_fault.as_ref().map_or(String::new(), |a| {
+        format!(
+            " consume_after_fault_ms={} consume_failover_ms={} consume_failover_partitions={}/{}",
+            optional(a.first),
+            optional(a.all),
+            a.recovered,
+            a.partitions
+        )
+    });
+    format!(
+        " consumed={} consume_first_ms={} consume_gap_max_ms={} \
+         consume_partition_gap_max_ms={}{after}",
+        c.read,
+        optional(c.first_read),
+        optional(c.gap_max),
+        optional(c.partition_gap_max.map(|(_, gap)| gap)),
+    )
+}
+
+fn consume_json(object: JsonObject, c: &ConsumeStats) -> JsonObject {
+    let mut object = object
+        .string("consumer_group", &c.group)
+        .number("consumed", c.read as f64)
+        .number("consume_joins", c.joins as f64)
+        .number("consume_commits", c.commits as f64)
+        .number("consume_member_errors", c.member_errors as f64)
+        .number("consume_fetch_errors", c.fetch_errors as f64);
+    let mut timed = |key: &str, d: Option<Duration>| {
+        if let Some(d) = d {
+            object = std::mem::take(&mut object).number(key, ms(d));
+        }
+    };
+    timed("consume_first_ms", c.first_read);
+    timed("consume_gap_max_ms", c.gap_max);
+    timed("consume_gap_from_ms", c.gap_max.map(|_| c.gap_from));
+    timed(
+        "consume_partition_gap_max_ms",
+        c.partition_gap_max.map(|(_, gap)| gap),
+    );
+    if let Some(a) = &c.after_fault {
+        timed("consume_after_fault_ms", a.first);
+        timed("consume_failover_ms", a.all);
+        object = object
+            .number("consume_failover_partitions", a.partitions as f64)
+            .number("consume_failover_recovered", a.recovered as f64);
+    }
+    object
+}
+
 fn failover_json(object: JsonObject, f: &FailoverStats) -> JsonObject {
     let object = object
         .string("fault", f.signal.name())
+        .string("fault_target", f.target.name())
         .number("fault_node", f64::from(f.node))
         .number("fault_at_ms", ms(f.struck_at))
         .number("failover_partitions", f.partitions as f64)
@@ -433,6 +505,7 @@ mod tests {
             seed: 7,
             partitions: 1,
             produce,
+            consume: None,
             verdict,
         }
     }
@@ -505,6 +578,7 @@ mod tests {
         let mut struck = report(clean, None);
         struck.produce.failover = Some(FailoverStats {
             signal: FaultSignal::Kill,
+            target: FaultTarget::Leader,
             node: 2,
             struck_at: Duration::from_secs(5),
             partitions: 2,
@@ -513,13 +587,59 @@ mod tests {
             all: None,
         });
         let line = struck.verdict_line();
-        let words = " fault=kill node=2 failover_ms=never failover_first_ms=812.00 \
+        let words = " fault=kill target=leader node=2 failover_ms=never failover_first_ms=812.00 \
                      failover_partitions=1/2";
         assert!(line.ends_with(words), "{line}");
         let json = struck.json().finish();
-        assert!(json.contains(r#""fault": "kill", "fault_node": 2, "fault_at_ms": 5000"#));
+        let fault =
+            r#""fault": "kill", "fault_target": "leader", "fault_node": 2, "fault_at_ms": 5000"#;
+        assert!(json.contains(fault), "{json}");
         assert!(json.contains(r#""failover_first_ms": 812, "#), "{json}");
         assert!(!json.contains(r#""failover_ms""#), "{json}");
+    }
+
+    #[test]
+    fn a_consumed_run_reports_its_reads() {
+        let clean = Verdict {
+            acked: 3,
+            read: 3,
+            ..Verdict::default()
+        };
+        let mut consumed = report(clean, None);
+        let ms = Duration::from_millis;
+        consumed.consume = Some(ConsumeStats {
+            group: "g".into(),
+            read: 3,
+            first_read: Some(ms(40)),
+            gap_max: Some(ms(1500)),
+            gap_from: ms(5000),
+            partition_gap_max: Some((1, ms(1600))),
+            joins: 1,
+            commits: 4,
+            member_errors: 0,
+            fetch_errors: 2,
+            after_fault: Some(crate::verify::ReadsAfterFault {
+                first: Some(ms(12)),
+                partitions: 1,
+                recovered: 0,
+                all: None,
+            }),
+        });
+        let line = consumed.verdict_line();
+        let words = " consumed=3 consume_first_ms=40.00 consume_gap_max_ms=1500.00 \
+                     consume_partition_gap_max_ms=1600.00 consume_after_fault_ms=12.00 \
+                     consume_failover_ms=n/a consume_failover_partitions=0/1";
+        assert!(line.ends_with(words), "{line}");
+        let json = consumed.json().finish();
+        for key in [
+            r#""consumer_group": "g""#,
+            r#""consume_gap_max_ms": 1500"#,
+            r#""consume_after_fault_ms": 12"#,
+            r#""consume_fetch_errors": 2"#,
+        ] {
+            assert!(json.contains(key), "{key} in {json}");
+        }
+        assert!(!json.contains("consume_failover_ms"), "{json}");
     }
 
     #[test]

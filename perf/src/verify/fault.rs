@@ -1,7 +1,8 @@
 //! A fault struck by `verify` itself, so the moment of the fault and the acknowledgements
 //! after it are taken on one clock: at `after` into the run, the broker then leading
-//! `partition` (Metadata asked at that moment) gets `signal`, by the pid the caller gave for
-//! its node id. From then on the first acknowledgement of each partition that broker led,
+//! `partition` (Metadata asked at that moment), or with [`FaultTarget::Controller`] the
+//! metadata quorum's leader (DescribeQuorum asked at that moment), gets `signal`, by the pid
+//! the caller gave for its node id. From then on the first acknowledgement of each partition that broker led,
 //! coming from another broker, ends that partition's failover (issue 9 W7: "time from the
 //! kill to the first acknowledged record from the new leader").
 
@@ -11,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
-use sluice_net::client::TopicMetadata;
+use sluice_net::client::{Client, TopicMetadata};
 
 use crate::verify::limits::BROKERS_KNOWN_MAX;
 use crate::verify::session::Session;
@@ -50,13 +51,43 @@ impl FaultSignal {
     }
 }
 
+/// Whom to strike.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultTarget {
+    /// The leader of [`Fault::partition`].
+    Leader,
+    /// The active controller (the metadata quorum's leader), whatever it leads: on a
+    /// controller-only node only the controller role is lost.
+    Controller,
+}
+
+impl FaultTarget {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        match text {
+            "leader" => Ok(Self::Leader),
+            "controller" => Ok(Self::Controller),
+            _ => Err(format!(
+                "fault target {text:?}: expected leader or controller"
+            )),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Leader => "leader",
+            Self::Controller => "controller",
+        }
+    }
+}
+
 /// A fault to strike during the run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fault {
     pub signal: FaultSignal,
+    pub target: FaultTarget,
     /// From the start of the run.
     pub after: Duration,
-    /// Whose leader is struck.
+    /// Whose leader is struck ([`FaultTarget::Leader`]).
     pub partition: i32,
     /// Node id -> process id of every broker that may be struck (at most
     /// [`BROKERS_KNOWN_MAX`]).
@@ -97,6 +128,7 @@ struct Strike {
 #[derive(Debug, Clone, PartialEq)]
 pub struct FailoverStats {
     pub signal: FaultSignal,
+    pub target: FaultTarget,
     /// The node struck.
     pub node: i32,
     /// From the start of the run.
@@ -133,7 +165,19 @@ impl FailoverClock {
         }
     }
 
-    pub fn stats(&self, signal: FaultSignal, started_at: Instant) -> Option<FailoverStats> {
+    /// When the fault was struck, the node struck and the partitions it led then (`None`
+    /// before the strike).
+    pub fn struck(&self) -> Option<(Instant, i32, Vec<i32>)> {
+        let strike = self.strike.borrow();
+        let strike = strike.as_ref()?;
+        Some((
+            strike.at,
+            strike.node,
+            strike.moved.keys().copied().collect(),
+        ))
+    }
+
+    pub fn stats(&self, fault: &Fault, started_at: Instant) -> Option<FailoverStats> {
         let strike = self.strike.borrow();
         let strike = strike.as_ref()?;
         let firsts: Vec<Duration> = strike
@@ -144,7 +188,8 @@ impl FailoverClock {
             .collect();
         let all_recovered = firsts.len() == strike.moved.len();
         Some(FailoverStats {
-            signal,
+            signal: fault.signal,
+            target: fault.target,
             node: strike.node,
             struck_at: strike.at - started_at,
             partitions: strike.moved.len(),
@@ -157,8 +202,17 @@ impl FailoverClock {
     }
 }
 
+#[cfg(test)]
+impl FailoverClock {
+    /// A strike of `node`, which led `partitions`, at `at`.
+    pub fn strike_for_test(&self, at: Instant, node: i32, partitions: &[i32]) {
+        let moved = partitions.iter().map(|&p| (p, None)).collect();
+        *self.strike.borrow_mut() = Some(Strike { node, at, moved });
+    }
+}
+
 /// Waits until `fault.after` from `started_at`, then signals the leader of
-/// `fault.partition` and starts the clock.
+/// `fault.partition` (or the active controller) and starts the clock.
 pub async fn strike(
     fault: &Fault,
     clock: &FailoverClock,
@@ -168,11 +222,19 @@ pub async fn strike(
 ) -> Result<(), VerifyError> {
     compio::time::sleep_until(started_at + fault.after).await;
     let metadata = session.refresh(topic).await?;
-    let node = leader_of(&metadata, fault.partition)?;
+    let (node, whom) = match fault.target {
+        FaultTarget::Leader => (
+            leader_of(&metadata, fault.partition)?,
+            format!("the leader of {topic}-{}", fault.partition),
+        ),
+        FaultTarget::Controller => (
+            active_controller(session).await?,
+            "the active controller".to_string(),
+        ),
+    };
     let Some(&(_, pid)) = fault.pids.iter().find(|(n, _)| *n == node) else {
         return Err(VerifyError(format!(
-            "the leader of {topic}-{} is node {node}, which --broker-pids does not name",
-            fault.partition
+            "{whom} is node {node}, which --broker-pids does not name"
         )));
     };
     let moved = metadata
@@ -189,13 +251,27 @@ pub async fn strike(
         ))
     })?;
     eprintln!(
-        "verify: {:.3} s: sent SIG{} to node {node} (pid {pid}), the leader of {topic}-{}",
+        "verify: {:.3} s: sent SIG{} to node {node} (pid {pid}), {whom}",
         (at - started_at).as_secs_f64(),
         fault.signal.name().to_uppercase(),
-        fault.partition
     );
     *clock.strike.borrow_mut() = Some(Strike { node, at, moved });
     Ok(())
+}
+
+/// The metadata quorum's leader, as DescribeQuorum (forwarded by a broker) names it.
+async fn active_controller(session: &mut Session) -> Result<i32, VerifyError> {
+    let quorum = session
+        .call("DescribeQuorum", async |c: &mut Client| {
+            c.describe_quorum().await
+        })
+        .await?;
+    if quorum.leader_id < 0 {
+        return Err(VerifyError(
+            "the metadata quorum has no leader to strike".to_string(),
+        ));
+    }
+    Ok(quorum.leader_id)
 }
 
 fn leader_of(metadata: &TopicMetadata, partition: i32) -> Result<i32, VerifyError> {
@@ -229,20 +305,29 @@ mod tests {
         let start = Instant::now();
         let at = start + Duration::from_secs(1);
         let clock = FailoverClock::default();
+        let fault = Fault {
+            signal: FaultSignal::Kill,
+            target: FaultTarget::Leader,
+            after: Duration::from_secs(1),
+            partition: 0,
+            pids: vec![(1, 10)],
+        };
         clock.acked(0, 2, at);
-        assert_eq!(clock.stats(FaultSignal::Kill, start), None, "no strike yet");
+        assert_eq!(clock.stats(&fault, start), None, "no strike yet");
+        assert_eq!(clock.struck(), None);
         let moved = [(0, None), (2, None)].into_iter().collect();
         *clock.strike.borrow_mut() = Some(Strike { node: 1, at, moved });
+        assert_eq!(clock.struck(), Some((at, 1, vec![0, 2])));
         let ms = Duration::from_millis;
         clock.acked(0, 1, at + ms(5)); // the struck leader's own late answer
         clock.acked(1, 2, at + ms(6)); // a partition it did not lead
         clock.acked(0, 2, at + ms(700));
-        let stats = clock.stats(FaultSignal::Kill, start).unwrap();
+        let stats = clock.stats(&fault, start).unwrap();
         assert_eq!((stats.partitions, stats.recovered), (2, 1));
         assert_eq!((stats.first, stats.all), (Some(ms(700)), None));
         clock.acked(2, 3, at + ms(900));
         clock.acked(0, 3, at + ms(950)); // only the first counts
-        let stats = clock.stats(FaultSignal::Kill, start).unwrap();
+        let stats = clock.stats(&fault, start).unwrap();
         assert_eq!(stats.node, 1);
         assert_eq!(stats.struck_at, ms(1000));
         assert_eq!((stats.first, stats.all), (Some(ms(700)), Some(ms(900))));

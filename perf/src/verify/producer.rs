@@ -32,6 +32,7 @@ use sluice_net::client::{
 
 use crate::report::latency_histogram;
 use crate::verify::checker::{History, Outcome, RecordId, Sent};
+use crate::verify::consumer::{ConsumeStats, GroupConsumer};
 use crate::verify::fault::{self, FailoverClock, FailoverStats, Fault};
 use crate::verify::limits::*;
 use crate::verify::session::Session;
@@ -43,6 +44,8 @@ use crate::verify::{Options, VerifyError};
 pub struct Produced {
     pub history: History,
     pub stats: ProduceStats,
+    /// With [`Options::consumer_group`]: what the group consumer read meanwhile.
+    pub consume: Option<ConsumeStats>,
 }
 
 /// Acknowledgement latency (from a batch's creation to its answer), in milliseconds.
@@ -102,6 +105,10 @@ pub async fn produce(options: &Options, run_id: u64) -> Result<Produced, VerifyE
         )));
     }
     let shared = Rc::new(Shared::new(options, run_id));
+    let consumer = options.consumer_group.as_deref().map(|group| {
+        let clock = (shared.started_at, shared.failover.clone());
+        GroupConsumer::start(options, run_id, group, &partitions, clock)
+    });
     let mut tasks = Vec::with_capacity(lanes);
     for producer in 0..options.producers {
         for &partition in &partitions {
@@ -125,10 +132,16 @@ pub async fn produce(options: &Options, run_id: u64) -> Result<Produced, VerifyE
             first_error.get_or_insert(error);
         }
     }
+    let consume = match consumer {
+        Some(consumer) => Some(consumer.finish().await),
+        None => None,
+    };
     if let Some(error) = first_error {
         return Err(error);
     }
-    Ok(shared.finish(run_id))
+    let mut produced = shared.finish(run_id);
+    produced.consume = consume;
+    Ok(produced)
 }
 
 /// The task that strikes `fault` on time (module `fault`).
@@ -197,8 +210,9 @@ struct Shared {
     /// A lane failed for good: every lane stops generating.
     aborted: Cell<bool>,
     recorder: RefCell<Recorder>,
-    /// [`Options::fault`]'s strike and the acknowledgements after it.
-    failover: FailoverClock,
+    /// [`Options::fault`]'s strike and the acknowledgements after it (the group
+    /// consumer times its reads by it too).
+    failover: Rc<FailoverClock>,
 }
 
 impl Shared {
@@ -214,7 +228,7 @@ impl Shared {
             generation_end: Cell::new(None),
             aborted: Cell::new(false),
             recorder: RefCell::new(Recorder::new(started_at, options)),
-            failover: FailoverClock::default(),
+            failover: Rc::new(FailoverClock::default()),
         }
     }
 
@@ -263,6 +277,7 @@ impl Shared {
                 sent: std::mem::take(&mut recorder.sent),
             },
             stats,
+            consume: None,
         }
     }
 }
@@ -427,7 +442,7 @@ impl Recorder {
                 .options
                 .fault
                 .as_ref()
-                .and_then(|f| shared.failover.stats(f.signal, shared.started_at)),
+                .and_then(|f| shared.failover.stats(f, shared.started_at)),
         }
     }
 }
