@@ -7,7 +7,10 @@
 //! request timed out, connection lost) it stops sending, lets what is in flight answer,
 //! drops the connection, waits (Kafka's `retry.backoff.ms`, doubling to
 //! `retry.backoff.max.ms`), refreshes Metadata and resends the unanswered batches, byte
-//! for byte, to the leader it now names. A batch is given up after `delivery.timeout.ms`
+//! for byte, to the leader it now names. After NOT_LEADER_OR_FOLLOWER or
+//! FENCED_LEADER_EPOCH it refreshes at once and skips the wait when Metadata names a new
+//! leader (KIP-951's rule, Kafka's producer since 3.7; it does not read the response's
+//! `current_leader` hint itself). A batch is given up after `delivery.timeout.ms`
 //! with its outcome unknown. A lane that must skip a batch (given up, refused) while
 //! idempotent takes a new producer id, since its sequence numbers now have a gap.
 //!
@@ -499,6 +502,13 @@ const RETRIED: [ResponseError; 7] = [
     ResponseError::RequestTimedOut,
 ];
 
+/// Refusals that say the leader moved (KIP-951: a client that learns of a new leader
+/// retries there without backing off).
+const LEADER_MOVED: [Option<ResponseError>; 2] = [
+    Some(ResponseError::NotLeaderOrFollower),
+    Some(ResponseError::FencedLeaderEpoch),
+];
+
 /// `after_failure`: a batch sent before this one is being retried (with idempotence an
 /// OUT_OF_ORDER_SEQUENCE_NUMBER then only says the earlier batch is missing).
 fn disposition(error: &ClientError, after_failure: bool) -> Disposition {
@@ -551,6 +561,10 @@ struct Lane {
     backoff: Duration,
     not_before: Instant,
     next_token: u64,
+    /// A batch was refused because this leader no longer leads: the next connection
+    /// skips the backoff if Metadata names a new leader (KIP-951's rule for Kafka's
+    /// producer since 3.7), and backs off as usual if it still names the old one.
+    leader_moved: bool,
     /// The last connection attempt failed (its error was printed).
     failing: bool,
     /// This lane's share of `--throughput`, records per second.
@@ -579,6 +593,7 @@ impl Lane {
             backoff: Duration::from_millis(RETRY_BACKOFF_MS),
             not_before: shared.started_at,
             next_token: 0,
+            leader_moved: false,
             failing: false,
             rate,
             generated: 0,
@@ -739,6 +754,12 @@ impl Lane {
             .iter()
             .find(|p| p.partition == self.partition)
             .map_or(-1, |p| p.leader_id);
+        if std::mem::take(&mut self.leader_moved) && (leader < 0 || leader == self.leader) {
+            return Err(ClientError::Metadata(format!(
+                "partition {}: Metadata still names leader {leader} after NOT_LEADER_OR_FOLLOWER",
+                self.partition
+            )));
+        }
         if self.options().idempotent && self.identity.is_none() {
             let identity = self
                 .session
@@ -799,7 +820,9 @@ impl Lane {
             self.retry.push_front(batch);
         }
         self.shared.recorder.borrow_mut().reconnects += 1;
-        self.back_off();
+        if !self.leader_moved {
+            self.back_off();
+        }
     }
 
     /// A new batch of the records due now, up to `batch_size_bytes` (at least one).
@@ -936,6 +959,7 @@ impl Lane {
         let after_failure = self.draining || !self.retry.is_empty();
         match disposition(error, after_failure) {
             Disposition::Retry => {
+                self.leader_moved |= LEADER_MOVED.contains(&error.kafka_error());
                 self.report_failure(error);
                 self.retry.push_back(batch);
                 self.draining = true;
