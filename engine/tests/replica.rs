@@ -259,6 +259,38 @@ fn the_high_watermark_bounds_consumer_reads() {
     });
 }
 
+/// A full disk's recovery reopens the log from its files: what the broker set on it — the
+/// replicated high watermark above all — must survive (the fault suite once saw a resumed
+/// follower take its log end for its high watermark, and then refuse its leader's
+/// truncation of the unreplicated tail as if it dropped committed records).
+#[test]
+fn a_replica_resumed_after_a_full_disk_keeps_its_high_watermark() {
+    let dir = tempfile::tempdir().unwrap();
+    run(async {
+        let mut log = new_log(dir.path(), "full", config(700));
+        log.set_high_watermark_mode(HighWatermarkMode::Replicated);
+        for _ in 0..4 {
+            append(&mut log, batch(3, 60, None)).await; // 0..=11
+        }
+        log.update_high_watermark(6);
+        log.fail_append(&std::io::Error::from(std::io::ErrorKind::StorageFull));
+        assert!(log.is_disk_full());
+        assert!(log.recover_after_disk_full().unwrap(), "the disk has room");
+        assert!(!log.is_disk_full());
+        assert_eq!(log.log_end_offset(), 12);
+        assert_eq!(log.high_watermark_mode(), HighWatermarkMode::Replicated);
+        assert_eq!(
+            log.high_watermark(),
+            6,
+            "the replicated high watermark, not the log end"
+        );
+        let hw = FetchIsolation::HighWatermark;
+        assert_eq!(read_all(&mut log, 0, hw).await.len(), 2);
+        assert!(log.truncate_to(9, TruncateReason::DivergingEpoch).unwrap());
+        assert_eq!(log.log_end_offset(), 9);
+    });
+}
+
 /// Updates the high watermark to `to`; expects it at `expect_hw` and a consumer reading
 /// from 0 to get `expect_batches` batches, all below it.
 async fn check_hw(log: &mut PartitionLog, to: i64, expect_hw: i64, expect_batches: usize) {

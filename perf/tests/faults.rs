@@ -389,6 +389,21 @@ impl Nemesis<'_> {
         self.cluster.node(victim).disk().free();
     }
 
+    /// No node's process ended by itself (a crash), else the test fails naming it.
+    fn check_alive(&mut self, fault: Fault) {
+        for node in self.cluster.nodes_mut() {
+            if let Some(status) = node.exited() {
+                let log = node.log();
+                let tail = &log[log.len().saturating_sub(20)..];
+                panic!(
+                    "node {} exited by itself ({status}) after {fault:?}; its last lines:\n{}",
+                    node.node_id,
+                    tail.join("\n")
+                );
+            }
+        }
+    }
+
     fn kill_and_restart(&mut self, fault: Fault, victims: &[i32]) {
         for v in victims {
             self.cluster.node_mut(*v).kill();
@@ -403,11 +418,20 @@ impl Nemesis<'_> {
     fn wait_healed(&mut self, fault: Fault) {
         let start = Instant::now();
         let servers = self.servers();
-        wait_until("every ISR full again", HEAL_WAIT_MAX, || {
+        loop {
+            self.check_alive(fault);
             let rows = describe(&servers, TOPIC);
-            rows.len() == PARTITIONS as usize
+            if rows.len() == PARTITIONS as usize
                 && rows.iter().all(|(_, l, isr)| *l > 0 && isr.len() == 3)
-        });
+            {
+                break;
+            }
+            assert!(
+                start.elapsed() < HEAL_WAIT_MAX,
+                "timed out after {HEAL_WAIT_MAX:?} waiting for every ISR full again after {fault:?}: {rows:?}"
+            );
+            std::thread::sleep(DESCRIBE_INTERVAL);
+        }
         let target = self.acked.load(Ordering::Relaxed) + ACKS_BETWEEN_FAULTS;
         let acked = self.acked.clone();
         self.watch_acks(fault, || {

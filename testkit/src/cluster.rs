@@ -549,6 +549,12 @@ impl Node {
         self.child.is_some()
     }
 
+    /// How its process ended, if it ended by itself (not killed or stopped by the
+    /// harness): a crash shows here rather than as a cluster that never heals.
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.child.as_mut()?.try_wait().ok().flatten()
+    }
+
     pub fn is_stopped(&self) -> bool {
         self.stopped
     }

@@ -114,10 +114,25 @@ impl PartitionLog {
         };
         let (mut fresh, _) =
             PartitionLog::open(&self.dir, self.config, recovery, self.files.clone())?;
+        // What the broker set on the log rather than what its files hold carries over. The
+        // high watermark above all: a fresh open starts it at the log end, which for a
+        // replica would count the unreplicated tail as committed (a follower would then
+        // serve it, and refuse, rightly, the truncation its leader asks for).
         fresh.leader_epoch = self.leader_epoch;
         fresh.following = self.following;
+        fresh.truncations = self.truncations;
         fresh.unclean_truncations = self.unclean_truncations;
         fresh.unclean_truncated_offsets = self.unclean_truncated_offsets;
+        fresh.log_start_offset = fresh
+            .log_start_offset
+            .max(self.log_start_offset)
+            .min(fresh.log_end.offset);
+        fresh.high_watermark_mode = self.high_watermark_mode;
+        let hw = self
+            .high_watermark
+            .clamp(fresh.log_start_offset, fresh.log_end.offset);
+        fresh.set_high_watermark(hw);
+        fresh.high_watermark_after_append();
         *self = fresh;
         Ok(())
     }
