@@ -746,8 +746,8 @@ w8_remove_leader() {
     dir_id=$(sed -n 's/^directory.id=//p' "$DATA_DIR/sluice-w8-$name/node-$leader/data/meta.properties" 2>/dev/null)
     t0=$EPOCHREALTIME
     "$SLUICE" metadata-quorum --bootstrap-server "$CLUSTER_BOOTSTRAP" remove-controller \
-        --controller-id "$leader" --controller-directory-id "$dir_id" >"$RESULTS/w8-$name-command.txt" 2>&1 ||
-        say "w8 $name: remove-controller failed: $(tail -1 "$RESULTS/w8-$name-command.txt")"
+        --controller-id "$leader" --controller-directory-id "$dir_id" >"$RESULTS/w8-$name.command.log" 2>&1 ||
+        say "w8 $name: remove-controller failed: $(tail -1 "$RESULTS/w8-$name.command.log")"
     t1=$EPOCHREALTIME
     for ((i = 0; i < 100; i++)); do
         now=$(quorum_leader)

@@ -140,6 +140,11 @@ pub struct FetchOptions {
     pub max_bytes: i32,
     /// `max.partition.fetch.bytes`.
     pub partition_max_bytes: i32,
+    /// Send each partition's leader epoch as Metadata last gave it (`current_leader_epoch`,
+    /// v9+), as Kafka's consumer does (KIP-320): a broker that is no longer the leader of that
+    /// epoch answers FENCED_LEADER_EPOCH (retriable: refresh Metadata) instead of serving
+    /// what it still has. False: -1, no check.
+    pub current_leader_epoch: bool,
 }
 
 impl Default for FetchOptions {
@@ -150,6 +155,7 @@ impl Default for FetchOptions {
             min_bytes: 1,
             max_bytes: 50 * 1024 * 1024,
             partition_max_bytes: 1024 * 1024,
+            current_leader_epoch: false,
         }
     }
 }

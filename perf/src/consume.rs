@@ -67,6 +67,7 @@ pub async fn run(args: ConsumeArgs) -> Result<(), ClientError> {
         min_bytes: 1,
         max_bytes: args.fetch_max_bytes,
         partition_max_bytes: args.fetch_size,
+        ..FetchOptions::default()
     };
     let mut consumed = Consumed::default();
     let mut progress_at = Instant::now();

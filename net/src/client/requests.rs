@@ -197,6 +197,9 @@ pub(crate) fn parse_produce(
     Ok(answer.base_offset)
 }
 
+/// The first Fetch version with `current_leader_epoch` (KIP-320).
+const CURRENT_LEADER_EPOCH_VERSION_MIN: i16 = 9;
+
 pub(crate) fn fetch(
     topic: &TopicMetadata,
     partitions: &[(i32, i64)],
@@ -213,8 +216,18 @@ pub(crate) fn fetch(
     let partitions = partitions
         .iter()
         .map(|&(partition, fetch_offset)| {
+            let epoch = topic
+                .partitions
+                .iter()
+                .find(|p| p.partition == partition)
+                .map(|p| p.leader_epoch)
+                .filter(|_| {
+                    options.current_leader_epoch && version >= CURRENT_LEADER_EPOCH_VERSION_MIN
+                })
+                .unwrap_or(-1);
             FetchPartition::default()
                 .with_partition(partition)
+                .with_current_leader_epoch(epoch)
                 .with_fetch_offset(fetch_offset)
                 .with_partition_max_bytes(options.partition_max_bytes)
         })

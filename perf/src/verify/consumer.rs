@@ -10,7 +10,8 @@
 //! member rejoins (a rebalance revokes every partition, as Kafka's eager protocol does) and
 //! resumes at the committed offsets. Each assigned partition is fetched by a task of its
 //! own from its leader (Kafka's consumer fetches every leader at once), with Kafka's fetch
-//! defaults; a failed fetch refreshes Metadata and backs off (`retry.backoff.ms`, doubling
+//! defaults and the leader epoch Metadata gave (KIP-320: a broker no longer leading that
+//! epoch refuses instead of serving what it still has); a failed fetch refreshes Metadata and backs off (`retry.backoff.ms`, doubling
 //! to `retry.backoff.max.ms`).
 //!
 //! What counts as a read: a record of this run at an offset past the highest one already
@@ -451,7 +452,10 @@ async fn fetch_once(
     leader: i32,
 ) -> Result<(), ClientError> {
     let topic = group.options.topic.as_str();
-    let options = FetchOptions::default();
+    let options = FetchOptions {
+        current_leader_epoch: true,
+        ..FetchOptions::default()
+    };
     let fetched = session
         .call("Fetch", async |c: &mut Client| {
             c.fetch(topic, &[(partition, position)], &options).await

@@ -184,6 +184,7 @@ fn fetch_options(config: &ClientConfig) -> Result<FetchOptions> {
             defaults.partition_max_bytes,
             FETCH_BYTES_LIMIT,
         )?,
+        ..defaults
     })
 }
 
