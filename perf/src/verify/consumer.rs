@@ -51,10 +51,11 @@ pub struct ConsumeStats {
     /// From the start of the run to the first record read (joining the group included).
     pub first_read: Option<Duration>,
     /// The longest time between two successive reads (any partition), from the first read
-    /// on, and when it began (since the start of the run).
+    /// to the end of generation, and when it began (since the start of the run).
     pub gap_max: Option<Duration>,
     pub gap_from: Duration,
-    /// The longest time between two successive reads of one partition, and which.
+    /// The longest time between two successive reads of one partition (its last read to
+    /// the end of generation included), and which.
     pub partition_gap_max: Option<(i32, Duration)>,
     pub joins: u64,
     pub commits: u64,
@@ -149,6 +150,23 @@ impl ReadClock {
         }
     }
 
+    /// Generation ended at `end`: the time since the last read counts as a gap too (as
+    /// the producers' `unavailable_max` counts it), overall and per partition.
+    fn close(&mut self, end: Instant) {
+        if let Some(last) = self.last_read {
+            let gap = end.saturating_duration_since(last);
+            if self.gap_max.is_none_or(|(_, max)| gap > max) {
+                self.gap_max = Some((last, gap));
+            }
+        }
+        for (&partition, &last) in &self.partition_last {
+            let gap = end.saturating_duration_since(last);
+            if self.partition_gap_max.is_none_or(|(_, max)| gap > max) {
+                self.partition_gap_max = Some((partition, gap));
+            }
+        }
+    }
+
     fn note_strike(&mut self, fault: &FailoverClock) {
         if self.strike.is_some() || self.struck_before_reading {
             return;
@@ -231,8 +249,9 @@ impl GroupConsumer {
         Self { group, tasks }
     }
 
-    /// Stops fetching, commits, leaves the group; the figures.
-    pub async fn finish(self) -> ConsumeStats {
+    /// Stops fetching, commits, leaves the group; the figures, with the time from the
+    /// last read to `generation_end` counted as a gap.
+    pub async fn finish(self, generation_end: Instant) -> ConsumeStats {
         self.group.stop.set(true);
         for task in self.tasks {
             task.await
@@ -240,6 +259,7 @@ impl GroupConsumer {
                 .expect("consumer tasks are not cancelled");
         }
         let g = &self.group;
+        g.clock.borrow_mut().close(generation_end);
         let clock = g.clock.borrow();
         ConsumeStats {
             group: g.name.clone(),
@@ -566,6 +586,10 @@ mod tests {
         assert_eq!(clock.read, 35);
         assert_eq!(clock.gap_max.map(|(_, g)| g), Some(ms(600)));
         assert_eq!(clock.partition_gap_max, Some((0, ms(600))));
+        // Partition 1 was last read at 260 ms: a stall to the end of generation counts.
+        clock.close(start + ms(1000));
+        assert_eq!(clock.gap_max.map(|(_, g)| g), Some(ms(600)));
+        assert_eq!(clock.partition_gap_max, Some((1, ms(740))));
     }
 
     #[test]

@@ -136,7 +136,10 @@ pub async fn produce(options: &Options, run_id: u64) -> Result<Produced, VerifyE
         }
     }
     let consume = match consumer {
-        Some(consumer) => Some(consumer.finish().await),
+        Some(consumer) => {
+            let end = shared.generation_end.get().unwrap_or(shared.stop_at);
+            Some(consumer.finish(end.min(Instant::now())).await)
+        }
         None => None,
     };
     if let Some(error) = first_error {
