@@ -128,7 +128,8 @@ async fn connect(shard: &Shard, leader: i32) -> Option<Connection> {
 }
 
 /// One Fetch to the leader and what follows from its answer; `changed` fires when the
-/// followed partitions change (the wait for the answer is then given up).
+/// followed partitions change, and the shard's stop likewise gives up the wait for the
+/// answer.
 async fn fetch_round(
     shard: &Rc<Shard>,
     conn: &mut Connection,
@@ -177,7 +178,19 @@ async fn fetch_round(
         min_bytes: 1,
         max_bytes: REPLICA_FETCH_RESPONSE_BYTES_MAX,
     };
-    let answers = match select(Box::pin(replica_fetch(conn, who, &asks, options)), changed).await {
+    // A stop gives up the wait too: the round holds its partitions' logs, which the shard
+    // must close unshared ("log still in use at shutdown" otherwise).
+    let stop = shard.stop.listen();
+    if shard.stopping.get() {
+        return Ok(Round::Replan);
+    }
+    let interrupt = select(changed, stop);
+    let answers = match select(
+        Box::pin(replica_fetch(conn, who, &asks, options)),
+        interrupt,
+    )
+    .await
+    {
         Either::Left((answers, _)) => answers?,
         Either::Right(_) => return Ok(Round::Replan),
     };

@@ -25,6 +25,18 @@ fn connection_intact(error: &ClientError) -> bool {
     error.kafka_error().is_some()
 }
 
+/// The broker dropped or refused the connection (not a timeout, which already took a
+/// whole request timeout).
+fn connection_lost(error: &ClientError) -> bool {
+    matches!(
+        error,
+        ClientError::Closed { .. }
+            | ClientError::Io { .. }
+            | ClientError::Connect { .. }
+            | ClientError::Frame { .. }
+    )
+}
+
 impl Session {
     pub fn new(bootstrap: &str, client_id: &str, request_timeout: Duration) -> Self {
         let mut session = Self {
@@ -107,12 +119,23 @@ impl Session {
     }
 
     /// Fresh metadata of `topic` (it may still lack leaders); remembers every broker named.
+    ///
+    /// Metadata changes nothing, so a broker that drops the connection (it is stopping)
+    /// is not waited for: the next known broker is asked at once, each at most once.
     pub async fn refresh(&mut self, topic: &str) -> Result<TopicMetadata, ClientError> {
-        let metadata = self
-            .call("Metadata", async |c: &mut Client| {
-                c.metadata(&[topic]).await
-            })
-            .await?;
+        let mut attempts = self.addresses.len().max(1);
+        let metadata = loop {
+            attempts -= 1;
+            match self
+                .call("Metadata", async |c: &mut Client| {
+                    c.metadata(&[topic]).await
+                })
+                .await
+            {
+                Err(e) if connection_lost(&e) && attempts > 0 => continue,
+                other => break other?,
+            }
+        };
         for broker in &metadata.brokers {
             self.learn(&broker.address());
         }
