@@ -127,26 +127,27 @@ async fn connect(shard: &Shard, leader: i32) -> Option<Connection> {
     }
 }
 
-/// One Fetch to the leader and what follows from its answer; `changed` fires when the
-/// followed partitions change, and the shard's stop likewise gives up the wait for the
-/// answer.
-async fn fetch_round(
-    shard: &Rc<Shard>,
-    conn: &mut Connection,
-    (leader, changed): (i32, event_listener::EventListener),
+/// The round's Fetch: who asks, each partition not held back by the follower throttle,
+/// and the options; None when the throttle holds back every partition.
+fn fetch_request(
+    shard: &Shard,
     parts: &[(TopicPartition, LogRef, i32)],
-) -> sluice_net::client::Result<Round> {
+    throttled: &[bool],
+) -> Option<(
+    ReplicaIdentity,
+    Vec<ReplicaFetchPartition>,
+    ReplicaFetchOptions,
+)> {
     let meta = shard.metadata();
     let replication = shard.config.cluster.as_ref().map(|c| c.replication.clone());
     let (max_bytes, wait_ms) = replication.map_or((1 << 20, 500), |r| {
         (r.replica_fetch_bytes_max, r.replica_fetch_wait_ms_max)
     });
-    let throttled = follower_throttled(shard, &meta, parts);
     let skip = crate::throttle::FOLLOWER
         .exceeded(shard.current_config().follower_replication_throttled_rate);
     let asks: Vec<ReplicaFetchPartition> = parts
         .iter()
-        .zip(&throttled)
+        .zip(throttled)
         .filter(|(_, t)| !(skip && **t))
         .map(|((tp, log, epoch), _)| {
             let l = log.borrow();
@@ -163,7 +164,7 @@ async fn fetch_round(
         })
         .collect();
     if asks.is_empty() {
-        return Ok(Round::Idle); // every partition waits for the follower throttle
+        return None;
     }
     let who = ReplicaIdentity {
         replica_id: shard.broker.node_id,
@@ -177,6 +178,22 @@ async fn fetch_round(
         max_wait_ms: wait_ms as i32,
         min_bytes: 1,
         max_bytes: REPLICA_FETCH_RESPONSE_BYTES_MAX,
+    };
+    Some((who, asks, options))
+}
+
+/// One Fetch to the leader and what follows from its answer; `changed` fires when the
+/// followed partitions change, and the shard's stop likewise gives up the wait for the
+/// answer.
+async fn fetch_round(
+    shard: &Rc<Shard>,
+    conn: &mut Connection,
+    (leader, changed): (i32, event_listener::EventListener),
+    parts: &[(TopicPartition, LogRef, i32)],
+) -> sluice_net::client::Result<Round> {
+    let throttled = follower_throttled(shard, &shard.metadata(), parts);
+    let Some((who, asks, options)) = fetch_request(shard, parts, &throttled) else {
+        return Ok(Round::Idle); // every partition waits for the follower throttle
     };
     // A stop gives up the wait too: the round holds its partitions' logs, which the shard
     // must close unshared ("log still in use at shutdown" otherwise).
