@@ -5,8 +5,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -17,6 +15,7 @@ use rdkafka::message::{DeliveryResult, Message};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use sluice_testkit::SmallDisk;
 
 const TOPIC: &str = "full";
 /// The filesystem's size, and the file that takes part of it until the test frees it.
@@ -25,36 +24,6 @@ const FILLER_BYTES: usize = 4 << 20;
 const VALUE_BYTES: usize = 1000;
 /// Records offered while filling the disk at most (8 MiB of them would not fit).
 const FILL_RECORDS_MAX: usize = 20_000;
-
-/// A tmpfs mounted for the test, unmounted on drop.
-struct Tmpfs {
-    path: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Tmpfs {
-    fn mount() -> Result<Tmpfs, String> {
-        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-        let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={TMPFS_BYTES}"), "tmpfs"])
-            .arg(dir.path())
-            .output()
-            .map_err(|e| format!("running mount: {e}"))?;
-        if !out.status.success() {
-            return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
-        }
-        Ok(Tmpfs {
-            path: dir.path().to_path_buf(),
-            _dir: dir,
-        })
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.path).status();
-    }
-}
 
 /// (offset -> value) of every acknowledged record, and the errors of the others.
 #[derive(Default)]
@@ -146,16 +115,17 @@ fn check_acked(broker: &Broker, acked: &BTreeMap<i64, Vec<u8>>) {
 
 #[test]
 fn a_full_disk_refuses_appends_keeps_reads_and_resumes() {
-    let fs = match Tmpfs::mount() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = match SmallDisk::try_mount(dir.path(), TMPFS_BYTES) {
         Ok(fs) => fs,
         Err(reason) => {
             eprintln!("SKIPPED: cannot mount a tmpfs for the data dir: {reason}");
             return;
         }
     };
-    let data = fs.path.join("data");
+    let data = fs.path().join("data");
     std::fs::create_dir(&data).unwrap();
-    let filler = fs.path.join("filler");
+    let filler = fs.path().join("filler");
     std::fs::write(&filler, vec![0u8; FILLER_BYTES]).unwrap();
     let broker = Broker::start(
         &data,

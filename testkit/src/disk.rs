@@ -16,24 +16,27 @@ pub struct SmallDisk {
 }
 
 impl SmallDisk {
-    /// Mounts a tmpfs of `bytes` at `mount_point` (created if missing).
+    /// Mounts a tmpfs of `bytes` at `mount_point` (created if missing); panics if it cannot.
     pub fn mount(mount_point: &Path, bytes: u64) -> SmallDisk {
-        std::fs::create_dir_all(mount_point).expect("mount point");
+        SmallDisk::try_mount(mount_point, bytes)
+            .unwrap_or_else(|e| panic!("mount tmpfs on {}: {e}", mount_point.display()))
+    }
+
+    /// As [`SmallDisk::mount`], saying why not (not root, no mount(8)) for a test to skip.
+    pub fn try_mount(mount_point: &Path, bytes: u64) -> Result<SmallDisk, String> {
+        std::fs::create_dir_all(mount_point).map_err(|e| e.to_string())?;
         let size = format!("size={bytes}");
         let out = Command::new("mount")
             .args(["-t", "tmpfs", "-o", &size, "tmpfs"])
             .arg(mount_point)
             .output()
-            .expect("run mount");
-        assert!(
-            out.status.success(),
-            "mount tmpfs on {}: {}",
-            mount_point.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-        SmallDisk {
-            mount_point: mount_point.to_path_buf(),
+            .map_err(|e| format!("running mount: {e}"))?;
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
         }
+        Ok(SmallDisk {
+            mount_point: mount_point.to_path_buf(),
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -46,8 +49,9 @@ impl SmallDisk {
 
     /// Free bytes on the disk.
     pub fn free_bytes(&self) -> u64 {
-        let stat = statvfs_blocks(&self.mount_point);
-        stat.0.saturating_mul(stat.1)
+        sluice_engine::logdir::filesystem_space(&self.mount_point)
+            .expect("statvfs of the small disk")
+            .usable_bytes
     }
 
     /// Takes every free byte (the broker's next write gets ENOSPC) until [`SmallDisk::free`].
@@ -87,19 +91,6 @@ impl Drop for SmallDisk {
             .arg(&self.mount_point)
             .status();
     }
-}
-
-/// (available blocks, block size) of the filesystem holding `path`.
-fn statvfs_blocks(path: &Path) -> (u64, u64) {
-    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).expect("path");
-    let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
-    // SAFETY: statvfs(2) reads the NUL-terminated `c` and writes one `statvfs` into `st`.
-    let rc = unsafe { libc::statvfs(c.as_ptr(), st.as_mut_ptr()) };
-    assert_eq!(rc, 0, "statvfs: {}", std::io::Error::last_os_error());
-    // SAFETY: statvfs returned 0, so it initialised `st`.
-    let st = unsafe { st.assume_init() };
-    #[allow(clippy::unnecessary_cast)]
-    (st.f_bavail as u64, st.f_frsize as u64)
 }
 
 /// Grows `file` by up to `bytes` of allocated (not sparse) space; a refusal for lack of
