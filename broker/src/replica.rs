@@ -129,7 +129,12 @@ fn lead(
     match replicas.get_mut(tp) {
         Some(Role::Leader(state)) if state.leader_epoch == r.leader_epoch => {
             if r.partition_epoch > state.partition_epoch {
-                if state.proposed_isr.take().is_some_and(|p| p == r.isr) {
+                // The controller keeps the ISR in replica order, not in the proposal's.
+                if state
+                    .proposed_isr
+                    .take()
+                    .is_some_and(|p| same_members(&p, &r.isr))
+                {
                     shard.metrics.isr_changed(state.isr.len(), r.isr.len());
                 }
                 state.partition_epoch = r.partition_epoch;
@@ -478,6 +483,11 @@ fn maybe_expand_isr(
     alter_isr(shard, tp, state, isr);
 }
 
+/// Whether two ISRs hold the same brokers, whatever their order.
+fn same_members(a: &[i32], b: &[i32]) -> bool {
+    a.len() == b.len() && a.iter().all(|id| b.contains(id))
+}
+
 /// Sends an AlterPartition for `isr` and applies the committed answer.
 fn alter_isr(shard: &Rc<Shard>, tp: &TopicPartition, state: &mut LeaderState, isr: Vec<i32>) {
     let Some(handle) = shard.broker.cluster.clone() else {
@@ -637,5 +647,18 @@ pub async fn wait_committed(
             return Err(ResponseError::RequestTimedOut);
         }
         let _ = compio::time::timeout_at(deadline, listener).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_members;
+
+    #[test]
+    fn an_isr_in_replica_order_matches_the_proposal_it_came_from() {
+        // The leader appends the caught-up follower; the controller answers in replica order.
+        assert!(same_members(&[1, 3, 2], &[1, 2, 3]));
+        assert!(!same_members(&[1, 3], &[1, 2, 3]));
+        assert!(!same_members(&[1, 3, 4], &[1, 2, 3]));
     }
 }
