@@ -128,28 +128,7 @@ fn lead(
     let now = Instant::now();
     match replicas.get_mut(tp) {
         Some(Role::Leader(state)) if state.leader_epoch == r.leader_epoch => {
-            if r.partition_epoch > state.partition_epoch {
-                // The controller keeps the ISR in replica order, not in the proposal's.
-                if state
-                    .proposed_isr
-                    .take()
-                    .is_some_and(|p| same_members(&p, &r.isr))
-                {
-                    shard.metrics.isr_changed(state.isr.len(), r.isr.len());
-                }
-                state.partition_epoch = r.partition_epoch;
-                state.isr = r.isr.clone();
-                state.replicas = r.replicas.clone();
-                state.min_insync_replicas = r.min_insync_replicas;
-                state.isr_change_in_flight = false;
-                state.followers.retain(|id, _| r.replicas.contains(id));
-                for id in r.replicas.iter().filter(|id| **id != shard.broker.node_id) {
-                    state
-                        .followers
-                        .entry(*id)
-                        .or_insert_with(|| FollowerProgress::new(now));
-                }
-            }
+            update_leader_state(shard, state, r, now);
         }
         _ => {
             let previous_epoch = log.borrow().leader_epoch_cache().latest_entry();
@@ -481,6 +460,33 @@ fn maybe_expand_isr(
     isr.push(replica);
     tracing::info!(topic = %tp.topic, partition = tp.partition, replica, "follower caught up: expanding the ISR");
     alter_isr(shard, tp, state, isr);
+}
+
+/// A committed change of a partition this broker goes on leading in the same leader epoch.
+fn update_leader_state(shard: &Shard, state: &mut LeaderState, r: &Replication, now: Instant) {
+    if r.partition_epoch <= state.partition_epoch {
+        return;
+    }
+    // The controller keeps the ISR in replica order, not in the proposal's.
+    if state
+        .proposed_isr
+        .take()
+        .is_some_and(|p| same_members(&p, &r.isr))
+    {
+        shard.metrics.isr_changed(state.isr.len(), r.isr.len());
+    }
+    state.partition_epoch = r.partition_epoch;
+    state.isr = r.isr.clone();
+    state.replicas = r.replicas.clone();
+    state.min_insync_replicas = r.min_insync_replicas;
+    state.isr_change_in_flight = false;
+    state.followers.retain(|id, _| r.replicas.contains(id));
+    for id in r.replicas.iter().filter(|id| **id != shard.broker.node_id) {
+        state
+            .followers
+            .entry(*id)
+            .or_insert_with(|| FollowerProgress::new(now));
+    }
 }
 
 /// Whether two ISRs hold the same brokers, whatever their order.
