@@ -79,14 +79,15 @@ fn create(bootstrap: &str, topic: &str, rf: &str) -> bool {
     sluice(&args).status.success()
 }
 
-fn remove_controller(bootstrap: &str, dir_id: &str) -> std::process::Output {
+fn remove_controller(bootstrap: &str, id: i32, dir_id: &str) -> std::process::Output {
+    let id = id.to_string();
     let args = [
         "metadata-quorum",
         "--bootstrap-server",
         bootstrap,
         "remove-controller",
         "--controller-id",
-        "3",
+        &id,
         "--controller-directory-id",
         dir_id,
     ];
@@ -101,6 +102,26 @@ fn directory_id(dir: &std::path::Path) -> String {
         .expect("a directory.id")
         .trim()
         .to_string()
+}
+
+/// A field of `sluice metadata-quorum describe --status`, asked of `bootstrap`.
+fn quorum_status(bootstrap: &str, field: &str) -> Option<String> {
+    let out = sluice(&[
+        "metadata-quorum",
+        "--bootstrap-server",
+        bootstrap,
+        "describe",
+        "--status",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.lines()
+        .find_map(|l| l.trim().strip_prefix(field)?.strip_prefix(':'))
+        .map(|v| v.trim().to_string())
+}
+
+/// Whether a `CurrentVoters` / `CurrentObservers` list names node `id`.
+fn lists(nodes: &str, id: i32) -> bool {
+    nodes.contains(&format!("\"id\": {id},"))
 }
 
 fn recorded(cluster: &Cluster, voter: i32) -> bool {
@@ -171,11 +192,11 @@ fn a_wiped_controller_is_refused_until_the_operator_replaces_it() {
     );
 
     // The operator replaces the voter (Kafka's commands, Kafka's flags).
-    let wrong = remove_controller(&b1, &new_dir_id);
+    let wrong = remove_controller(&b1, WIPED, &new_dir_id);
     assert!(!wrong.status.success());
     let why = String::from_utf8_lossy(&wrong.stderr);
     assert!(why.contains("VoterNotFound, Kafka error code 127"), "{why}");
-    let removed = remove_controller(&b1, &old_dir_id);
+    let removed = remove_controller(&b1, WIPED, &old_dir_id);
     let removed = String::from_utf8_lossy(&removed.stdout);
     assert!(removed.contains("Removed KRaft controller 3"), "{removed}");
     let added = sluice_ok(&[
@@ -203,4 +224,63 @@ fn a_wiped_controller_is_refused_until_the_operator_replaces_it() {
     wait_until("nodes 2 and 3 to create a topic", || {
         create(&b2, "after-replace", "2")
     });
+}
+
+/// Kafka's removed voter goes on as an observer. Removing the quorum's *active* leader (a
+/// combined node, left running) hands the quorum's leadership to a voter, and the node's broker
+/// role keeps receiving the metadata log: it learns of a topic created afterwards, and its
+/// replicas of it join the ISR (so its broker heartbeats reach the new controller).
+#[test]
+fn the_removed_quorum_leader_hands_over_and_goes_on_as_an_observer() {
+    let cluster = Cluster::builder(3)
+        .property("offsets.topic.num.partitions", "1")
+        .property("num.shards", "1")
+        .start();
+    let b1 = cluster.node(1).bootstrap();
+    wait_until("three brokers to create the topic", || {
+        create(&b1, "kept", "3")
+    });
+    let mut leader = None;
+    wait_until("a quorum leader with its directory id on record", || {
+        leader = quorum_status(&b1, "LeaderId").and_then(|l| l.parse::<i32>().ok());
+        leader.is_some_and(|l| recorded(&cluster, l))
+    });
+    let leader = leader.unwrap();
+    let removed = remove_controller(&b1, leader, &directory_id(&cluster.node(leader).data_dir()));
+    let text = String::from_utf8_lossy(&removed.stdout);
+    assert!(
+        text.contains(&format!("Removed KRaft controller {leader}")),
+        "{text} {}",
+        String::from_utf8_lossy(&removed.stderr)
+    );
+
+    // Another node leads the quorum; the removed one is an observer, not a voter.
+    let other = cluster.node(leader % 3 + 1).bootstrap();
+    wait_until("a voter to lead the quorum", || {
+        quorum_status(&other, "LeaderId")
+            .and_then(|l| l.parse::<i32>().ok())
+            .is_some_and(|l| l != leader && l > 0)
+    });
+    let voters = quorum_status(&other, "CurrentVoters").unwrap();
+    assert!(!lists(&voters, leader), "{voters}");
+    wait_until("the removed node listed as an observer", || {
+        quorum_status(&other, "CurrentObservers").is_some_and(|o| lists(&o, leader))
+    });
+
+    // Its broker role follows the log: a topic created through another node reaches it,
+    // and its replica joins that topic's ISR.
+    wait_until("a topic created after the removal", || {
+        create(&other, "after", "3")
+    });
+    let removed_node = cluster.node(leader).bootstrap();
+    wait_until(
+        "the removed node to see the new topic with a full ISR",
+        || isr(&removed_node, "after").is_some_and(|i| i.len() == 3),
+    );
+    wait_until("the first topic's ISR full", || {
+        isr(&other, "kept").is_some_and(|i| i.len() == 3)
+    });
+    assert!(cluster
+        .node(leader)
+        .log_contains("the quorum has a new leader; this node observes"));
 }

@@ -157,6 +157,11 @@ impl Controller {
             self.ready_term = None;
             return Some(leader.map(|l| l as BrokerId));
         }
+        if !crate::quorum::voters::is_voter(&self.raft, self.config.node_id as u64) {
+            // Leading as a learner after removing itself: a voter takes over (`step_down`).
+            self.ready_term = None;
+            return Some(None);
+        }
         if self.ready_term == Some(term) {
             return None;
         }

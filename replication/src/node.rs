@@ -535,7 +535,17 @@ async fn change_voters(local: &Local, req: ControllerRequest) -> ControllerResul
         ControllerRequest::RemoveRaftVoter {
             voter_id,
             directory_id,
-        } => voters::remove_voter(raft, keys, (voter_id, directory_id)).await,
+        } => {
+            // A live broker (this node, or one unfenced) goes on as an observer.
+            let observer = voter_id == local.options.node_id
+                || local
+                    .image
+                    .borrow()
+                    .brokers
+                    .get(&voter_id)
+                    .is_some_and(|b| !b.fenced);
+            voters::remove_voter(raft, keys, (voter_id, directory_id), observer).await
+        }
         other => unreachable!("not a voter change: {other:?}"),
     };
     match done {

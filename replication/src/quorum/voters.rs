@@ -46,6 +46,8 @@ pub const LEARNED_DIRECTORY_IDS_MAX: usize = 64;
 pub const RECORD_DIRECTORY_IDS_INTERVAL_MS: u64 = 500;
 /// Longest `add_voter` waits for the new voter to catch up as a learner.
 pub const ADD_VOTER_CATCH_UP_MS_MAX: u64 = 120_000;
+/// Longest a leader that removed itself waits, heartbeats off, for a voter to take over.
+pub const STEP_DOWN_WAIT_MS_MAX: u64 = 30_000;
 
 /// openraft's node: where its controller listener is, and the directory id of its metadata
 /// log once recorded (`None` in a membership written from `controller.quorum.voters`).
@@ -346,11 +348,16 @@ pub async fn add_voter(
     Ok(())
 }
 
-/// Kafka's RemoveRaftVoter: the voter `(id, dir)` leaves the quorum (and the membership).
+/// Kafka's RemoveRaftVoter: the voter `(id, dir)` leaves the quorum. With `observer` it
+/// stays in the membership as a learner, so it goes on receiving the metadata log (Kafka's
+/// removed voter goes on as an observer): a node that is also a live broker needs it to serve.
+/// Otherwise it leaves the membership. Run on the leader; when the leader removes itself it
+/// steps down (`step_down`).
 pub async fn remove_voter(
     raft: &Raft,
     keys: &VoterKeys,
     (id, dir): (BrokerId, Uuid),
+    observer: bool,
 ) -> Result<(), ControllerError> {
     let nid = id as NodeId;
     let view = keys.view();
@@ -376,11 +383,54 @@ pub async fn remove_voter(
             format!("node {id} is the only voter; the quorum cannot lose it"),
         ));
     }
-    raft.change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([nid])), false)
+    raft.change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([nid])), observer)
         .await
         .map_err(not_committed)?;
-    tracing::info!(node = id, dir = %shown(Some(dir)), "voter removed from the metadata quorum");
+    tracing::info!(node = id, dir = %shown(Some(dir)), observer, "voter removed from the metadata quorum");
+    if observer && raft.metrics().borrow().id == nid {
+        step_down(raft.clone());
+    }
     Ok(())
+}
+
+/// The leader removed itself but stays in the membership as a learner, and openraft 0.9 keeps
+/// a learner that leads leading (it has no leadership transfer). Kafka's removed leader
+/// resigns: so this one stops its heartbeats, the controller stops deciding here (it acts only
+/// on a voter), and the voters elect one of themselves once the lease of its last heartbeat
+/// has run out (1.5–2 s with Kafka's default `controller.quorum.election.timeout.ms`). The new
+/// leader's first AppendEntries makes this node a follower; its heartbeats are turned back
+/// on then (or after `STEP_DOWN_WAIT_MS_MAX`, if no voter was elected), for the day it is a
+/// voter again.
+fn step_down(raft: Raft) {
+    raft.runtime_config().heartbeat(false);
+    tracing::info!("this node left the voters: no more heartbeats until a voter leads the quorum");
+    tokio::spawn(async move {
+        let me = raft.metrics().borrow().id;
+        let replaced = raft
+            .wait(Some(Duration::from_millis(STEP_DOWN_WAIT_MS_MAX)))
+            .metrics(
+                |m| m.current_leader.is_some_and(|l| l != me),
+                "another quorum leader",
+            )
+            .await;
+        raft.runtime_config().heartbeat(true);
+        match replaced {
+            Ok(m) => {
+                tracing::info!(leader = ?m.current_leader, "the quorum has a new leader; this node observes")
+            }
+            Err(e) => tracing::warn!("no voter took over the quorum's leadership: {e}"),
+        }
+    });
+}
+
+/// Whether `id` votes in the effective membership (a leader that removed itself does not).
+pub fn is_voter(raft: &Raft, id: NodeId) -> bool {
+    raft.metrics()
+        .borrow()
+        .membership_config
+        .membership()
+        .voter_ids()
+        .any(|v| v == id)
 }
 
 #[cfg(test)]
