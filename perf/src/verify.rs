@@ -64,6 +64,14 @@ pub struct TopicLayout {
     pub replication_factor: i16,
 }
 
+/// Gaps between a producer's acknowledgements on a partition: (partition, when the gap
+/// ended, how long it was), at most [`PARTITION_GAPS_MAX`] kept.
+pub type PartitionGaps = Arc<std::sync::Mutex<Vec<(i32, std::time::Instant, Duration)>>>;
+/// Shorter gaps are the load's own rhythm: not given to [`Options::partition_gaps`].
+pub const PARTITION_GAP_MIN: Duration = Duration::from_millis(50);
+/// Gaps [`Options::partition_gaps`] keeps at most (a 50-round soak gives a few thousand).
+pub const PARTITION_GAPS_MAX: usize = 100_000;
+
 /// What a run does. [`Options::new`] gives Kafka's producer defaults.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -101,6 +109,9 @@ pub struct Options {
     /// Counts the records acknowledged so far, as they are (a fault test waits on it to
     /// strike mid-load).
     pub acknowledged: Option<Arc<AtomicU64>>,
+    /// Receives each gap of [`PARTITION_GAP_MIN`] or more between two acknowledgements of
+    /// one producer on one partition, as it ends (a fault test counts them per fault).
+    pub partition_gaps: Option<PartitionGaps>,
     /// A leader to kill or stop during the run, timed by the run itself (`fault`).
     pub fault: Option<Fault>,
     /// Also consume the topic during the run as a member of this consumer group
@@ -128,6 +139,7 @@ impl Options {
             progress: false,
             stop: None,
             acknowledged: None,
+            partition_gaps: None,
             fault: None,
             consumer_group: None,
         }

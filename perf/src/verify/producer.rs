@@ -309,6 +309,8 @@ struct Recorder {
     progress_at: Instant,
     /// [`Options::acknowledged`].
     acknowledged: Option<Arc<AtomicU64>>,
+    /// [`Options::partition_gaps`].
+    partition_gaps: Option<super::PartitionGaps>,
 }
 
 impl Recorder {
@@ -332,6 +334,7 @@ impl Recorder {
             progress,
             progress_at: started_at,
             acknowledged: options.acknowledged.clone(),
+            partition_gaps: options.partition_gaps.clone(),
         }
     }
 
@@ -364,6 +367,16 @@ impl Recorder {
             return;
         };
         let gap = at.saturating_duration_since(last);
+        if let Some(sink) = self
+            .partition_gaps
+            .as_ref()
+            .filter(|_| gap >= super::PARTITION_GAP_MIN)
+        {
+            let mut gaps = sink.lock().unwrap_or_else(|e| e.into_inner());
+            if gaps.len() < super::PARTITION_GAPS_MAX {
+                gaps.push((partition, at, gap));
+            }
+        }
         if self.partition_gap_max.is_none_or(|(_, max)| gap > max) {
             self.partition_gap_max = Some((partition, gap));
         }
