@@ -64,12 +64,13 @@ pub struct TopicLayout {
     pub replication_factor: i16,
 }
 
-/// Gaps between a producer's acknowledgements on a partition: (partition, when the gap
-/// ended, how long it was), at most [`PARTITION_GAPS_MAX`] kept.
-pub type PartitionGaps = Arc<std::sync::Mutex<Vec<(i32, std::time::Instant, Duration)>>>;
+/// Where a producer sends each gap between its acknowledgements on a partition:
+/// (partition, when the gap ended, how long it was). A bounded queue: make it with
+/// `std::sync::mpsc::sync_channel(PARTITION_GAPS_MAX)`; a gap that finds it full is dropped.
+pub type PartitionGaps = std::sync::mpsc::SyncSender<(i32, std::time::Instant, Duration)>;
 /// Shorter gaps are the load's own rhythm: not given to [`Options::partition_gaps`].
 pub const PARTITION_GAP_MIN: Duration = Duration::from_millis(50);
-/// Gaps [`Options::partition_gaps`] keeps at most (a 50-round soak gives a few thousand).
+/// Room in [`Options::partition_gaps`]'s queue (a 50-round soak gives a few thousand).
 pub const PARTITION_GAPS_MAX: usize = 100_000;
 
 /// What a run does. [`Options::new`] gives Kafka's producer defaults.

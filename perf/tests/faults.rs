@@ -524,9 +524,9 @@ fn no_acknowledged_record_is_lost_under_faults() {
     let stop = Arc::new(AtomicBool::new(false));
     let acked = Arc::new(AtomicU64::new(0));
     let counters = (stop.clone(), acked.clone());
-    let ack_gaps = verify::PartitionGaps::default();
+    let (gaps_tx, ack_gaps) = std::sync::mpsc::sync_channel(verify::PARTITION_GAPS_MAX);
     let options = Options {
-        partition_gaps: Some(ack_gaps.clone()),
+        partition_gaps: Some(gaps_tx),
         ..Options::until_stopped(&servers, TOPIC, (2, 1_000.0), counters)
     };
     let producers = std::thread::spawn(move || verify::run_blocking(&options));
@@ -558,7 +558,7 @@ fn no_acknowledged_record_is_lost_under_faults() {
 
     stop.store(true, Ordering::Relaxed);
     let report = producers.join().unwrap().expect("verify ran");
-    let ack_gaps = gaps::Gaps::of_acks(&ack_gaps.lock().unwrap());
+    let ack_gaps = gaps::Gaps::of_acks(&ack_gaps.try_iter().collect::<Vec<_>>());
     eprintln!("{}", report.verdict_line());
     assert!(
         report.verdict.is_ok(),

@@ -372,10 +372,7 @@ impl Recorder {
             .as_ref()
             .filter(|_| gap >= super::PARTITION_GAP_MIN)
         {
-            let mut gaps = sink.lock().unwrap_or_else(|e| e.into_inner());
-            if gaps.len() < super::PARTITION_GAPS_MAX {
-                gaps.push((partition, at, gap));
-            }
+            let _ = sink.try_send((partition, at, gap));
         }
         if self.partition_gap_max.is_none_or(|(_, max)| gap > max) {
             self.partition_gap_max = Some((partition, gap));
