@@ -73,7 +73,15 @@ pub struct LeaderState {
     /// `leaderEpochStartOffsetOpt`): until the high watermark reaches it, the high
     /// watermark may be lower than the one the previous leader exposed.
     pub leader_epoch_start_offset: i64,
+    /// No expansion is proposed before this, after the controller refused one
+    /// (`ISR_EXPAND_RETRY_BACKOFF`).
+    pub expand_not_before: Option<Instant>,
 }
+
+/// How long a leader waits after the controller refused an ISR expansion before proposing
+/// one again (without it, every fetch of a refused follower proposed again: about a
+/// thousand refusals a second after two nodes restarted).
+const ISR_EXPAND_RETRY_BACKOFF: Duration = Duration::from_millis(500);
 
 #[derive(Debug)]
 pub enum Role {
@@ -170,6 +178,7 @@ fn lead(
                     isr_change_in_flight: false,
                     proposed_isr: None,
                     leader_epoch_start_offset,
+                    expand_not_before: None,
                 }),
             );
         }
@@ -445,6 +454,19 @@ fn maybe_expand_isr(
     if state.isr.contains(&replica) || state.isr_change_in_flight {
         return;
     }
+    if state.expand_not_before.is_some_and(|t| Instant::now() < t) {
+        return;
+    }
+    // KIP-841: a replica on a broker this broker's metadata shows fenced is not eligible
+    // (the controller would refuse it).
+    let meta = shard.metadata();
+    if meta
+        .registered
+        .iter()
+        .any(|b| b.node_id == replica && b.fenced)
+    {
+        return;
+    }
     let Some(f) = state.followers.get(&replica) else {
         return;
     };
@@ -559,7 +581,13 @@ fn apply_alter_answer(
         }
         // Stale epochs: the next metadata snapshot brings the current state.
         Err(e) => {
-            state.proposed_isr = None;
+            if state
+                .proposed_isr
+                .take()
+                .is_some_and(|p| p.len() > state.isr.len())
+            {
+                state.expand_not_before = Some(Instant::now() + ISR_EXPAND_RETRY_BACKOFF);
+            }
             tracing::info!(topic = %tp.topic, partition = tp.partition, code = e.code, "AlterPartition refused: {}", e.message)
         }
     }
