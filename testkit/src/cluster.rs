@@ -163,6 +163,8 @@ pub struct ClusterBuilder {
     root: Option<PathBuf>,
     network: bool,
     data_disk_bytes: Option<u64>,
+    /// The data disk an ext4 on a loop device rather than a tmpfs.
+    data_disk_block: bool,
 }
 
 impl ClusterBuilder {
@@ -199,6 +201,15 @@ impl ClusterBuilder {
     /// Needs root.
     pub fn data_disk(mut self, bytes: u64) -> Self {
         self.data_disk_bytes = Some(bytes);
+        self
+    }
+
+    /// As [`ClusterBuilder::data_disk`], with an ext4 file system on a loop device
+    /// ([`SmallDisk::mount_block`]), which the test can also slow down
+    /// ([`SmallDisk::throttle`]). Panics if it cannot (see [`SmallDisk::mount_block`]).
+    pub fn block_data_disk(mut self, bytes: u64) -> Self {
+        self.data_disk_bytes = Some(bytes);
+        self.data_disk_block = true;
         self
     }
 
@@ -276,9 +287,12 @@ impl ClusterBuilder {
                     None => (LOOPBACK.to_string(), None),
                 };
                 let dir = root.join(format!("node-{node_id}"));
-                let disk = self
-                    .data_disk_bytes
-                    .map(|bytes| SmallDisk::mount(&dir.join("disk"), bytes));
+                let block = self.data_disk_block;
+                let disk = self.data_disk_bytes.map(|bytes| match block {
+                    false => SmallDisk::mount(&dir.join("disk"), bytes),
+                    true => SmallDisk::mount_block(&dir.join("disk"), bytes)
+                        .unwrap_or_else(|e| panic!("a block data disk: {e}")),
+                });
                 Node {
                     node_id,
                     roles,
@@ -328,6 +342,7 @@ impl Cluster {
             root: None,
             network: false,
             data_disk_bytes: None,
+            data_disk_block: false,
         }
     }
 
