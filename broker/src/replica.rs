@@ -186,7 +186,7 @@ fn lead(
     let Some(Role::Leader(state)) = replicas.get(tp) else {
         return;
     };
-    set_mode(log, state, shard.broker.node_id);
+    set_mode(log, state, info, shard.broker.node_id);
     maybe_advance_high_watermark(log, state, info, shard.broker.node_id);
 }
 
@@ -216,16 +216,26 @@ fn restore_high_watermark(shard: &Shard, tp: &TopicPartition, log: &LogRef) {
 
 /// A leader alone in its ISR moves the high watermark with every append; otherwise only the
 /// ISR's log end offsets move it.
-fn set_mode(log: &LogRef, state: &LeaderState, me: i32) {
+/// The leader alone in its ISR: the high watermark follows the log end (moving it there at
+/// once, which wakes the acks=all waiters and fetches parked on it: nothing else may,
+/// since a partition below `min.insync.replicas` takes no appends); otherwise replicated.
+fn set_mode(log: &LogRef, state: &LeaderState, info: &PartitionInfo, me: i32) {
     let alone = state.isr.iter().all(|r| *r == me);
     let mode = if alone {
         HighWatermarkMode::FollowsLogEnd
     } else {
         HighWatermarkMode::Replicated
     };
-    let mut l = log.borrow_mut();
-    if l.high_watermark_mode() != mode {
-        l.set_high_watermark_mode(mode);
+    let moved = {
+        let mut l = log.borrow_mut();
+        let before = l.high_watermark();
+        if l.high_watermark_mode() != mode {
+            l.set_high_watermark_mode(mode);
+        }
+        l.high_watermark() != before
+    };
+    if moved {
+        info.appended.notify(usize::MAX);
     }
 }
 
@@ -594,7 +604,7 @@ fn apply_alter_answer(
     let (Some(log), Some(info)) = (shard.log(tp), crate::ops::partition_info(shard, tp)) else {
         return;
     };
-    set_mode(&log, state, shard.broker.node_id);
+    set_mode(&log, state, &info, shard.broker.node_id);
     maybe_advance_high_watermark(&log, state, &info, shard.broker.node_id);
 }
 
@@ -655,8 +665,10 @@ pub fn below_min_isr(shard: &Shard, tp: &TopicPartition) -> bool {
 
 /// acks=all: waits until the high watermark passes `last_offset` (every ISR member holds
 /// the write), until `deadline` (REQUEST_TIMED_OUT). NOT_ENOUGH_REPLICAS_AFTER_APPEND when
-/// the ISR shrank below `min.insync.replicas` meanwhile; NOT_LEADER_OR_FOLLOWER when this
-/// broker stopped leading.
+/// the ISR shrank below `min.insync.replicas` meanwhile, even once the high watermark passed
+/// the write (Kafka's `checkEnoughReplicasReachOffset`: an ISR of the leader alone moves
+/// the high watermark to the log end, and that is one copy, not `min.insync.replicas`);
+/// NOT_LEADER_OR_FOLLOWER when this broker stopped leading.
 pub async fn wait_committed(
     shard: &Shard,
     tp: &TopicPartition,
@@ -667,17 +679,22 @@ pub async fn wait_committed(
     let log = shard.log(tp).ok_or(ResponseError::NotLeaderOrFollower)?;
     loop {
         let listener = info.appended.listen();
-        if log.borrow().high_watermark() > last_offset {
-            return Ok(());
-        }
+        let reached = log.borrow().high_watermark() > last_offset;
         match shard.replicas.borrow().get(tp) {
             Some(Role::Leader(state)) if (state.isr.len() as i32) < state.min_insync_replicas => {
                 return Err(ResponseError::NotEnoughReplicasAfterAppend)
             }
+            _ if reached => return Ok(()),
             Some(Role::Leader(_)) => {}
             _ => return Err(ResponseError::NotLeaderOrFollower),
         }
         if Instant::now() >= deadline || shard.stopping.get() {
+            let isr = match shard.replicas.borrow().get(tp) {
+                Some(Role::Leader(state)) => format!("{:?}", state.isr),
+                _ => "none".into(),
+            };
+            let high_watermark = log.borrow().high_watermark();
+            tracing::debug!(topic = %tp.topic, partition = tp.partition, last_offset, high_watermark, isr, "acks=all timed out: the ISR did not reach the write");
             return Err(ResponseError::RequestTimedOut);
         }
         let _ = compio::time::timeout_at(deadline, listener).await;

@@ -180,6 +180,57 @@ fn check_quorum_metrics(cluster: &Cluster) {
     });
 }
 
+/// An acks=all write waiting for a follower when the ISR shrinks to the leader alone is
+/// one copy, not `min.insync.replicas=2`: Kafka answers NOT_ENOUGH_REPLICAS_AFTER_APPEND at
+/// once (`checkEnoughReplicasReachOffset`). The shrink moves the leader's high watermark to
+/// its log end; before the fix that move woke no waiter, so the write waited out its
+/// request timeout (30 s stalls in the fault suite), and a waiter woken otherwise answered
+/// success.
+#[test]
+fn a_write_left_with_the_leader_alone_in_the_isr_answers_not_enough_replicas_after_append() {
+    let mut cluster = builder()
+        .property("broker.session.timeout.ms", "60000")
+        .property("sluice.gossip.enable", "false")
+        .property("replica.lag.time.max.ms", "1500")
+        .start();
+    let topic = NewTopic::new("alone", 1, TopicReplication::Variable(&[&[1, 2]]))
+        .set("min.insync.replicas", "2");
+    create_topic(&cluster, &topic);
+    let view = wait_metadata(&cluster, "alone", "a full ISR", |m| full_isrs(m, 1, 2));
+    let leader = view.partitions[0].leader;
+    let follower = 3 - leader; // the other of 1 and 2
+    cluster.node_mut(follower).stop();
+    let stopped_at = Instant::now();
+    let no_retries = [
+        ("retries", "0"),
+        ("request.timeout.ms", "20000"),
+        ("message.timeout.ms", "20000"),
+    ];
+    let bootstrap = live_bootstrap(&cluster);
+    let (acked, failed) = produce(
+        &bootstrap,
+        "alone",
+        Some(0),
+        &values("alone", 1),
+        &no_retries,
+    );
+    let answered_after = stopped_at.elapsed();
+    assert!(acked.is_empty(), "acknowledged with one copy: {acked:?}");
+    assert!(
+        matches!(
+            failed.as_slice(),
+            [KafkaError::MessageProduction(
+                RDKafkaErrorCode::NotEnoughReplicasAfterAppend
+            )]
+        ),
+        "{failed:?} after {answered_after:?}"
+    );
+    let shrunk = metadata(&bootstrap, "alone").unwrap();
+    assert_eq!(shrunk.partitions[0].isr, vec![leader], "{shrunk:?}");
+    eprintln!("the leader alone in the ISR: NOT_ENOUGH_REPLICAS_AFTER_APPEND {answered_after:?} after the follower stopped");
+    cluster.node_mut(follower).cont();
+}
+
 /// Quorum lost: the follower of an RF=2, `min.insync.replicas=2` partition and a third
 /// voter are stopped, so the ISR cannot shrink (no controller) and acks=all cannot be
 /// satisfied: every produce times out, none is acknowledged. The checker runs through it.

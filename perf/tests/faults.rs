@@ -570,8 +570,17 @@ fn no_acknowledged_record_is_lost_under_faults() {
     consumed.recv_timeout(HEAL_WAIT_MAX).unwrap_or_else(|e| {
         panic!("FAULT_SEED={seed}: the group's last commit did not finish: {e}")
     });
-    for line in gaps::report(&windows, &ack_gaps, &group.lock().unwrap().reads.gaps) {
-        eprintln!("{line}");
+    {
+        let log = group.lock().unwrap();
+        for line in gaps::report(&windows, &ack_gaps, &log.reads.gaps) {
+            eprintln!("{line}");
+        }
+        if let Ok(min) = std::env::var("FAULT_GAPS") {
+            let min = Duration::from_secs_f64(min.parse().expect("FAULT_GAPS is seconds"));
+            for line in gaps::detail(&windows, (&ack_gaps, &log.reads.gaps), min) {
+                eprintln!("{line}");
+            }
+        }
     }
     check_group(&group.lock().unwrap(), seed);
     // The replicas of each partition (its full ISR: with more than 3 nodes, the others

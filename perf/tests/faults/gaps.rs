@@ -15,22 +15,22 @@ use sluice_perf::verify::{PARTITION_GAPS_MAX as GAPS_MAX, PARTITION_GAP_MIN as G
 /// Gaps in a stream of events: when each began (`GAP_MIN` after the event before it), and
 /// how long it was.
 #[derive(Default)]
-pub struct Gaps(Vec<(Instant, Duration)>);
+pub struct Gaps(Vec<(Instant, Duration, i32)>);
 
 impl Gaps {
     /// The producers' gaps (`verify::Options::partition_gaps`).
     pub fn of_acks(acks: &[(i32, Instant, Duration)]) -> Gaps {
         let mut gaps = Gaps::default();
-        for (_, end, gap) in acks {
-            gaps.record(*end, *gap);
+        for (partition, end, gap) in acks {
+            gaps.record(*partition, *end, *gap);
         }
         gaps
     }
 
-    /// The gap of length `gap` that ended at `end`.
-    fn record(&mut self, end: Instant, gap: Duration) {
+    /// The gap of length `gap` on `partition` that ended at `end`.
+    fn record(&mut self, partition: i32, end: Instant, gap: Duration) {
         if gap >= GAP_MIN && self.0.len() < GAPS_MAX {
-            self.0.push((end - gap + GAP_MIN, gap));
+            self.0.push((end - gap + GAP_MIN, gap, partition));
         }
     }
 
@@ -38,8 +38,8 @@ impl Gaps {
     fn worst_in(&self, from: Instant, to: Option<Instant>) -> Duration {
         self.0
             .iter()
-            .filter(|(start, _)| *start >= from && to.is_none_or(|to| *start < to))
-            .map(|(_, gap)| *gap)
+            .filter(|(start, _, _)| *start >= from && to.is_none_or(|to| *start < to))
+            .map(|(_, gap, _)| *gap)
             .max()
             .unwrap_or_default()
     }
@@ -56,7 +56,7 @@ impl ReadGaps {
     pub fn read(&mut self, partition: i32) {
         let now = Instant::now();
         if let Some(before) = self.last.insert(partition, now) {
-            self.gaps.record(now, now - before);
+            self.gaps.record(partition, now, now - before);
         }
     }
 }
@@ -88,6 +88,35 @@ pub fn report<F: Copy + Ord + Debug>(
         .collect()
 }
 
+/// Every gap of `min` or more, with the fault whose window it began in and when, relative
+/// to that fault's start (`FAULT_GAPS=<seconds>` prints them, to see what a figure hides).
+pub fn detail<F: Copy + Debug>(
+    windows: &[(F, Instant)],
+    (acks, reads): (&Gaps, &Gaps),
+    min: Duration,
+) -> Vec<String> {
+    let mut lines = Vec::new();
+    for (what, gaps) in [("acknowledged", acks), ("read", reads)] {
+        for (start, gap, partition) in gaps.0.iter().filter(|g| g.1 >= min) {
+            let Some((i, (fault, at))) = windows
+                .iter()
+                .enumerate()
+                .rev()
+                .find(|(_, (_, at))| at <= start)
+            else {
+                continue;
+            };
+            lines.push(format!(
+                "[gaps] partition {partition} not {what} for {:.2} s from {:.2} s into fault {} ({fault:?})",
+                gap.as_secs_f64(),
+                start.duration_since(*at).as_secs_f64(),
+                i + 1
+            ));
+        }
+    }
+    lines
+}
+
 /// "median M s, max X s" of `values` (not empty); an even count's median is the mean of
 /// the two middle values.
 fn median_max(mut values: Vec<Duration>) -> String {
@@ -109,16 +138,16 @@ fn a_gap_counts_for_the_fault_whose_window_it_began_in() {
     let t0 = Instant::now();
     let at = |ms| t0 + Duration::from_millis(ms);
     let mut acks = Gaps::default();
-    acks.record(at(100), Duration::from_millis(40)); // the load's rhythm: not recorded
-    acks.record(at(1_500), Duration::from_millis(1_200));
-    acks.record(at(2_500), Duration::from_millis(300));
-    acks.record(at(9_000), Duration::from_millis(2_000)); // began at 7 s: the Pause's
+    acks.record(0, at(100), Duration::from_millis(40)); // the load's rhythm: not recorded
+    acks.record(0, at(1_500), Duration::from_millis(1_200));
+    acks.record(0, at(2_500), Duration::from_millis(300));
+    acks.record(0, at(9_000), Duration::from_millis(2_000)); // began at 7 s: the Pause's
     let mut reads = Gaps::default();
     // Began in the first Kill's window, ended in the Pause's: the Kill's.
-    reads.record(at(3_100), Duration::from_millis(2_900));
-    reads.record(at(5_000), Duration::from_millis(1_000));
+    reads.record(0, at(3_100), Duration::from_millis(2_900));
+    reads.record(0, at(5_000), Duration::from_millis(1_000));
     // The last read came 3 ms before the last Kill: the Kill's.
-    reads.record(at(9_997), Duration::from_millis(2_000));
+    reads.record(0, at(9_997), Duration::from_millis(2_000));
     let windows = [("Kill", at(0)), ("Pause", at(3_000)), ("Kill", at(8_000))];
     let lines = report(&windows, &acks, &reads);
     assert_eq!(
