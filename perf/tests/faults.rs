@@ -211,10 +211,9 @@ fn consume(
         .expect("consumer");
     consumer.subscribe(&[TOPIC]).expect("subscribe");
     let consumed = Arc::new(AtomicBool::new(false));
-    {
-        let (consumed, log) = (consumed.clone(), log.clone());
-        std::thread::spawn(move || check_commits(&servers, &consumed, &log, done));
-    }
+    // The reader of the commits starts once the group reads (one client of the group at a
+    // time on the coordinator while it forms, as before the reader had a thread of its own).
+    let mut checker = Some((servers, done));
     let mut since_commit = 0;
     let read = |m: &rdkafka::message::BorrowedMessage<'_>| {
         let mut log = log.lock().unwrap();
@@ -225,6 +224,10 @@ fn consume(
         if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
             read(&m);
             since_commit += 1;
+            if let Some((servers, done)) = checker.take() {
+                let (consumed, log) = (consumed.clone(), log.clone());
+                std::thread::spawn(move || check_commits(&servers, &consumed, &log, done));
+            }
         }
         // Asynchronous: librdkafka's synchronous commit can wait without bound while the
         // group moves (CI once waited > 120 s); what counts is what the group reads back.
@@ -641,7 +644,8 @@ fn check_group(log: &GroupLog, seed: u64) {
     );
     assert!(
         !log.committed.is_empty(),
-        "FAULT_SEED={seed}: the group never committed"
+        "FAULT_SEED={seed}: the group never committed (it read {} records)",
+        log.read.len()
     );
     for (p, committed) in &log.committed {
         let skipped: Vec<i64> = (0..*committed)

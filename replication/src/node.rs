@@ -19,6 +19,7 @@ use uuid::Uuid;
 use crate::controller::{Command, Controller, ControllerConfig, LeaderImbalance};
 use crate::gossip::{GossipOptions, GossipView};
 use crate::image::MetadataImage;
+use crate::quorum::pre_vote;
 use crate::quorum::progress::{wall_clock_ms, ProgressMap};
 use crate::quorum::voters::{self, VoterKeys};
 use crate::quorum::{self, Identity, NetworkFactory, QuorumTiming, Raft, VoterTracking};
@@ -248,6 +249,8 @@ struct Local {
     voters: VoterTracking,
     /// Brokers' heartbeats to this node's controller (likewise).
     observers: Arc<watch::Sender<ProgressMap>>,
+    /// When this voter last heard from a quorum leader (`quorum::pre_vote`).
+    contact: Arc<pre_vote::LeaderContact>,
 }
 
 async fn run(
@@ -335,11 +338,19 @@ async fn start_local(
         image: ch.image_rx.clone(),
         voters: VoterTracking::new(),
         observers: Arc::new(watch::channel(ProgressMap::new()).0),
+        contact: pre_vote::LeaderContact::new(),
     };
     let Some(role) = &options.controller else {
         return Ok(local);
     };
-    let (raft, keys) = start_raft(&options, role, ch, identity, &local.voters).await?;
+    let (raft, keys) = start_raft(
+        &options,
+        role,
+        ch,
+        identity,
+        (&local.voters, &local.contact),
+    )
+    .await?;
     let (controller, tx) = Controller::new(
         raft.clone(),
         ch.image_rx.clone(),
@@ -366,7 +377,7 @@ async fn start_raft(
     role: &ControllerRole,
     ch: &Channels,
     identity: Identity,
-    tracking: &VoterTracking,
+    (tracking, contact): (&VoterTracking, &Arc<pre_vote::LeaderContact>),
 ) -> std::io::Result<(Raft, voters::VoterKeys)> {
     let dir = role
         .metadata_dir
@@ -384,7 +395,7 @@ async fn start_raft(
     );
     let (keys, feed) = voters::voter_keys();
     let network = NetworkFactory {
-        identity,
+        identity: identity.clone(),
         keys: keys.clone(),
         voters: tracking.clone(),
     };
@@ -393,6 +404,16 @@ async fn start_raft(
         .map_err(std::io::Error::other)?;
     let _ = tracking.metrics.set(raft.metrics());
     tokio::spawn(voters::track_membership(raft.clone(), feed.view));
+    tokio::spawn(pre_vote::campaign_gate(
+        raft.clone(),
+        identity,
+        keys.clone(),
+        contact.clone(),
+        (
+            Duration::from_millis(timing.election_timeout_ms),
+            Duration::from_millis(timing.heartbeat_interval_ms),
+        ),
+    ));
     tokio::spawn(voters::restrain_elections(
         raft.clone(),
         (options.node_id as NodeId, role.directory_id),
@@ -462,8 +483,27 @@ async fn dispatch(local: &Local, envelope: Envelope) -> Response {
     }
     match envelope.body {
         Request::AppendEntries(rpc) => match &local.raft {
-            Some(raft) => Response::AppendEntries(raft.append_entries(rpc).await),
+            Some(raft) => {
+                let answer = raft.append_entries(rpc).await;
+                if matches!(&answer, Ok(r) if !matches!(r, openraft::raft::AppendEntriesResponse::HigherVote(_)))
+                {
+                    local.contact.heard();
+                }
+                Response::AppendEntries(answer)
+            }
             None => Response::Refused("not a controller".into()),
+        },
+        Request::PreVote { last_index } => match (&local.raft, &local.keys) {
+            (Some(raft), Some(keys)) => {
+                let quiet = Duration::from_millis(local.options.election_timeout_ms);
+                Response::PreVote(pre_vote::answer(
+                    raft,
+                    &local.contact,
+                    keys,
+                    (last_index, quiet),
+                ))
+            }
+            _ => Response::Refused("not a controller".into()),
         },
         Request::Vote(rpc) => match &local.raft {
             Some(raft) => Response::Vote(raft.vote(rpc).await),
@@ -475,7 +515,11 @@ async fn dispatch(local: &Local, envelope: Envelope) -> Response {
                     meta: snapshot.meta.clone(),
                     snapshot: Box::new(snapshot),
                 };
-                Response::Snapshot(raft.install_full_snapshot(vote, s).await)
+                let answer = raft.install_full_snapshot(vote, s).await;
+                if answer.is_ok() {
+                    local.contact.heard();
+                }
+                Response::Snapshot(answer)
             }
             None => Response::Refused("not a controller".into()),
         },
@@ -495,7 +539,10 @@ async fn dispatch(local: &Local, envelope: Envelope) -> Response {
 fn refuse_raft_traffic(local: &Local, envelope: &Envelope) -> Option<Response> {
     let raft_traffic = matches!(
         envelope.body,
-        Request::AppendEntries(_) | Request::Vote(_) | Request::FullSnapshot { .. }
+        Request::AppendEntries(_)
+            | Request::Vote(_)
+            | Request::FullSnapshot { .. }
+            | Request::PreVote { .. }
     );
     let keys = local.keys.as_ref().filter(|_| raft_traffic)?;
     if let Err(why) = keys.check(envelope.from as NodeId, envelope.directory_id, false) {

@@ -66,6 +66,11 @@ pub enum Request {
     /// Kafka's DescribeQuorum, answered by whichever voter receives it (the leader's answer
     /// has `from_leader`).
     DescribeQuorum,
+    /// Would the receiver vote for a candidate whose log ends at `last_index`?
+    /// (`quorum::pre_vote`; changes nothing on the receiver.)
+    PreVote {
+        last_index: Option<u64>,
+    },
 }
 
 /// Every answer names who answers, as a request does: a node checks that a Vote or
@@ -87,6 +92,7 @@ pub enum Response {
     /// None: nothing newer within the wait.
     Metadata(Option<Box<MetadataImage>>),
     Quorum(QuorumDescription),
+    PreVote(bool),
     /// The request was refused before it reached Raft or the controller.
     Refused(String),
     /// Raft traffic refused because the sender's directory id is not the one recorded for

@@ -2,6 +2,7 @@
 //! (`controller.quorum.voters`), on the controller thread's tokio runtime.
 
 pub mod log_store;
+pub mod pre_vote;
 pub mod progress;
 pub mod state_machine;
 pub mod voters;
