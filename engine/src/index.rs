@@ -5,6 +5,12 @@
 //! a mapping costs no file descriptor. The active segment's indexes are preallocated to
 //! `segment.index.bytes` (Kafka's `log.index.size.max.bytes`) rounded down to whole
 //! entries; they are trimmed to their entries when the segment rolls or the log closes.
+//!
+//! The preallocation is sparse (as Kafka's `setLength`): a write through the mapping into a
+//! hole needs a block, and on a full file system the kernel answers that page fault with
+//! SIGBUS, which would kill the broker. So blocks are allocated (fallocate(2)) a chunk ahead
+//! of the entries written; when that finds no space the entry is left out (the index is
+//! sparse: a lookup scans a little more of the log) and the next one tries again.
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -13,6 +19,11 @@ use std::path::{Path, PathBuf};
 use memmap2::{MmapMut, MmapOptions};
 
 use crate::io::CloseSync;
+
+/// Blocks are allocated ahead of the entries this much at a time: a page, so an index holds
+/// no more blocks than Kafka's sparse one (an open and a fallocate per 512 offset entries,
+/// about 2 MiB of log with Kafka's `index.interval.bytes`).
+const ALLOCATE_CHUNK_BYTES: usize = 4 << 10;
 
 /// Whether an index still grows (preallocated, writable) or is sealed (trimmed).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,7 +40,8 @@ fn map_file(file: &File, len_bytes: usize) -> io::Result<Option<MmapMut>> {
     // SAFETY: mmap(2) of an index file inside a log dir we hold Kafka's `.lock` on: no
     // other process resizes it, and this process only truncates it (set_len) after the
     // mapping was dropped (`IndexFile::seal` and `IndexFile::drop` order), so the mapped
-    // range stays backed by the file and no SIGBUS can occur through our slices.
+    // range stays backed by the file; writes go only where blocks were allocated
+    // (`IndexFile::allocate`), so a full file system cannot SIGBUS a write either.
     let map = unsafe { MmapOptions::new().len(len_bytes).map_mut(file)? };
     // Entries are touched one at a time: without MADV_RANDOM a fault on a preallocated
     // (sparse) index reads ahead a large folio of zeros, which `seal`'s truncation then has
@@ -46,6 +58,8 @@ struct IndexFile {
     map: Option<MmapMut>,
     entries: usize,
     entry_bytes: usize,
+    /// The first bytes known to have blocks behind them (written before, or fallocated).
+    allocated_bytes: usize,
 }
 
 impl IndexFile {
@@ -64,6 +78,7 @@ impl IndexFile {
             map,
             entries: 0,
             entry_bytes,
+            allocated_bytes: 0,
         })
     }
 
@@ -101,6 +116,8 @@ impl IndexFile {
             map,
             entries,
             entry_bytes,
+            // Its entries were written; what lies past them may be a hole.
+            allocated_bytes: len_bytes / ALLOCATE_CHUNK_BYTES * ALLOCATE_CHUNK_BYTES,
         })
     }
 
@@ -118,7 +135,9 @@ impl IndexFile {
         &map[index * self.entry_bytes..(index + 1) * self.entry_bytes]
     }
 
-    fn push(&mut self, entry: &[u8]) {
+    /// Appends `entry`; false when no block could be allocated for it (left out, see the
+    /// module docs).
+    fn push(&mut self, entry: &[u8]) -> bool {
         assert_eq!(entry.len(), self.entry_bytes);
         assert!(
             !self.is_full(),
@@ -126,9 +145,41 @@ impl IndexFile {
             self.path.display()
         );
         let at = self.entries * self.entry_bytes;
+        if at + self.entry_bytes > self.allocated_bytes && !self.allocate(at + self.entry_bytes) {
+            return false;
+        }
         let map = self.map.as_mut().expect("a non-full index is mapped");
         map[at..at + self.entry_bytes].copy_from_slice(entry);
         self.entries += 1;
+        true
+    }
+
+    /// Allocates blocks for the file's bytes up to `end`, rounded up to a chunk (within the
+    /// mapped length). False when the file system has no room (or the file cannot be
+    /// opened): then nothing may be written past `allocated_bytes` through the mapping.
+    fn allocate(&mut self, end: usize) -> bool {
+        use std::os::fd::AsRawFd;
+        let mapped = self.map.as_ref().map_or(0, |m| m.len());
+        let to = end.div_ceil(ALLOCATE_CHUNK_BYTES) * ALLOCATE_CHUNK_BYTES;
+        let to = to.min(mapped).max(end);
+        let from = self.allocated_bytes;
+        let Ok(file) = OpenOptions::new().write(true).open(&self.path) else {
+            return false;
+        };
+        let (Ok(offset), Ok(len)) = (
+            libc::off_t::try_from(from),
+            libc::off_t::try_from(to - from),
+        ) else {
+            return false;
+        };
+        // SAFETY: fallocate(2) with mode 0 on a descriptor we own, inside the file's length
+        // (the mapping's): it allocates blocks and changes neither the size nor the data.
+        let rc = unsafe { libc::fallocate(file.as_raw_fd(), 0, offset, len) };
+        if rc != 0 {
+            return false;
+        }
+        self.allocated_bytes = to;
+        true
     }
 
     /// Keeps only the first `entries` entries (recovery truncation).
@@ -246,7 +297,8 @@ impl OffsetIndex {
         let mut entry = [0u8; OFFSET_INDEX_ENTRY_BYTES];
         entry[0..4].copy_from_slice(&(relative as u32).to_be_bytes());
         entry[4..8].copy_from_slice(&position.to_be_bytes());
-        self.file.push(&entry);
+        // Left out when no block could be allocated for it (see the module docs).
+        let _ = self.file.push(&entry);
     }
 
     /// The largest entry with offset <= `offset`, or (base offset, 0).
@@ -379,7 +431,8 @@ impl TimeIndex {
         let mut entry = [0u8; TIME_INDEX_ENTRY_BYTES];
         entry[0..8].copy_from_slice(&timestamp.to_be_bytes());
         entry[8..12].copy_from_slice(&(relative as u32).to_be_bytes());
-        self.file.push(&entry);
+        // Left out when no block could be allocated for it (see the module docs).
+        let _ = self.file.push(&entry);
     }
 
     /// The largest entry with timestamp <= `timestamp`, or (NO_TIMESTAMP, base offset).
