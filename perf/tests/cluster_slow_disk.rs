@@ -22,7 +22,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sluice_perf::verify::{self, Options};
-use sluice_testkit::{create_topic_cli, topic_partitions, Cluster, SmallDisk};
+use sluice_testkit::disk::Throttle;
+use sluice_testkit::{create_topic_cli, topic_partitions, wait_for, Cluster, SmallDisk};
 
 const TOPIC: &str = "slow";
 /// `replica.lag.time.max.ms` and `broker.session.timeout.ms` of the test cluster.
@@ -36,16 +37,23 @@ const SLOW_LEADER_HOLD: Duration = Duration::from_secs(5);
 /// Acknowledgements that must follow each phase.
 const ACKS_PER_PHASE: u64 = 300;
 
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) -> Duration {
+/// testkit's `wait_for`, saying how long it waited.
+fn wait_until(what: &str, done: impl FnMut() -> bool) -> Duration {
     let start = Instant::now();
-    while !done() {
-        assert!(
-            start.elapsed() < WAIT_MAX,
-            "timed out after {WAIT_MAX:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for(what, WAIT_MAX, done);
     start.elapsed()
+}
+
+/// Throttles node `id`'s writes to its data disk (until the guard drops).
+fn slow_down(cluster: &Cluster, id: i32) -> Throttle {
+    let node = cluster.node(id);
+    node.disk()
+        .throttle(
+            node.pid().unwrap(),
+            SLOW_BYTES_PER_SECOND,
+            SLOW_WRITES_PER_SECOND,
+        )
+        .unwrap_or_else(|e| panic!("throttle node {id}'s disk: {e}"))
 }
 
 /// (leader, ISR) of partition 0, asked of `servers`.
@@ -97,15 +105,7 @@ fn a_slow_disk_costs_its_follower_the_isr_and_its_leader_speed_and_loses_nothing
     // 1. A slow follower leaves the ISR; the producers carry on without it.
     let (leader, isr) = partition(&servers).unwrap();
     let follower = *isr.iter().find(|r| **r != leader).unwrap();
-    let node = cluster.node(follower);
-    let throttle = node
-        .disk()
-        .throttle(
-            node.pid().unwrap(),
-            SLOW_BYTES_PER_SECOND,
-            SLOW_WRITES_PER_SECOND,
-        )
-        .expect("throttle the follower's disk");
+    let throttle = slow_down(&cluster, follower);
     let out_after = wait_until("the slow follower out of the ISR", || {
         partition(&servers).is_some_and(|(_, isr)| !isr.contains(&follower))
     });
@@ -126,14 +126,7 @@ fn a_slow_disk_costs_its_follower_the_isr_and_its_leader_speed_and_loses_nothing
     let (leader, _) = partition(&servers).unwrap();
     let node = cluster.node(leader);
     let before = acked.load(Ordering::Relaxed);
-    let throttle = node
-        .disk()
-        .throttle(
-            node.pid().unwrap(),
-            SLOW_BYTES_PER_SECOND,
-            SLOW_WRITES_PER_SECOND,
-        )
-        .expect("throttle the leader's disk");
+    let throttle = slow_down(&cluster, leader);
     let slowed_at = Instant::now();
     let answered = partition(&node.bootstrap());
     assert!(
